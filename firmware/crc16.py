@@ -1,0 +1,42 @@
+# CRC-16 checks of the two link layers, table driven.
+#
+# HDLC (IEC 62056-46 / ISO 13239 as used by the NVE HAN spec): CRC-16/X.25, reflected
+# polynomial 0x8408, init 0xFFFF, final xor 0xFFFF, for both HCS and FCS.
+# P1 (DSMR 5.0.2 §6.2): CRC-16/ARC, reflected polynomial 0xA001, init 0, no final xor.
+#
+# Both are reflected CRCs, so one table-driven loop serves both. The tables are built once
+# at import (512 bytes each as array('H')) and the loops allocate nothing: the assembler
+# runs them under micropython.heap_lock() in the tests.
+
+from array import array
+
+
+def _table(poly):
+    t = array("H", bytes(512))
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+        t[i] = c
+    return t
+
+
+X25 = _table(0x8408)
+ARC = _table(0xA001)
+
+
+def crc16(table, crc, buf, start, end):
+    """Run bytes buf[start:end] through a reflected CRC-16 starting from crc."""
+    for i in range(start, end):
+        crc = (crc >> 8) ^ table[(crc ^ buf[i]) & 0xFF]
+    return crc
+
+
+def x25(buf, start, end):
+    """CRC-16/X.25 of buf[start:end], the value as sent (low byte first on the wire)."""
+    return crc16(X25, 0xFFFF, buf, start, end) ^ 0xFFFF
+
+
+def arc(buf, start, end):
+    """CRC-16/ARC of buf[start:end], as printed after '!' in a P1 telegram."""
+    return crc16(ARC, 0, buf, start, end)

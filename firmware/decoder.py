@@ -1,0 +1,103 @@
+# The decoder the dongle and the host tests both run: bytes in, canonical readings out.
+#
+#   feed(chunk) -> framing.Assembler -> link.Link (HDLC segments, M-Bus telegrams)
+#     -> dlms.Blocks (general block transfer) -> dlms.Notification -> normalize -> reading
+#   P1 telegrams go from the assembler straight to p1.decode.
+#
+# Every rejected frame is reported once through on_error(kind, detail) and counted in
+# `errors`, so the stats can tell "no bytes" (bytes_in flat) from "bad bytes" (checksum,
+# format) from "good frames we cannot read" (encrypted, unsupported).
+
+import dlms
+import framing
+import link
+import normalize
+import p1
+from errors import DecodeError
+
+INCOMPLETE = "incomplete"  # the stream ended inside a split message
+SEGMENT = "segment"
+OVERSIZE = framing.OVERSIZE
+
+
+class Decoder:
+    def __init__(self, on_reading, on_error=None, max_frame=2048):
+        self.on_reading = on_reading
+        self.on_error = on_error
+        self.assembler = framing.Assembler(self._frame, self._rejected, max_frame)
+        self.link = link.Link(max_frame)
+        self.blocks = dlms.Blocks(max_frame)
+        self.errors = {}
+        self.readings = 0
+        self.notification = None  # the last Data-Notification, for diagnostics
+
+    def feed(self, chunk):
+        self.assembler.feed(chunk)
+
+    def idle(self):
+        """The line went quiet: a frame still being assembled is truncated."""
+        self.assembler.idle()
+
+    def end(self):
+        """End of a recorded stream: also report a split message that never finished."""
+        self.assembler.idle()
+        if self.link.pending() or self.blocks.pending():
+            self.link.reset()
+            self.blocks.reset()
+            self._error(INCOMPLETE, None)
+
+    def apdu(self, buf, n):
+        """Decode a bare DLMS APDU buf[0:n] (a decrypted payload, an LLC dump's tail)."""
+        self._frame(framing.APDU, buf, n)
+
+    def decode_frame(self, kind, buf, n):
+        """Reading of one checked frame buf[0:n], or None while a split message is open."""
+        if kind == framing.P1:
+            return p1.decode(buf, n)
+        if kind == framing.APDU:
+            return self.decode_apdu(buf, 0, n)
+        lk = self.link
+        abandoned = lk.abandoned
+        complete = lk.push(kind, buf, n)
+        if lk.abandoned != abandoned:
+            self._error(SEGMENT, "new message before the last one ended")
+        if not complete:
+            return None
+        return self.decode_apdu(lk.data, lk.start, lk.end)
+
+    def decode_apdu(self, data, start, end):
+        """Reading of the APDU data[start:end], or None while a block transfer is open."""
+        if dlms.is_gbt(data, start, end):
+            m = self.blocks.push(data, start, end)
+            if not m:
+                return None
+            data, start, end = self.blocks.apdu, 0, m
+        note = self.notification = dlms.Notification(data, start, end)
+        return normalize.decode(note)
+
+    # -- callbacks from the assembler -----------------------------------------------------
+
+    def _frame(self, kind, buf, n):
+        try:
+            reading = self.decode_frame(kind, buf, n)
+        except DecodeError as e:
+            self._error(e.kind, framing.PROTOCOLS[kind])
+            return
+        except OverflowError:
+            self._error(OVERSIZE, "split message longer than the buffer")
+            return
+        except ValueError:  # text that is not UTF-8, a number that is not one
+            self._error("malformed", framing.PROTOCOLS[kind])
+            return
+        if reading is not None:
+            self.readings += 1
+            self.on_reading(reading)
+
+    def _rejected(self, kind):
+        if self.on_error:
+            self.on_error(kind, None)
+
+    def _error(self, kind, detail):
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+        if self.on_error:
+            self.on_error(kind, detail)

@@ -1,0 +1,303 @@
+# Frame assembler: a byte stream in, checked link-layer frames out.
+#
+# One assembler hunts for three kinds of frame in the same stream, so the dongle needs no
+# setting to tell a Norwegian HAN port from a Dutch P1 port:
+#   HDLC  IEC 62056-46 frame format type 3 as the NVE HAN spec uses it: 7E, A<len:11>, dest
+#         and source addresses of 1-4 bytes (last byte odd), control, HCS, info, FCS, 7E.
+#         No octet stuffing (the spec relies on the length field), so 0x7E inside a frame
+#         is data. One flag may end a frame and start the next.
+#   P1    DSMR/IEC 62056-21 telegram "/ident ... !CRC\r\n", CRC-16/ARC over '/'..'!'.
+#         The CRC may be printed without its leading zero, or be absent (DSMR 2/3).
+#   M-Bus EN 13757-2 long frame 68 L L 68 C A CI data CS 16 (Austrian/Polish DLMS meters).
+#
+# Everything lives in one preallocated buffer of `max_frame` bytes. A frame that fails a
+# check is counted by kind and the buffered bytes after its first byte are searched again,
+# so a frame cut mid-way never swallows the good frame behind it. Assembling and checking
+# allocates nothing (proved under micropython.heap_lock() in host_tests/test_heap.py).
+
+from micropython import const
+
+import crc16
+
+HDLC = const(1)
+P1 = const(2)
+MBUS = const(3)
+APDU = const(0)  # not a link frame: a bare DLMS APDU handed to the decoder
+PROTOCOLS = ("apdu", "hdlc", "p1", "mbus")
+
+_IDLE = const(0)
+_P1_END = const(4)  # P1 after '!': reading the CRC digits up to '\n'
+
+# Rejection kinds: strings, so counters and error lines read the same everywhere.
+CHECKSUM = "checksum"  # HCS, FCS, P1 CRC or M-Bus sum wrong
+LENGTH = "length"  # frame end not where the length field says, or too short to be a frame
+OVERSIZE = "oversize"  # length field or telegram beyond max_frame
+TRUNCATED = "truncated"  # line went idle (or the stream ended) inside a frame
+FORMAT = "format"  # not a frame after all: bad HDLC format byte, M-Bus header, P1 byte
+KINDS = (CHECKSUM, LENGTH, OVERSIZE, TRUNCATED, FORMAT)
+
+_HDLC_MIN = const(9)  # 7E, format (2), dst, src, control, FCS (2), 7E: no information
+_P1_MAX_CRC_DIGITS = const(4)
+
+
+class Assembler:
+    """Push bytes in with feed(); checked frames come out through on_frame(kind, buf, n).
+
+    buf[0:n] is the whole frame (HDLC flags included) and stays valid only during the call.
+    on_reject(kind) is called once per rejected frame; `rejected` counts them by kind,
+    `noise` counts bytes seen outside any frame, `frames` counts good frames by protocol.
+    """
+
+    def __init__(self, on_frame, on_reject=None, max_frame=2048):
+        self.on_frame = on_frame
+        self.on_reject = on_reject
+        self.buf = bytearray(max_frame)
+        self.max_frame = max_frame
+        self.rejected = {}
+        for k in KINDS:
+            self.rejected[k] = 0
+        self.frames = [0, 0, 0, 0]
+        self.noise = 0
+        self.bytes_in = 0
+        self._n = 0  # bytes held in buf
+        self._state = _IDLE  # _IDLE or the protocol being assembled, or _P1_END
+        self._need = 0  # total length of the HDLC/M-Bus frame being assembled
+        self._shared = False  # buf[0] is the closing flag of the frame just emitted
+        self._rp = 0  # replay queue: buf[_rp:_rm] waits to be searched again
+        self._rm = 0
+
+    def feed(self, chunk):
+        """Process every byte of chunk (bytes, bytearray or memoryview)."""
+        self.bytes_in += len(chunk)
+        for b in chunk:
+            self._byte(b)
+            if self._rm:
+                self._drain()
+
+    def idle(self):
+        """The line went quiet (or the stream ended): a frame still open is truncated.
+
+        Meters send a frame back to back at line speed, so a pause longer than a few
+        character times inside a frame means bytes were lost. The UART reader calls this.
+        """
+        if self._state == HDLC and self._n == 1:  # only a flag: nothing was lost
+            self._state = _IDLE
+            self._n = 0
+        elif self._state != _IDLE:
+            self._reject(TRUNCATED)
+            self._drain()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _byte(self, b):
+        state = self._state
+        if state == _IDLE:
+            if b == 0x7E:
+                self._state = HDLC
+            elif b == 0x2F:  # '/'
+                self._state = P1
+            elif b == 0x68:
+                self._state = MBUS
+            else:
+                self.noise += 1
+                return
+            self.buf[0] = b
+            self._n = 1
+            self._shared = False
+            return
+        n = self._n
+        if n >= self.max_frame:
+            self._count(OVERSIZE)
+            self._state = _IDLE
+            self._n = 0
+            self._byte(b)  # state is idle now: one level deep at most
+            return
+        self.buf[n] = b
+        n += 1
+        self._n = n
+        if state == HDLC:
+            self._hdlc(b, n)
+        elif state == P1:
+            if b == 0x21:  # '!'
+                self._state = _P1_END
+                self._need = n  # the CRC covers buf[0:n]
+            elif b > 0x7E or (b < 0x20 and b != 0x0D and b != 0x0A):
+                self._reject(FORMAT)  # P1 is 7-bit ASCII: wrong speed or parity
+        elif state == _P1_END:
+            self._p1_end(b, n)
+        else:
+            self._mbus(b, n)
+
+    def _hdlc(self, b, n):
+        buf = self.buf
+        if n == 2:
+            if b == 0x7E:  # run of flags between frames: keep one
+                self._n = 1
+            elif b & 0xF0 != 0xA0:
+                if self._shared:  # the closing flag of the last frame, then a pause
+                    self._state = _IDLE
+                    self._n = 0
+                    self._byte(b)
+                else:
+                    self._reject(FORMAT)
+            return
+        if n == 3:
+            need = ((buf[1] & 0x07) << 8 | b) + 2
+            if need > self.max_frame:
+                self._reject(OVERSIZE)
+            elif need < _HDLC_MIN:
+                self._reject(LENGTH)
+            else:
+                self._need = need
+            return
+        if n < self._need:
+            return
+        # The whole frame is in buf[0:n].
+        if b != 0x7E:
+            self._reject(LENGTH)
+            return
+        i = _hcs_index(buf, n)
+        if i < 0:
+            self._reject(FORMAT)
+            return
+        if i + 2 < n - 3 and crc16.x25(buf, 1, i) != buf[i] | buf[i + 1] << 8:
+            self._reject(CHECKSUM)
+            return
+        if crc16.x25(buf, 1, n - 3) != buf[n - 3] | buf[n - 2] << 8:
+            self._reject(CHECKSUM)
+            return
+        self._emit(HDLC, n)
+
+    def _p1_end(self, b, n):
+        buf = self.buf
+        if b != 0x0A:
+            if n - self._need > _P1_MAX_CRC_DIGITS + 1:  # digits then '\r'
+                self._reject(FORMAT)
+            return
+        end = n - 1  # buf[need:n] is "[CRC digits]\r\n"
+        if buf[end - 1] == 0x0D:
+            end -= 1
+        start = self._need
+        if end == start:
+            self._emit(P1, n)  # no CRC (DSMR 2.2/3.0): the decoder marks it unchecked
+            return
+        crc = 0
+        for i in range(start, end):
+            d = _hex_digit(buf[i])
+            if d < 0:
+                self._reject(FORMAT)
+                return
+            crc = crc << 4 | d
+        if crc != crc16.arc(buf, 0, start):
+            self._reject(CHECKSUM)
+            return
+        self._emit(P1, n)
+
+    def _mbus(self, b, n):
+        buf = self.buf
+        if n <= 4:
+            if (n == 3 and b != buf[1]) or (n == 4 and b != 0x68):
+                self._reject(FORMAT)
+            elif n == 4:
+                need = buf[1] + 6
+                if need > self.max_frame:
+                    self._reject(OVERSIZE)
+                elif buf[1] < 3:  # C, A and CI at least
+                    self._reject(LENGTH)
+                else:
+                    self._need = need
+            return
+        if n < self._need:
+            return
+        if b != 0x16:
+            self._reject(LENGTH)
+            return
+        s = 0
+        for i in range(4, n - 2):
+            s += buf[i]
+        if s & 0xFF != buf[n - 2]:
+            self._reject(CHECKSUM)
+            return
+        self._emit(MBUS, n)
+
+    def _emit(self, kind, n):
+        self.frames[kind] += 1
+        self._state = _IDLE
+        self._n = 0
+        self.on_frame(kind, self.buf, n)
+        if kind == HDLC:  # the closing flag may also open the next frame
+            self.buf[0] = 0x7E
+            self._n = 1
+            self._state = HDLC
+            self._shared = True
+
+    def _count(self, kind):
+        self.rejected[kind] += 1
+        if self.on_reject:
+            self.on_reject(kind)
+
+    def _reject(self, kind):
+        """Count a bad frame and queue its bytes after the first to be searched again.
+
+        The start of a good frame may hide in a bad one's tail (a frame cut mid-way is
+        followed by the next whole frame). The bytes still to be replayed from an earlier
+        rejection are appended, so the queue stays one contiguous run at the buffer's front.
+        """
+        self._count(kind)
+        buf = self.buf
+        end = self._n
+        for j in range(self._rp, self._rm):  # end <= j: bytes move down, never over
+            buf[end] = buf[j]
+            end += 1
+        i = 1
+        while i < end and not _is_start(buf[i]):
+            i += 1
+        self.noise += i - 1
+        m = end - i
+        for j in range(m):
+            buf[j] = buf[i + j]
+        self._state = _IDLE
+        self._n = 0
+        self._rp = 0
+        self._rm = m
+
+    def _drain(self):
+        # Replay queued bytes. _byte() writes at index _n <= _rp, behind the read position.
+        buf = self.buf
+        while self._rp < self._rm:
+            b = buf[self._rp]
+            self._rp += 1
+            self._byte(b)
+        self._rp = 0
+        self._rm = 0
+
+
+def _is_start(b):
+    return b == 0x7E or b == 0x2F or b == 0x68
+
+
+def _hex_digit(c):
+    if 0x30 <= c <= 0x39:
+        return c - 0x30
+    c |= 0x20
+    if 0x61 <= c <= 0x66:
+        return c - 0x57
+    return -1
+
+
+def _hcs_index(buf, n):
+    """Index of the HCS in the HDLC frame buf[0:n], or -1 if an address runs on.
+
+    Addresses are 1, 2 or 4 bytes, extended while bit 0 is clear (IEC 62056-46 6.4.2);
+    after both comes the control byte, then the HCS.
+    """
+    i = 3
+    for _ in range(2):
+        k = 0
+        while not buf[i] & 1:
+            i += 1
+            k += 1
+            if k >= 4 or i >= n - 3:
+                return -1
+        i += 1
+    return i + 1

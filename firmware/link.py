@@ -1,0 +1,105 @@
+# From checked link-layer frames to one DLMS APDU: HDLC information fields and M-Bus
+# telegram payloads, reassembled when the meter splits a push.
+#
+# HDLC (IEC 62056-46 6.4.1): format bit 0x08 ("segmentation") set on every frame of a
+# message but the last; the LLC header E6 E7 00 (IEC 62056-46 8.2, response from server)
+# opens the first one only. M-Bus (EN 13757-2 with the DLMS/COSEM wired M-Bus profile, as
+# Austrian and Polish meters push): CI 0x00-0x1F, low nibble the segment number, 0x10 set
+# on the last; two bytes of transport SAPs precede the APDU.
+#
+# A whole APDU in one frame is used in place; split ones are copied into a preallocated
+# buffer. Either way the result is (data, start, end) in the attributes of the same names.
+
+from micropython import const
+
+from errors import Segment
+import framing
+
+_LLC = b"\xe6\xe7\x00"
+_MBUS_DATA = const(9)  # 68 L L 68 C A CI STSAP DTSAP
+
+
+class Link:
+    def __init__(self, max_apdu=2048):
+        self.apdu = bytearray(max_apdu)
+        self._len = 0  # bytes of a split APDU collected so far
+        self._next_seg = -1  # segment number expected next, -1 when none is open
+        self.abandoned = 0  # split messages given up because a new one began
+        self.data = None
+        self.start = 0
+        self.end = 0
+
+    def pending(self):
+        """True while a split message waits for its next part."""
+        return self._next_seg >= 0
+
+    def push(self, kind, buf, n):
+        """Take one checked frame buf[0:n]; True when data[start:end] is a whole APDU.
+
+        Raises Segment for a continuation with no start, OverflowError when the message
+        exceeds the buffer.
+        """
+        if kind == framing.HDLC:
+            i = _info_start(buf, n)
+            end = n - 3
+            more = buf[1] & 0x08
+            llc = i + 3 <= end and buf[i] == 0xE6 and buf[i + 1] == 0xE7
+            if llc and self._next_seg >= 0:  # the rest of the last message was lost
+                self.abandoned += 1
+                self._next_seg = -1
+            if self._next_seg < 0:
+                if llc:
+                    i += 3
+                if not more:
+                    return self._whole(buf, i, end)
+                self._len = 0
+                self._next_seg = 1
+            else:
+                self._next_seg += 1
+            return self._append(buf, i, end, not more)
+        # M-Bus
+        ci = buf[6]
+        if ci > 0x1F:
+            raise Segment()  # not the DLMS transport layer (e.g. an EN 13757-3 CI-field)
+        seg = ci & 0x0F
+        if seg == 0:
+            self._len = 0
+        elif seg != self._next_seg:
+            self._next_seg = -1
+            raise Segment()
+        self._next_seg = seg + 1
+        return self._append(buf, _MBUS_DATA, n - 2, ci & 0x10)
+
+    def reset(self):
+        self._next_seg = -1
+
+    def _whole(self, buf, start, end):
+        self.data = buf
+        self.start = start
+        self.end = end
+        return True
+
+    def _append(self, buf, start, end, last):
+        k = self._len
+        m = end - start
+        if k + m > len(self.apdu):
+            self._next_seg = -1
+            raise OverflowError()
+        apdu = self.apdu
+        for j in range(m):
+            apdu[k + j] = buf[start + j]
+        self._len = k + m
+        if not last:
+            return False
+        self._next_seg = -1
+        return self._whole(apdu, 0, self._len)
+
+
+def _info_start(buf, n):
+    # After flag, format (2), two addresses ending in a byte with bit 0 set, control, HCS.
+    i = 3
+    for _ in range(2):
+        while not buf[i] & 1:
+            i += 1
+        i += 1
+    return i + 3

@@ -1,0 +1,238 @@
+# Meter normalizer: the body of a Data-Notification in, a canonical reading out.
+#
+# One walk serves every OBIS-tagged layout seen on HAN ports:
+#   Aidon, L&G E350, Kaifa SE, Iskraemeco: structure{obis, value, structure{scaler, unit}}
+#   Kamstrup: a flat structure of obis, value, obis, value (null-data padding between)
+#   Kaifa PL over M-Bus: both mixed
+# An OBIS octet string labels the value after it when it opens a structure or stands in
+# the top-level list. Lists without any OBIS code are positional and need a quirk module
+# (kaifa.py) that knows the list; pushes that describe themselves with an object list
+# (L&G E450) are mapped through that list. Scalers not sent by the meter come from the
+# quirk module of the list id (kamstrup.py), else 0. No vendor name appears in this file.
+#
+# A reading is a dict: field -> str, int, or (mantissa, exponent) for an exact decimal
+# with exponent < 0 (see reading.py). Only fields the frame carries are present.
+
+from micropython import const
+
+import axdr
+import dlms
+import kaifa
+import kamstrup
+import obis
+from reading import number
+
+QUIRKS = (kaifa, kamstrup)
+_OBIS_LEN = const(6)
+
+
+def decode(note):
+    """Canonical reading of a dlms.Notification."""
+    w = _Walk(note.data)
+    r = note.body
+    if _is_object_list(r):
+        w.object_list(r)
+    else:
+        w.element(r, 0, True)
+        w.flush()
+        w.finish()
+    reading = w.reading
+    if obis.METER_TIME not in reading and note.time is not None:
+        t = dlms.date_time(note.data, note.time)
+        if t:
+            reading[obis.METER_TIME] = t
+    return reading
+
+
+def _is_obis(r):
+    """Is the next element an OBIS code: octet-string of 6, A 0 or 1, F 255?"""
+    p = r.pos
+    buf = r.buf
+    return (
+        p + 7 < r.end
+        and buf[p] == axdr.OCTET_STRING
+        and buf[p + 1] == _OBIS_LEN
+        and buf[p + 2] <= 1
+        and buf[p + 7] == 0xFF
+    )
+
+
+def _is_object_list(r):
+    # structure{ array{ structure{ class-id (uint16), logical name, attribute, ... } }, ...}
+    p = r.pos
+    buf = r.buf
+    return (
+        p + 5 < r.end
+        and buf[p] == axdr.STRUCTURE
+        and buf[p + 2] == axdr.ARRAY
+        and buf[p + 4] == axdr.STRUCTURE
+        and buf[p + 6] == axdr.UINT16
+    )
+
+
+def _text(v):
+    """Text of an identifier sent as an octet string (Kaifa) or visible string."""
+    if isinstance(v, bytes):
+        for c in v:
+            if (c < 0x20 or c > 0x7E) and c != 0:
+                return None
+        v = v.decode()
+    return v.rstrip("\x00")  # L&G E350 pads its meter id with NULs
+
+
+class _Walk:
+    def __init__(self, data):
+        self.data = data
+        self.reading = {}
+        self.positional = []
+        self.quirk = None
+        self.labels = 0
+        self._label = -1  # buffer position of the pending register's OBIS (A at +0)
+        self._value = None
+        self._have = False
+
+    # -- the walk ---------------------------------------------------------------------
+
+    def element(self, r, depth, top):
+        if depth > axdr.MAX_DEPTH:
+            raise axdr.TooDeep()
+        tag = r.byte()
+        if tag == axdr.STRUCTURE or tag == axdr.ARRAY:
+            n = r.length()
+            if n == 2 and r.peek() == axdr.INT8 and r.peek(2) == axdr.ENUM:
+                r.byte()
+                s = r.byte()
+                r.take(2)
+                self.scaler(s - 256 if s > 127 else s)
+                return
+            self.flush()
+            for k in range(n):
+                if (k == 0 or top) and _is_obis(r):
+                    self.flush()
+                    self._label = r.take(2 + _OBIS_LEN) + 2
+                    self.labels += 1
+                else:
+                    self.element(r, depth + 1, False)
+            self.flush()
+            return
+        if tag == axdr.NULL:  # Kamstrup pads one-phase lists with null-data
+            return
+        v = r.scalar(tag)
+        if self._label >= 0:
+            if not self._have:
+                self._value = v
+                self._have = True
+        elif not self.labels:
+            self.positional.append(v)
+
+    def scaler(self, s):
+        if self._have:
+            self.put(self._label, self._value, s)
+        self._label = -1
+        self._have = False
+
+    def flush(self):
+        if self._have:
+            self.put(self._label, self._value, None)
+        self._label = -1
+        self._have = False
+
+    def finish(self):
+        values = self.positional
+        if not values:
+            return
+        first = _text(values[0]) if isinstance(values[0], (bytes, str)) else None
+        if self.labels:  # Kamstrup: the list id is the only value without a code
+            if first:
+                self.set_list_id(first)
+            return
+        n = len(values)
+        if first:
+            self.set_list_id(first)
+        q = self.quirk
+        if q is None:
+            for m in QUIRKS:
+                if n in m.ANONYMOUS:
+                    q = self.quirk = m
+                    self.reading[obis.MANUFACTURER] = m.MANUFACTURER
+        keys = q.POSITIONAL.get(n) if q else None
+        if keys is None:
+            return  # a list hanport does not know: the reading keeps what it has
+        for i in range(n):
+            self.store(keys[i], -1, values[i], None)
+
+    def object_list(self, r):
+        """Self-describing push: the first element lists (class, OBIS, attribute) of
+        every value that follows, itself included (IEC 62056-6-2 push_object_list)."""
+        r.byte()
+        count = r.length()
+        r.byte()
+        labels = []
+        for _ in range(r.length()):
+            r.byte()
+            fields = r.length()
+            r.skip()  # class id
+            labels.append(r.take(2 + _OBIS_LEN) + 2 if _is_obis(r) else -1)
+            for _ in range(fields - 2):
+                r.skip()
+        for i in range(1, count):
+            tag = r.byte()
+            v = r.scalar(tag) if tag not in (axdr.ARRAY, axdr.STRUCTURE) else None
+            if tag in (axdr.ARRAY, axdr.STRUCTURE):
+                r.pos -= 1
+                r.skip()
+            if i < len(labels) and labels[i] >= 0 and v is not None:
+                self.put(labels[i], v, None, raw=True)
+
+    # -- storing ------------------------------------------------------------------------
+
+    def set_list_id(self, list_id):
+        self.reading[obis.LIST_ID] = list_id
+        m = obis.manufacturer(list_id)
+        if m:
+            self.reading[obis.MANUFACTURER] = m
+        for q in QUIRKS:
+            for prefix in q.LIST_IDS:
+                if list_id.startswith(prefix):
+                    self.quirk = q
+
+    def put(self, p, v, s, raw=False):
+        buf = self.data
+        a, b, c, d, e = buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4]
+        k = obis.key(a, c, d, e)
+        if raw and isinstance(v, int) and not isinstance(v, bool):
+            # No scaler in the push and none declared: keep the raw count under its code.
+            self.reading[obis.code(a, b, c, d, e)] = v
+            return
+        self.store(k, p, v, s)
+
+    def store(self, k, p, v, s):
+        """Store value v of table key k; p is where its OBIS code is (-1: positional)."""
+        name = obis.BY_KEY.get(k)
+        if name is None:
+            if p < 0:
+                return
+            buf = self.data
+            name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
+        reading = self.reading
+        if isinstance(v, bool) or v is None:
+            reading[name] = v
+        elif isinstance(v, int):
+            if s is None:
+                s = self.quirk.scaler(k, reading) if self.quirk else 0
+            reading[name] = number(v, s + obis.energy_shift(name))
+        elif name == obis.METER_TIME:
+            if isinstance(v, bytes) and len(v) == 12:
+                t = dlms.date_time(v, 0)
+                if t:
+                    reading[name] = t
+        elif isinstance(v, float):
+            reading[name] = v
+        else:
+            t = _text(v)
+            if t is None:  # binary octets: hex, so nothing is lost
+                t = "".join("%02x" % c for c in v)
+            if name == obis.LIST_ID:
+                self.set_list_id(t)
+            else:
+                reading[name] = t

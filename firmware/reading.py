@@ -1,0 +1,76 @@
+# The canonical reading: its values and its JSON text (the MQTT payload and the output of
+# `hanctl decode`; fields documented in README "Canonical reading").
+#
+# Registers stay exact from the meter to the text: an int, or a pair (mantissa, exponent)
+# with exponent < 0 meaning mantissa * 10**exponent. ESP32 MicroPython floats are 32-bit
+# (7 significant digits), too few for a meter's 109552.25 kWh, so no float is made.
+# Output is ASCII with fields in the table's order, so both runtimes print the same bytes.
+
+import obis
+
+
+def number(m, exp):
+    """The exact value m * 10**exp: an int when whole, else (mantissa, exponent < 0)."""
+    if exp >= 0:
+        return m * 10**exp
+    while exp < 0 and m % 10 == 0:  # 2330 dV -> 233 V: the short form where exact
+        m //= 10
+        exp += 1
+    return m if exp == 0 else (m, exp)
+
+
+def decimal(v):
+    """Decimal text of a register value: (23312, -2) -> '233.12', (-5, -1) -> '-0.5'."""
+    m, exp = v
+    sign = "-" if m < 0 else ""
+    digits = str(-m if m < 0 else m)
+    k = -exp
+    if len(digits) <= k:
+        digits = "0" * (k - len(digits) + 1) + digits
+    return sign + digits[:-k] + "." + digits[-k:]
+
+
+def _string(s):
+    out = ['"']
+    for ch in s:
+        c = ord(ch)
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif c < 0x20 or c > 0x7E:
+            out.append("\\u%04x" % c)
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def value_json(v):
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, tuple):
+        return decimal(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else "null"
+    return _string(v)
+
+
+def to_json(reading):
+    """One line of JSON: known fields in table order, then other codes sorted."""
+    parts = []
+    for name in obis.ORDER:
+        if name in reading:
+            parts.append(_string(name) + ": " + value_json(reading[name]))
+    rest = [k for k in reading if k not in obis.UNIT and k not in _HEAD]
+    rest.sort()
+    for name in rest:
+        parts.append(_string(name) + ": " + value_json(reading[name]))
+    return "{" + ", ".join(parts) + "}"
+
+
+_HEAD = (obis.METER_ID, obis.METER_MODEL, obis.MANUFACTURER, obis.LIST_ID, obis.METER_TIME)

@@ -1,0 +1,45 @@
+"""Shared fixtures: the firmware on CPython's path, and the decoder run over cases under
+both runtimes (the MicroPython unix port as a subprocess, CPython in-process)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from hanctl import runtime  # noqa: E402
+
+runtime.use_firmware_in_cpython()
+
+RUNTIMES = ("micropython", "cpython")
+
+
+def run_cases(lines, which, heap="96K"):
+    """Feed case lines to case_driver.py under `which`; returns {case id: [output lines]}."""
+    if which == "micropython":
+        proc = subprocess.run(
+            runtime.micropython_argv(HERE / "case_driver.py", heap),
+            input="\n".join(lines) + "\n",
+            capture_output=True,
+            text=True,
+            env=runtime.micropython_env(),
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out = proc.stdout.splitlines()
+    else:
+        import case_driver
+
+        out = []
+        for line in lines:
+            case_id, framing, payload = line.split(" ")
+            chunks = [bytes.fromhex(h) for h in payload.split(",")]
+            out += case_driver.run_case(case_id, framing, chunks)
+    results = {}
+    for text in out:
+        kind, case_id, rest = text.split(" ", 2)
+        results.setdefault(case_id, []).append((kind, rest))
+    return results

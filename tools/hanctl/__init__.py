@@ -1,0 +1,1 @@
+"""hanctl: host tools for the hanport firmware (decode captures, run the demo)."""
