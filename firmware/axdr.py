@@ -5,8 +5,9 @@
 # costs the few strings it carries, not a tree of lists (measured in tools/bench.py).
 # value() does build a tree, for diagnostics and tests.
 
-from micropython import const
 import struct
+
+from micropython import const
 
 from errors import DecodeError, TooDeep, Truncated, Unsupported
 
@@ -25,6 +26,7 @@ INT8 = const(0x0F)
 INT16 = const(0x10)
 UINT8 = const(0x11)
 UINT16 = const(0x12)
+COMPACT_ARRAY = const(0x13)
 INT64 = const(0x14)
 UINT64 = const(0x15)
 ENUM = const(0x16)
@@ -124,7 +126,9 @@ class Reader:
             n = self.length()
             p = self.take((n + 7) >> 3)
             return bytes(self.buf[p : self.pos])
-        raise Unsupported()
+        if tag == COMPACT_ARRAY:
+            raise Unsupported()  # valid A-XDR that no known push uses
+        raise DecodeError()  # no such type: damaged data
 
     def skip(self, depth=0):
         """Step over one whole data element."""

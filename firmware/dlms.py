@@ -15,6 +15,7 @@ GENERAL_BLOCK_TRANSFER = const(0xE0)
 # glo-/ded-ciphered xDLMS APDUs, general-glo/ded-ciphering, general-ciphering, -signing
 _CIPHERED_FIRST = const(0xC8)
 _CIPHERED_LAST = const(0xDF)
+_SKIP = const(-1)
 
 
 class Blocks:
@@ -23,7 +24,8 @@ class Blocks:
     def __init__(self, max_apdu=2048):
         self.apdu = bytearray(max_apdu)
         self._len = 0
-        self._next = 0  # block number expected next, 0 when no transfer is open
+        self._next = 0  # block number expected next, 0 when none is open, _SKIP (-1)
+        # while the blocks of a ciphered transfer go by
 
     def pending(self):
         return self._next > 0
@@ -39,6 +41,14 @@ class Blocks:
         p = r.take(n)
         if number == 1:
             self._len = 0
+            if n and is_ciphered(data[p]):
+                # No key: say so now, then let the transfer's other blocks pass unseen.
+                self._next = 0 if ctrl & 0x80 else _SKIP
+                raise Encrypted()
+        elif self._next == _SKIP:
+            if ctrl & 0x80:
+                self._next = 0
+            return 0
         elif number != self._next:
             self._next = 0
             raise Segment()
@@ -60,12 +70,16 @@ class Blocks:
         self._next = 0
 
 
+def is_ciphered(tag):
+    return _CIPHERED_FIRST <= tag <= _CIPHERED_LAST
+
+
 class Notification:
     """The header of a Data-Notification; `body` is a Reader positioned at the data."""
 
     def __init__(self, data, start, end):
         tag = data[start] if start < end else -1
-        if _CIPHERED_FIRST <= tag <= _CIPHERED_LAST:
+        if is_ciphered(tag):
             raise Encrypted()
         if tag != DATA_NOTIFICATION:
             raise Unsupported()

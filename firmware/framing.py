@@ -121,8 +121,8 @@ class Assembler:
             if b == 0x21:  # '!'
                 self._state = _P1_END
                 self._need = n  # the CRC covers buf[0:n]
-            elif b > 0x7E or (b < 0x20 and b != 0x0D and b != 0x0A):
-                self._reject(FORMAT)  # P1 is 7-bit ASCII: wrong speed or parity
+            elif b > 0x7E or b == 0:
+                self._reject(FORMAT)  # P1 is 7-bit text: wrong speed, parity or a cipher
         elif state == _P1_END:
             self._p1_end(b, n)
         else:

@@ -1,7 +1,13 @@
 # Kamstrup quirk (Omnipower, list id Kamstrup_V0001). The push names every register by
-# OBIS (channel B = 1) but sends no scaler: per Kamstrup's HAN-NVE description currents
-# are in 0.01 A (0.001 A on CT meters, type numbers starting 685) and the energy
-# registers count 10 Wh. Voltage and power are whole V and W, the default.
+# OBIS (channel B = 1) but sends no scaler, so they are declared here:
+#   current       0.01 A; 0.001 A on CT meters (type numbers 685...) as amshan reads them
+#   power factor  percent (amsreader-firmware divides by 100; CH/DK 65-value lists)
+#   energy        10 Wh on Norwegian meters (type ...BN242/BN243..., every NO capture and
+#                 the oracles agree), but Wh on Swedish ones (...BN245...): amsreader
+#                 issues #239 and #874 report the x10 as ten times too high in Sweden, and
+#                 the SE List 3 capture reads 32 MWh with Wh, an implausible 320 MWh with
+#                 10 Wh. A meter whose frame carries no type number is read as Norwegian.
+# Voltage and power are whole V and W, the default.
 
 import obis
 
@@ -10,14 +16,19 @@ LIST_IDS = ("Kamstrup",)
 POSITIONAL = {}
 ANONYMOUS = ()
 
-_CURRENTS = (obis.key(1, 31, 7, 0), obis.key(1, 51, 7, 0), obis.key(1, 71, 7, 0))
-_ENERGY = (obis.key(1, 1, 8, 0), obis.key(1, 2, 8, 0), obis.key(1, 3, 8, 0), obis.key(1, 4, 8, 0))
+_CURRENT = (31, 51, 71)
+_POWER_FACTOR = (13, 33, 53, 73)
+_WH_VARIANTS = ("BN245",)
 
 
 def scaler(key, reading):
-    if key in _CURRENTS:
-        model = reading.get(obis.METER_MODEL)
-        return -3 if model and model.startswith("685") else -2
-    if key in _ENERGY:
-        return 1
+    c = (key >> 16) & 0xFF
+    d = (key >> 8) & 0xFF
+    model = reading.get(obis.METER_MODEL) or ""
+    if d == 7 and c in _CURRENT:
+        return -3 if model.startswith("685") else -2
+    if d == 7 and c in _POWER_FACTOR:
+        return -2
+    if d == 8:  # energy registers, totals, tariffs and phases alike
+        return 0 if model[7:12] in _WH_VARIANTS else 1
     return 0

@@ -12,18 +12,21 @@
 
 from micropython import const
 
-from errors import Segment
 import framing
+from dlms import is_ciphered
+from errors import Encrypted, Segment, Unsupported
 
 _LLC = b"\xe6\xe7\x00"
 _MBUS_DATA = const(9)  # 68 L L 68 C A CI STSAP DTSAP
+_NONE = const(-1)  # _next_seg when no split message is open
+_SKIP = const(-2)  # _next_seg while the parts of a ciphered message go by
 
 
 class Link:
     def __init__(self, max_apdu=2048):
         self.apdu = bytearray(max_apdu)
         self._len = 0  # bytes of a split APDU collected so far
-        self._next_seg = -1  # segment number expected next, -1 when none is open
+        self._next_seg = _NONE  # segment number expected next, or _NONE, or _SKIP
         self.abandoned = 0  # split messages given up because a new one began
         self.data = None
         self.start = 0
@@ -44,14 +47,23 @@ class Link:
             end = n - 3
             more = buf[1] & 0x08
             llc = i + 3 <= end and buf[i] == 0xE6 and buf[i + 1] == 0xE7
-            if llc and self._next_seg >= 0:  # the rest of the last message was lost
-                self.abandoned += 1
-                self._next_seg = -1
-            if self._next_seg < 0:
+            if llc and self._next_seg != _NONE:  # a new message: the last one is over
+                if self._next_seg != _SKIP:
+                    self.abandoned += 1
+                self._next_seg = _NONE
+            if self._next_seg == _SKIP:
+                if not more:
+                    self._next_seg = _NONE
+                return False
+            if self._next_seg == _NONE:
                 if llc:
                     i += 3
                 if not more:
                     return self._whole(buf, i, end)
+                if i < end and is_ciphered(buf[i]):
+                    # No key: say so now, then let the message's other parts pass unseen.
+                    self._next_seg = _SKIP
+                    raise Encrypted()
                 self._len = 0
                 self._next_seg = 1
             else:
@@ -60,18 +72,26 @@ class Link:
         # M-Bus
         ci = buf[6]
         if ci > 0x1F:
-            raise Segment()  # not the DLMS transport layer (e.g. an EN 13757-3 CI-field)
+            raise Unsupported()  # not the DLMS transport layer (an EN 13757-3 CI-field)
         seg = ci & 0x0F
+        last = ci & 0x10
         if seg == 0:
             self._len = 0
+            if _MBUS_DATA < n - 2 and is_ciphered(buf[_MBUS_DATA]):
+                self._next_seg = _NONE if last else _SKIP
+                raise Encrypted()
+        elif self._next_seg == _SKIP:
+            if last:
+                self._next_seg = _NONE
+            return False
         elif seg != self._next_seg:
-            self._next_seg = -1
+            self._next_seg = _NONE
             raise Segment()
         self._next_seg = seg + 1
-        return self._append(buf, _MBUS_DATA, n - 2, ci & 0x10)
+        return self._append(buf, _MBUS_DATA, n - 2, last)
 
     def reset(self):
-        self._next_seg = -1
+        self._next_seg = _NONE
 
     def _whole(self, buf, start, end):
         self.data = buf
@@ -83,7 +103,7 @@ class Link:
         k = self._len
         m = end - start
         if k + m > len(self.apdu):
-            self._next_seg = -1
+            self._next_seg = _NONE
             raise OverflowError()
         apdu = self.apdu
         for j in range(m):
@@ -91,7 +111,7 @@ class Link:
         self._len = k + m
         if not last:
             return False
-        self._next_seg = -1
+        self._next_seg = _NONE
         return self._whole(apdu, 0, self._len)
 
 

@@ -123,6 +123,10 @@ class _Walk:
                 self._value = v
                 self._have = True
         elif not self.labels:
+            if not self.positional and isinstance(v, (bytes, str)):
+                t = _text(v)  # a list id opens the list: its quirk scales what follows
+                if t:
+                    self.set_list_id(t)
             self.positional.append(v)
 
     def scaler(self, s):
@@ -141,14 +145,9 @@ class _Walk:
         values = self.positional
         if not values:
             return
-        first = _text(values[0]) if isinstance(values[0], (bytes, str)) else None
         if self.labels:  # Kamstrup: the list id is the only value without a code
-            if first:
-                self.set_list_id(first)
             return
         n = len(values)
-        if first:
-            self.set_list_id(first)
         q = self.quirk
         if q is None:
             for m in QUIRKS:

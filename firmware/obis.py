@@ -2,24 +2,81 @@
 #
 # A register is looked up by key(A, C, D, E). B (the channel; Kamstrup sends 1, others 0)
 # and F (255 for "current value") do not change the meaning of what meters push, so they
-# are left out, as amshan's group-C.D.E map does. Rows:
-#   name   canonical reading field (the public contract; README "Canonical reading")
+# are left out, as amshan's group-C.D.E map does. Each row: A, C, D, E, field, unit.
+#   field  canonical reading field (the public contract; README "Canonical reading")
 #   unit   canonical unit. DLMS energy registers count Wh/varh (IEC 62056-6-2 units 30/32),
 #          so a unit starting with "k" moves the decimal point 3 places from the meter's.
-#   ha     Home Assistant (device_class, state_class) for discovery; "" where none fits.
+#          Home Assistant's device and state class follow from the unit (discovery).
 # The order of the rows is the order of fields in a JSON reading.
+#
+# Kept flat (one tuple, names as literals) because every object costs heap on the device:
+# the first version, with a tuple per row and names built by concatenation, took 15 KB of
+# a 96 KB heap once imported; this one takes 4 KB (tools/bench.py, "import heap").
 
-from micropython import const
-
-# Field names of the canonical reading that are not registers of this table.
 METER_TIME = "meter_time"
 LIST_ID = "list_id"
 METER_ID = "meter_id"
 METER_MODEL = "meter_model"
 MANUFACTURER = "meter_manufacturer"
 
-_M = "measurement"
-_T = "total_increasing"
+# fmt: off
+_TABLE = (
+    0, 96, 1, 0, METER_ID, "",
+    0, 96, 1, 1, METER_ID, "",          # DSMR P1 equipment identifier
+    1, 0, 0, 0, METER_ID, "",           # P1 device id (Easymeter, Iskra IE)
+    1, 0, 0, 5, METER_ID, "",           # Kamstrup 1.1.0.0.5
+    0, 96, 1, 7, METER_MODEL, "",
+    1, 96, 1, 1, METER_MODEL, "",       # Kamstrup 1.1.96.1.1
+    0, 0, 0, 0, MANUFACTURER, "",       # never sent: holds the field's place in the order
+    1, 0, 2, 129, LIST_ID, "",          # Aidon / Kaifa SE list version 1.1.0.2.129
+    0, 1, 0, 0, METER_TIME, "",         # clock 0.0.1.0.0.255
+    1, 1, 7, 0, "active_power_import", "W",
+    1, 2, 7, 0, "active_power_export", "W",
+    1, 3, 7, 0, "reactive_power_import", "var",
+    1, 4, 7, 0, "reactive_power_export", "var",
+    1, 21, 7, 0, "active_power_import_l1", "W",   # per phase: C + 20, 40, 60
+    1, 41, 7, 0, "active_power_import_l2", "W",
+    1, 61, 7, 0, "active_power_import_l3", "W",
+    1, 22, 7, 0, "active_power_export_l1", "W",
+    1, 42, 7, 0, "active_power_export_l2", "W",
+    1, 62, 7, 0, "active_power_export_l3", "W",
+    1, 23, 7, 0, "reactive_power_import_l1", "var",
+    1, 43, 7, 0, "reactive_power_import_l2", "var",
+    1, 63, 7, 0, "reactive_power_import_l3", "var",
+    1, 24, 7, 0, "reactive_power_export_l1", "var",
+    1, 44, 7, 0, "reactive_power_export_l2", "var",
+    1, 64, 7, 0, "reactive_power_export_l3", "var",
+    1, 31, 7, 0, "current_l1", "A",
+    1, 51, 7, 0, "current_l2", "A",
+    1, 71, 7, 0, "current_l3", "A",
+    1, 32, 7, 0, "voltage_l1", "V",
+    1, 52, 7, 0, "voltage_l2", "V",
+    1, 72, 7, 0, "voltage_l3", "V",
+    1, 13, 7, 0, "power_factor", "",
+    1, 33, 7, 0, "power_factor_l1", "",
+    1, 53, 7, 0, "power_factor_l2", "",
+    1, 73, 7, 0, "power_factor_l3", "",
+    1, 14, 7, 0, "frequency", "Hz",
+    1, 1, 8, 0, "active_energy_import", "kWh",
+    1, 2, 8, 0, "active_energy_export", "kWh",
+    1, 3, 8, 0, "reactive_energy_import", "kvarh",
+    1, 4, 8, 0, "reactive_energy_export", "kvarh",
+    1, 1, 8, 1, "active_energy_import_t1", "kWh",
+    1, 1, 8, 2, "active_energy_import_t2", "kWh",
+    1, 1, 8, 3, "active_energy_import_t3", "kWh",
+    1, 1, 8, 4, "active_energy_import_t4", "kWh",
+    1, 2, 8, 1, "active_energy_export_t1", "kWh",
+    1, 2, 8, 2, "active_energy_export_t2", "kWh",
+    1, 2, 8, 3, "active_energy_export_t3", "kWh",
+    1, 2, 8, 4, "active_energy_export_t4", "kWh",
+    1, 21, 8, 0, "active_energy_import_l1", "kWh",
+    1, 41, 8, 0, "active_energy_import_l2", "kWh",
+    1, 61, 8, 0, "active_energy_import_l3", "kWh",
+    1, 22, 8, 0, "active_energy_export_l1", "kWh",
+    1, 42, 8, 0, "active_energy_export_l2", "kWh",
+    1, 62, 8, 0, "active_energy_export_l3", "kWh",
+)
+# fmt: on
 
 
 def key(a, c, d, e):
@@ -27,64 +84,17 @@ def key(a, c, d, e):
     return (a & 0x3F) << 24 | c << 16 | d << 8 | e
 
 
-def _phases(a_c, rest, name, unit, ha):
-    # Per-phase registers: C + 20 (L1), + 40 (L2), + 60 (L3) (IEC 62056-6-1 table 3).
-    rows = [(key(1, a_c, rest[0], rest[1]), name, unit, ha)]
-    for i in range(1, 4):
-        rows.append((key(1, a_c + 20 * i, rest[0], rest[1]), name + "_l" + str(i), unit, ha))
-    return rows
-
-
-_POWER = ("power", _M)
-_REACTIVE = ("reactive_power", _M)
-_ENERGY = ("energy", _T)
-_REACTIVE_ENERGY = ("", _T)  # HA has no device class for kvarh
-
-ROWS = [
-    (key(1, 0, 2, 129), LIST_ID, "", ("", "")),  # Aidon/Kaifa SE list version 1.1.0.2.129
-    (key(0, 96, 1, 0), METER_ID, "", ("", "")),
-    (key(0, 96, 1, 1), METER_ID, "", ("", "")),  # DSMR P1 equipment identifier
-    (key(1, 0, 0, 0), METER_ID, "", ("", "")),  # P1 device id (Easymeter, Iskra IE)
-    (key(1, 0, 0, 5), METER_ID, "", ("", "")),  # Kamstrup: 1.1.0.0.5
-    (key(0, 96, 1, 7), METER_MODEL, "", ("", "")),
-    (key(1, 96, 1, 1), METER_MODEL, "", ("", "")),  # Kamstrup: 1.1.96.1.1
-    (key(0, 1, 0, 0), METER_TIME, "", ("", "")),  # clock object 0.0.1.0.0.255
-]
-ROWS += _phases(1, (7, 0), "active_power_import", "W", _POWER)
-ROWS += _phases(2, (7, 0), "active_power_export", "W", _POWER)
-ROWS += _phases(3, (7, 0), "reactive_power_import", "var", _REACTIVE)
-ROWS += _phases(4, (7, 0), "reactive_power_export", "var", _REACTIVE)
-ROWS += [
-    (key(1, 31, 7, 0), "current_l1", "A", ("current", _M)),
-    (key(1, 51, 7, 0), "current_l2", "A", ("current", _M)),
-    (key(1, 71, 7, 0), "current_l3", "A", ("current", _M)),
-    (key(1, 32, 7, 0), "voltage_l1", "V", ("voltage", _M)),
-    (key(1, 52, 7, 0), "voltage_l2", "V", ("voltage", _M)),
-    (key(1, 72, 7, 0), "voltage_l3", "V", ("voltage", _M)),
-    (key(1, 14, 7, 0), "frequency", "Hz", ("frequency", _M)),
-]
-ROWS += _phases(13, (7, 0), "power_factor", "", ("power_factor", _M))
-ROWS += _phases(1, (8, 0), "active_energy_import", "kWh", _ENERGY)
-ROWS += _phases(2, (8, 0), "active_energy_export", "kWh", _ENERGY)
-ROWS += _phases(3, (8, 0), "reactive_energy_import", "kvarh", _REACTIVE_ENERGY)
-ROWS += _phases(4, (8, 0), "reactive_energy_export", "kvarh", _REACTIVE_ENERGY)
-for _t in (1, 2, 3, 4):
-    ROWS.append((key(1, 1, 8, _t), "active_energy_import_t" + str(_t), "kWh", _ENERGY))
-    ROWS.append((key(1, 2, 8, _t), "active_energy_export_t" + str(_t), "kWh", _ENERGY))
-
-BY_KEY = {}
-UNIT = {}
-for _row in ROWS:
-    BY_KEY[_row[0]] = _row[1]
-    UNIT[_row[1]] = _row[2]
-ORDER = [METER_ID, METER_MODEL, MANUFACTURER, LIST_ID, METER_TIME]
-for _row in ROWS:
-    if _row[1] not in ORDER:
-        ORDER.append(_row[1])
-
-# The tail of the table is only for Home Assistant discovery; firmware builds without
-# discovery can drop ROWS after start-up (del obis.ROWS) to give back its RAM.
-HA = const(3)
+BY_KEY = {}  # key -> field
+UNIT = {}  # field -> canonical unit
+ORDER = []  # fields in JSON order
+for _i in range(0, len(_TABLE), 6):
+    _name = _TABLE[_i + 4]
+    BY_KEY[key(_TABLE[_i], _TABLE[_i + 1], _TABLE[_i + 2], _TABLE[_i + 3])] = _name
+    if _name not in UNIT:
+        UNIT[_name] = _TABLE[_i + 5]
+        ORDER.append(_name)
+del BY_KEY[0]
+del _TABLE
 
 # List identifiers (the first text of a push) tell the maker where the frame carries none.
 MANUFACTURERS = (

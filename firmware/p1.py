@@ -22,6 +22,8 @@ _UNITS = {
     "kvarh": ("kvarh", 0),
     "varh": ("kvarh", -3),
 }
+
+
 def decode(buf, n):
     """Canonical reading of the P1 telegram buf[0:n] ('/' .. '\\n')."""
     reading = {}
@@ -83,7 +85,8 @@ def _obis(s):
     if len(parts) != 3:
         return None
     try:
-        code = (int(s[:dash]), int(s[dash + 1 : colon]), int(parts[0]), int(parts[1]), int(parts[2]))
+        code = (int(s[:dash]), int(s[dash + 1 : colon]))
+        code += (int(parts[0]), int(parts[1]), int(parts[2]))
     except ValueError:
         return None
     for v in code:

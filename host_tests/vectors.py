@@ -10,6 +10,7 @@ import json
 import os
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,6 +79,7 @@ _AMSHAN = {
     "reactive_power_export_total": "reactive_energy_export",
 }
 _KILO = Decimal(1000)
+_AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 def amshan_expected(exp):
@@ -146,16 +148,14 @@ _TO_CANONICAL = {"kw": _KILO, "kvar": _KILO, "wh": 1 / _KILO, "varh": 1 / _KILO}
 def dsmr_expected(exp, text):
     """dsmr-parser 1.11.2 output -> {canonical field: Decimal | str}.
 
-    dsmr-parser turns the meter's local timestamp into UTC with the S/W (summer/winter,
-    Central European) flag; meter_time is the meter's clock, so the offset is put back.
+    dsmr-parser turns the meter's local timestamp into UTC with the Europe/Amsterdam
+    zone (not the telegram's S/W flag); meter_time is the meter's clock, so it is put back.
     """
     out = {}
     for k, v in exp.items():
         if k == "P1_MESSAGE_TIMESTAMP" and v.get("value"):
             utc = dt.datetime.fromisoformat(v["value"])
-            line = next(x for x in text.split("\r\n") if x.startswith("0-0:1.0.0("))
-            hours = 2 if line.rstrip(")").endswith("S") else 1
-            local = utc + dt.timedelta(hours=hours)
+            local = utc.astimezone(_AMSTERDAM)
             out["meter_time"] = local.strftime("%Y-%m-%dT%H:%M:%S")
         name = _DSMR.get(k)
         if name is None or not isinstance(v, dict) or v.get("value") is None:
@@ -182,15 +182,20 @@ def cosem_tree(value):
 
 
 def corrupt_kind(frame):
-    """The rejection kind hanport must give a frame its source marks corrupt."""
+    """The rejection kinds hanport may give a frame its source marks corrupt."""
     reason = frame["corrupt_reason"]
+    if frame["framing"] == "hdlc" and bytes.fromhex(frame["hex"][2:4])[0] & 0xF0 != 0xA0:
+        return ("format",)  # read at the wrong parity: not even a type-3 frame
     if "FCS" in reason or "HCS" in reason or reason.startswith("CRC"):
-        return "checksum"
+        return ("checksum",)
     if reason.startswith("length field"):
         declared, actual = (int(x) for x in reason[len("length field ") :].split(" != "))
-        return "truncated" if actual < declared else "length"
+        # Shorter than declared: the stream ends inside it. Longer: the byte where the
+        # closing flag should be decides between "length" and a failing FCS.
+        return ("truncated",) if actual < declared else ("length", "checksum")
     if "no 7E end" in reason:
-        return "length"
+        return ("length",)
     if "end-of-telegram" in reason:
-        return "truncated"
+        # Cut off (truncated), or binary bytes where P1 allows only ASCII (format).
+        return ("truncated", "format")
     raise AssertionError(f"unknown corrupt_reason {reason!r}")

