@@ -16,6 +16,7 @@ import p1
 from errors import DecodeError
 
 INCOMPLETE = "incomplete"  # the stream ended inside a split message
+NOISE = "noise"  # bytes outside any frame: wrong speed or parity, a loose wire, a pause
 SEGMENT = "segment"
 OVERSIZE = framing.OVERSIZE
 
@@ -29,6 +30,7 @@ class Decoder:
         self.blocks = dlms.Blocks(max_frame)
         self.errors = {}
         self.readings = 0
+        self._noise_seen = 0
         self.notification = None  # the last Data-Notification, for diagnostics
 
     def feed(self, chunk):
@@ -41,6 +43,7 @@ class Decoder:
     def end(self):
         """End of a recorded stream: also report a split message that never finished."""
         self.assembler.idle()
+        self._noise()
         if self.link.pending() or self.blocks.pending():
             self.link.reset()
             self.blocks.reset()
@@ -78,6 +81,7 @@ class Decoder:
     # -- callbacks from the assembler -----------------------------------------------------
 
     def _frame(self, kind, buf, n):
+        self._noise()
         try:
             reading = self.decode_frame(kind, buf, n)
         except DecodeError as e:
@@ -94,8 +98,16 @@ class Decoder:
             self.on_reading(reading)
 
     def _rejected(self, kind):
+        self._noise()
         if self.on_error:
             self.on_error(kind, None)
+
+    def _noise(self):
+        # Reported as one error per run of noise, before the frame that ends it.
+        n = self.assembler.noise - self._noise_seen
+        if n:
+            self._noise_seen += n
+            self._error(NOISE, "%d bytes" % n)
 
     def _error(self, kind, detail):
         self.errors[kind] = self.errors.get(kind, 0) + 1

@@ -33,7 +33,7 @@ CHECKSUM = "checksum"  # HCS, FCS, P1 CRC or M-Bus sum wrong
 LENGTH = "length"  # frame end not where the length field says, or too short to be a frame
 OVERSIZE = "oversize"  # length field or telegram beyond max_frame
 TRUNCATED = "truncated"  # line went idle (or the stream ended) inside a frame
-FORMAT = "format"  # not a frame after all: bad HDLC format byte, M-Bus header, P1 byte
+FORMAT = "format"  # a frame start, then what no frame holds: HDLC addresses, binary P1
 KINDS = (CHECKSUM, LENGTH, OVERSIZE, TRUNCATED, FORMAT)
 
 _HDLC_MIN = const(9)  # 7E, format (2), dst, src, control, FCS (2), 7E: no information
@@ -62,7 +62,6 @@ class Assembler:
         self._n = 0  # bytes held in buf
         self._state = _IDLE  # _IDLE or the protocol being assembled, or _P1_END
         self._need = 0  # total length of the HDLC/M-Bus frame being assembled
-        self._shared = False  # buf[0] is the closing flag of the frame just emitted
         self._rp = 0  # replay queue: buf[_rp:_rm] waits to be searched again
         self._rm = 0
 
@@ -99,11 +98,11 @@ class Assembler:
             elif b == 0x68:
                 self._state = MBUS
             else:
-                self.noise += 1
+                if not self._rm:  # replayed bytes belong to a frame already counted
+                    self.noise += 1
                 return
             self.buf[0] = b
             self._n = 1
-            self._shared = False
             return
         n = self._n
         if n >= self.max_frame:
@@ -133,13 +132,12 @@ class Assembler:
         if n == 2:
             if b == 0x7E:  # run of flags between frames: keep one
                 self._n = 1
-            elif b & 0xF0 != 0xA0:
-                if self._shared:  # the closing flag of the last frame, then a pause
-                    self._state = _IDLE
-                    self._n = 0
-                    self._byte(b)
-                else:
-                    self._reject(FORMAT)
+            elif b & 0xF0 != 0xA0:  # a stray 0x7E, or the last frame's closing flag
+                if not self._rm:
+                    self.noise += 1
+                self._state = _IDLE
+                self._n = 0
+                self._byte(b)
             return
         if n == 3:
             need = ((buf[1] & 0x07) << 8 | b) + 2
@@ -197,7 +195,7 @@ class Assembler:
         buf = self.buf
         if n <= 4:
             if (n == 3 and b != buf[1]) or (n == 4 and b != 0x68):
-                self._reject(FORMAT)
+                self._reject(None)  # a 0x68 in noise or text ("kWh"), not a telegram
             elif n == 4:
                 need = buf[1] + 6
                 if need > self.max_frame:
@@ -229,7 +227,6 @@ class Assembler:
             self.buf[0] = 0x7E
             self._n = 1
             self._state = HDLC
-            self._shared = True
 
     def _count(self, kind):
         self.rejected[kind] += 1
@@ -243,7 +240,8 @@ class Assembler:
         followed by the next whole frame). The bytes still to be replayed from an earlier
         rejection are appended, so the queue stays one contiguous run at the buffer's front.
         """
-        self._count(kind)
+        if kind is not None:
+            self._count(kind)
         buf = self.buf
         end = self._n
         for j in range(self._rp, self._rm):  # end <= j: bytes move down, never over
@@ -252,7 +250,8 @@ class Assembler:
         i = 1
         while i < end and not _is_start(buf[i]):
             i += 1
-        self.noise += i - 1
+        if kind is None and not self._rm:  # a false start's bytes are noise, a bad frame's not
+            self.noise += i
         m = end - i
         for j in range(m):
             buf[j] = buf[i + j]

@@ -60,6 +60,9 @@ class Link:
                     i += 3
                 if not more:
                     return self._whole(buf, i, end)
+                if not llc:  # a middle part: the first one, with the LLC header, was lost
+                    self._next_seg = _SKIP
+                    raise Segment()
                 if i < end and is_ciphered(buf[i]):
                     # No key: say so now, then let the message's other parts pass unseen.
                     self._next_seg = _SKIP

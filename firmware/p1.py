@@ -24,6 +24,9 @@ _UNITS = {
 }
 
 
+_TEXT = (obis.METER_ID, obis.METER_MODEL, obis.LIST_ID)
+
+
 def decode(buf, n):
     """Canonical reading of the P1 telegram buf[0:n] ('/' .. '\\n')."""
     reading = {}
@@ -51,8 +54,9 @@ def _line(reading, line):
         return  # malformed OBIS (amsreader gh712-2 "1-0:4:24.7.0"): skip the line
     a, b, c, d, e = code
     groups = line[k + 1 : -1].split(")(")
-    key = obis.key(a, c, d, e)
-    name = obis.BY_KEY.get(key)
+    # On P1, 0-1: .. 0-4: are the M-Bus devices (gas, water, heat) behind the meter: their
+    # ids and readings keep their code, never the electricity meter's fields.
+    name = obis.BY_KEY.get(obis.key(a, c, d, e)) if a or not b else None
     if name is None:
         name = obis.code(a, b, c, d, e)
     if name == obis.METER_TIME:
@@ -61,15 +65,16 @@ def _line(reading, line):
             reading[name] = t
         return
     value = groups[-1]
+    if name in _TEXT:  # identifiers keep their leading zeros: "0272031312565"
+        if value:
+            reading[name] = _hex_text(value) if name == obis.METER_ID else value
+        return
     if len(groups) > 2:
         reading[name] = "(" + ")(".join(groups) + ")"  # a log: kept as printed
         return
     v = _value(value, obis.UNIT.get(name) if name in obis.UNIT else None)
-    if v is None:
-        return
-    if name == obis.METER_ID and isinstance(v, str):
-        v = _hex_text(v)
-    reading[name] = v
+    if v is not None:
+        reading[name] = v
 
 
 def _obis(s):

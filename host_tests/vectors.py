@@ -141,6 +141,8 @@ _DSMR = {
     "INSTANTANEOUS_POWER_FACTOR_L2": "power_factor_l2",
     "INSTANTANEOUS_POWER_FACTOR_L3": "power_factor_l3",
     "FREQUENCY": "frequency",
+    "EQUIPMENT_IDENTIFIER": "meter_id",
+    "Q3D_EQUIPMENT_IDENTIFIER": "meter_id",
 }
 _TO_CANONICAL = {"kw": _KILO, "kvar": _KILO, "wh": 1 / _KILO, "varh": 1 / _KILO}
 
@@ -160,10 +162,22 @@ def dsmr_expected(exp, text):
         name = _DSMR.get(k)
         if name is None or not isinstance(v, dict) or v.get("value") is None:
             continue
+        if name == "meter_id":
+            out[name] = _dsmr_text(v["value"])
+            continue
         d = Decimal(repr(v["value"])) if not isinstance(v["value"], str) else Decimal(v["value"])
         unit = (v.get("unit") or "").lower()
         out[name] = d * _TO_CANONICAL.get(unit, 1)
     return out
+
+
+def _dsmr_text(value):
+    """DSMR prints octet strings as hex ("4B38..." is "K8..."); other meters print text."""
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        return value
+    return raw.decode() if raw and all(0x20 <= c < 0x7F for c in raw) else value
 
 
 def cosem_tree(value):
@@ -185,7 +199,7 @@ def corrupt_kind(frame):
     """The rejection kinds hanport may give a frame its source marks corrupt."""
     reason = frame["corrupt_reason"]
     if frame["framing"] == "hdlc" and bytes.fromhex(frame["hex"][2:4])[0] & 0xF0 != 0xA0:
-        return ("format",)  # read at the wrong parity: not even a type-3 frame
+        return ("noise",)  # read at the wrong parity: not even a type-3 frame
     if "FCS" in reason or "HCS" in reason or reason.startswith("CRC"):
         return ("checksum",)
     if reason.startswith("length field"):

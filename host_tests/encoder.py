@@ -1,0 +1,156 @@
+"""A small meter-side encoder for self-contained tests: A-XDR values, Data-Notifications,
+HDLC frames (with segmentation), General Block Transfer, M-Bus telegrams and P1 telegrams.
+
+Written from the standards, independently of firmware/ (bitwise CRCs, not the firmware's
+tables), so a test built with it checks the decoder rather than mirroring it.
+"""
+
+import struct
+
+
+def crc16_x25(data):
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFF
+
+
+def crc16_arc(data):
+    crc = 0
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+# -- A-XDR -------------------------------------------------------------------------------
+
+_FIXED = {
+    "bool": (0x03, ">?"),
+    "i32": (0x05, ">i"),
+    "u32": (0x06, ">I"),
+    "i8": (0x0F, ">b"),
+    "i16": (0x10, ">h"),
+    "u8": (0x11, ">B"),
+    "u16": (0x12, ">H"),
+    "i64": (0x14, ">q"),
+    "u64": (0x15, ">Q"),
+    "enum": (0x16, ">B"),
+    "f32": (0x17, ">f"),
+    "f64": (0x18, ">d"),
+}
+
+
+def length(n):
+    if n < 0x80:
+        return bytes([n])
+    if n < 0x100:
+        return bytes([0x81, n])
+    return bytes([0x82, n >> 8, n & 0xFF])
+
+
+def axdr(value):
+    """Encode ("type", v): struct/array take a list of such pairs; obis takes "A.B.C.D.E.F";
+    octets takes bytes; vstr takes str; datetime takes (y, mo, d, h, mi, s); null takes None.
+    """
+    kind, v = value
+    if kind in _FIXED:
+        tag, fmt = _FIXED[kind]
+        return bytes([tag]) + struct.pack(fmt, v)
+    if kind in ("struct", "array"):
+        body = b"".join(axdr(x) for x in v)
+        return bytes([0x02 if kind == "struct" else 0x01]) + length(len(v)) + body
+    if kind == "obis":
+        return b"\x09\x06" + bytes(int(x) for x in v.split("."))
+    if kind == "octets":
+        return b"\x09" + length(len(v)) + v
+    if kind == "vstr":
+        raw = v.encode()
+        return b"\x0a" + length(len(raw)) + raw
+    if kind == "datetime":
+        return b"\x09\x0c" + date_time(*v)
+    if kind == "null":
+        return b"\x00"
+    raise ValueError(kind)
+
+
+def date_time(year, month, day, hour, minute, second):
+    """COSEM date-time, 12 bytes: day of week, hundredths and deviation not specified."""
+    return struct.pack(">HBBBBBBBhB", year, month, day, 0xFF, hour, minute, second, 0xFF, -32768, 0)
+
+
+def register(obis, kind, value, scaler=None, unit=None):
+    """An Aidon-style register: structure{obis, value[, structure{scaler, unit}]}."""
+    items = [("obis", obis), (kind, value)]
+    if scaler is not None:
+        items.append(("struct", [("i8", scaler), ("enum", unit)]))
+    return ("struct", items)
+
+
+def notification(body, invoke=0x40000000, time=None, kaifa_tag=False):
+    """Data-Notification APDU; time is (y, mo, d, h, mi, s) or None."""
+    apdu = b"\x0f" + struct.pack(">I", invoke)
+    if time is None:
+        apdu += b"\x00"
+    else:
+        apdu += (b"\x09\x0c" if kaifa_tag else b"\x0c") + date_time(*time)
+    return apdu + axdr(body)
+
+
+LLC = b"\xe6\xe7\x00"
+
+
+# -- HDLC --------------------------------------------------------------------------------
+
+
+def hdlc(info, segmented=False, dst=b"\x41", src=b"\x08\x83", control=0x13):
+    """One HDLC frame type 3 with HCS and FCS, flags on both ends."""
+    header_len = 2 + len(dst) + len(src) + 1
+    total = header_len + 2 + len(info) + 2  # format..FCS
+    fmt = 0xA000 | (0x0800 if segmented else 0) | total
+    header = struct.pack(">H", fmt) + dst + src + bytes([control])
+    body = header + struct.pack("<H", crc16_x25(header)) + info
+    return b"\x7e" + body + struct.pack("<H", crc16_x25(body)) + b"\x7e"
+
+
+def hdlc_segments(apdu, size):
+    """The LLC + APDU split over HDLC frames of at most `size` information bytes."""
+    info = LLC + apdu
+    parts = [info[i : i + size] for i in range(0, len(info), size)]
+    return [hdlc(p, segmented=i < len(parts) - 1) for i, p in enumerate(parts)]
+
+
+def gbt_blocks(apdu, size):
+    """General Block Transfer APDUs (tag E0) carrying apdu in blocks of `size` bytes."""
+    parts = [apdu[i : i + size] for i in range(0, len(apdu), size)]
+    out = []
+    for i, p in enumerate(parts):
+        ctrl = 0x40 | (0x80 if i == len(parts) - 1 else 0)
+        out.append(b"\xe0" + bytes([ctrl]) + struct.pack(">HH", i + 1, 0) + length(len(p)) + p)
+    return out
+
+
+# -- M-Bus -------------------------------------------------------------------------------
+
+
+def mbus(payload, ci, c=0x53, a=0xFF, saps=b"\x01\x67"):
+    """EN 13757-2 long frame carrying a DLMS transport segment."""
+    data = bytes([c, a, ci]) + saps + payload
+    return bytes([0x68, len(data), len(data), 0x68]) + data + bytes([sum(data) & 0xFF, 0x16])
+
+
+# -- P1 ----------------------------------------------------------------------------------
+
+
+def p1(ident, lines, crc="full"):
+    """A P1 telegram; crc is "full" (4 digits), "short" (no leading zero) or None."""
+    text = "/" + ident + "\r\n\r\n" + "".join(line + "\r\n" for line in lines) + "!"
+    raw = text.encode()
+    if crc is None:
+        return raw + b"\r\n"
+    value = crc16_arc(raw)
+    digits = f"{value:04X}" if crc == "full" else f"{value:X}"
+    return raw + digits.encode() + b"\r\n"

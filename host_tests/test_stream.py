@@ -1,0 +1,318 @@
+"""Self-contained decoder cases (no ../shared needed): frames made by encoder.py, fed as
+streams with the edge cases a HAN line produces, on MicroPython and CPython."""
+
+import json
+from decimal import Decimal
+
+import encoder as enc
+import pytest
+from conftest import RUNTIMES, run_cases
+
+NOW = (2024, 3, 5, 14, 0, 0)
+
+
+def aidon_list3(power=1234, current=-12, energy=10955225):
+    body = (
+        "array",
+        [
+            ("struct", [("obis", "1.1.0.2.129.255"), ("vstr", "AIDON_V0001")]),
+            ("struct", [("obis", "0.0.96.1.0.255"), ("vstr", "7359992890497997")]),
+            ("struct", [("obis", "0.0.96.1.7.255"), ("vstr", "6534")]),
+            enc.register("1.0.1.7.0.255", "u32", power, 0, 27),
+            enc.register("1.0.31.7.0.255", "i16", current, -1, 33),
+            enc.register("1.0.32.7.0.255", "u16", 2331, -1, 35),
+            ("struct", [("obis", "0.0.1.0.0.255"), ("datetime", NOW)]),
+            enc.register("1.0.1.8.0.255", "u32", energy, 1, 30),
+            enc.register("1.0.91.7.0.255", "i16", 87, -2, 33),  # not in the table
+        ],
+    )
+    return enc.notification(body)
+
+
+LIST3 = aidon_list3()
+FRAME = enc.hdlc(enc.LLC + LIST3)
+OTHER = enc.hdlc(enc.LLC + aidon_list3(power=99))
+WANT = {
+    "meter_id": "7359992890497997",
+    "meter_model": "6534",
+    "meter_manufacturer": "Aidon",
+    "list_id": "AIDON_V0001",
+    "meter_time": "2024-03-05T14:00:00",
+    "active_power_import": 1234,
+    "current_l1": Decimal("-1.2"),
+    "voltage_l1": Decimal("233.1"),
+    "active_energy_import": Decimal("109552.25"),
+    "1-0:91.7.0": Decimal("0.87"),
+}
+
+
+def _cut(frame, k):
+    return frame[:k]
+
+
+def _deep(levels):
+    body = ("u8", 1)
+    for _ in range(levels):
+        body = ("struct", [body])
+    return enc.notification(body)
+
+
+P1_LINES = [
+    "0-0:1.0.0(240305140000W)",
+    "0-0:96.1.1(4B384547303034303436333935353037)",
+    "1-0:1.8.1(000123.456*kWh)",
+    "1-0:1.7.0(01.193*kW)",
+    "1-0:32.7.0(230.1*V)",
+    "1-0:31.7.0(005*A)",
+    "0-0:96.7.21(00004)",
+]
+P1_WANT = {
+    "meter_id": "K8EG004046395507",
+    "meter_model": "ISK5\\2M550T-1012",
+    "meter_time": "2024-03-05T14:00:00",
+    "active_energy_import_t1": Decimal("123.456"),
+    "active_power_import": 1193,
+    "voltage_l1": Decimal("230.1"),
+    "current_l1": 5,
+    "0-0:96.7.21": 4,
+}
+P1 = enc.p1("ISK5\\2M550T-1012", P1_LINES)
+FLOAT_LIST = enc.notification(
+    (
+        "struct",
+        [
+            ("obis", "1.0.14.7.0.255"),
+            ("f32", 49.5),
+            ("obis", "1.0.13.7.0.255"),
+            ("i8", 1),
+            ("obis", "1.0.2.8.0.255"),
+            ("u64", 12345678901234),
+            ("obis", "1.0.1.7.0.255"),
+            ("i64", -5),
+            ("obis", "1.0.96.3.10.255"),
+            ("bool", True),
+        ],
+    )
+)
+KAIFA_1P = enc.notification(
+    (
+        "struct",
+        [
+            ("octets", b"KFM_001"),
+            ("octets", b"6970631401753985"),
+            ("octets", b"MA105H2E"),
+            ("u32", 512),
+            ("u32", 0),
+            ("u32", 0),
+            ("u32", 141),
+            ("u32", 2251),
+            ("u32", 2312),
+            ("octets", enc.date_time(*NOW)),
+            ("u32", 112727),
+            ("u32", 0),
+            ("u32", 101),
+            ("u32", 13220),
+        ],
+    ),
+    time=NOW,
+    kaifa_tag=True,
+)
+KAMSTRUP_1P = enc.notification(
+    (
+        "struct",
+        [
+            ("vstr", "Kamstrup_V0001"),
+            ("obis", "1.1.0.0.5.255"),
+            ("vstr", "5706567274389702"),
+            ("obis", "1.1.96.1.1.255"),
+            ("vstr", "6861111BN242101040"),
+            ("obis", "1.1.31.7.0.255"),
+            ("u32", 583),
+            ("null", None),
+            ("obis", "1.1.1.8.0.255"),
+            ("u32", 1232787),
+        ],
+    ),
+    time=NOW,
+)
+
+# name -> (framing, chunks): each case is one stream fed to a fresh decoder, then end()
+CASES = {
+    "one": ("hdlc", [FRAME]),
+    "shared_flag": ("hdlc", [FRAME + OTHER[1:]]),
+    "idle_flags": ("hdlc", [b"\x7e\x7e\x7e" + FRAME + b"\x7e\x7e" + OTHER]),
+    "byte_by_byte": ("hdlc", [bytes([b]) for b in FRAME + OTHER[1:]]),
+    "noise_between": ("hdlc", [b"\x00\xff\x13\x7e\x12\x68\x01" + FRAME + b"\xaa\x55" + OTHER]),
+    "cut_then_good": ("hdlc", [_cut(FRAME, 60) + OTHER]),
+    "cut_at_end": ("hdlc", [FRAME + _cut(OTHER, 40)]),
+    "bad_fcs": ("hdlc", [FRAME[:-3] + bytes([FRAME[-3] ^ 1]) + FRAME[-2:] + OTHER]),
+    "bad_hcs": ("hdlc", [FRAME[:8] + bytes([FRAME[8] ^ 0x40]) + FRAME[9:] + OTHER]),
+    "oversize": ("hdlc", [b"\x7e\xa7\xff\x41\x08\x83\x13" + bytes(300) + OTHER]),
+    "deep": ("hdlc", [enc.hdlc(enc.LLC + _deep(20))]),
+    "segmented": ("hdlc", enc.hdlc_segments(LIST3, 40)),
+    "segment_lost": ("hdlc", enc.hdlc_segments(LIST3, 40)[1:] + [FRAME]),
+    "gbt": ("hdlc", [enc.hdlc(enc.LLC + b) for b in enc.gbt_blocks(LIST3, 50)]),
+    "mbus": ("mbus", [enc.mbus(LIST3[:60], 0x00), enc.mbus(LIST3[60:], 0x11)]),
+    "apdu_in_llc": ("llc", [enc.LLC + LIST3]),
+    "p1": ("p1", [P1]),
+    "p1_short_crc": ("p1", [enc.p1("KFM5KAIFA-METER", ["1-0:1.7.0(00.100*kW)"], crc="short")]),
+    "p1_no_crc": ("p1", [enc.p1("ISk5\\2MT382-1000", ["1-0:1.7.0(0001.01*kW)"], crc=None)]),
+    "p1_bad_crc": ("p1", [P1.replace(b"000123.456", b"000123.457")]),
+    "p1_byte_by_byte": ("p1", [bytes([b]) for b in P1]),
+    "p1_then_hdlc": ("hdlc", [P1 + FRAME]),
+    "types": ("hdlc", [enc.hdlc(enc.LLC + FLOAT_LIST)]),
+    "kaifa_1phase_list3": ("hdlc", [enc.hdlc(enc.LLC + KAIFA_1P, dst=b"\x01", src=b"\x02\x01")]),
+    "kamstrup_1phase": ("hdlc", [enc.hdlc(enc.LLC + KAMSTRUP_1P, dst=b"\x2b", src=b"\x21")]),
+    "ciphered": ("hdlc", [enc.hdlc(enc.LLC + b"\xdb\x08KAME\x01\x02\x03\x04\x81\x00" + bytes(20))]),
+}
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def out(request):
+    lines = [
+        f"{name} {framing} {','.join(c.hex() for c in chunks)}"
+        for name, (framing, chunks) in CASES.items()
+    ]
+    return run_cases(lines, request.param)
+
+
+def readings(out, name):
+    return [json.loads(r, parse_float=Decimal) for k, r in out.get(name, []) if k == "R"]
+
+
+def errors(out, name):
+    return [r.split(" ")[0] for k, r in out.get(name, []) if k == "E"]
+
+
+def powers(out, name):
+    return [r["active_power_import"] for r in readings(out, name)]
+
+
+def test_values_exact(out):
+    assert readings(out, "one") == [WANT]
+    assert errors(out, "one") == []
+
+
+@pytest.mark.parametrize("name", ["shared_flag", "idle_flags", "byte_by_byte"])
+def test_flags_and_chunking(out, name):
+    assert powers(out, name) == [1234, 99]
+    assert errors(out, name) == []
+
+
+def test_noise_between_frames_is_skipped(out):
+    # "7e aa 55" after the first frame reads as a header of a 599-byte frame: it swallows
+    # the second frame, fails at the end of the stream, and the search finds that frame.
+    assert powers(out, "noise_between") == [1234, 99]
+    assert errors(out, "noise_between") == ["noise", "truncated"]
+    assert ("E", "noise 7 bytes") in out["noise_between"]
+
+
+def test_frame_cut_midway_does_not_swallow_the_next(out):
+    assert powers(out, "cut_then_good") == [99]
+    assert errors(out, "cut_then_good")[0] in ("length", "checksum")
+
+
+def test_stream_ending_inside_a_frame_is_truncated(out):
+    assert powers(out, "cut_at_end") == [1234]
+    assert errors(out, "cut_at_end") == ["truncated"]  # its bytes are not noise too
+
+
+@pytest.mark.parametrize("name", ["bad_fcs", "bad_hcs"])
+def test_checksum_failure_is_counted_and_skipped(out, name):
+    assert powers(out, name) == [99]
+    assert errors(out, name)[0] == "checksum"
+
+
+def test_oversize_length_field(out):
+    assert errors(out, "oversize")[0] == "oversize"
+    assert powers(out, "oversize") == [99]
+
+
+def test_deep_nesting_is_bounded(out):
+    assert errors(out, "deep") == ["nesting"]
+
+
+def test_hdlc_segments_reassembled(out):
+    assert readings(out, "segmented") == [WANT]
+
+
+def test_lost_first_segment(out):
+    # The orphans are counted; the next whole frame decodes.
+    assert "segment" in errors(out, "segment_lost")
+    assert powers(out, "segment_lost") == [1234]
+
+
+def test_general_block_transfer(out):
+    assert readings(out, "gbt") == [WANT]
+
+
+def test_mbus_segments(out):
+    assert readings(out, "mbus") == [WANT]
+
+
+def test_bare_llc(out):
+    assert readings(out, "apdu_in_llc") == [WANT]
+
+
+@pytest.mark.parametrize("name", ["p1", "p1_byte_by_byte"])
+def test_p1(out, name):
+    assert readings(out, name) == [P1_WANT]
+
+
+def test_p1_crc_without_leading_zero(out):
+    assert powers(out, "p1_short_crc") == [100]
+
+
+def test_p1_without_crc_is_marked_unchecked(out):
+    (r,) = readings(out, "p1_no_crc")
+    assert r["unchecked"] is True and r["active_power_import"] == 1010
+    assert "unchecked" not in readings(out, "p1")[0]
+
+
+def test_p1_bad_crc(out):
+    assert errors(out, "p1_bad_crc") == ["checksum"] and readings(out, "p1_bad_crc") == []
+
+
+def test_p1_and_hdlc_in_one_stream(out):
+    assert powers(out, "p1_then_hdlc") == [1193, 1234]
+
+
+def test_axdr_types(out):
+    (r,) = readings(out, "types")
+    assert r["frequency"] == Decimal("49.5")
+    assert r["power_factor"] == 1
+    assert r["active_energy_export"] == Decimal("12345678901.234")
+    assert r["active_power_import"] == -5
+    assert r["1-0:96.3.10"] is True
+
+
+def test_kaifa_positional_one_phase_list3(out):
+    (r,) = readings(out, "kaifa_1phase_list3")
+    assert r == {
+        "meter_id": "6970631401753985",
+        "meter_model": "MA105H2E",
+        "meter_manufacturer": "Kaifa",
+        "list_id": "KFM_001",
+        "meter_time": "2024-03-05T14:00:00",
+        "active_power_import": 512,
+        "active_power_export": 0,
+        "reactive_power_import": 0,
+        "reactive_power_export": 141,
+        "current_l1": Decimal("2.251"),
+        "voltage_l1": Decimal("231.2"),
+        "active_energy_import": Decimal("112.727"),
+        "active_energy_export": 0,
+        "reactive_energy_import": Decimal("0.101"),
+        "reactive_energy_export": Decimal("13.22"),
+    }
+
+
+def test_kamstrup_null_padding_and_units(out):
+    (r,) = readings(out, "kamstrup_1phase")
+    assert r["current_l1"] == Decimal("5.83")
+    assert r["active_energy_import"] == Decimal("12327.87")  # Norwegian: 10 Wh units
+    assert r["meter_time"] == "2024-03-05T14:00:00"  # from the APDU header
+
+
+def test_ciphered_push_without_key(out):
+    assert errors(out, "ciphered") == ["encrypted"]
