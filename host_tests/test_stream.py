@@ -4,8 +4,9 @@ streams with the edge cases a HAN line produces, on MicroPython and CPython."""
 import json
 from decimal import Decimal
 
-import encoder as enc
 import pytest
+
+import encoder as enc
 from conftest import RUNTIMES, run_cases
 
 NOW = (2024, 3, 5, 14, 0, 0)
