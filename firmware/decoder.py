@@ -31,7 +31,8 @@ class Decoder:
         self.errors = {}
         self.readings = 0
         self._noise_seen = 0
-        self.notification = None  # the last Data-Notification, for diagnostics
+        self.notification = dlms.Notification()  # the last one, also for diagnostics
+        self.normalizer = normalize.Normalizer()
 
     def feed(self, chunk):
         self.assembler.feed(chunk)
@@ -55,6 +56,7 @@ class Decoder:
 
     def decode_frame(self, kind, buf, n):
         """Reading of one checked frame buf[0:n], or None while a split message is open."""
+        self.notification.data = None
         if kind == framing.P1:
             return p1.decode(buf, n)
         if kind == framing.APDU:
@@ -75,8 +77,7 @@ class Decoder:
             if not m:
                 return None
             data, start, end = self.blocks.apdu, 0, m
-        note = self.notification = dlms.Notification(data, start, end)
-        return normalize.decode(note)
+        return self.normalizer.decode(self.notification.parse(data, start, end))
 
     # -- callbacks from the assembler -----------------------------------------------------
 

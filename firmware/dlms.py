@@ -24,6 +24,7 @@ class Blocks:
     def __init__(self, max_apdu=2048):
         self.apdu = bytearray(max_apdu)
         self._len = 0
+        self._reader = Reader(b"", 0, 0)
         self._next = 0  # block number expected next, 0 when none is open, _SKIP (-1)
         # while the blocks of a ciphered transfer go by
 
@@ -33,7 +34,8 @@ class Blocks:
     def push(self, data, start, end):
         """Take a GBT APDU data[start:end]; returns the length of the whole APDU in
         self.apdu after the last block, else 0."""
-        r = Reader(data, start + 1, end)
+        r = self._reader
+        r.reset(data, start + 1, end)
         ctrl = r.byte()
         number = r.byte() << 8 | r.byte()
         r.take(2)  # block-number-ack: for a push, always 0
@@ -75,16 +77,25 @@ def is_ciphered(tag):
 
 
 class Notification:
-    """The header of a Data-Notification; `body` is a Reader positioned at the data."""
+    """The header of a Data-Notification; `body` is a Reader positioned at the data.
 
-    def __init__(self, data, start, end):
+    One object serves every frame (parse() refills it), so a push costs no header objects.
+    """
+
+    def __init__(self):
+        self.body = Reader(b"", 0, 0)
+        self.data = None
+        self.time = None  # position of the 12-byte date-time in data, or None
+        self.body_pos = 0
+
+    def parse(self, data, start, end):
         tag = data[start] if start < end else -1
         if is_ciphered(tag):
             raise Encrypted()
         if tag != DATA_NOTIFICATION:
             raise Unsupported()
-        r = Reader(data, start + 1, end)
-        self.invoke_id = r.byte() << 24 | r.byte() << 16 | r.byte() << 8 | r.byte()
+        r = self.body
+        r.reset(data, start + 5, end)  # tag, long-invoke-id-and-priority (4 bytes)
         # date-time: OPTIONAL octet-string. 00 absent; 0C + 12 bytes (A-XDR leaves out the
         # 09 tag of a typed OPTIONAL); Kaifa and early Kamstrup send 09 0C + 12 bytes.
         self.time = None
@@ -96,8 +107,8 @@ class Notification:
         elif b != 0:
             raise DecodeError()
         self.data = data
-        self.body = r
         self.body_pos = r.pos
+        return self
 
 
 def is_gbt(data, start, end):
@@ -111,7 +122,11 @@ def date_time(buf, p):
     (Norwegian meters send "not specified"). None when a field is not specified (0xFF).
     """
     year = buf[p] << 8 | buf[p + 1]
-    month, day, hour, minute, second = buf[p + 2], buf[p + 3], buf[p + 5], buf[p + 6], buf[p + 7]
+    month = buf[p + 2]  # one by one: a 5-tuple assignment allocates a tuple
+    day = buf[p + 3]
+    hour = buf[p + 5]
+    minute = buf[p + 6]
+    second = buf[p + 7]
     if year == 0xFFFF or not (1 <= month <= 12 and 1 <= day <= 31):
         return None
     if hour > 23 or minute > 59 or second > 59:

@@ -18,7 +18,7 @@ ANONYMOUS = ()
 
 _CURRENT = (31, 51, 71)
 _POWER_FACTOR = (13, 33, 53, 73)
-_WH_VARIANTS = ("BN245",)
+_WH_VARIANT = "BN245"  # at index 7 of the type number
 
 
 def scaler(key, reading):
@@ -30,5 +30,5 @@ def scaler(key, reading):
     if d == 7 and c in _POWER_FACTOR:
         return -2
     if d == 8:  # energy registers, totals, tariffs and phases alike
-        return 0 if model[7:12] in _WH_VARIANTS else 1
+        return 0 if model.startswith(_WH_VARIANT, 7) else 1  # startswith: no slice
     return 0

@@ -26,24 +26,6 @@ QUIRKS = (kaifa, kamstrup)
 _OBIS_LEN = const(6)
 
 
-def decode(note):
-    """Canonical reading of a dlms.Notification."""
-    w = _Walk(note.data)
-    r = note.body
-    if _is_object_list(r):
-        w.object_list(r)
-    else:
-        w.element(r, 0, True)
-        w.flush()
-        w.finish()
-    reading = w.reading
-    if obis.METER_TIME not in reading and note.time is not None:
-        t = dlms.date_time(note.data, note.time)
-        if t:
-            reading[obis.METER_TIME] = t
-    return reading
-
-
 def _is_obis(r):
     """Is the next element an OBIS code: octet-string of 6, A 0 or 1, F 255?"""
     p = r.pos
@@ -80,16 +62,41 @@ def _text(v):
     return v.rstrip("\x00")  # L&G E350 pads its meter id with NULs
 
 
-class _Walk:
-    def __init__(self, data):
-        self.data = data
-        self.reading = {}
+class Normalizer:
+    """Turns Data-Notifications into readings; one per decoder, reused for every push."""
+
+    def __init__(self):
+        self.data = None
+        self.reading = None
         self.positional = []
         self.quirk = None
         self.labels = 0
         self._label = -1  # buffer position of the pending register's OBIS (A at +0)
         self._value = None
         self._have = False
+
+    def decode(self, note):
+        """Canonical reading of a parsed dlms.Notification."""
+        self.data = note.data
+        self.reading = reading = {}
+        self.positional.clear()
+        self.quirk = None
+        self.labels = 0
+        self._label = -1
+        self._have = False
+        r = note.body
+        if _is_object_list(r):
+            self.object_list(r)
+        else:
+            self.element(r, 0, True)
+            self.flush()
+            self.finish()
+        if obis.METER_TIME not in reading and note.time is not None:
+            t = dlms.date_time(note.data, note.time)
+            if t:
+                reading[obis.METER_TIME] = t
+        self.data = None
+        return reading
 
     # -- the walk ---------------------------------------------------------------------
 
@@ -197,13 +204,11 @@ class _Walk:
 
     def put(self, p, v, s, raw=False):
         buf = self.data
-        a, b, c, d, e = buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4]
-        k = obis.key(a, c, d, e)
         if raw and isinstance(v, int) and not isinstance(v, bool):
             # No scaler in the push and none declared: keep the raw count under its code.
-            self.reading[obis.code(a, b, c, d, e)] = v
+            self.reading[obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])] = v
             return
-        self.store(k, p, v, s)
+        self.store(obis.key(buf[p], buf[p + 2], buf[p + 3], buf[p + 4]), p, v, s)
 
     def store(self, k, p, v, s):
         """Store value v of table key k; p is where its OBIS code is (-1: positional)."""

@@ -119,4 +119,4 @@ def code(a, b, c, d, e):
 
 def energy_shift(name):
     """Decimal shift from the meter's Wh/varh to the field's canonical unit."""
-    return -3 if UNIT.get(name, "")[:1] == "k" else 0
+    return -3 if UNIT.get(name, "").startswith("k") else 0  # no slice: slices allocate

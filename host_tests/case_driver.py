@@ -37,7 +37,7 @@ def run_case(case_id, framing, chunks):
     def on_reading(reading):
         out.append("R %s %s" % (case_id, to_json(reading)))
         note = decoder.notification
-        if note is not None:
+        if note.data is not None:
             tree = axdr.Reader(note.data, note.body_pos, note.body.end).value()
             out.append("T %s %s" % (case_id, json.dumps(_plain(tree))))
             t = dlms.date_time(note.data, note.time) if note.time is not None else None

@@ -27,7 +27,7 @@ def test_assembling_and_checking_frames_allocates_nothing():
     assert proc.returncode == 0, proc.stderr
     # per pass: FRAME, OTHER, OTHER (after the cut one), P1, M-Bus = 5 frames;
     # rejected: the bad FCS and the cut frame = 2
-    assert proc.stdout.split() == ["frames=250", "rejected=100"]
+    assert proc.stdout.split() == ["frames=255", "rejected=102", "allocated=0"]
 
 
 def test_every_firmware_module_compiles_with_mpy_cross(tmp_path):
