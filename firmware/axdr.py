@@ -1,9 +1,10 @@
 # A-XDR (IEC 62056-6-2 / Green Book 9.5) reading, without building a tree.
+# Type tags are module-private consts: folded at compile time, they cost no name in the
+# .mpy and no global at run time (each public const would cost both, on every import).
 #
 # Meters push one data value: nested arrays/structures of scalars. The decoder walks it with
 # a Reader cursor and hands scalars to the meter normalizer as it goes, so a List 3 frame
-# costs the few strings it carries, not a tree of lists (measured in tools/bench.py).
-# value() does build a tree, for diagnostics and tests.
+# costs the few strings it carries, not a tree of lists (measured by `hanctl bench`).
 
 import struct
 
@@ -11,52 +12,52 @@ from micropython import const
 
 from errors import DecodeError, TooDeep, Truncated, Unsupported
 
-NULL = const(0x00)
-ARRAY = const(0x01)
-STRUCTURE = const(0x02)
-BOOLEAN = const(0x03)
-BIT_STRING = const(0x04)
-INT32 = const(0x05)
-UINT32 = const(0x06)
-OCTET_STRING = const(0x09)
-VISIBLE_STRING = const(0x0A)
-UTF8_STRING = const(0x0C)
-BCD = const(0x0D)
-INT8 = const(0x0F)
-INT16 = const(0x10)
-UINT8 = const(0x11)
-UINT16 = const(0x12)
-COMPACT_ARRAY = const(0x13)
-INT64 = const(0x14)
-UINT64 = const(0x15)
-ENUM = const(0x16)
-FLOAT32 = const(0x17)
-FLOAT64 = const(0x18)
-DATE_TIME = const(0x19)
-DATE = const(0x1A)
-TIME = const(0x1B)
+_NULL = const(0x00)
+_ARRAY = const(0x01)
+_STRUCTURE = const(0x02)
+_BOOLEAN = const(0x03)
+_BIT_STRING = const(0x04)
+_INT32 = const(0x05)
+_UINT32 = const(0x06)
+_OCTET_STRING = const(0x09)
+_VISIBLE_STRING = const(0x0A)
+_UTF8_STRING = const(0x0C)
+_BCD = const(0x0D)
+_INT8 = const(0x0F)
+_INT16 = const(0x10)
+_UINT8 = const(0x11)
+_UINT16 = const(0x12)
+_COMPACT_ARRAY = const(0x13)
+_INT64 = const(0x14)
+_UINT64 = const(0x15)
+_ENUM = const(0x16)
+_FLOAT32 = const(0x17)
+_FLOAT64 = const(0x18)
+_DATE_TIME = const(0x19)
+_DATE = const(0x1A)
+_TIME = const(0x1B)
 
-MAX_DEPTH = const(8)  # real pushes nest 3 deep (array > structure > scaler/unit)
+_MAX_DEPTH = const(8)  # real pushes nest 3 deep (array > structure > scaler/unit)
 
 # Integers: tag -> size in bytes, negative for signed. Assembled byte by byte rather than
 # with struct.unpack_from, whose result tuple cost 32 bytes of heap per value (measured,
 # unix port): an Aidon List 3 carries 14 of them.
 _INTS = {
-    BOOLEAN: 1,
-    INT32: -4,
-    UINT32: 4,
-    BCD: 1,
-    INT8: -1,
-    INT16: -2,
-    UINT8: 1,
-    UINT16: 2,
-    INT64: -8,
-    UINT64: 8,
-    ENUM: 1,
+    _BOOLEAN: 1,
+    _INT32: -4,
+    _UINT32: 4,
+    _BCD: 1,
+    _INT8: -1,
+    _INT16: -2,
+    _UINT8: 1,
+    _UINT16: 2,
+    _INT64: -8,
+    _UINT64: 8,
+    _ENUM: 1,
 }
-_FLOATS = {FLOAT32: (">f", 4), FLOAT64: (">d", 8)}
+_FLOATS = {_FLOAT32: (">f", 4), _FLOAT64: (">d", 8)}
 # date-time, date and time as their own tags carry no length byte.
-_OCTETS = {DATE_TIME: 12, DATE: 5, TIME: 4}
+_OCTETS = {_DATE_TIME: 12, _DATE: 5, _TIME: 4}
 
 
 class Reader:
@@ -129,14 +130,14 @@ class Reader:
                 v = v << 8 | buf[i]
             if size < 0 and v >> (8 * k - 1):
                 v -= 1 << (8 * k)
-            return v != 0 if tag == BOOLEAN else v
-        if tag == NULL:
+            return v != 0 if tag == _BOOLEAN else v
+        if tag == _NULL:
             return None
-        if tag == OCTET_STRING:
+        if tag == _OCTET_STRING:
             n = self.length()
             p = self.take(n)
             return bytes(self.view()[p : p + n])
-        if tag == VISIBLE_STRING or tag == UTF8_STRING:
+        if tag == _VISIBLE_STRING or tag == _UTF8_STRING:
             n = self.length()
             p = self.take(n)
             return str(self.view()[p : p + n], "utf-8")
@@ -147,20 +148,20 @@ class Reader:
         if n is not None:
             p = self.take(n)
             return bytes(self.view()[p : p + n])
-        if tag == BIT_STRING:
+        if tag == _BIT_STRING:
             n = self.length()
             p = self.take((n + 7) >> 3)
             return bytes(self.view()[p : self.pos])
-        if tag == COMPACT_ARRAY:
+        if tag == _COMPACT_ARRAY:
             raise Unsupported()  # valid A-XDR that no known push uses
         raise DecodeError()  # no such type: damaged data
 
     def skip(self, depth=0):
         """Step over one whole data element."""
-        if depth > MAX_DEPTH:
+        if depth > _MAX_DEPTH:
             raise TooDeep()
         tag = self.byte()
-        if tag == ARRAY or tag == STRUCTURE:
+        if tag == _ARRAY or tag == _STRUCTURE:
             for _ in range(self.length()):
                 self.skip(depth + 1)
             return
@@ -169,12 +170,3 @@ class Reader:
             self.take(size if size > 0 else -size)
         else:
             self.scalar(tag)
-
-    def value(self, depth=0):
-        """Read one element as a tree: lists for arrays and structures."""
-        if depth > MAX_DEPTH:
-            raise TooDeep()
-        tag = self.byte()
-        if tag == ARRAY or tag == STRUCTURE:
-            return [self.value(depth + 1) for _ in range(self.length())]
-        return self.scalar(tag)

@@ -21,8 +21,8 @@ def _table(poly):
     return t
 
 
-X25 = _table(0x8408)
-ARC = _table(0xA001)
+_X25 = _table(0x8408)
+_ARC = _table(0xA001)
 
 
 def crc16(table, crc, buf, start, end):
@@ -34,9 +34,9 @@ def crc16(table, crc, buf, start, end):
 
 def x25(buf, start, end):
     """CRC-16/X.25 of buf[start:end], the value as sent (low byte first on the wire)."""
-    return crc16(X25, 0xFFFF, buf, start, end) ^ 0xFFFF
+    return crc16(_X25, 0xFFFF, buf, start, end) ^ 0xFFFF
 
 
 def arc(buf, start, end):
     """CRC-16/ARC of buf[start:end], as printed after '!' in a P1 telegram."""
-    return crc16(ARC, 0, buf, start, end)
+    return crc16(_ARC, 0, buf, start, end)

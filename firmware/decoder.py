@@ -12,13 +12,11 @@ import dlms
 import framing
 import link
 import normalize
-import p1
 from errors import DecodeError
 
 INCOMPLETE = "incomplete"  # the stream ended inside a split message
 NOISE = "noise"  # bytes outside any frame: wrong speed or parity, a loose wire, a pause
 SEGMENT = "segment"
-OVERSIZE = framing.OVERSIZE
 
 
 class Decoder:
@@ -58,6 +56,8 @@ class Decoder:
         """Reading of one checked frame buf[0:n], or None while a split message is open."""
         self.notification.data = None
         if kind == framing.P1:
+            import p1  # on first use: a HAN dongle never spends RAM on the P1 code
+
             return p1.decode(buf, n)
         if kind == framing.APDU:
             return self.decode_apdu(buf, 0, n)
@@ -65,14 +65,14 @@ class Decoder:
         abandoned = lk.abandoned
         complete = lk.push(kind, buf, n)
         if lk.abandoned != abandoned:
-            self._error(SEGMENT, "new message before the last one ended")
+            self._error(SEGMENT, "abandoned")  # a new message began before it ended
         if not complete:
             return None
         return self.decode_apdu(lk.data, lk.start, lk.end)
 
     def decode_apdu(self, data, start, end):
         """Reading of the APDU data[start:end], or None while a block transfer is open."""
-        if dlms.is_gbt(data, start, end):
+        if start < end and data[start] == dlms.GENERAL_BLOCK_TRANSFER:
             m = self.blocks.push(data, start, end)
             if not m:
                 return None
@@ -86,13 +86,10 @@ class Decoder:
         try:
             reading = self.decode_frame(kind, buf, n)
         except DecodeError as e:
-            self._error(e.kind, framing.PROTOCOLS[kind])
-            return
-        except OverflowError:
-            self._error(OVERSIZE, "split message longer than the buffer")
+            self._error(e.kind, None)
             return
         except ValueError:  # text that is not UTF-8, a number that is not one
-            self._error("malformed", framing.PROTOCOLS[kind])
+            self._error("malformed", None)
             return
         if reading is not None:
             self.readings += 1

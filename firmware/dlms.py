@@ -8,9 +8,9 @@
 from micropython import const
 
 from axdr import Reader
-from errors import DecodeError, Encrypted, Segment, Unsupported
+from errors import DecodeError, Encrypted, Segment, Unsupported, append
 
-DATA_NOTIFICATION = const(0x0F)
+_DATA_NOTIFICATION = const(0x0F)
 GENERAL_BLOCK_TRANSFER = const(0xE0)
 # glo-/ded-ciphered xDLMS APDUs, general-glo/ded-ciphering, general-ciphering, -signing
 _CIPHERED_FIRST = const(0xC8)
@@ -54,16 +54,9 @@ class Blocks:
         elif number != self._next:
             self._next = 0
             raise Segment()
-        k = self._len
-        if k + n > len(self.apdu):
-            self._next = 0
-            raise OverflowError()
-        apdu = self.apdu
-        for j in range(n):
-            apdu[k + j] = data[p + j]
-        self._len = k + n
+        self._next = 0  # until it fits: an oversize transfer is dropped
+        self._len = append(self.apdu, self._len, data, p, p + n)
         if ctrl & 0x80:  # last-block
-            self._next = 0
             return self._len
         self._next = number + 1
         return 0
@@ -92,7 +85,7 @@ class Notification:
         tag = data[start] if start < end else -1
         if is_ciphered(tag):
             raise Encrypted()
-        if tag != DATA_NOTIFICATION:
+        if tag != _DATA_NOTIFICATION:
             raise Unsupported()
         r = self.body
         r.reset(data, start + 5, end)  # tag, long-invoke-id-and-priority (4 bytes)
@@ -109,10 +102,6 @@ class Notification:
         self.data = data
         self.body_pos = r.pos
         return self
-
-
-def is_gbt(data, start, end):
-    return start < end and data[start] == GENERAL_BLOCK_TRANSFER
 
 
 def date_time(buf, p):

@@ -28,3 +28,18 @@ class Segment(DecodeError):
 
 class TooDeep(DecodeError):
     kind = "nesting"  # arrays/structures nested deeper than the decoder allows
+
+
+class Oversize(DecodeError):
+    kind = "oversize"  # a split message longer than the reassembly buffer
+
+
+def append(dst, k, src, start, end):
+    """Copy src[start:end] into dst at k, byte by byte (a slice would allocate); the new
+    fill. Raises Oversize when it does not fit: the caller drops the message."""
+    m = end - start
+    if k + m > len(dst):
+        raise Oversize()
+    for j in range(m):
+        dst[k + j] = src[start + j]
+    return k + m

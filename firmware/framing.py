@@ -23,7 +23,6 @@ HDLC = const(1)
 P1 = const(2)
 MBUS = const(3)
 APDU = const(0)  # not a link frame: a bare DLMS APDU handed to the decoder
-PROTOCOLS = ("apdu", "hdlc", "p1", "mbus")
 
 _IDLE = const(0)
 _P1_END = const(4)  # P1 after '!': reading the CRC digits up to '\n'
@@ -105,7 +104,7 @@ class Assembler:
             self._n = 1
             return
         n = self._n
-        if n >= self.max_frame:
+        if n >= self.max_frame:  # dropped whole: too long to search again
             self._count(OVERSIZE)
             self._state = _IDLE
             self._n = 0
@@ -154,7 +153,7 @@ class Assembler:
         if b != 0x7E:
             self._reject(LENGTH)
             return
-        i = _hcs_index(buf, n)
+        i = hcs_index(buf, n)
         if i < 0:
             self._reject(FORMAT)
             return
@@ -248,8 +247,8 @@ class Assembler:
             buf[end] = buf[j]
             end += 1
         i = 1
-        while i < end and not _is_start(buf[i]):
-            i += 1
+        while i < end and buf[i] != 0x7E and buf[i] != 0x2F and buf[i] != 0x68:
+            i += 1  # to the next byte that may start a frame
         if kind is None and not self._rm:  # a false start's bytes are noise, a bad frame's not
             self.noise += i
         m = end - i
@@ -271,10 +270,6 @@ class Assembler:
         self._rm = 0
 
 
-def _is_start(b):
-    return b == 0x7E or b == 0x2F or b == 0x68
-
-
 def _hex_digit(c):
     if 0x30 <= c <= 0x39:
         return c - 0x30
@@ -284,7 +279,7 @@ def _hex_digit(c):
     return -1
 
 
-def _hcs_index(buf, n):
+def hcs_index(buf, n):
     """Index of the HCS in the HDLC frame buf[0:n], or -1 if an address runs on.
 
     Addresses are 1, 2 or 4 bytes, extended while bit 0 is clear (IEC 62056-46 6.4.2);

@@ -6,7 +6,6 @@
 import obis
 
 MANUFACTURER = "Kaifa"
-LIST_IDS = ("KFM",)
 
 _ID = (obis.key(1, 0, 2, 129), obis.key(0, 96, 1, 0), obis.key(0, 96, 1, 7))
 _POWER = (obis.key(1, 1, 7, 0), obis.key(1, 2, 7, 0), obis.key(1, 3, 7, 0), obis.key(1, 4, 7, 0))

@@ -12,7 +12,6 @@
 import obis
 
 MANUFACTURER = "Kamstrup"
-LIST_IDS = ("Kamstrup",)
 POSITIONAL = {}
 ANONYMOUS = ()
 

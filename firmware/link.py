@@ -14,7 +14,7 @@ from micropython import const
 
 import framing
 from dlms import is_ciphered
-from errors import Encrypted, Segment, Unsupported
+from errors import Encrypted, Segment, Unsupported, append
 
 _LLC = b"\xe6\xe7\x00"
 _MBUS_DATA = const(9)  # 68 L L 68 C A CI STSAP DTSAP
@@ -39,11 +39,11 @@ class Link:
     def push(self, kind, buf, n):
         """Take one checked frame buf[0:n]; True when data[start:end] is a whole APDU.
 
-        Raises Segment for a continuation with no start, OverflowError when the message
+        Raises Segment for a continuation with no start, Oversize when the message
         exceeds the buffer.
         """
         if kind == framing.HDLC:
-            i = _info_start(buf, n)
+            i = framing.hcs_index(buf, n) + 2  # the assembler checked the header
             end = n - 3
             more = buf[1] & 0x08
             llc = i + 3 <= end and buf[i] == 0xE6 and buf[i + 1] == 0xE7
@@ -103,26 +103,10 @@ class Link:
         return True
 
     def _append(self, buf, start, end, last):
-        k = self._len
-        m = end - start
-        if k + m > len(self.apdu):
-            self._next_seg = _NONE
-            raise OverflowError()
-        apdu = self.apdu
-        for j in range(m):
-            apdu[k + j] = buf[start + j]
-        self._len = k + m
-        if not last:
-            return False
-        self._next_seg = _NONE
-        return self._whole(apdu, 0, self._len)
-
-
-def _info_start(buf, n):
-    # After flag, format (2), two addresses ending in a byte with bit 0 set, control, HCS.
-    i = 3
-    for _ in range(2):
-        while not buf[i] & 1:
-            i += 1
-        i += 1
-    return i + 3
+        expected = self._next_seg
+        self._next_seg = _NONE  # until it fits: an oversize message is dropped
+        self._len = append(self.apdu, self._len, buf, start, end)
+        if last:
+            return self._whole(self.apdu, 0, self._len)
+        self._next_seg = expected
+        return False

@@ -7,32 +7,42 @@
 # An OBIS octet string labels the value after it when it opens a structure or stands in
 # the top-level list. Lists without any OBIS code are positional and need a quirk module
 # (kaifa.py) that knows the list; pushes that describe themselves with an object list
-# (L&G E450) are mapped through that list. Scalers not sent by the meter come from the
+# (L&G E450) are mapped through that list by objlist.py. Scalers not sent by the meter come from the
 # quirk module of the list id (kamstrup.py), else 0. No vendor name appears in this file.
 #
 # A reading is a dict: field -> str, int, or (mantissa, exponent) for an exact decimal
 # with exponent < 0 (see reading.py). Only fields the frame carries are present.
 
+from binascii import hexlify
+
 from micropython import const
 
-import axdr
 import dlms
 import kaifa
 import kamstrup
 import obis
-from reading import number
+from errors import TooDeep
 
 QUIRKS = (kaifa, kamstrup)
 _OBIS_LEN = const(6)
+# A-XDR tags (IEC 62056-6-2), private here as in axdr.py so they fold away.
+_NULL = const(0x00)
+_ARRAY = const(0x01)
+_STRUCTURE = const(0x02)
+_OCTET_STRING = const(0x09)
+_INT8 = const(0x0F)
+_UINT16 = const(0x12)
+_ENUM = const(0x16)
+_MAX_DEPTH = const(8)  # as axdr.py
 
 
-def _is_obis(r):
+def is_obis(r):
     """Is the next element an OBIS code: octet-string of 6, A 0 or 1, F 255?"""
     p = r.pos
     buf = r.buf
     return (
         p + 7 < r.end
-        and buf[p] == axdr.OCTET_STRING
+        and buf[p] == _OCTET_STRING
         and buf[p + 1] == _OBIS_LEN
         and buf[p + 2] <= 1
         and buf[p + 7] == 0xFF
@@ -45,10 +55,10 @@ def _is_object_list(r):
     buf = r.buf
     return (
         p + 5 < r.end
-        and buf[p] == axdr.STRUCTURE
-        and buf[p + 2] == axdr.ARRAY
-        and buf[p + 4] == axdr.STRUCTURE
-        and buf[p + 6] == axdr.UINT16
+        and buf[p] == _STRUCTURE
+        and buf[p + 2] == _ARRAY
+        and buf[p + 4] == _STRUCTURE
+        and buf[p + 6] == _UINT16
     )
 
 
@@ -86,7 +96,9 @@ class Normalizer:
         self._have = False
         r = note.body
         if _is_object_list(r):
-            self.object_list(r)
+            import objlist  # on first use: only L&G E450 pushes describe themselves
+
+            objlist.walk(self, r)
         else:
             self.element(r, 0, True)
             self.flush()
@@ -101,12 +113,12 @@ class Normalizer:
     # -- the walk ---------------------------------------------------------------------
 
     def element(self, r, depth, top):
-        if depth > axdr.MAX_DEPTH:
-            raise axdr.TooDeep()
+        if depth > _MAX_DEPTH:
+            raise TooDeep()
         tag = r.byte()
-        if tag == axdr.STRUCTURE or tag == axdr.ARRAY:
+        if tag == _STRUCTURE or tag == _ARRAY:
             n = r.length()
-            if n == 2 and r.peek() == axdr.INT8 and r.peek(2) == axdr.ENUM:
+            if n == 2 and r.peek() == _INT8 and r.peek(2) == _ENUM:
                 r.byte()
                 s = r.byte()
                 r.take(2)
@@ -114,7 +126,7 @@ class Normalizer:
                 return
             self.flush()
             for k in range(n):
-                if (k == 0 or top) and _is_obis(r):
+                if (k == 0 or top) and is_obis(r):
                     self.flush()
                     self._label = r.take(2 + _OBIS_LEN) + 2
                     self.labels += 1
@@ -122,7 +134,7 @@ class Normalizer:
                     self.element(r, depth + 1, False)
             self.flush()
             return
-        if tag == axdr.NULL:  # Kamstrup pads one-phase lists with null-data
+        if tag == _NULL:  # Kamstrup pads one-phase lists with null-data
             return
         v = r.scalar(tag)
         if self._label >= 0:
@@ -167,29 +179,6 @@ class Normalizer:
         for i in range(n):
             self.store(keys[i], -1, values[i], None)
 
-    def object_list(self, r):
-        """Self-describing push: the first element lists (class, OBIS, attribute) of
-        every value that follows, itself included (IEC 62056-6-2 push_object_list)."""
-        r.byte()
-        count = r.length()
-        r.byte()
-        labels = []
-        for _ in range(r.length()):
-            r.byte()
-            fields = r.length()
-            r.skip()  # class id
-            labels.append(r.take(2 + _OBIS_LEN) + 2 if _is_obis(r) else -1)
-            for _ in range(fields - 2):
-                r.skip()
-        for i in range(1, count):
-            tag = r.byte()
-            v = r.scalar(tag) if tag not in (axdr.ARRAY, axdr.STRUCTURE) else None
-            if tag in (axdr.ARRAY, axdr.STRUCTURE):
-                r.pos -= 1
-                r.skip()
-            if i < len(labels) and labels[i] >= 0 and v is not None:
-                self.put(labels[i], v, None, raw=True)
-
     # -- storing ------------------------------------------------------------------------
 
     def set_list_id(self, list_id):
@@ -197,9 +186,8 @@ class Normalizer:
         m = obis.manufacturer(list_id)
         if m:
             self.reading[obis.MANUFACTURER] = m
-        for q in QUIRKS:
-            for prefix in q.LIST_IDS:
-                if list_id.startswith(prefix):
+            for q in QUIRKS:
+                if q.MANUFACTURER == m:
                     self.quirk = q
 
     def put(self, p, v, s, raw=False):
@@ -235,8 +223,18 @@ class Normalizer:
         else:
             t = _text(v)
             if t is None:  # binary octets: hex, so nothing is lost
-                t = "".join("%02x" % c for c in v)
+                t = hexlify(v).decode()
             if name == obis.LIST_ID:
                 self.set_list_id(t)
             else:
                 reading[name] = t
+
+
+def number(m, exp):
+    """The exact value m * 10**exp: an int when whole, else (mantissa, exponent < 0)."""
+    if exp >= 0:
+        return m * 10**exp
+    while exp < 0 and m % 10 == 0:  # 2330 dV -> 233 V: the short form where exact
+        m //= 10
+        exp += 1
+    return m if exp == 0 else (m, exp)

@@ -9,7 +9,7 @@
 # Values are parsed as exact decimals (mantissa, exponent), never through float.
 
 import obis
-from reading import number
+from normalize import number
 
 # unit as printed (lower case) -> (canonical unit, decimal shift)
 _UNITS = {

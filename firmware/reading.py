@@ -9,16 +9,6 @@
 import obis
 
 
-def number(m, exp):
-    """The exact value m * 10**exp: an int when whole, else (mantissa, exponent < 0)."""
-    if exp >= 0:
-        return m * 10**exp
-    while exp < 0 and m % 10 == 0:  # 2330 dV -> 233 V: the short form where exact
-        m //= 10
-        exp += 1
-    return m if exp == 0 else (m, exp)
-
-
 def decimal(v):
     """Decimal text of a register value: (23312, -2) -> '233.12', (-5, -1) -> '-0.5'."""
     m, exp = v
