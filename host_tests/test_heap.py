@@ -3,7 +3,7 @@
 import subprocess
 from pathlib import Path
 
-import encoder as enc
+from hanctl import encoder as enc
 from hanctl import runtime
 from test_stream import FRAME, OTHER, P1
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-import encoder as enc
 from conftest import RUNTIMES, run_cases
+from hanctl import encoder as enc
 
 NOW = (2024, 3, 5, 14, 0, 0)
 

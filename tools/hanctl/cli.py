@@ -6,9 +6,9 @@ A subcommand module provides register(subparsers), which adds its parser and set
 
 import argparse
 
-from . import decode, demo
+from . import bench, decode, demo
 
-SUBCOMMANDS = (decode, demo)
+SUBCOMMANDS = (decode, demo, bench)
 
 
 def main(argv=None):

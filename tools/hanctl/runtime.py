@@ -142,3 +142,13 @@ def use_firmware_in_cpython():
         if path in sys.path:
             sys.path.remove(path)
         sys.path.insert(0, path)
+
+
+def micropython_version():
+    """The unix port's own version line, e.g. 'MicroPython 1.29.0 (...)'."""
+    proc = subprocess.run(
+        [micropython_exe() or "micropython", "-c", "import sys; print(sys.implementation)"],
+        capture_output=True,
+        text=True,
+    )
+    return proc.stdout.strip() or "unknown"

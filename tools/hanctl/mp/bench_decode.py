@@ -25,10 +25,18 @@ except ImportError:  # CPython
 
 
 got = [0]
+kind = [""]
 
 
 def on_reading(reading):
     got[0] += 1
+    # List 3 carries the energy registers, List 2 the meter id and phase values.
+    if "active_energy_import" in reading:
+        kind[0] = "list3"
+    elif "meter_id" in reading:
+        kind[0] = "list2"
+    else:
+        kind[0] = "list1"
 
 
 def on_error(kind, detail):
@@ -71,7 +79,9 @@ def main():
         label, hexdata = line.split(" ")
         got[0] = 0
         us, heap = bench(bytes.fromhex(hexdata), rounds)
-        print(json.dumps({"label": label, "us": us, "heap": heap, "readings": got[0]}))
+        meter = label.split("_")[0]
+        row = {"label": label, "us": us, "heap": heap, "list": meter + " " + kind[0]}
+        print(json.dumps(row))
 
 
 main()

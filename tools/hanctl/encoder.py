@@ -154,3 +154,112 @@ def p1(ident, lines, crc="full"):
     value = crc16_arc(raw)
     digits = f"{value:04X}" if crc == "full" else f"{value:X}"
     return raw + digits.encode() + b"\r\n"
+
+
+# -- Norwegian lists (NVE HAN interface), for the demo, the benchmark and the simulator ---
+
+_NOW = (2024, 3, 5, 14, 0, 0)
+
+
+def aidon(list_no, power=1234, energy=10955225):
+    """Aidon 6534 three-phase List 1/2/3: OBIS-tagged registers with scaler and unit."""
+    regs = [register("1.0.1.7.0.255", "u32", power, 0, 27)]
+    if list_no >= 2:
+        ids = [
+            ("struct", [("obis", "1.1.0.2.129.255"), ("vstr", "AIDON_V0001")]),
+            ("struct", [("obis", "0.0.96.1.0.255"), ("vstr", "7359992890497997")]),
+            ("struct", [("obis", "0.0.96.1.7.255"), ("vstr", "6534")]),
+        ]
+        regs = (
+            ids
+            + regs
+            + [
+                register("1.0.2.7.0.255", "u32", 0, 0, 27),
+                register("1.0.3.7.0.255", "u32", 0, 0, 29),
+                register("1.0.4.7.0.255", "u32", 472, 0, 29),
+                register("1.0.31.7.0.255", "i16", 51, -1, 33),
+                register("1.0.51.7.0.255", "i16", 32, -1, 33),
+                register("1.0.71.7.0.255", "i16", 17, -1, 33),
+                register("1.0.32.7.0.255", "u16", 2330, -1, 35),
+                register("1.0.52.7.0.255", "u16", 2334, -1, 35),
+                register("1.0.72.7.0.255", "u16", 2311, -1, 35),
+            ]
+        )
+    if list_no == 3:
+        regs += [
+            ("struct", [("obis", "0.0.1.0.0.255"), ("datetime", _NOW)]),
+            register("1.0.1.8.0.255", "u32", energy, 1, 30),
+            register("1.0.2.8.0.255", "u32", 0, 1, 30),
+            register("1.0.3.8.0.255", "u32", 13048, 1, 32),
+            register("1.0.4.8.0.255", "u32", 1531972, 1, 32),
+        ]
+    return hdlc(LLC + notification(("array", regs)))
+
+
+def kaifa(list_no, power=4533):
+    """Kaifa MA304H3E three-phase List 1/2/3: values by position, no OBIS codes."""
+    values = [("u32", power)]
+    if list_no >= 2:
+        values = [
+            ("octets", b"KFM_001"),
+            ("octets", b"6970631401753985"),
+            ("octets", b"MA304H3E"),
+            ("u32", power),
+            ("u32", 0),
+            ("u32", 0),
+            ("u32", 128),
+            ("u32", 14408),
+            ("u32", 15478),
+            ("u32", 5211),
+            ("u32", 2381),
+            ("u32", 0),
+            ("u32", 2394),
+        ]
+    if list_no == 3:
+        values += [
+            ("octets", date_time(*_NOW)),
+            ("u32", 112727),
+            ("u32", 0),
+            ("u32", 101),
+            ("u32", 13220),
+        ]
+    apdu = notification(("struct", values), time=_NOW, kaifa_tag=True)
+    return hdlc(LLC + apdu, dst=b"\x01", src=b"\x02\x01", control=0x10)
+
+
+def kamstrup(list_no, power=1247):
+    """Kamstrup 6841131 three-phase List 1 (power) or List 2 (with energy on the hour)."""
+    items = [("vstr", "Kamstrup_V0001")]
+    regs = [("1.1.1.7.0.255", power)]
+    if list_no >= 2:
+        items += [
+            ("obis", "1.1.0.0.5.255"),
+            ("vstr", "5706567202753025"),
+            ("obis", "1.1.96.1.1.255"),
+            ("vstr", "6841131BN243101040"),
+        ]
+        regs += [
+            ("1.1.2.7.0.255", 0),
+            ("1.1.3.7.0.255", 0),
+            ("1.1.4.7.0.255", 417),
+            ("1.1.31.7.0.255", 189),
+            ("1.1.51.7.0.255", 327),
+            ("1.1.71.7.0.255", 128),
+        ]
+    for code, value in regs:
+        items += [("obis", code), ("u32", value)]
+    if list_no == 3:
+        items += [("obis", "0.1.1.0.0.255"), ("datetime", _NOW)]
+        for code, value in (("1.1.1.8.0.255", 8582328), ("1.1.2.8.0.255", 454083)):
+            items += [("obis", code), ("u32", value)]
+    apdu = notification(("struct", items), invoke=0, time=_NOW)
+    return hdlc(LLC + apdu, dst=b"\x2b", src=b"\x21")
+
+
+def sample_frames():
+    """[(label, frame)]: List 1, 2 and 3 of each Norwegian meter type."""
+    out = []
+    for name, make in (("aidon", aidon), ("kaifa", kaifa), ("kamstrup", kamstrup)):
+        for list_no in (1, 2, 3):
+            out.append((f"{name}_sample#{list_no}", make(list_no)))
+    return out
