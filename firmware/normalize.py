@@ -143,9 +143,9 @@ class Normalizer:
                 self._have = True
         elif not self.labels:
             if not self.positional and isinstance(v, (bytes, str)):
-                t = _text(v)  # a list id opens the list: its quirk scales what follows
+                t = _text(v)  # a list id (or device name) opens the list: who made it
                 if t:
-                    self.set_list_id(t)
+                    self.identify(t)
             self.positional.append(v)
 
     def scaler(self, s):
@@ -165,6 +165,9 @@ class Normalizer:
         if not values:
             return
         if self.labels:  # Kamstrup: the list id is the only value without a code
+            t = _text(values[0]) if isinstance(values[0], (bytes, str)) else None
+            if t:
+                self.reading[obis.LIST_ID] = t
             return
         n = len(values)
         q = self.quirk
@@ -181,8 +184,9 @@ class Normalizer:
 
     # -- storing ------------------------------------------------------------------------
 
-    def set_list_id(self, list_id):
-        self.reading[obis.LIST_ID] = list_id
+    def identify(self, list_id):
+        """Maker and quirk module from a list id, or from a COSEM logical device name,
+        which starts with the maker's 3-letter FLAG id (DLMS UA): ISK..., KFM..."""
         m = obis.manufacturer(list_id)
         if m:
             self.reading[obis.MANUFACTURER] = m
@@ -224,10 +228,9 @@ class Normalizer:
             t = _text(v)
             if t is None:  # binary octets: hex, so nothing is lost
                 t = hexlify(v).decode()
+            reading[name] = t
             if name == obis.LIST_ID:
-                self.set_list_id(t)
-            else:
-                reading[name] = t
+                self.identify(t)
 
 
 def number(m, exp):

@@ -1,7 +1,9 @@
-"""`hanctl demo`: placeholder until the real demo exists.
+"""`hanctl demo`: the firmware decoder at work, with no hardware and no setup.
 
-Decodes the frames of one real Kaifa capture from the shared test vectors and prints the
-readings, so `./dev demo` shows the firmware decoder at work on a fresh checkout.
+Until the full demo (simulated meter, firmware, broker, live view) exists, this decodes a
+stream of meter frames on the MicroPython unix port and prints the canonical readings:
+real Kaifa captures from the shared test vectors when they are beside the repository,
+else List 1, 2 and 3 frames of each Norwegian meter type made by hanctl's encoder.
 """
 
 import json
@@ -9,14 +11,14 @@ import os
 import sys
 from pathlib import Path
 
-from . import decode, runtime
+from . import decode, encoder, runtime
 
 SAMPLE = Path("hdlc") / "kaifa_no_roarfred.json"
 
 
 def register(subparsers):
     parser = subparsers.add_parser(
-        "demo", help="decode a short sample stream of real meter frames (placeholder)"
+        "demo", help="decode a stream of meter frames on the MicroPython unix port"
     )
     parser.set_defaults(run=run_command)
 
@@ -44,15 +46,17 @@ def sample_stream(path):
 
 def run_command(args):
     path = vectors_dir() / SAMPLE
-    if not path.is_file():
+    if path.is_file():
+        print(f"hanctl demo: real Kaifa MA304H3E frames from {path}", file=sys.stderr)
+        stream = sample_stream(path)
+    else:
         print(
-            f"hanctl demo: for now the demo needs the shared test vectors, and {path} is "
-            "missing; set HANPORT_VECTORS to the vectors folder",
+            "hanctl demo: frames of hanctl's meter encoder (Aidon, Kaifa, Kamstrup)",
             file=sys.stderr,
         )
-        return 1
+        stream = b"".join(frame for _, frame in encoder.sample_frames())
     try:
-        return decode.decode(sample_stream(path), "micropython")
+        return decode.decode(stream, "micropython", show_errors=True)
     except runtime.MissingInterpreter as err:
         print(f"hanctl demo: {err}", file=sys.stderr)
         return 1

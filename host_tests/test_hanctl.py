@@ -1,0 +1,73 @@
+"""`hanctl decode` and `hanctl bench` as an owner runs them: the installed console script,
+the real MicroPython interpreter, captures as hex text or raw bytes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hanctl import encoder
+from test_stream import FRAME, OTHER, P1
+
+HANCTL = Path(sys.executable).parent / "hanctl"
+
+
+def hanctl(*args, stdin=b""):
+    proc = subprocess.run([str(HANCTL), *args], input=stdin, capture_output=True, timeout=300)
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def test_console_script_is_installed():
+    assert HANCTL.is_file(), "pip install -e . (./dev) puts hanctl in the venv"
+
+
+@pytest.mark.parametrize("runtime", ["micropython", "cpython"])
+def test_hex_text_and_raw_bytes_decode_alike(tmp_path, runtime):
+    stream = FRAME + OTHER[1:] + P1
+    spaced = " ".join(f"0x{b:02X}" if i % 7 == 0 else f"{b:02x}" for i, b in enumerate(stream))
+    (tmp_path / "capture.hex").write_text(spaced[:200] + "\n\t" + spaced[200:] + "\n")
+    (tmp_path / "capture.bin").write_bytes(stream)
+    _, from_hex, _ = hanctl("decode", "--runtime", runtime, str(tmp_path / "capture.hex"))
+    status, from_raw, err = hanctl("decode", "--runtime", runtime, str(tmp_path / "capture.bin"))
+    assert status == 0, err
+    assert from_hex == from_raw
+    powers = [json.loads(line)["active_power_import"] for line in from_raw.splitlines()]
+    assert powers == [1234, 99, 1193]
+
+
+def test_both_runtimes_print_the_same_bytes():
+    stream = b"".join(f for _, f in encoder.sample_frames()) + P1
+    outs = [
+        hanctl("decode", "--runtime", r, "-", stdin=stream)[1] for r in ("micropython", "cpython")
+    ]
+    assert outs[0] == outs[1] and outs[0].count("\n") == 10
+
+
+def test_errors_flag_prints_rejections():
+    bad = FRAME[:-3] + bytes([FRAME[-3] ^ 1]) + FRAME[-2:]
+    stream = b"junk" + bad + OTHER + FRAME[:30]
+    _, plain, _ = hanctl("decode", "-", stdin=stream)
+    status, verbose, _ = hanctl("decode", "--errors", "-", stdin=stream)
+    assert status == 0
+    assert [json.loads(x)["active_power_import"] for x in plain.splitlines()] == [99]
+    lines = [json.loads(x) for x in verbose.splitlines()]
+    assert lines == [
+        {"error": "noise", "detail": "4 bytes"},
+        {"error": "checksum"},
+        lines[2],
+        {"error": "truncated"},
+    ]
+    assert lines[2]["active_power_import"] == 99
+
+
+def test_odd_hex_is_an_error_not_garbage():
+    status, _, err = hanctl("decode", "-", stdin=b"7e a0 2")
+    assert status == 2 and "odd number" in err
+
+
+def test_bench_runs_and_reports_the_targets():
+    status, out, err = hanctl("bench", "--rounds", "1")
+    assert status == 0, err
+    assert "Decoder core:" in out and "Heap per List 3 frame" in out
