@@ -147,7 +147,11 @@ def use_firmware_in_cpython():
 def micropython_version():
     """The unix port's own version line, e.g. 'MicroPython 1.29.0 (...)'."""
     proc = subprocess.run(
-        [micropython_exe() or "micropython", "-c", "import sys; print(sys.implementation)"],
+        [
+            micropython_exe() or "micropython",
+            "-c",
+            "import sys; v = sys.implementation.version; print('MicroPython %d.%d.%d' % v[:3])",
+        ],
         capture_output=True,
         text=True,
     )
