@@ -36,6 +36,7 @@ FORMAT = "format"  # a frame start, then what no frame holds: HDLC addresses, bi
 KINDS = (CHECKSUM, LENGTH, OVERSIZE, TRUNCATED, FORMAT)
 
 _HDLC_MIN = const(9)  # 7E, format (2), dst, src, control, FCS (2), 7E: no information
+_MBUS_MIN = const(9)  # 68 L L 68 C A CI CS 16: L counts C, A and CI at least
 _P1_MAX_CRC_DIGITS = const(4)
 
 
@@ -157,13 +158,7 @@ class Assembler:
                 self._byte(b)
             return
         if n == 3:
-            need = ((buf[1] & 0x07) << 8 | b) + 2
-            if need > self.max_frame:
-                self._reject(OVERSIZE)
-            elif need < _HDLC_MIN:
-                self._reject(LENGTH)
-            else:
-                self._need = need
+            self._expect(((buf[1] & 0x07) << 8 | b) + 2, _HDLC_MIN)
             return
         if n < self._need:
             return
@@ -214,13 +209,7 @@ class Assembler:
             if (n == 3 and b != buf[1]) or (n == 4 and b != 0x68):
                 self._reject(None)  # a 0x68 in noise or text ("kWh"), not a telegram
             elif n == 4:
-                need = buf[1] + 6
-                if need > self.max_frame:
-                    self._reject(OVERSIZE)
-                elif buf[1] < 3:  # C, A and CI at least
-                    self._reject(LENGTH)
-                else:
-                    self._need = need
+                self._expect(buf[1] + 6, _MBUS_MIN)
             return
         if n < self._need:
             return
@@ -234,6 +223,15 @@ class Assembler:
             self._reject(CHECKSUM)
             return
         self._emit(MBUS, n)
+
+    def _expect(self, need, least):
+        """The header says the frame is `need` bytes long: drop it if it cannot be."""
+        if need > self.max_frame:
+            self._reject(OVERSIZE)
+        elif need < least:
+            self._reject(LENGTH)
+        else:
+            self._need = need
 
     def _emit(self, kind, n):
         self.frames[kind] += 1

@@ -8,22 +8,21 @@ tables), so a test built with it checks the decoder rather than mirroring it.
 import struct
 
 
-def crc16_x25(data):
-    crc = 0xFFFF
+def _crc16(data, poly, crc):
+    # Bit by bit, reflected: the definition, not the firmware's table.
     for b in data:
         crc ^= b
         for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFF
+            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
+    return crc
+
+
+def crc16_x25(data):
+    return _crc16(data, 0x8408, 0xFFFF) ^ 0xFFFF
 
 
 def crc16_arc(data):
-    crc = 0
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
+    return _crc16(data, 0xA001, 0)
 
 
 # -- A-XDR -------------------------------------------------------------------------------
