@@ -32,8 +32,9 @@ class Decoder:
         self.notification = dlms.Notification()  # the last one, also for diagnostics
         self.normalizer = normalize.Normalizer()
 
-    def feed(self, chunk):
-        self.assembler.feed(chunk)
+    def feed(self, chunk, n=-1):
+        """Decode the bytes of chunk (its first n when given); results go to the callbacks."""
+        self.assembler.feed(chunk, n)
 
     def idle(self):
         """The line went quiet: a frame still being assembled is truncated."""

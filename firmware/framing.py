@@ -65,11 +65,12 @@ class Assembler:
         self._rp = 0  # replay queue: buf[_rp:_rm] waits to be searched again
         self._rm = 0
 
-    def feed(self, chunk):
-        """Process every byte of chunk (bytes, bytearray or memoryview)."""
-        self.bytes_in += len(chunk)
+    def feed(self, chunk, n=-1):
+        """Process the bytes of chunk (bytes, bytearray or memoryview), its first n only
+        when n is given: a UART reader reuses one buffer without slicing it."""
+        end = len(chunk) if n < 0 else n
+        self.bytes_in += end
         i = 0
-        end = len(chunk)
         while i < end:
             # Inside an HDLC or M-Bus frame of known length nothing needs deciding until
             # its last byte: copy in a local loop. Two method calls per byte cost 0.5 us
@@ -89,6 +90,10 @@ class Assembler:
             i += 1
             if self._rm:
                 self._drain()
+
+    def busy(self):
+        """True while a frame is being assembled (a lone HDLC flag does not count)."""
+        return self._state != _IDLE and not (self._state == HDLC and self._n == 1)
 
     def idle(self):
         """The line went quiet (or the stream ended): a frame still open is truncated.

@@ -6,9 +6,9 @@ A subcommand module provides register(subparsers), which adds its parser and set
 
 import argparse
 
-from . import bench, decode, demo
+from . import bench, decode, demo, run, simulate
 
-SUBCOMMANDS = (decode, demo, bench)
+SUBCOMMANDS = (decode, demo, run, simulate, bench)
 
 
 def main(argv=None):

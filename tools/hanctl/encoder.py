@@ -157,12 +157,28 @@ def p1(ident, lines, crc="full"):
 
 # -- Norwegian lists (NVE HAN interface), for the demo, the benchmark and the simulator ---
 
-_NOW = (2024, 3, 5, 14, 0, 0)
+DEFAULT = {
+    "time": (2024, 3, 5, 14, 0, 0),
+    "p_import": 1234,  # W
+    "p_export": 0,
+    "q_import": 0,  # var
+    "q_export": 472,
+    "current": (5.1, 3.2, 1.7),  # A
+    "voltage": (233.0, 233.4, 231.1),  # V
+    "energy": (109552250, 0, 130480, 15319720),  # Wh: A+, A-, R+, R-
+}
 
 
-def aidon(list_no, power=1234, energy=10955225):
+def _m(values):
+    m = dict(DEFAULT)
+    m.update(values or {})
+    return m
+
+
+def aidon(list_no, values=None):
     """Aidon 6534 three-phase List 1/2/3: OBIS-tagged registers with scaler and unit."""
-    regs = [register("1.0.1.7.0.255", "u32", power, 0, 27)]
+    m = _m(values)
+    regs = [register("1.0.1.7.0.255", "u32", m["p_import"], 0, 27)]
     if list_no >= 2:
         ids = [
             ("struct", [("obis", "1.1.0.2.129.255"), ("vstr", "AIDON_V0001")]),
@@ -173,63 +189,50 @@ def aidon(list_no, power=1234, energy=10955225):
             ids
             + regs
             + [
-                register("1.0.2.7.0.255", "u32", 0, 0, 27),
-                register("1.0.3.7.0.255", "u32", 0, 0, 29),
-                register("1.0.4.7.0.255", "u32", 472, 0, 29),
-                register("1.0.31.7.0.255", "i16", 51, -1, 33),
-                register("1.0.51.7.0.255", "i16", 32, -1, 33),
-                register("1.0.71.7.0.255", "i16", 17, -1, 33),
-                register("1.0.32.7.0.255", "u16", 2330, -1, 35),
-                register("1.0.52.7.0.255", "u16", 2334, -1, 35),
-                register("1.0.72.7.0.255", "u16", 2311, -1, 35),
+                register("1.0.2.7.0.255", "u32", m["p_export"], 0, 27),
+                register("1.0.3.7.0.255", "u32", m["q_import"], 0, 29),
+                register("1.0.4.7.0.255", "u32", m["q_export"], 0, 29),
             ]
         )
+        for i, c in enumerate((31, 51, 71)):
+            regs.append(register(f"1.0.{c}.7.0.255", "i16", round(m["current"][i] * 10), -1, 33))
+        for i, c in enumerate((32, 52, 72)):
+            regs.append(register(f"1.0.{c}.7.0.255", "u16", round(m["voltage"][i] * 10), -1, 35))
     if list_no == 3:
-        regs += [
-            ("struct", [("obis", "0.0.1.0.0.255"), ("datetime", _NOW)]),
-            register("1.0.1.8.0.255", "u32", energy, 1, 30),
-            register("1.0.2.8.0.255", "u32", 0, 1, 30),
-            register("1.0.3.8.0.255", "u32", 13048, 1, 32),
-            register("1.0.4.8.0.255", "u32", 1531972, 1, 32),
-        ]
+        regs.append(("struct", [("obis", "0.0.1.0.0.255"), ("datetime", m["time"])]))
+        for c, unit, wh in zip((1, 2, 3, 4), (30, 30, 32, 32), m["energy"], strict=True):
+            regs.append(register(f"1.0.{c}.8.0.255", "u32", wh // 10, 1, unit))
     return hdlc(LLC + notification(("array", regs)))
 
 
-def kaifa(list_no, power=4533):
+def kaifa(list_no, values=None):
     """Kaifa MA304H3E three-phase List 1/2/3: values by position, no OBIS codes."""
-    values = [("u32", power)]
+    m = _m(values)
+    items = [("u32", m["p_import"])]
     if list_no >= 2:
-        values = [
+        items = [
             ("octets", b"KFM_001"),
             ("octets", b"6970631401753985"),
             ("octets", b"MA304H3E"),
-            ("u32", power),
-            ("u32", 0),
-            ("u32", 0),
-            ("u32", 128),
-            ("u32", 14408),
-            ("u32", 15478),
-            ("u32", 5211),
-            ("u32", 2381),
-            ("u32", 0),
-            ("u32", 2394),
+            ("u32", m["p_import"]),
+            ("u32", m["p_export"]),
+            ("u32", m["q_import"]),
+            ("u32", m["q_export"]),
         ]
+        items += [("u32", round(c * 1000)) for c in m["current"]]
+        items += [("u32", round(v * 10)) for v in m["voltage"]]
     if list_no == 3:
-        values += [
-            ("octets", date_time(*_NOW)),
-            ("u32", 112727),
-            ("u32", 0),
-            ("u32", 101),
-            ("u32", 13220),
-        ]
-    apdu = notification(("struct", values), time=_NOW, kaifa_tag=True)
+        items.append(("octets", date_time(*m["time"])))
+        items += [("u32", wh) for wh in m["energy"]]
+    apdu = notification(("struct", items), time=m["time"], kaifa_tag=True)
     return hdlc(LLC + apdu, dst=b"\x01", src=b"\x02\x01", control=0x10)
 
 
-def kamstrup(list_no, power=1247):
-    """Kamstrup 6841131 three-phase List 1 (power) or List 2 (with energy on the hour)."""
+def kamstrup(list_no, values=None):
+    """Kamstrup 6841131 three-phase List 1 (power) or 2; 3 is List 2 with the energy."""
+    m = _m(values)
     items = [("vstr", "Kamstrup_V0001")]
-    regs = [("1.1.1.7.0.255", power)]
+    regs = [("1.1.1.7.0.255", m["p_import"])]
     if list_no >= 2:
         items += [
             ("obis", "1.1.0.0.5.255"),
@@ -238,27 +241,31 @@ def kamstrup(list_no, power=1247):
             ("vstr", "6841131BN243101040"),
         ]
         regs += [
-            ("1.1.2.7.0.255", 0),
-            ("1.1.3.7.0.255", 0),
-            ("1.1.4.7.0.255", 417),
-            ("1.1.31.7.0.255", 189),
-            ("1.1.51.7.0.255", 327),
-            ("1.1.71.7.0.255", 128),
+            ("1.1.2.7.0.255", m["p_export"]),
+            ("1.1.3.7.0.255", m["q_import"]),
+            ("1.1.4.7.0.255", m["q_export"]),
         ]
+        currents = zip((31, 51, 71), m["current"], strict=True)
+        voltages = zip((32, 52, 72), m["voltage"], strict=True)
+        regs += [(f"1.1.{c}.7.0.255", round(i * 100)) for c, i in currents]
+        regs += [(f"1.1.{c}.7.0.255", round(v)) for c, v in voltages]
     for code, value in regs:
         items += [("obis", code), ("u32", value)]
     if list_no == 3:
-        items += [("obis", "0.1.1.0.0.255"), ("datetime", _NOW)]
-        for code, value in (("1.1.1.8.0.255", 8582328), ("1.1.2.8.0.255", 454083)):
-            items += [("obis", code), ("u32", value)]
-    apdu = notification(("struct", items), invoke=0, time=_NOW)
+        items += [("obis", "0.1.1.0.0.255"), ("datetime", m["time"])]
+        for c, wh in zip((1, 2, 3, 4), m["energy"], strict=True):
+            items += [("obis", f"1.1.{c}.8.0.255"), ("u32", wh // 10)]
+    apdu = notification(("struct", items), invoke=0, time=m["time"])
     return hdlc(LLC + apdu, dst=b"\x2b", src=b"\x21")
+
+
+METERS = {"aidon": aidon, "kaifa": kaifa, "kamstrup": kamstrup}
 
 
 def sample_frames():
     """[(label, frame)]: List 1, 2 and 3 of each Norwegian meter type."""
     out = []
-    for name, make in (("aidon", aidon), ("kaifa", kaifa), ("kamstrup", kamstrup)):
+    for name, make in METERS.items():
         for list_no in (1, 2, 3):
             out.append((f"{name}_sample#{list_no}", make(list_no)))
     return out

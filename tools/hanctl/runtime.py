@@ -131,6 +131,11 @@ def micropython_argv(script, heap=DEFAULT_HEAP):
     return [exe, "-X", f"heapsize={check_heap(heap)}", str(script)]
 
 
+def micropython_argv_code(code, heap=DEFAULT_HEAP):
+    """argv that runs the statement `code` on the unix port (e.g. the firmware's main)."""
+    return micropython_argv("-c", heap)[:-1] + ["-c", code]
+
+
 def use_firmware_in_cpython():
     """Make firmware modules importable in this CPython process.
 

@@ -1,0 +1,207 @@
+# One destination the owner configured: its MQTT connection, its share level, its queue.
+#
+# offer() is called by the meter link for every reading and never waits: the view this
+# destination may see goes into a one-slot buffer (live) and, for hourly energy, into the
+# outage queue on flash. run() is this destination's own task: connect with exponential
+# backoff and jitter, then publish what offer() left, oldest energy first (QoS 1, so
+# delivery is at-least-once), live readings as they come (QoS 0; while offline they are
+# dropped and counted), stats every 60 s, Home Assistant discovery when enabled.
+#
+# Topics under the destination's base: reading (each message, filtered by the share
+# level), energy (hourly registers, retained), status (retained "online", last will
+# "offline"), stats (diagnostics, every 60 s).
+
+import asyncio
+import json
+import random
+import time
+
+import discovery
+from mqtt import MQTTClient, MQTTError
+from outbox import Outbox
+from reading import to_json
+from share import Share, is_hourly
+
+_STATS_MS = 60000
+
+
+class Destination:
+    def __init__(self, cfg, hostname, stats, state_dir=""):
+        self.cfg = cfg
+        self.name = cfg["name"]
+        self.base = cfg["topic"]
+        self.hostname = hostname
+        self.stats = stats  # callable: the shared counters as a dict
+        self.share = Share(cfg)
+        self.outbox = Outbox(state_dir + "queue-" + self.name + ".jsonl")
+        self.event = asyncio.Event()
+        self.client = None
+        self._live = None  # the latest live message not yet sent
+        self._fields = set()  # reading fields seen, for discovery
+        self._meter = None  # (id, manufacturer, model) for discovery
+        self._discover = False  # discovery to (re)send
+        self._stats_at = None
+        self.connects = 0
+        self.failures = 0
+        self.published = 0
+        self.dropped = 0
+        self.last_error = None
+        self.backoff_ms = cfg.get("retry_min", 1) * 1000
+
+    # -- called by the meter link: never waits ---------------------------------------------
+
+    def offer(self, reading, now_ms):
+        view = self.share.view(reading, now_ms)
+        if view is None:
+            return
+        text = to_json(view)
+        if is_hourly(view):
+            self.outbox.append(text)
+        client = self.client
+        if client is not None and client.connected:
+            if self._live is not None:
+                self.dropped += 1  # the link outran the broker: the older one goes
+            self._live = text
+        else:
+            self.dropped += 1
+        if self.cfg["discovery"]:
+            self._learn(view, reading)
+        self.event.set()
+
+    def _learn(self, view, reading):
+        new = False
+        for k in view:
+            if k not in self._fields:
+                self._fields.add(k)
+                new = True
+        if self._meter is None and "meter_id" in reading:
+            self._meter = (
+                reading["meter_id"],
+                reading.get("meter_manufacturer"),
+                reading.get("meter_model"),
+            )
+            new = True
+        if new:
+            self._discover = True
+
+    # -- the destination's task ------------------------------------------------------------
+
+    async def run(self):
+        cap = self.cfg.get("retry_max", 300) * 1000
+        floor = self.cfg.get("retry_min", 1) * 1000
+        while True:
+            try:
+                await self._session()
+            except (OSError, MQTTError, asyncio.TimeoutError) as e:
+                self.failures += 1
+                self.last_error = _describe(e)
+                print("hanport: destination", self.name, "failed:", self.last_error)
+            finally:
+                if self.client is not None:
+                    self.client.close()
+                self.client = None
+                self._live = None
+            # Exponential backoff with jitter (0.5x..1.5x): dongles that lost the same
+            # broker do not all come back in the same second.
+            wait = self.backoff_ms // 2 + random.getrandbits(20) % (self.backoff_ms + 1)
+            await asyncio.sleep_ms(wait)
+            self.backoff_ms = max(floor, min(cap, self.backoff_ms * 2))
+
+    async def _session(self):
+        cfg = self.cfg
+        status = self.base + "/status"
+        self.client = client = MQTTClient(
+            cfg["client_id"],
+            cfg["host"],
+            cfg["port"],
+            user=cfg.get("user"),
+            password=cfg.get("password"),
+            keepalive=cfg.get("keepalive", 60),
+            ssl=_tls(cfg),
+            server_hostname=(cfg["tls"] or {}).get("server_hostname") or cfg["host"],
+            will=(status, b"offline", True, 1),
+            timeout=cfg.get("timeout", 10),
+            on_message=self._message,
+        )
+        await client.connect()
+        self.connects += 1
+        self.backoff_ms = cfg.get("retry_min", 1) * 1000
+        self.last_error = None
+        print("hanport: destination", self.name, "connected")
+        await client.publish(status, b"online", retain=True, qos=1)
+        if cfg["discovery"]:
+            await client.subscribe(discovery.HA_STATUS)
+            self._discover = True
+        self._stats_at = time.ticks_add(time.ticks_ms(), -_STATS_MS)  # stats right away
+        while client.connected:
+            self.event.clear()  # before flushing: an offer() during it sets it again
+            await self._flush(client)
+            if client.connected:
+                await self.event.wait()
+        raise client.error or OSError(0)
+
+    async def _flush(self, client):
+        box = self.outbox
+        while len(box):
+            await client.publish(self.base + "/energy", box.peek(), retain=True, qos=1)
+            box.pop()
+            self.published += 1
+        if self._live is not None:
+            text = self._live
+            self._live = None
+            await client.publish(self.base + "/reading", text)
+            self.published += 1
+        if self._discover and self._meter is not None:
+            self._discover = False
+            ident = self._meter
+            for topic, payload in discovery.messages(
+                self.base, self._fields, self.share, ident[0], ident[1], ident[2], self.hostname
+            ):
+                await client.publish(topic, payload, retain=True, qos=1)
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._stats_at) >= _STATS_MS:
+            self._stats_at = now
+            await client.publish(self.base + "/stats", json.dumps(self.stats(self)))
+
+    def _message(self, topic, payload):
+        # Home Assistant announces "online" after it starts: send discovery again.
+        if topic == discovery.HA_STATUS and payload == b"online":
+            self._discover = True
+            self.event.set()
+
+    def counters(self):
+        return {
+            "name": self.name,
+            "connected": self.client is not None and self.client.connected,
+            "connects": self.connects,
+            "reconnects": max(0, self.connects - 1),
+            "failures": self.failures,
+            "last_error": self.last_error,
+            "published": self.published,
+            "queued": len(self.outbox),
+            "dropped": self.dropped + self.outbox.dropped,
+        }
+
+
+def _tls(cfg):
+    tls = cfg["tls"]
+    if not tls:
+        return None
+    import ssl  # only destinations with TLS pay for it
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if tls.get("verify", True):
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        with open(tls["ca"], "rb") as f:
+            ctx.load_verify_locations(cadata=f.read())
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _describe(e):
+    if isinstance(e, MQTTError):
+        return "refused (%s)" % e.code  # 4: bad user name or password, 5: not authorised
+    if isinstance(e, asyncio.TimeoutError):
+        return "timeout"
+    return "%s %s" % (type(e).__name__, e.args[0] if e.args else "")

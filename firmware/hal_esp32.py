@@ -1,0 +1,149 @@
+# Hardware layer for ESP32 boards: the meter UART, LEDs, watchdog, Wi-Fi.
+#
+# Pins come from board.json (copied from boards/<name>/ by `hanctl install`), named by
+# function: HAN_RX, LED_STATUS, BUTTON. No logic lives here: main.py decides.
+
+import asyncio
+import gc
+import json
+import time
+
+import machine
+import network
+
+NAME = "esp32"
+
+# The UART's receive buffer must hold what arrives while the event loop is busy elsewhere.
+# The longest step is a TLS handshake (mbedTLS on an ESP32: up to ~2 s measured by others;
+# plan 4 s): at 2400 baud that is 960 bytes, so 2048 leaves room for two HAN frames. At
+# 115200 baud (P1) 2048 bytes last 0.18 s; a P1 meter repeats its telegram every 1-10 s,
+# so an overrun costs one telegram, counted as truncated.
+RXBUF = 2048
+_PARITY = {"8N1": None, "8E1": 0}
+
+
+def log(*args):
+    print("hanport:", *args)
+
+
+def board(name):
+    with open("board.json") as f:
+        b = json.load(f)
+    if name and b.get("name") != name:
+        log("config board", name, "but board.json is", b.get("name"))
+    return b
+
+
+class Uart:
+    def __init__(self, board_def):
+        self.id = board_def["uart"]
+        self.rx = board_def["pins"]["HAN_RX"]
+        self.board_inverted = board_def.get("han_rx_inverted", False)
+        self._uart = None
+        self._stream = None
+
+    def configure(self, baud, parity, invert):
+        inv = machine.UART.INV_RX if (invert != self.board_inverted) else 0
+        self._uart = machine.UART(
+            self.id,
+            baudrate=baud,
+            bits=8,
+            parity=_PARITY[parity],
+            stop=1,
+            rx=self.rx,
+            rxbuf=RXBUF,
+            invert=inv,
+        )
+        self._stream = asyncio.StreamReader(self._uart)
+
+    async def read(self, buf):
+        n = await self._stream.readinto(buf)
+        return n or 0
+
+    def close(self):
+        pass
+
+
+class Led:
+    def __init__(self, board_def, name="LED_STATUS"):
+        pin = board_def["pins"].get(name)
+        self._pin = machine.Pin(pin, machine.Pin.OUT) if pin is not None else None
+        self._low = board_def.get("led_active_low", False)
+        self.state = None
+
+    def set(self, pattern):
+        """pattern: "on", "off" or "blink" (driven by main's ticker via toggle())."""
+        self.state = pattern
+        if self._pin is not None and pattern in ("on", "off"):
+            self._pin.value((pattern == "on") != self._low)
+
+    def toggle(self):
+        if self._pin is not None:
+            self._pin.value(not self._pin.value())
+
+
+class Watchdog:
+    def __init__(self, timeout_ms):
+        self._wdt = machine.WDT(timeout=timeout_ms)
+
+    def feed(self):
+        self._wdt.feed()
+
+    def check(self):
+        pass
+
+
+class Network:
+    def __init__(self, hostname):
+        network.hostname(hostname)
+        self._wlan = network.WLAN(network.STA_IF)
+
+    async def connect(self, networks):
+        """Try the configured networks in order; True once one is joined."""
+        w = self._wlan
+        w.active(True)
+        for net in networks:
+            if w.isconnected():
+                return True
+            w.connect(net["ssid"], net.get("password", ""))
+            for _ in range(100):  # 10 s per network
+                if w.isconnected():
+                    log("wifi", net["ssid"], w.ifconfig()[0])
+                    return True
+                await asyncio.sleep_ms(100)
+            w.disconnect()
+        return w.isconnected()
+
+    def isconnected(self):
+        return self._wlan.isconnected()
+
+
+_CAUSES = {
+    machine.PWRON_RESET: "power-on",
+    machine.HARD_RESET: "hard",
+    machine.WDT_RESET: "watchdog",
+    machine.DEEPSLEEP_RESET: "deepsleep",
+    machine.SOFT_RESET: "soft",
+}
+
+
+def led(board_def):
+    return Led(board_def)
+
+
+def uart(board_def, meter_cfg):
+    return Uart(board_def)
+
+
+def reset_cause():
+    return _CAUSES.get(machine.reset_cause(), "other")
+
+
+def free_heap():
+    gc.collect()
+    return gc.mem_free()
+
+
+def restart():
+    time.sleep_ms(100)
+    machine.reset()

@@ -1,0 +1,120 @@
+# Hardware layer for the MicroPython unix port (`hanctl run`, the tests, the demo).
+#
+# The meter's UART is a TCP connection to a meter simulator (or any program serving the
+# HAN byte stream), given as HANPORT_UART=tcp://HOST:PORT. Wi-Fi is always up, the LED is
+# a log line, the watchdog logs when it would have reset. No logic lives here: main.py and
+# the modules it wires decide everything; this only moves bytes and toggles "pins".
+
+import asyncio
+import gc
+import os
+import sys
+import time
+
+NAME = "unix"
+
+
+def log(*args):
+    print("hanport:", *args)
+
+
+class Uart:
+    """The meter link. read() waits for bytes; configure() is logged (a socket has no
+    baud rate or parity; the simulator serves what the meter would)."""
+
+    def __init__(self, url):
+        if not url.startswith("tcp://") or ":" not in url[6:]:
+            raise ValueError("HANPORT_UART must be tcp://HOST:PORT, not %r" % url)
+        host, port = url[6:].rsplit(":", 1)
+        self.host = host
+        self.port = int(port)
+        self._reader = None
+        self._writer = None
+
+    def configure(self, baud, parity, invert):
+        log("uart", baud, parity, "inverted" if invert else "")
+
+    async def read(self, buf):
+        """Bytes into buf; returns how many, 0 when the line is down (then retried)."""
+        if self._reader is None:
+            try:
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            except OSError:
+                await asyncio.sleep_ms(500)  # the "cable" is unplugged: try again shortly
+                return 0
+        try:
+            n = await self._reader.readinto(buf)
+        except OSError:
+            n = 0
+        if not n:
+            self.close()
+        return n or 0
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+
+class Led:
+    def __init__(self, name):
+        self.name = name
+        self.state = None
+
+    def set(self, pattern):
+        if pattern != self.state:
+            self.state = pattern
+            log("led", self.name, pattern)
+
+
+class Watchdog:
+    def __init__(self, timeout_ms):
+        self.timeout_ms = timeout_ms
+        self.last = time.ticks_ms()
+
+    def feed(self):
+        self.last = time.ticks_ms()
+
+    def check(self):
+        # A real watchdog resets the chip; here the log says it would have.
+        if time.ticks_diff(time.ticks_ms(), self.last) > self.timeout_ms:
+            log("watchdog: would reset, not fed for", self.timeout_ms, "ms")
+            self.last = time.ticks_ms()
+
+
+class Network:
+    """The host's network is always up; there is no Wi-Fi to join."""
+
+    def __init__(self, hostname):
+        self.hostname = hostname
+
+    async def connect(self, networks):
+        return True
+
+    def isconnected(self):
+        return True
+
+
+def board(name):
+    return None
+
+
+def led(board_def):
+    return Led("status")
+
+
+def uart(board_def, meter_cfg):
+    return Uart(os.getenv("HANPORT_UART") or "tcp://127.0.0.1:2400")
+
+
+def reset_cause():
+    return "power-on"
+
+
+def free_heap():
+    gc.collect()
+    return gc.mem_free()
+
+
+def restart():
+    sys.exit(3)

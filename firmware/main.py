@@ -1,0 +1,190 @@
+# The dongle: configuration, meter link, destinations, watchdog. Only wiring lives here.
+#
+#   UART -> meterlink -> decoder -> on_reading -> every Destination.offer() (never waits)
+#   each Destination.run() task: MQTT session, outage queue, stats, discovery
+#   a ticker: closes frames the line left open, wakes destinations, feeds the watchdog
+#
+# An invalid or missing config.json puts the dongle in a safe state: the reason is logged
+# and shown on the status LED, nothing is published, and it waits for a new config
+# (`hanctl config push`) instead of restarting in a loop.
+
+import asyncio
+import json
+import sys
+import time
+
+import config
+from decoder import Decoder
+from meterlink import MeterLink, setting_name
+
+if sys.platform == "linux":
+    import hal_unix as hal
+else:
+    import hal_esp32 as hal
+
+VERSION = "0.2.0"
+STATE = "state.json"  # what the dongle learnt (the meter line setting), not configuration
+_WATCHDOG_MS = 30000
+_ALIVE_MS = 15000  # a task that has not shown progress for this long is stuck
+log = hal.log
+
+
+class Dongle:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.started = time.ticks_ms()
+        self.reset_cause = hal.reset_cause()
+        self.board = hal.board(cfg.get("board"))
+        self.led = hal.led(self.board)
+        self.destinations = []
+        self.last_frame = None
+        self.decoder = Decoder(self._reading, self._rejected)
+        state = _load_state()
+        remembered = tuple(state["link"]) if "link" in state else None
+        self.link = MeterLink(
+            hal.uart(self.board, cfg["meter"]),
+            self.decoder,
+            cfg["meter"],
+            remembered,
+            self._locked,
+        )
+
+    def _reading(self, reading):
+        now = time.ticks_ms()
+        self.last_frame = now
+        for d in self.destinations:
+            d.offer(reading, now)
+
+    def _rejected(self, kind, detail):
+        pass  # counted by the decoder; the stats carry the counts
+
+    def _locked(self, setting):
+        log("meter line:", setting_name(setting))
+        _save_state({"link": list(setting)})
+
+    def stats(self, dest):
+        """The diagnostics one destination publishes (no reading data in them)."""
+        d = self.decoder
+        a = d.assembler
+        rejected = dict(a.rejected)
+        for k in d.errors:
+            rejected[k] = d.errors[k]
+        now = time.ticks_ms()
+        age = None if self.last_frame is None else time.ticks_diff(now, self.last_frame) // 1000
+        return {
+            "version": VERSION,
+            "uptime_s": time.ticks_diff(now, self.started) // 1000,
+            "free_heap": hal.free_heap(),
+            "reset_cause": self.reset_cause,
+            "bytes_received": a.bytes_in,
+            "noise_bytes": a.noise,
+            "frames": {"hdlc": a.frames[1], "p1": a.frames[2], "mbus": a.frames[3]},
+            "readings": d.readings,
+            "rejected": rejected,
+            "last_frame_age_s": age,
+            "line": setting_name(self.link.setting),
+            "line_locked": self.link.locked,
+            "destination": dest.counters(),
+        }
+
+    async def ticker(self, wdt):
+        tasks = self.tasks
+        n = 0
+        while True:
+            await asyncio.sleep_ms(50)
+            self.link.tick()
+            n += 1
+            if n % 20:
+                continue
+            for d in self.destinations:
+                d.event.set()  # once a second: stats timers, a dropped connection
+            # Fed only while the meter reader and every destination task still run and
+            # the reader has come round its loop lately (it wakes at least on each read
+            # or line-down retry): a stuck task ends in a reset, not a silent dongle.
+            alive = all(not _done(t) for t in tasks)
+            if alive and time.ticks_diff(time.ticks_ms(), self.link.heartbeat) < _ALIVE_MS:
+                wdt.feed()
+            elif not alive:
+                log("a task ended: not feeding the watchdog")
+            wdt.check()
+            self.led.set("on" if self.last_frame is not None else "blink")
+
+    async def run(self):
+        from destination import Destination
+
+        cfg = self.cfg
+        wdt = hal.Watchdog(_WATCHDOG_MS)
+        net = hal.Network(cfg["hostname"])
+        if cfg["destinations"] or cfg["ntp"]:
+            await net.connect(cfg["wifi"])
+        if cfg["ntp"] and hal.NAME != "unix":
+            _ntp(cfg["ntp"])
+        for dcfg in cfg["destinations"]:
+            self.destinations.append(Destination(dcfg, cfg["hostname"], self.stats))
+        self.tasks = [asyncio.create_task(self.link.run())]
+        for d in self.destinations:
+            self.tasks.append(asyncio.create_task(d.run()))
+        log("running:", len(self.destinations), "destination(s)")
+        await self.ticker(wdt)
+
+
+async def safe_state(problems):
+    """Nothing is published; the LED blinks the fault until a valid config arrives."""
+    try:
+        led = hal.led(hal.board(None))
+    except (OSError, ValueError, KeyError):  # no usable board.json either
+        led = None
+    for p in problems:
+        log("config:", p)
+    log("safe state: publishing nothing until config.json is fixed")
+    if led:
+        led.set("blink-fast")
+    while True:
+        await asyncio.sleep(5)
+        cfg, problems = config.load("config.json", unix=hal.NAME == "unix")
+        if cfg is not None and not problems:
+            log("config.json is valid now: restarting")
+            hal.restart()
+
+
+def _ntp(server):
+    import ntptime
+
+    ntptime.host = server
+    try:
+        ntptime.settime()
+    except OSError as e:
+        log("ntp", server, "failed:", e)
+
+
+def _done(task):
+    return task.done()
+
+
+def _load_state():
+    try:
+        with open(STATE) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_state(state):
+    with open(STATE + ".tmp", "w") as f:
+        json.dump(state, f)
+    import os
+
+    os.rename(STATE + ".tmp", STATE)
+
+
+def main():
+    log("hanport", VERSION, "on", hal.NAME)
+    cfg, problems = config.load("config.json", unix=hal.NAME == "unix")
+    if cfg is None or problems:
+        asyncio.run(safe_state(problems))
+    else:
+        asyncio.run(Dongle(cfg).run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+# The meter link: bytes from the HAN UART into the decoder, and the line settings found.
+#
+# Norwegian HAN ports run 2400 baud; Aidon and Kaifa use 8E1, Kamstrup 8N1; Dutch/Swedish
+# P1 ports run 115200 8N1 on an inverted line. With "auto" the link tries each setting
+# until a frame passes its checksum, then keeps it (and remembers it across reboots);
+# bytes that never make a valid frame under a setting are the sign to try the next.
+#
+# The reader never waits for anything but the UART: readings go to the destinations
+# through callbacks that only queue (destination.py), so a slow broker cannot stall it.
+
+import time
+
+# (baud, parity, inverted) in the order tried: the Nordic HAN settings first.
+SETTINGS = ((2400, "8E1", False), (2400, "8N1", False), (115200, "8N1", True))
+# No valid frame this long after bytes started to arrive under a setting: try the next.
+# Kaifa and Aidon push List 1 every 2 s, Kamstrup every 10 s: 25 s sees two or more.
+_DETECT_MS = 25000
+# A pause this long inside a frame means bytes were lost (frames are sent back to back;
+# a byte at 2400 baud takes 4.2 ms, so 100 ms is over 20 character times).
+_IDLE_MS = 100
+
+
+def setting_name(s):
+    return "%d %s%s" % (s[0], s[1], " inverted" if s[2] else "")
+
+
+class MeterLink:
+    def __init__(self, uart, decoder, meter_cfg, remembered=None, on_locked=None):
+        self.uart = uart
+        self.decoder = decoder
+        self.on_locked = on_locked  # called with the setting once it is known to work
+        baud, parity = meter_cfg["baud"], meter_cfg["parity"]
+        self.auto = baud == "auto" or parity == "auto"
+        if self.auto:
+            self.candidates = [
+                s
+                for s in SETTINGS
+                if (baud == "auto" or s[0] == baud) and (parity == "auto" or s[1] == parity)
+            ] or [SETTINGS[0]]
+            if remembered in self.candidates:  # the setting that worked last time first
+                self.candidates.remove(remembered)
+                self.candidates.insert(0, remembered)
+        else:
+            self.candidates = [(baud, parity, meter_cfg["invert"])]
+        self.index = 0
+        self.locked = not self.auto
+        self.switches = 0
+        self.last_byte = time.ticks_ms()
+        self.heartbeat = self.last_byte
+        self._since = None  # when bytes first arrived under the current setting
+        self._frames = 0
+        self._idle_done = True
+        self.apply()
+
+    @property
+    def setting(self):
+        return self.candidates[self.index]
+
+    def apply(self):
+        s = self.setting
+        self.uart.configure(s[0], s[1], s[2])
+        self._since = None
+        self._frames = _good(self.decoder)
+
+    async def run(self):
+        buf = bytearray(256)  # one read's worth: 0.1 s of a 2400 baud line, 22 ms of P1
+        decoder = self.decoder
+        while True:
+            n = await self.uart.read(buf)
+            now = time.ticks_ms()
+            self.heartbeat = now
+            if not n:
+                continue
+            self.last_byte = now
+            self._idle_done = False
+            decoder.feed(buf, n)
+            if not self.locked:
+                self._detect(now)
+
+    def tick(self):
+        """Called every ~50 ms by main's ticker: close a frame the line left open."""
+        now = time.ticks_ms()
+        if not self._idle_done and time.ticks_diff(now, self.last_byte) > _IDLE_MS:
+            self._idle_done = True
+            self.decoder.idle()
+        if not self.locked and self._since is not None:
+            self._detect(now)
+
+    def _detect(self, now):
+        if _good(self.decoder) != self._frames:
+            self.locked = True
+            if self.on_locked:
+                self.on_locked(self.setting)
+            return
+        if self._since is None:
+            self._since = now
+        elif time.ticks_diff(now, self._since) > _DETECT_MS:
+            self.index = (self.index + 1) % len(self.candidates)
+            self.switches += 1
+            self.apply()
+
+
+def _good(decoder):
+    f = decoder.assembler.frames
+    return f[1] + f[2] + f[3]

@@ -1,0 +1,66 @@
+# The outage queue: hourly energy messages one destination has not yet acknowledged.
+#
+# Kept in a file, not in RAM: 48 hourly messages of ~200 bytes would take a tenth of an
+# ESP32's heap. Each message is one line, appended when it is made (once an hour), so a
+# power cut mid-write loses at most that line (a torn last line is skipped on load). A
+# delivered message is removed by rewriting the rest to a temp file and renaming it over
+# the queue: the file is then the old or the new one, never a mix.
+
+import os
+
+
+class Outbox:
+    def __init__(self, path, capacity=48):
+        self.path = path
+        self.capacity = capacity
+        self.dropped = 0  # messages pushed out by newer ones while the queue was full
+        self.count = 0
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.endswith("\n"):
+                        self.count += 1
+                    else:  # torn by a power cut: rewrite without it
+                        self._rewrite(0)
+                        break
+        except OSError:  # no queue yet
+            pass
+
+    def __len__(self):
+        return self.count
+
+    def append(self, text):
+        if self.count >= self.capacity:
+            self.dropped += 1
+            self._rewrite(1)  # the oldest gives way: the newest energy is the one to keep
+        with open(self.path, "a") as f:
+            f.write(text)
+            f.write("\n")
+        self.count += 1
+
+    def peek(self):
+        """The oldest message, or None."""
+        if not self.count:
+            return None
+        with open(self.path) as f:
+            return f.readline()[:-1]
+
+    def pop(self):
+        """Forget the oldest message (it was acknowledged)."""
+        if self.count:
+            self._rewrite(1)
+
+    def _rewrite(self, skip):
+        tmp = self.path + ".tmp"
+        kept = 0
+        with open(self.path) as src, open(tmp, "w") as dst:
+            for line in src:
+                if not line.endswith("\n"):
+                    break
+                if skip:
+                    skip -= 1
+                    continue
+                dst.write(line)
+                kept += 1
+        os.rename(tmp, self.path)
+        self.count = kept

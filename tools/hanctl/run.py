@@ -1,0 +1,78 @@
+"""`hanctl run`: the firmware's real main on the MicroPython unix port.
+
+The socket UART connects to --uart tcp://HOST:PORT, where a meter (hanctl simulate, a
+test, any program) serves the HAN byte stream. The dongle's filesystem is --state DIR
+(default: a fresh temporary folder): config.json is copied there, with the files it names
+(a TLS CA), and the dongle keeps its outage queue and learnt line setting there, so a
+second run on the same DIR is a reboot.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import runtime
+
+MAIN = "import main; main.main()"
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "run", help="run the firmware under the MicroPython unix port against a TCP meter"
+    )
+    parser.add_argument("--config", required=True, help="config.json for the dongle")
+    parser.add_argument("--uart", required=True, help="tcp://HOST:PORT serving the HAN stream")
+    parser.add_argument("--heap", default=runtime.DEFAULT_HEAP, help="MicroPython heap size")
+    parser.add_argument("--state", help="the dongle's filesystem (kept between runs)")
+    parser.set_defaults(run=run_command)
+
+
+def prepare(state_dir, config_path):
+    """Put config.json (as given, even if broken) and the files it names into state_dir."""
+    state = Path(state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    src = Path(config_path)
+    if not src.exists():
+        (state / "config.json").unlink(missing_ok=True)
+        return
+    shutil.copyfile(src, state / "config.json")
+    try:
+        cfg = json.loads(src.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return  # the firmware says what is wrong with it
+    for dest in cfg.get("destinations", []) if isinstance(cfg, dict) else []:
+        tls = dest.get("tls") if isinstance(dest, dict) else None
+        ca = tls.get("ca") if isinstance(tls, dict) else None
+        if isinstance(ca, str) and not os.path.isabs(ca) and (src.parent / ca).is_file():
+            shutil.copyfile(src.parent / ca, state / ca)
+
+
+def argv(heap):
+    return runtime.micropython_argv_code(MAIN, heap)
+
+
+def env(uart):
+    e = runtime.micropython_env()
+    e["HANPORT_UART"] = uart
+    return e
+
+
+def run_command(args):
+    keep = args.state is not None
+    state = args.state or tempfile.mkdtemp(prefix="hanport-")
+    try:
+        prepare(state, args.config)
+        proc = subprocess.run(argv(runtime.check_heap(args.heap)), cwd=state, env=env(args.uart))
+        return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+    except KeyboardInterrupt:
+        return 130
+    except runtime.MissingInterpreter as err:
+        print(f"hanctl run: {err}", file=sys.stderr)
+        return 1
+    finally:
+        if not keep:
+            shutil.rmtree(state, ignore_errors=True)
