@@ -10,7 +10,7 @@ import struct
 
 from micropython import const
 
-from errors import DecodeError, TooDeep, Truncated, Unsupported
+from errors import MALFORMED, NESTING, TRUNCATED, UNSUPPORTED, DecodeError
 
 _NULL = const(0x00)
 _ARRAY = const(0x01)
@@ -55,7 +55,9 @@ _INTS = {
     _UINT64: 8,
     _ENUM: 1,
 }
-_FLOATS = {_FLOAT32: (">f", 4), _FLOAT64: (">d", 8)}
+# Floats become exact decimals of the digits the type holds (7 for float32, 15 for
+# float64): 49.99 sent as float32 reads 49.99, not 49.9900016784668, on every port.
+_FLOATS = {_FLOAT32: (">f", 4, "%.7g"), _FLOAT64: (">d", 8, "%.15g")}
 # date-time, date and time as their own tags carry no length byte.
 _OCTETS = {_DATE_TIME: 12, _DATE: 5, _TIME: 4}
 
@@ -85,7 +87,7 @@ class Reader:
 
     def byte(self):
         if self.pos >= self.end:
-            raise Truncated()
+            raise DecodeError(TRUNCATED)
         b = self.buf[self.pos]
         self.pos += 1
         return b
@@ -100,7 +102,7 @@ class Reader:
         if n & 0x80:
             k = n & 0x7F
             if k > 2:  # no frame here is 64 KB long
-                raise DecodeError()
+                raise DecodeError(MALFORMED)
             n = 0
             for _ in range(k):
                 n = n << 8 | self.byte()
@@ -110,7 +112,7 @@ class Reader:
         """Skip n bytes, returning where they start."""
         p = self.pos
         if p + n > self.end:
-            raise Truncated()
+            raise DecodeError(TRUNCATED)
         self.pos = p + n
         return p
 
@@ -143,7 +145,8 @@ class Reader:
             return str(self.view()[p : p + n], "utf-8")
         f = _FLOATS.get(tag)
         if f is not None:
-            return struct.unpack_from(f[0], self.buf, self.take(f[1]))[0]
+            v = struct.unpack_from(f[0], self.buf, self.take(f[1]))[0]
+            return _decimal(v, f[2])
         n = _OCTETS.get(tag)
         if n is not None:
             p = self.take(n)
@@ -153,13 +156,13 @@ class Reader:
             p = self.take((n + 7) >> 3)
             return bytes(self.view()[p : self.pos])
         if tag == _COMPACT_ARRAY:
-            raise Unsupported()  # valid A-XDR that no known push uses
-        raise DecodeError()  # no such type: damaged data
+            raise DecodeError(UNSUPPORTED)  # valid A-XDR that no known push uses
+        raise DecodeError(MALFORMED)  # no such type: damaged data
 
     def skip(self, depth=0):
         """Step over one whole data element."""
         if depth > _MAX_DEPTH:
-            raise TooDeep()
+            raise DecodeError(NESTING)
         tag = self.byte()
         if tag == _ARRAY or tag == _STRUCTURE:
             for _ in range(self.length()):
@@ -170,3 +173,21 @@ class Reader:
             self.take(size if size > 0 else -size)
         else:
             self.scalar(tag)
+
+
+def _decimal(v, fmt):
+    """(mantissa, exponent) of float v rounded to fmt's significant digits; None if not
+    finite."""
+    text = fmt % v
+    if "n" in text or "i" in text:  # nan, inf
+        return None
+    exp = 0
+    k = text.find("e")
+    if k >= 0:
+        exp = int(text[k + 1 :])
+        text = text[:k]
+    k = text.find(".")
+    if k >= 0:
+        exp -= len(text) - k - 1
+        text = text[:k] + text[k + 1 :]
+    return int(text), exp

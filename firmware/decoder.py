@@ -1,7 +1,7 @@
 # The decoder the dongle and the host tests both run: bytes in, canonical readings out.
 #
 #   feed(chunk) -> framing.Assembler -> link.Link (HDLC segments, M-Bus telegrams)
-#     -> dlms.Blocks (general block transfer) -> dlms.Notification -> normalize -> reading
+#     -> gbt.Blocks (general block transfer) -> dlms.Notification -> normalize -> reading
 #   P1 telegrams go from the assembler straight to p1.decode.
 #
 # Every rejected frame is reported once through on_error(kind, detail) and counted in
@@ -25,7 +25,8 @@ class Decoder:
         self.on_error = on_error
         self.assembler = framing.Assembler(self._frame, self._rejected, max_frame)
         self.link = link.Link(max_frame)
-        self.blocks = dlms.Blocks(max_frame)
+        self.blocks = None  # gbt.Blocks, made at the first block transfer
+        self._max = max_frame
         self.errors = {}
         self.readings = 0
         self._noise_seen = 0
@@ -44,9 +45,10 @@ class Decoder:
         """End of a recorded stream: also report a split message that never finished."""
         self.assembler.idle()
         self._noise()
-        if self.link.pending() or self.blocks.pending():
+        if self.link.pending() or (self.blocks and self.blocks.pending()):
             self.link.reset()
-            self.blocks.reset()
+            if self.blocks:
+                self.blocks.reset()
             self._error(INCOMPLETE, None)
 
     def apdu(self, buf, n):
@@ -74,6 +76,10 @@ class Decoder:
     def decode_apdu(self, data, start, end):
         """Reading of the APDU data[start:end], or None while a block transfer is open."""
         if start < end and data[start] == dlms.GENERAL_BLOCK_TRANSFER:
+            if self.blocks is None:
+                import gbt
+
+                self.blocks = gbt.Blocks(self._max)
             m = self.blocks.push(data, start, end)
             if not m:
                 return None
@@ -87,10 +93,15 @@ class Decoder:
         try:
             reading = self.decode_frame(kind, buf, n)
         except DecodeError as e:
-            self._error(e.kind, None)
+            self._error(e.args[0], None)
             return
         except ValueError:  # text that is not UTF-8, a number that is not one
             self._error("malformed", None)
+            return
+        except Exception as e:  # noqa: BLE001 - a decoder bug must not stop the meter link
+            # Counted and reported as its own kind, so it shows in the stats; the next
+            # frame is decoded as usual.
+            self._error("internal", repr(e))
             return
         if reading is not None:
             self.readings += 1

@@ -5,7 +5,7 @@
 # outage queue on flash. run() is this destination's own task: connect with exponential
 # backoff and jitter, then publish what offer() left, oldest energy first (QoS 1, so
 # delivery is at-least-once), live readings as they come (QoS 0; while offline they are
-# dropped and counted), stats every 60 s, Home Assistant discovery when enabled.
+# dropped and counted), stats every stats_interval (60 s), Home Assistant discovery.
 #
 # Topics under the destination's base: reading (each message, filtered by the share
 # level), energy (hourly registers, retained), status (retained "online", last will
@@ -16,13 +16,13 @@ import json
 import random
 import time
 
-import discovery
+import obis
 from mqtt import MQTTClient, MQTTError
 from outbox import Outbox
 from reading import to_json
 from share import Share, is_hourly
 
-_STATS_MS = 60000
+_HA_STATUS = "homeassistant/status"  # where Home Assistant announces it (re)started
 
 
 class Destination:
@@ -41,6 +41,7 @@ class Destination:
         self._meter = None  # (id, manufacturer, model) for discovery
         self._discover = False  # discovery to (re)send
         self._stats_at = None
+        self._stats_ms = cfg.get("stats_interval", 60) * 1000
         self.connects = 0
         self.failures = 0
         self.published = 0
@@ -56,7 +57,7 @@ class Destination:
             return
         text = to_json(view)
         if is_hourly(view):
-            self.outbox.append(text)
+            self.outbox.append(to_json(_energy(view)))
         client = self.client
         if client is not None and client.connected:
             if self._live is not None:
@@ -130,9 +131,9 @@ class Destination:
         print("hanport: destination", self.name, "connected")
         await client.publish(status, b"online", retain=True, qos=1)
         if cfg["discovery"]:
-            await client.subscribe(discovery.HA_STATUS)
+            await client.subscribe(_HA_STATUS)
             self._discover = True
-        self._stats_at = time.ticks_add(time.ticks_ms(), -_STATS_MS)  # stats right away
+        self._stats_at = time.ticks_add(time.ticks_ms(), -self._stats_ms)  # stats right away
         while client.connected:
             self.event.clear()  # before flushing: an offer() during it sets it again
             await self._flush(client)
@@ -153,19 +154,21 @@ class Destination:
             self.published += 1
         if self._discover and self._meter is not None:
             self._discover = False
+            import discovery  # only destinations with discovery on pay for it (4 KB)
+
             ident = self._meter
-            for topic, payload in discovery.messages(
+            for topic, payload in discovery.iter_messages(
                 self.base, self._fields, self.share, ident[0], ident[1], ident[2], self.hostname
             ):
                 await client.publish(topic, payload, retain=True, qos=1)
         now = time.ticks_ms()
-        if time.ticks_diff(now, self._stats_at) >= _STATS_MS:
+        if time.ticks_diff(now, self._stats_at) >= self._stats_ms:
             self._stats_at = now
             await client.publish(self.base + "/stats", json.dumps(self.stats(self)))
 
     def _message(self, topic, payload):
         # Home Assistant announces "online" after it starts: send discovery again.
-        if topic == discovery.HA_STATUS and payload == b"online":
+        if topic == _HA_STATUS and payload == b"online":
             self._discover = True
             self.event.set()
 
@@ -181,6 +184,15 @@ class Destination:
             "queued": len(self.outbox),
             "dropped": self.dropped + self.outbox.dropped,
         }
+
+
+def _energy(view):
+    """The hourly message: energy registers with their time (and the meter, if shared)."""
+    out = {}
+    for k in view:
+        if k == "meter_time" or k == "meter_id" or obis.UNIT.get(k, "").startswith("k"):
+            out[k] = view[k]
+    return out
 
 
 def _tls(cfg):

@@ -8,61 +8,13 @@
 from micropython import const
 
 from axdr import Reader
-from errors import DecodeError, Encrypted, Segment, Unsupported, append
+from errors import ENCRYPTED, MALFORMED, UNSUPPORTED, DecodeError
 
 _DATA_NOTIFICATION = const(0x0F)
-GENERAL_BLOCK_TRANSFER = const(0xE0)
+GENERAL_BLOCK_TRANSFER = const(0xE0)  # blocks are reassembled by gbt.py
 # glo-/ded-ciphered xDLMS APDUs, general-glo/ded-ciphering, general-ciphering, -signing
 _CIPHERED_FIRST = const(0xC8)
 _CIPHERED_LAST = const(0xDF)
-_SKIP = const(-1)
-
-
-class Blocks:
-    """Reassembles General Block Transfer blocks (Green Book 9.3.14) into one APDU."""
-
-    def __init__(self, max_apdu=2048):
-        self.apdu = bytearray(max_apdu)
-        self._len = 0
-        self._reader = Reader(b"", 0, 0)
-        self._next = 0  # block number expected next, 0 when none is open, _SKIP (-1)
-        # while the blocks of a ciphered transfer go by
-
-    def pending(self):
-        return self._next > 0
-
-    def push(self, data, start, end):
-        """Take a GBT APDU data[start:end]; returns the length of the whole APDU in
-        self.apdu after the last block, else 0."""
-        r = self._reader
-        r.reset(data, start + 1, end)
-        ctrl = r.byte()
-        number = r.byte() << 8 | r.byte()
-        r.take(2)  # block-number-ack: for a push, always 0
-        n = r.length()
-        p = r.take(n)
-        if number == 1:
-            self._len = 0
-            if n and is_ciphered(data[p]):
-                # No key: say so now, then let the transfer's other blocks pass unseen.
-                self._next = 0 if ctrl & 0x80 else _SKIP
-                raise Encrypted()
-        elif self._next == _SKIP:
-            if ctrl & 0x80:
-                self._next = 0
-            return 0
-        elif number != self._next:
-            self._next = 0
-            raise Segment()
-        self._next = 0  # until it fits: an oversize transfer is dropped
-        self._len = append(self.apdu, self._len, data, p, p + n)
-        if ctrl & 0x80:  # last-block
-            return self._len
-        self._next = number + 1
-        return 0
-
-    def reset(self):
-        self._next = 0
 
 
 def is_ciphered(tag):
@@ -84,13 +36,13 @@ class Notification:
     def parse(self, data, start, end):
         tag = data[start] if start < end else -1
         if is_ciphered(tag):
-            raise Encrypted()
+            raise DecodeError(ENCRYPTED)
         if tag != _DATA_NOTIFICATION:
-            raise Unsupported()
+            raise DecodeError(UNSUPPORTED)
         r = self.body
         r.reset(data, start + 5, end)  # tag, long-invoke-id-and-priority (4 bytes)
-        # date-time: OPTIONAL octet-string. 00 absent; 0C + 12 bytes (A-XDR leaves out the
-        # 09 tag of a typed OPTIONAL); Kaifa and early Kamstrup send 09 0C + 12 bytes.
+        # date-time: an OCTET STRING, empty (00) or of 12 bytes (0C + 12); Kaifa and early
+        # Kamstrup firmware put the A-XDR tag 09 in front of it.
         self.time = None
         b = r.byte()
         if b == 0x09:
@@ -98,7 +50,7 @@ class Notification:
         if b == 12:
             self.time = r.take(12)
         elif b != 0:
-            raise DecodeError()
+            raise DecodeError(MALFORMED)
         self.data = data
         self.body_pos = r.pos
         return self
@@ -118,6 +70,8 @@ def date_time(buf, p):
     second = buf[p + 7]
     if year == 0xFFFF or not (1 <= month <= 12 and 1 <= day <= 31):
         return None
+    if second == 0xFF:  # "not specified" (some meters): the minute is what they mean
+        second = 0
     if hour > 23 or minute > 59 or second > 59:
         return None
     return "%04d-%02d-%02dT%02d:%02d:%02d" % (year, month, day, hour, minute, second)

@@ -36,7 +36,7 @@ FORMAT = "format"  # a frame start, then what no frame holds: HDLC addresses, bi
 KINDS = (CHECKSUM, LENGTH, OVERSIZE, TRUNCATED, FORMAT)
 
 _HDLC_MIN = const(9)  # 7E, format (2), dst, src, control, FCS (2), 7E: no information
-_MBUS_MIN = const(9)  # 68 L L 68 C A CI CS 16: L counts C, A and CI at least
+_MBUS_MIN = const(11)  # 68 L L 68 C A CI STSAP DTSAP CS 16: the DLMS transport layer
 _P1_MAX_CRC_DIGITS = const(4)
 
 
@@ -64,12 +64,13 @@ class Assembler:
         self._need = 0  # total length of the HDLC/M-Bus frame being assembled
         self._rp = 0  # replay queue: buf[_rp:_rm] waits to be searched again
         self._rm = 0
+        self._shared = False  # buf[0] is the closing flag of the frame just emitted
 
     def feed(self, chunk, n=-1):
         """Process the bytes of chunk (bytes, bytearray or memoryview), its first n only
         when n is given: a UART reader reuses one buffer without slicing it."""
         end = len(chunk) if n < 0 else n
-        self.bytes_in += end
+        self.bytes_in = (self.bytes_in + end) & 0x3FFFFFFF  # wraps: no bigint on an ESP32
         i = 0
         while i < end:
             # Inside an HDLC or M-Bus frame of known length nothing needs deciding until
@@ -101,12 +102,11 @@ class Assembler:
         Meters send a frame back to back at line speed, so a pause longer than a few
         character times inside a frame means bytes were lost. The UART reader calls this.
         """
-        if self._state == HDLC and self._n == 1:  # only a flag: nothing was lost
-            self._state = _IDLE
-            self._n = 0
-        elif self._state != _IDLE:
+        while self.busy():  # the search may open another candidate: it is cut off too
             self._reject(TRUNCATED)
             self._drain()
+        self._state = _IDLE  # a lone flag: nothing was lost
+        self._n = 0
 
     # -- internals ------------------------------------------------------------------------
 
@@ -126,6 +126,7 @@ class Assembler:
             self.buf[0] = b
             self._n = 1
             self._need = 0  # not known until the header is in
+            self._shared = False
             return
         n = self._n
         if n >= self.max_frame:  # dropped whole: too long to search again
@@ -144,7 +145,10 @@ class Assembler:
                 self._state = _P1_END
                 self._need = n  # the CRC covers buf[0:n]
             elif b > 0x7E or b == 0:
-                self._reject(FORMAT)  # P1 is 7-bit text: wrong speed, parity or a cipher
+                # P1 is 7-bit text: wrong speed, parity or a cipher. Every '/' before this
+                # byte would fail on it too, so the search skips them (else 2 KB of '/'
+                # cost 2000 nested searches).
+                self._reject(FORMAT, 0x2F)
         elif state == _P1_END:
             self._p1_end(b, n)
         else:
@@ -156,7 +160,7 @@ class Assembler:
             if b == 0x7E:  # run of flags between frames: keep one
                 self._n = 1
             elif b & 0xF0 != 0xA0:  # a stray 0x7E, or the last frame's closing flag
-                if not self._rm:
+                if not self._rm and not self._shared:
                     self.noise += 1
                 self._state = _IDLE
                 self._n = 0
@@ -248,13 +252,14 @@ class Assembler:
             self.buf[0] = 0x7E
             self._n = 1
             self._state = HDLC
+            self._shared = True
 
     def _count(self, kind):
         self.rejected[kind] += 1
         if self.on_reject:
             self.on_reject(kind)
 
-    def _reject(self, kind):
+    def _reject(self, kind, skip=-1):
         """Count a bad frame and queue its bytes after the first to be searched again.
 
         The start of a good frame may hide in a bad one's tail (a frame cut mid-way is
@@ -269,8 +274,11 @@ class Assembler:
             buf[end] = buf[j]
             end += 1
         i = 1
-        while i < end and buf[i] != 0x7E and buf[i] != 0x2F and buf[i] != 0x68:
-            i += 1  # to the next byte that may start a frame
+        while i < end:  # to the next byte that may start a frame
+            c = buf[i]
+            if c != skip and (c == 0x7E or c == 0x2F or c == 0x68):
+                break
+            i += 1
         if kind is None and not self._rm:  # a false start's bytes are noise, a bad frame's not
             self.noise += i
         m = end - i

@@ -14,7 +14,7 @@ from micropython import const
 
 import framing
 from dlms import is_ciphered
-from errors import Encrypted, Segment, Unsupported, append
+from errors import ENCRYPTED, SEGMENT, UNSUPPORTED, DecodeError, append
 
 _LLC = b"\xe6\xe7\x00"
 _MBUS_DATA = const(9)  # 68 L L 68 C A CI STSAP DTSAP
@@ -24,7 +24,8 @@ _SKIP = const(-2)  # _next_seg while the parts of a ciphered message go by
 
 class Link:
     def __init__(self, max_apdu=2048):
-        self.apdu = bytearray(max_apdu)
+        self.apdu = None  # allocated at the first split message: most meters never split
+        self._max = max_apdu
         self._len = 0  # bytes of a split APDU collected so far
         self._next_seg = _NONE  # segment number expected next, or _NONE, or _SKIP
         self.abandoned = 0  # split messages given up because a new one began
@@ -45,6 +46,8 @@ class Link:
         if kind == framing.HDLC:
             i = framing.hcs_index(buf, n) + 2  # the assembler checked the header
             end = n - 3
+            if i >= end:
+                return False  # no information field (a frame of the link's own): nothing to read
             more = buf[1] & 0x08
             llc = i + 3 <= end and buf[i] == 0xE6 and buf[i + 1] == 0xE7
             if llc and self._next_seg != _NONE:  # a new message: the last one is over
@@ -62,11 +65,11 @@ class Link:
                     return self._whole(buf, i, end)
                 if not llc:  # a middle part: the first one, with the LLC header, was lost
                     self._next_seg = _SKIP
-                    raise Segment()
+                    raise DecodeError(SEGMENT)
                 if i < end and is_ciphered(buf[i]):
                     # No key: say so now, then let the message's other parts pass unseen.
                     self._next_seg = _SKIP
-                    raise Encrypted()
+                    raise DecodeError(ENCRYPTED)
                 self._len = 0
                 self._next_seg = 1
             else:
@@ -75,21 +78,21 @@ class Link:
         # M-Bus
         ci = buf[6]
         if ci > 0x1F:
-            raise Unsupported()  # not the DLMS transport layer (an EN 13757-3 CI-field)
+            raise DecodeError(UNSUPPORTED)  # not the DLMS transport layer (an EN 13757-3 CI-field)
         seg = ci & 0x0F
         last = ci & 0x10
         if seg == 0:
             self._len = 0
             if _MBUS_DATA < n - 2 and is_ciphered(buf[_MBUS_DATA]):
                 self._next_seg = _NONE if last else _SKIP
-                raise Encrypted()
+                raise DecodeError(ENCRYPTED)
         elif self._next_seg == _SKIP:
             if last:
                 self._next_seg = _NONE
             return False
         elif seg != self._next_seg:
             self._next_seg = _NONE
-            raise Segment()
+            raise DecodeError(SEGMENT)
         self._next_seg = seg + 1
         return self._append(buf, _MBUS_DATA, n - 2, last)
 
@@ -103,6 +106,8 @@ class Link:
         return True
 
     def _append(self, buf, start, end, last):
+        if self.apdu is None:
+            self.apdu = bytearray(self._max)
         expected = self._next_seg
         self._next_seg = _NONE  # until it fits: an oversize message is dropped
         self._len = append(self.apdu, self._len, buf, start, end)

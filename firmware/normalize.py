@@ -21,7 +21,7 @@ import dlms
 import kaifa
 import kamstrup
 import obis
-from errors import TooDeep
+from errors import NESTING, DecodeError
 
 QUIRKS = (kaifa, kamstrup)
 _OBIS_LEN = const(6)
@@ -34,6 +34,7 @@ _INT8 = const(0x0F)
 _UINT16 = const(0x12)
 _ENUM = const(0x16)
 _MAX_DEPTH = const(8)  # as axdr.py
+_TEXT = (obis.METER_ID, obis.METER_MODEL, obis.LIST_ID)
 
 
 def is_obis(r):
@@ -54,7 +55,7 @@ def _is_object_list(r):
     p = r.pos
     buf = r.buf
     return (
-        p + 5 < r.end
+        p + 6 < r.end
         and buf[p] == _STRUCTURE
         and buf[p + 2] == _ARRAY
         and buf[p + 4] == _STRUCTURE
@@ -114,7 +115,7 @@ class Normalizer:
 
     def element(self, r, depth, top):
         if depth > _MAX_DEPTH:
-            raise TooDeep()
+            raise DecodeError(NESTING)
         tag = r.byte()
         if tag == _STRUCTURE or tag == _ARRAY:
             n = r.length()
@@ -171,7 +172,7 @@ class Normalizer:
             return
         n = len(values)
         q = self.quirk
-        if q is None:
+        if q is None and obis.MANUFACTURER not in self.reading and isinstance(values[0], int):
             for m in QUIRKS:
                 if n in m.ANONYMOUS:
                     q = self.quirk = m
@@ -211,6 +212,8 @@ class Normalizer:
             buf = self.data
             name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
         reading = self.reading
+        if name in _TEXT and isinstance(v, int):
+            v = str(v)  # an id is text, whatever type the meter sent it as
         if isinstance(v, bool) or v is None:
             reading[name] = v
         elif isinstance(v, int):
@@ -222,8 +225,10 @@ class Normalizer:
                 t = dlms.date_time(v, 0)
                 if t:
                     reading[name] = t
-        elif isinstance(v, float):
-            reading[name] = v
+        elif isinstance(v, tuple):  # a float, as an exact decimal (axdr.py)
+            if s is None:
+                s = 0
+            reading[name] = number(v[0], v[1] + s + obis.energy_shift(name))
         else:
             t = _text(v)
             if t is None:  # binary octets: hex, so nothing is lost

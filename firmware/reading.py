@@ -26,6 +26,9 @@ def _string(s):
         c = ord(ch)
         if ch == '"' or ch == "\\":
             out.append("\\" + ch)
+        elif c > 0xFFFF:  # JSON escapes only 16 bits: a surrogate pair
+            c -= 0x10000
+            out.append("\\u%04x\\u%04x" % (0xD800 | c >> 10, 0xDC00 | c & 0x3FF))
         elif c < 0x20 or c > 0x7E:
             out.append("\\u%04x" % c)
         else:
@@ -45,8 +48,6 @@ def value_json(v):
         return decimal(v)
     if isinstance(v, int):
         return str(v)
-    if isinstance(v, float):
-        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else "null"
     return _string(v)
 
 

@@ -165,6 +165,49 @@ CASES = {
     "kaifa_1phase_list3": ("hdlc", [enc.hdlc(enc.LLC + KAIFA_1P, dst=b"\x01", src=b"\x02\x01")]),
     "kamstrup_1phase": ("hdlc", [enc.hdlc(enc.LLC + KAMSTRUP_1P, dst=b"\x2b", src=b"\x21")]),
     "ciphered": ("hdlc", [enc.hdlc(enc.LLC + b"\xdb\x08KAME\x01\x02\x03\x04\x81\x00" + bytes(20))]),
+    # Found by review and fuzzing: each once raised out of feed() or misread a frame.
+    "model_not_text": (
+        "hdlc",
+        [
+            bytes.fromhex(
+                "7ea03f410883131081e6e7000f400000000002050a0e4b616d73747275705f563030303109060101"
+                "600101ff060068632b090601011f0700ff06000002477b847e"
+            )
+            + FRAME
+        ],
+    ),
+    "infoless_segments": (
+        "hdlc",
+        [
+            bytes.fromhex("7ea81341088313e9b7e6e7000f400000000000067e"),
+            bytes.fromhex("7ea8084108831345447e") * 1100,
+            FRAME,
+        ],
+    ),
+    "one_text_value": (
+        "hdlc",
+        [enc.hdlc(enc.LLC + enc.notification(("struct", [("vstr", "HELLO")])))],
+    ),
+    "two_cut_frames": (
+        "hdlc",
+        [
+            bytes.fromhex(
+                "7ea0b641088313215ae6e7000f400000000002027ea022410883132449e6e7000f40000000000202"
+            )
+        ],
+    ),
+    "short_object_list": ("apdu", [bytes.fromhex("0f4000000000020001000200")]),
+    "empty_transfer": ("hdlc", [enc.hdlc(enc.LLC + b"\xe0\xc0\x00\x01\x00\x00\x00")]),
+    "frame_then_zero": ("hdlc", [FRAME + b"\x00"]),
+    "slashes": ("p1", [b"/" * 2040 + b"\x00" + P1]),
+    "float32": (
+        "hdlc",
+        [
+            enc.hdlc(
+                enc.LLC + enc.notification(("struct", [("obis", "1.0.14.7.0.255"), ("f32", 49.99)]))
+            )
+        ],
+    ),
 }
 
 
@@ -317,3 +360,44 @@ def test_kamstrup_null_padding_and_units(out):
 
 def test_ciphered_push_without_key(out):
     assert errors(out, "ciphered") == ["encrypted"]
+
+
+def test_a_meter_type_sent_as_a_number_is_text(out):
+    assert "internal" not in errors(out, "model_not_text")
+    first, second = readings(out, "model_not_text")
+    assert isinstance(first["meter_model"], str)
+    assert second == WANT
+
+
+def test_frames_without_information_do_not_corrupt_reassembly(out):
+    assert readings(out, "infoless_segments")[-1] == WANT
+    assert "internal" not in errors(out, "infoless_segments")
+
+
+def test_a_single_text_value_is_no_kaifa_list_1(out):
+    (r,) = readings(out, "one_text_value")
+    assert "meter_manufacturer" not in r and "active_power_import" not in r
+
+
+def test_end_closes_every_open_candidate(out):
+    assert errors(out, "two_cut_frames") == ["truncated", "truncated"]
+
+
+def test_damaged_pushes_are_rejected_not_raised(out):
+    assert errors(out, "short_object_list") == []  # an empty structure: nothing to read
+    assert readings(out, "short_object_list") == [{}]
+    assert errors(out, "empty_transfer") == ["malformed"]
+
+
+def test_a_frames_closing_flag_is_not_noise(out):
+    assert ("E", "noise 1 bytes") in out["frame_then_zero"]
+
+
+def test_binary_inside_p1_is_one_rejection_not_thousands(out):
+    assert errors(out, "slashes") == ["format"]
+    assert powers(out, "slashes") == [1193]
+
+
+def test_float_registers_are_exact_decimals(out):
+    (r,) = readings(out, "float32")
+    assert r["frequency"] == Decimal("49.99")

@@ -113,10 +113,13 @@ def test_frame(case, results):
             # EMBRIQ_V1_1) and the Aidon share; hanport names it only from a list id.
             want.pop("meter_manufacturer", None)
         assert _compare(readings[0], want) == {}
+        # And no field the oracle did not find: a mislabelled register would show here.
+        extra = set(readings[0]) - set(want) - {"meter_manufacturer"}
+        assert {k for k in extra if ":" not in k} == set(), extra
     elif oracle == "dsmr-parser":
         assert errors == [] and len(readings) == 1, out
         want = vectors.dsmr_expected(frame["expected"], frame["text"])
-        assert _compare(readings[0], want) == {}
+        assert _compare(readings[0], want) == {}  # (each dsmr-parser spec names only some)
     elif oracle == "dlms-cosem" and not frame.get("encrypted"):
         assert errors == [] and len(readings) == 1, out
         _check_cosem(out, frame["expected"])

@@ -36,7 +36,7 @@ CORE = (
     "kamstrup",
     "decoder",
 )
-ON_DEMAND = ("p1", "objlist")  # imported by the decoder when such a frame first arrives
+ON_DEMAND = ("p1", "objlist", "gbt")  # imported by the decoder when such a frame first arrives
 OUTPUT = ("reading",)  # the canonical JSON, shared with the MQTT publisher
 TARGETS = {"speedup": 5.0, "heap_list3": 2048, "core_mpy": 12 * 1024}
 
