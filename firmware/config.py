@@ -1,0 +1,451 @@
+# The dongle's config.json: read, checked, defaults filled in, written back atomically.
+#
+# The file is a public contract (issue 3, "The config file"): these key names stay.
+# validate() never raises on bad input. Each problem is one line
+#     <key path>: <what is wrong>; <how to fix it>
+# e.g. `destinations[0].port: "1883" is not a port; use a whole number from 1 to 65535`,
+# all of them at once (at most MAX_PROBLEMS, then a count). A config with any problem is not
+# used at all: the dongle publishes nothing rather than guess what the owner meant.
+#
+# Unknown keys are problems, not warnings: a misspelt `"shares": "live"` or `"verfy": true`
+# would otherwise leave a privacy or security setting silently at another value.
+# Secrets never appear in a message: a bad password is described, never quoted.
+#
+# TLS `"verify": false` accepts any certificate: whoever sits between the dongle and the
+# broker can then read the readings and the MQTT password, and pose as the broker. Only the
+# JSON literal `false` turns verification off; no default, typo or string ("false") does.
+
+import errno
+import json
+import os
+
+import obis
+
+PATH = "config.json"
+# The whole file is read at once on a ~100 KB heap; four destinations with field lists
+# take about 1.5 KB, so 8 KB holds any real config and bounds a wrong file.
+MAX_BYTES = 8192
+# Each destination holds a connection and its buffers (a TLS session alone takes tens of KB
+# of an ESP32's RAM): the count is bounded here rather than by a MemoryError later.
+MAX_DESTINATIONS = 4
+MAX_NETWORKS = 8
+MAX_PROBLEMS = 16  # a file of garbage keys must not fill the heap with messages
+
+LEVELS = ("full", "live", "hourly")
+DEFAULT_INTERVAL = 10  # s, share "live"
+BAUDS = (2400, 9600, 115200)
+PARITIES = ("auto", "8N1", "8E1")
+# Destination timings the runtime reads (destination.py): key, default, lowest, highest (s).
+TIMINGS = (
+    ("keepalive", 60, 0, 65535),  # MQTT 3.1.1 section 3.1.2.10: 0 turns keepalive off
+    ("retry_min", 1, 1, 3600),  # first reconnect delay, doubled up to retry_max
+    ("retry_max", 300, 1, 86400),
+    ("stats_interval", 60, 1, 86400),
+    ("timeout", 10, 1, 300),  # for the connection and each acknowledgement
+)
+
+# Known keys of each object, sorted as the messages list them.
+TOP_KEYS = ("board", "destinations", "hostname", "meter", "ntp", "wifi")
+DEST_KEYS = ("client_id", "discovery", "host", "interval", "keepalive", "name", "password",
+             "port", "retry_max", "retry_min", "share", "stats_interval", "timeout", "tls",
+             "topic", "user")  # fmt: skip
+TLS_KEYS = ("ca", "server_hostname", "verify")
+WIFI_KEYS = ("password", "ssid")
+METER_KEYS = ("baud", "invert", "parity")
+# redact() shows the values of these keys only: a password, and the value of a key hanport
+# does not know (a misspelt "pasword"), become SECRET.
+_SHOWN = TOP_KEYS + tuple(k for k in DEST_KEYS if k != "password") + TLS_KEYS + ("ssid",)
+_SHOWN += METER_KEYS
+SECRET = "***"
+
+_MISSING = object()
+_BIG = 10**20  # a bigger int is not printed (CPython refuses str() of 4300 digits)
+_LEVELS = '"full", "live", "hourly" or a list of fields'
+
+
+class _Problems:
+    def __init__(self):
+        self.lines = []
+        self.more = 0
+
+    def add(self, path, text):
+        if len(self.lines) < MAX_PROBLEMS:
+            self.lines.append(path + ": " + text)
+        else:
+            self.more += 1
+
+    def result(self):
+        if self.more:
+            self.lines.append("(%d more problems not shown; fix these first)" % self.more)
+        return self.lines
+
+
+def _show(v):
+    """A value as short ASCII JSON-like text for a message (the same on both runtimes)."""
+    if isinstance(v, str):
+        out = ['"']
+        for ch in v[:32]:
+            c = ord(ch)
+            out.append(ch if 0x20 <= c < 0x7F and ch != '"' and ch != "\\" else "\\u%04x" % c)
+        out.append('..."' if len(v) > 32 else '"')
+        return "".join(out)
+    if v is None or v is True or v is False:
+        return "null" if v is None else ("true" if v else "false")
+    if isinstance(v, int):
+        return "%d" % v if -_BIG < v < _BIG else "a number too big"
+    if isinstance(v, float):
+        return str(v)[:24]
+    return "a list" if isinstance(v, list) else "an object"
+
+
+def _key(path, k):
+    """Path of key k inside path; a key that is not plain text is shown quoted."""
+    s = _show(k)
+    s = k if isinstance(k, str) and s == '"' + k + '"' else s
+    return path + "." + s if path else s
+
+
+def _text(pr, path, v, what, fix, hi, lo=1, secret=False):
+    if v is _MISSING:
+        pr.add(path, "missing; add " + fix)
+    elif not isinstance(v, str):
+        pr.add(path, "%s is not %s; use %s" % ("the value" if secret else _show(v), what, fix))
+    elif len(v) < lo:
+        pr.add(path, "is empty; use " + fix)
+    elif len(v) > hi:
+        pr.add(path, "%d characters is too long for %s; use at most %d" % (len(v), what, hi))
+    else:
+        return v
+    return None
+
+
+def _whole(pr, path, v, lo, hi, what):
+    if type(v) is int and lo <= v <= hi:  # not true, not 1883.0
+        return v
+    pr.add(path, "%s is not %s; use a whole number from %d to %d" % (_show(v), what, lo, hi))
+    return None
+
+
+def _flag(pr, path, v):
+    if v is True or v is False:
+        return v
+    pr.add(path, "%s is not true or false; use true or false (no quotes)" % _show(v))
+    return None
+
+
+def _object(pr, path, v, known, example):
+    if not isinstance(v, dict):
+        pr.add(path, "%s is not an object; use one like %s" % (_show(v), example))
+        return False
+    unknown = [k for k in v if k not in known]
+    if unknown:
+        unknown.sort(key=str)  # the same order on every port (MicroPython dicts have none)
+        for k in unknown:
+            pr.add(
+                _key(path, k), "unknown key; correct or remove it (known: %s)" % ", ".join(known)
+            )
+    return True
+
+
+def _plain(s, extra):
+    """s holds only ASCII letters, digits and the characters of extra."""
+    for ch in s:
+        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in extra):
+            return False
+    return True
+
+
+def validate(cfg, unix=False):
+    """(config, problems): a new dict with every default filled in (cfg is not touched), or
+    None when there is any problem. unix: the unix port, where "wifi" may be empty and
+    "board" absent."""
+    pr = _Problems()
+    if not isinstance(cfg, dict):
+        pr.add("config", "%s is not an object; use {...} with the keys of the README" % _show(cfg))
+        return None, pr.result()
+    _object(pr, "", cfg, TOP_KEYS, "")
+    fix = 'a name of letters, digits and "-", e.g. "hanport-1a2b3c"'
+    host = _text(pr, "hostname", cfg.get("hostname", _MISSING), "a host name", fix, 63)
+    if host is not None and (not _plain(host, "-") or host[0] == "-" or host[-1] == "-"):
+        pr.add("hostname", "%s is not a host name; use %s" % (_show(host), fix))
+    out = {"hostname": host, "wifi": _wifi(pr, cfg.get("wifi", [] if unix else _MISSING), unix)}
+    board = cfg.get("board", None if unix else _MISSING)
+    fix = 'the board\'s name, e.g. "esp32-devkit-tss721"'
+    out["board"] = None if board is None else _text(pr, "board", board, "a board name", fix, 64)
+    out["meter"] = _meter(pr, cfg.get("meter", {}))
+    ntp = cfg.get("ntp")  # absent: no NTP, as nothing leaves the dongle unless configured
+    fix = 'an NTP server name, e.g. "pool.ntp.org", or null for none'
+    out["ntp"] = None if ntp is None else _text(pr, "ntp", ntp, "a host name", fix, 253)
+    out["destinations"] = _destinations(pr, cfg.get("destinations", []), host)
+    problems = pr.result()
+    return (None if problems else out), problems
+
+
+def _wifi(pr, v, unix):
+    example = '[{"ssid": "home", "password": "..."}]'
+    if v is _MISSING or (v == [] and not unix):
+        pr.add("wifi", ("missing" if v is _MISSING else "is empty") + "; add a network: " + example)
+        return []
+    if not isinstance(v, list) or len(v) > MAX_NETWORKS:
+        pr.add("wifi", "%s is not a list of at most %d networks; use one like %s"
+               % (_show(v), MAX_NETWORKS, example))  # fmt: skip
+        return []
+    nets = []
+    for i, net in enumerate(v):
+        path = "wifi[%d]" % i
+        if _object(pr, path, net, WIFI_KEYS, example[1:-1]):
+            ssid = _text(pr, path + ".ssid", net.get("ssid", _MISSING), "an SSID", '"home"', 32)
+            if ssid is not None and len(ssid.encode()) > 32:
+                pr.add(path + ".ssid", "is longer than 32 bytes; use a Wi-Fi name (at most 32)")
+            fix = '8 to 63 characters, or "" for an open network'
+            pw = _text(
+                pr, path + ".password", net.get("password", ""), "a password", fix, 64, 0, True
+            )
+            if pw is not None and 0 < len(pw) < 8:  # WPA2 passphrases: IEEE 802.11i, 8..63
+                pr.add(path + ".password", "%d characters is too short; use %s" % (len(pw), fix))
+            nets.append({"ssid": ssid, "password": pw})
+    return nets
+
+
+def _meter(pr, v):
+    out = {"baud": "auto", "parity": "auto", "invert": False}
+    if _object(pr, "meter", v, METER_KEYS, '{"baud": "auto", "parity": "auto"}'):
+        baud = out["baud"] = v.get("baud", "auto")
+        if baud != "auto" and not (type(baud) is int and baud in BAUDS):
+            pr.add("meter.baud", '%s is not a HAN speed; use "auto", 2400, 9600 or 115200'
+                   % _show(baud))  # fmt: skip
+        parity = out["parity"] = v.get("parity", "auto")
+        if parity not in PARITIES:
+            pr.add("meter.parity", '%s is not a parity; use "auto", "8N1" or "8E1"' % _show(parity))
+        out["invert"] = _flag(pr, "meter.invert", v.get("invert", False))
+    return out
+
+
+def _destinations(pr, v, hostname):
+    if not isinstance(v, list):
+        pr.add("destinations", "%s is not a list; use [] or a list of destinations" % _show(v))
+        return []
+    if len(v) > MAX_DESTINATIONS:
+        pr.add("destinations", "has %d destinations; use at most %d" % (len(v), MAX_DESTINATIONS))
+    out = []
+    seen = {}
+    for i, d in enumerate(v):
+        path = "destinations[%d]" % i
+        if not _object(pr, path, d, DEST_KEYS, '{"name": ..., "host": ..., "share": ...}'):
+            continue
+        dest = _destination(pr, path, d, hostname, i)
+        # Two connections with one client id to one broker keep disconnecting each other
+        # (MQTT 3.1.1 section 3.1.4: the server drops the older session).
+        name, broker = dest["name"], "%s:%s %s" % (dest["host"], dest["port"], dest["client_id"])
+        name, broker = ("name", name), ("broker", broker)  # one dict for both kinds of key
+        if name[1] is not None and name in seen:
+            pr.add(path + ".name", "%s is already the name of destinations[%d]; give each "
+                   "destination its own" % (_show(name[1]), seen[name]))  # fmt: skip
+        if broker in seen:
+            pr.add(path + ".client_id", "is the one of destinations[%d] on the same broker; "
+                   "set another client_id" % seen[broker])  # fmt: skip
+        seen[name] = seen[broker] = i
+        out.append(dest)
+    return out
+
+
+def _destination(pr, path, d, hostname, i):
+    get = d.get
+    fix = 'a short name for logs, e.g. "home-assistant"'
+    out = {"name": _text(pr, path + ".name", get("name", _MISSING), "a name", fix, 32)}
+    fix = 'the broker\'s name or IP address alone, e.g. "192.168.1.10"'
+    host = out["host"] = _text(pr, path + ".host", get("host", _MISSING), "a host name", fix, 253)
+    if host is not None and (not _plain(host, ".-_:") or host.count(":") == 1):
+        pr.add(path + ".host", "%s is not a host name; use %s (port and TLS have keys of their "
+               "own)" % (_show(host), fix))  # fmt: skip
+    tls = out["tls"] = _tls(pr, path + ".tls", get("tls"), host)
+    out["port"] = _whole(pr, path + ".port", get("port", 8883 if tls else 1883), 1, 65535, "a port")
+    user, pw = get("user"), get("password")
+    fix = "the user name the broker knows"
+    out["user"] = None if user is None else _text(pr, path + ".user", user, "a name", fix, 128)
+    fix = "the broker's password as text"
+    out["password"] = pw if pw is None else _text(pr, path + ".password", pw, "a password", fix,
+                                                  128, 0, True)  # fmt: skip
+    if pw is not None and user is None:  # MQTT 3.1.1 section 3.1.2.9: no password alone
+        pr.add(path + ".password", 'is set without "user"; add the user name it belongs to')
+    cid = get("client_id", "%s-%d" % (hostname, i))  # unique per destination of this dongle
+    fix = 'a client id, e.g. "hanport-1a2b3c" (every broker accepts 23 characters)'
+    out["client_id"] = _text(pr, path + ".client_id", cid, "a client id", fix, 64)
+    tail = hostname[8:] if hostname and hostname[:8] == "hanport-" else hostname
+    out["topic"] = _topic(pr, path + ".topic", get("topic", "hanport/%s" % tail))
+    out["discovery"] = _flag(pr, path + ".discovery", get("discovery", False))
+    share = out["share"] = _share(pr, path + ".share", get("share", _MISSING))
+    interval = get("interval", _MISSING)
+    if share == "live":
+        interval = DEFAULT_INTERVAL if interval is _MISSING else interval
+        out["interval"] = _whole(pr, path + ".interval", interval, 1, 86400, "a number of seconds")
+    elif interval is not _MISSING and share is not None:
+        pr.add(path + ".interval", 'only applies to share "live"; remove it or use "live"')
+    for k, default, lo, hi in TIMINGS:
+        out[k] = _whole(pr, path + "." + k, get(k, default), lo, hi, "a number of seconds")
+    if out["retry_min"] and out["retry_max"] and out["retry_max"] < out["retry_min"]:
+        pr.add(path + ".retry_max", "is less than retry_min; use at least %d" % out["retry_min"])
+    return out
+
+
+def _tls(pr, path, v, host):
+    if v is None:
+        return None
+    if not _object(pr, path, v, TLS_KEYS, '{"ca": "ca.pem"}, or null for plain MQTT'):
+        return None
+    verify = _flag(pr, path + ".verify", v.get("verify", True))
+    ca = v.get("ca", None if verify is False else _MISSING)
+    fix = 'the CA certificate file on the dongle, e.g. "ca.pem" (or "verify": false, which lets '
+    fix += "anyone on the path read and change the data)"
+    ca = ca if ca is None else _text(pr, path + ".ca", ca, "a file name", fix, 64)
+    sni = v.get("server_hostname", host)
+    fix = "the name in the broker's certificate"
+    sni = sni if sni is None else _text(pr, path + ".server_hostname", sni, "a name", fix, 253)
+    return {"ca": ca, "server_hostname": sni, "verify": verify}
+
+
+def _topic(pr, path, v):
+    fix = 'a topic like "hanport/1a2b3c"'
+    v = _text(pr, path, v, "a topic", fix, 128)
+    if v is None:
+        return None
+    # MQTT 3.1.1 section 4.7: wildcards only in subscriptions; "$" topics are the broker's.
+    why = None
+    if "#" in v or "+" in v:
+        why = 'holds a wildcard ("#" or "+")'
+    elif v[0] == "/" or v[-1] == "/" or "//" in v:
+        why = 'has an empty level (a "/" at the start, at the end or twice)'
+    elif v[0] == "$" or "\x00" in v:
+        why = 'starts with "$" (the broker\'s own topics) or holds a NUL'
+    if why:
+        pr.add(path, "%s %s; use %s" % (_show(v), why, fix))
+        return None
+    return v
+
+
+def _share(pr, path, v):
+    if v is _MISSING:
+        pr.add(path, "missing; choose what this destination gets: " + _LEVELS)
+        return None
+    if v in LEVELS:
+        return v
+    if not isinstance(v, list) or not v or len(v) > 64:
+        shown = "an empty list" if v == [] else _show(v)
+        pr.add(path, "%s is not a share level; use %s" % (shown, _LEVELS))
+        return None
+    fields = []
+    for i, f in enumerate(v):
+        name = _field(f)
+        if name is None:
+            pr.add("%s[%d]" % (path, i), "%s is not a reading field; use one of the README's "
+                   'table, e.g. "active_power_import", or an OBIS code like "1-0:99.97.0"'
+                   % _show(f))  # fmt: skip
+        elif name not in fields:
+            fields.append(name)
+    return fields
+
+
+def _field(f):
+    """The canonical name of a share-list entry: a reading field as is, a code hanport names
+    as its field ("1-0:1.7.0" -> "active_power_import"), any other code as the decoder
+    spells it ("1-0:099.97.0" -> "1-0:99.97.0"); None when it is neither."""
+    if not isinstance(f, str) or len(f) > 24:
+        return None
+    if f in obis.UNIT or f == "unchecked":
+        return f
+    parts = f.replace("-", ".").replace(":", ".").split(".")
+    if len(parts) != 5 or f.count("-") != 1 or f.count(":") != 1 or f.find("-") > f.find(":"):
+        return None
+    n = []
+    for p in parts:
+        if not p.isdigit() or len(p) > 3 or int(p) > 255:
+            return None
+        n.append(int(p))
+    return obis.BY_KEY.get(obis.key(n[0], n[2], n[3], n[4])) or obis.code(*n)
+
+
+def parse(raw, name=PATH, unix=False):
+    """(config or None, problems) from the bytes of a config file."""
+    if raw[:3] == b"\xef\xbb\xbf":  # the UTF-8 byte order mark some editors write
+        raw = raw[3:]
+    if not raw.strip():
+        return None, [name + ": is empty; write the configuration as JSON (see the README)"]
+    try:
+        cfg = json.loads(raw.decode("utf-8"))
+    except UnicodeError:  # before ValueError: CPython's is a ValueError too
+        return None, [name + ": is not UTF-8 text; save it as UTF-8 JSON"]
+    except ValueError as e:
+        at = " (line %d column %d)" % (e.lineno, e.colno) if hasattr(e, "lineno") else ""
+        return None, [name + ": is not valid JSON%s; look for a missing comma, quote or bracket, "
+                      "or a file cut short" % at]  # fmt: skip
+    except (MemoryError, RuntimeError):  # deep nesting: MicroPython's heap, CPython's stack
+        return None, [name + ": nests too deeply to read; it is not a hanport config"]
+    return validate(cfg, unix)
+
+
+def load(path=PATH, unix=False):
+    """(config or None, problems); never raises for a missing, empty or broken file.
+
+    When path is missing but path + ".tmp" is there, a write() was cut between removing the
+    old file and renaming the new one (FAT's rename does that); the new file is used."""
+    raw, why = _read(path)
+    if raw is None and why is None:
+        path += ".tmp"
+        raw, why = _read(path)
+        if raw is None and why is None:
+            return None, [path[:-4] + ": not found; the dongle publishes nothing until a "
+                          "config is written (see the README)"]  # fmt: skip
+    if raw is None:
+        return None, [path + ": " + why]
+    return parse(raw, path, unix)
+
+
+def _read(path):
+    """(bytes, None); (None, None) when there is no such file; (None, why) otherwise."""
+    try:
+        size = os.stat(path)[6]
+        if size > MAX_BYTES:
+            return None, "%d bytes is too big; a config is at most %d bytes" % (size, MAX_BYTES)
+        with open(path, "rb") as f:
+            return f.read(), None
+    except OSError as e:
+        code = e.args[0] if e.args else None
+        if code == errno.ENOENT:
+            return None, None
+        return None, "cannot be read (OSError %s); check that it is a readable file" % code
+
+
+def write(cfg, path=PATH):
+    """Write cfg as JSON so that a power cut leaves the old file or the new one: the text
+    goes to path + ".tmp", which is flushed and closed, then renamed over path (MicroPython's
+    os.rename replaces the old file; CPython uses os.replace, which does on every OS).
+    Raises OSError, after removing the temporary file, when it cannot be written."""
+    data = json.dumps(cfg).encode()
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            if hasattr(os, "fsync"):  # CPython; MicroPython's file systems commit on close
+                os.fsync(f.fileno())
+    except OSError:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass  # no temporary file was made: the error raised below says why
+        raise
+    getattr(os, "replace", os.rename)(tmp, path)
+
+
+def redact(cfg):
+    """A copy of cfg for logs and hanctl output in which every password, and the value of
+    every key hanport does not know (a misspelt "pasword"), is "***"."""
+    if isinstance(cfg, dict):
+        out = {}
+        for k in cfg:
+            v = cfg[k]
+            out[k] = redact(v) if k in _SHOWN or v is None else SECRET
+        return out
+    if isinstance(cfg, list):
+        return [redact(v) for v in cfg]
+    return cfg

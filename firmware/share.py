@@ -1,0 +1,139 @@
+# A destination's share level: what of each reading may leave the dongle for it.
+#
+# The owner chooses it per destination (config "share"; issue 3, "Destinations"):
+#   "full"    every field of every message
+#   "live"    power only (active and reactive, import and export, per phase) with
+#             meter_time, at most once per "interval" seconds; never the meter's identity
+#   "hourly"  the List 3 energy registers (kWh, kvarh) with meter_time
+#   [fields]  exactly the listed fields (canonical names or "A-B:C.D.E" codes), when present
+# Units decide what is power and what is energy (obis.UNIT), so a register added to the OBIS
+# table falls into the right level without a change here.
+#
+# "unchecked" (a P1 telegram without a CRC) travels with live and hourly views too: it says
+# how far to trust the values and nothing about the household.
+
+import obis
+
+try:
+    from time import ticks_diff  # MicroPython: ticks_ms() wraps (at 2**30 ms on an ESP32)
+except ImportError:  # CPython: now_ms is a monotonic count that does not wrap
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+FULL = "full"
+LIVE = "live"
+HOURLY = "hourly"
+FIELDS = "fields"  # the level of an explicit field list
+UNCHECKED = "unchecked"
+DEFAULT_INTERVAL = 10  # s, as config.DEFAULT_INTERVAL (not imported: config costs 18 KB of RAM)
+_WITH = (obis.METER_TIME, UNCHECKED)  # what comes along with the power or energy fields
+
+
+def is_power(field):
+    return obis.UNIT.get(field) in ("W", "var")
+
+
+def is_energy(field):
+    return obis.UNIT.get(field) in ("kWh", "kvarh")
+
+
+def is_hourly(reading):
+    """True when the reading carries energy registers (List 3): these go to the outage queue.
+    P1 meters send their registers in every telegram, so this is true of each of them."""
+    for k in reading:
+        if is_energy(k):
+            return True
+    return False
+
+
+class Share:
+    def __init__(self, dest_cfg):
+        """dest_cfg: a destination of config.validate(); only "share" and "interval" are read."""
+        share = dest_cfg["share"]
+        self._fields = None
+        if isinstance(share, (list, tuple)):
+            self.level = FIELDS
+            self._fields = tuple(share)
+        elif share in (FULL, LIVE, HOURLY):
+            self.level = share
+        else:
+            raise ValueError("share")  # config.validate() lets no other value through
+        self.interval_ms = dest_cfg.get("interval", DEFAULT_INTERVAL) * 1000
+        self._sent_ms = None  # live: when the last view went out
+        self._hour = None  # hourly: the meter hour ("YYYY-MM-DDTHH") of the last view
+
+    def allows(self, field):
+        """May this destination ever receive field?"""
+        level = self.level
+        if level == FULL:
+            return True
+        if level == LIVE:
+            return is_power(field) or field in _WITH
+        if level == HOURLY:
+            return is_energy(field) or field in _WITH
+        return field in self._fields
+
+    def fields(self):
+        """The canonical reading fields (obis.ORDER) this destination may receive: what
+        discovery may announce."""
+        return [f for f in obis.ORDER if self.allows(f)]
+
+    @property
+    def withholds_id(self):
+        """True when the meter id is not shared (so discovery must not show it either)."""
+        return not self.allows(obis.METER_ID)
+
+    def view(self, reading, now_ms):
+        """The reading as this destination may see it, or None when nothing may be sent now.
+
+        now_ms: time.ticks_ms() (any monotonic ms count on CPython). A "full" view is the
+        reading itself (no copy: heap), the others are new small dicts sharing its values;
+        neither may be modified."""
+        level = self.level
+        if level == FULL:
+            return reading or None
+        if level == LIVE:
+            # Negative: ticks wrapped past half their period since the last view (days of
+            # silence), which is long enough ago too.
+            if (
+                self._sent_ms is not None
+                and 0 <= ticks_diff(now_ms, self._sent_ms) < self.interval_ms
+            ):
+                return None
+            out = _pick(reading, is_power)
+            if out is not None:
+                self._sent_ms = now_ms
+            return out
+        if level == HOURLY:
+            # One view per meter hour: DLMS meters push List 3 once an hour, P1 meters their
+            # registers in every telegram (every 1 to 10 s), which is not "hourly".
+            t = reading.get(obis.METER_TIME)
+            hour = t[:13] if isinstance(t, str) else None
+            if hour is not None and hour == self._hour:
+                return None
+            out = _pick(reading, is_energy)
+            if out is not None:
+                self._hour = hour
+            return out
+        out = {}
+        for f in self._fields:
+            if f in reading:
+                out[f] = reading[f]
+        return out or None
+
+
+def _pick(reading, wanted):
+    """The fields of reading that wanted() accepts, with meter_time; None if there are none."""
+    out = None
+    for k in reading:
+        if wanted(k):
+            if out is None:
+                out = {}
+            out[k] = reading[k]
+    if out is not None:
+        for k in _WITH:
+            if k in reading:
+                out[k] = reading[k]
+    return out

@@ -1,0 +1,283 @@
+"""The test rig for the dongle runtime: real parts, on loopback.
+
+- Broker: Debian's mosquitto on a free port, its own config and log in a temp folder.
+- Subscriber: paho-mqtt on the host, recording every message with its arrival time.
+- Meter: hanctl's simulator (or a scripted stream) serving the HAN bytes on a TCP port.
+- Dongle: `hanctl run` (the firmware's real main on the MicroPython unix port, 96 KB heap),
+  its filesystem a folder the test keeps, so a second start is a reboot.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as paho
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+HANCTL = Path(sys.executable).parent / "hanctl"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """mosquitto on 127.0.0.1:port. extra: lines added to its config (TLS, passwords)."""
+
+    def __init__(self, tmp, name="broker", extra=(), port=None):
+        self.dir = Path(tmp) / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.log = self.dir / "mosquitto.log"
+        self.conf = self.dir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"log_dest file {self.log}",
+            "log_type all",
+            "persistence false",
+        ]
+        self.conf.write_text("\n".join(lines + list(extra)) + "\n")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError as err:
+                if self.proc.poll() is not None:
+                    died = self.proc.stderr.read().decode()
+                    raise RuntimeError("mosquitto died: " + died) from err
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not listen on {self.port}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def connections(self):
+        """Client connections the broker saw (from its log), the subscriber's included."""
+        if not self.log.exists():
+            return []
+        return [x for x in self.log.read_text().splitlines() if "New client connected" in x]
+
+
+class Subscriber:
+    """Records (topic, payload bytes, retained, arrival monotonic time) for topic filter."""
+
+    def __init__(self, broker, topic="#", port=None):
+        self.messages = []
+        self.lock = threading.Lock()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port or broker.port)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+        self._wait_subscribed()
+
+    def _wait_subscribed(self):
+        time.sleep(0.2)
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            self.messages.append((msg.topic, bytes(msg.payload), msg.retain, time.monotonic()))
+
+    def on(self, suffix):
+        with self.lock:
+            return [m for m in self.messages if m[0].endswith(suffix)]
+
+    def json(self, suffix):
+        return [json.loads(m[1]) for m in self.on(suffix)]
+
+    def wait(self, suffix, count=1, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.on(suffix)) >= count:
+                return self.on(suffix)
+            time.sleep(0.05)
+        raise AssertionError(f"{len(self.on(suffix))} of {count} messages on *{suffix}")
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Dongle:
+    """`hanctl run` in its own process; output collected for assertions."""
+
+    def __init__(self, state, config, uart, heap="96K"):
+        self.state = Path(state)
+        self.config_path = self.state.parent / (self.state.name + "-config.json")
+        self.config = config
+        self.uart = uart
+        self.heap = heap
+        self.proc = None
+        self.output = []
+
+    def start(self):
+        if self.config is None:  # no config.json at all
+            self.config_path.unlink(missing_ok=True)
+        elif isinstance(self.config, dict):
+            self.config_path.write_text(json.dumps(self.config))
+        else:
+            self.config_path.write_text(self.config)
+        cmd = [
+            str(HANCTL),
+            "run",
+            "--config",
+            str(self.config_path),
+            "--uart",
+            self.uart,
+            "--heap",
+            self.heap,
+            "--state",
+            str(self.state),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        return self
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.output.append(line.rstrip("\n"))
+
+    def wait_log(self, text, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.output):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no log line with {text!r}; log:\n" + "\n".join(self.output[-40:]))
+
+    def kill(self):
+        """Power cut: no goodbye (the broker then publishes the last will)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def destination(name, broker, share="full", **extra):
+    d = {
+        "name": name,
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "tls": None,
+        "topic": "hanport/" + name,
+        "share": share,
+        "discovery": False,
+        "retry_min": 1,
+        "retry_max": 2,
+        "stats_interval": 5,
+    }
+    d.update(extra)
+    return d
+
+
+def config(*destinations, meter=None):
+    return {
+        "wifi": [],
+        "hostname": "hanport-test",
+        "meter": meter or {"baud": 2400, "parity": "8E1", "invert": False},
+        "ntp": None,
+        "destinations": list(destinations),
+    }
+
+
+def scripted(frames, go=None, gap=0.3, baud=2400):
+    """Chunks for simulate.Server: wait for `go` (a threading.Event), then each item of
+    frames at line speed with `gap` seconds after it; an item may be (pause_s, None)."""
+    from hanctl.simulate import line_seconds
+
+    if go is not None:
+        go.wait()
+    for item in frames:
+        if isinstance(item, tuple):
+            yield item[0], b""
+            continue
+        yield line_seconds(item, baud), item
+        yield gap, b""
+    while True:
+        yield 0.5, b""
+
+
+def make_ca(tmp, name="ca", cn="hanport test CA"):
+    """A CA and a server certificate for 127.0.0.1/localhost, made with openssl."""
+    d = Path(tmp) / name
+    d.mkdir(parents=True, exist_ok=True)
+
+    def ssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        f"/CN={cn}",
+    )
+    ssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    )
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+    return d
