@@ -93,7 +93,9 @@ class Destination:
         while True:
             try:
                 await self._session()
-            except (OSError, MQTTError, asyncio.TimeoutError) as e:
+            except (OSError, MQTTError, asyncio.TimeoutError, MemoryError) as e:
+                # MemoryError too: a heap too fragmented for this message ends the session
+                # (after a gc the next one starts clean), never the destination's task.
                 self.failures += 1
                 self.last_error = _describe(e)
                 print("hanport: destination", self.name, "failed:", self.last_error)
@@ -212,6 +214,8 @@ def _tls(cfg):
 
 
 def _describe(e):
+    if isinstance(e, MemoryError):
+        return "out of memory"
     if isinstance(e, MQTTError):
         return "refused (%s)" % e.code  # 4: bad user name or password, 5: not authorised
     if isinstance(e, asyncio.TimeoutError):

@@ -5,8 +5,6 @@
 
 import obis
 
-MANUFACTURER = "Kaifa"
-
 _ID = (obis.key(1, 0, 2, 129), obis.key(0, 96, 1, 0), obis.key(0, 96, 1, 7))
 _POWER = (obis.key(1, 1, 7, 0), obis.key(1, 2, 7, 0), obis.key(1, 3, 7, 0), obis.key(1, 4, 7, 0))
 _I = (obis.key(1, 31, 7, 0), obis.key(1, 51, 7, 0), obis.key(1, 71, 7, 0))
@@ -29,7 +27,6 @@ POSITIONAL = {
     14: _LIST2_1P + _ENERGY,
     18: _LIST2_3P + _ENERGY,
 }
-ANONYMOUS = (1,)  # list lengths recognised without a list id
 
 _SCALERS = {}
 for _k in _I:

@@ -11,9 +11,7 @@
 
 import obis
 
-MANUFACTURER = "Kamstrup"
 POSITIONAL = {}
-ANONYMOUS = ()
 
 _CURRENT = (31, 51, 71)
 _POWER_FACTOR = (13, 33, 53, 73)

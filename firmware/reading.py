@@ -21,6 +21,11 @@ def decimal(v):
 
 
 def _string(s):
+    for ch in s:  # the usual case, plain ASCII: one string, no character list
+        if ch == '"' or ch == "\\" or not " " <= ch <= "~":
+            break
+    else:
+        return '"' + s + '"'
     out = ['"']
     for ch in s:
         c = ord(ch)

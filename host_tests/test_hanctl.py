@@ -70,4 +70,4 @@ def test_odd_hex_is_an_error_not_garbage():
 def test_bench_runs_and_reports_the_targets():
     status, out, err = hanctl("bench", "--rounds", "1")
     assert status == 0, err
-    assert "Decoder core:" in out and "Heap per List 3 frame" in out
+    assert "Decoder as a HAN dongle loads it" in out and "Heap per List 3 frame" in out
