@@ -207,10 +207,21 @@ def _tls(cfg):
     if tls.get("verify", True):
         ctx.verify_mode = ssl.CERT_REQUIRED
         with open(tls["ca"], "rb") as f:
-            ctx.load_verify_locations(cadata=f.read())
+            ctx.load_verify_locations(cadata=_der(f.read()))
     else:
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def _der(ca):
+    """A PEM CA certificate as DER: the unix port's mbedTLS rejects PEM ("invalid cert"),
+    DER works on every port, so the owner may give either."""
+    if not ca.startswith(b"-----BEGIN"):
+        return ca
+    from binascii import a2b_base64
+
+    body = ca.split(b"-----")[2]  # between "BEGIN CERTIFICATE" and "END CERTIFICATE"
+    return a2b_base64(body.replace(b"\n", b"").replace(b"\r", b""))
 
 
 def _describe(e):

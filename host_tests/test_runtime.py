@@ -1,0 +1,178 @@
+"""The dongle end to end, with real parts: the firmware's main on the MicroPython unix port
+(96 KB heap), Debian's mosquitto, a meter on a TCP "UART" at 2400-baud pacing."""
+
+import json
+import shutil
+import threading
+import time
+
+import pytest
+
+import rig
+from hanctl import encoder
+from hanctl.simulate import Server
+from reading import to_json
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("mosquitto") is None and not rig.Path(rig.MOSQUITTO).exists(),
+    reason="Debian's mosquitto is not installed (.ci/run installs it)",
+)
+
+ENERGY_FIELDS = (
+    "active_energy_import",
+    "active_energy_export",
+    "reactive_energy_import",
+    "reactive_energy_export",
+)
+
+
+def kaifa_day(hours, first_hour=0, power=1000):
+    """Kaifa frames: per hour a List 2, a List 1 and the hourly List 3."""
+    frames = []
+    for h in range(first_hour, first_hour + hours):
+        values = {
+            "time": (2024, 3, 5, h, 0, 10),
+            "p_import": power + h,
+            "energy": (100000 + 1000 * h, 5 * h, 300 + h, 4000 + 7 * h),
+        }
+        frames += [
+            encoder.kaifa(2, values),
+            encoder.kaifa(1, values),
+            encoder.kaifa(3, values),
+        ]
+    return frames
+
+
+def expected_readings(frames):
+    """What the decoder makes of the frames (the decoder is proven on real captures)."""
+    from decoder import Decoder
+
+    out = []
+    d = Decoder(out.append)
+    for f in frames:
+        d.feed(f)
+    return out
+
+
+@pytest.fixture
+def parts(tmp_path):
+    made = []
+
+    def track(x):
+        made.append(x)
+        return x
+
+    yield tmp_path, track
+    for x in reversed(made):
+        for stop in ("stop", "close"):
+            if hasattr(x, stop):
+                getattr(x, stop)()
+                break
+
+
+def test_each_destination_gets_its_share_and_no_one_else_anything(parts):
+    tmp, track = parts
+    a = track(rig.Broker(tmp, "a").start())
+    b = track(rig.Broker(tmp, "b").start())
+    c = track(rig.Broker(tmp, "c").start())  # runs, not configured
+    sub_a = track(rig.Subscriber(a))
+    sub_b = track(rig.Subscriber(b))
+    frames = kaifa_day(2)
+    go = threading.Event()
+    meter = track(Server(rig.scripted(frames, go)).start())
+    cfg = rig.config(rig.destination("A", a), rig.destination("B", b, share="hourly"))
+    dongle = track(rig.Dongle(tmp / "fs", cfg, f"tcp://127.0.0.1:{meter.port}").start())
+    dongle.wait_log("destination A connected")
+    dongle.wait_log("destination B connected")
+    go.set()
+
+    want = expected_readings(frames)
+    got = sub_a.wait("A/reading", len(want))
+    assert [m[1].decode() for m in got] == [to_json(r) for r in want]  # byte for byte
+    assert all(not m[2] for m in got)  # live readings are not retained
+
+    energy_a = sub_a.wait("A/energy", 2)
+    hourly = [r for r in want if "active_energy_import" in r]
+    assert [json.loads(m[1]) for m in energy_a] == [
+        {k: json.loads(to_json(r))[k] for k in ENERGY_FIELDS + ("meter_time", "meter_id")}
+        for r in hourly
+    ]
+
+    energy_b = sub_b.wait("B/energy", 2)
+    for m, r in zip(energy_b, hourly, strict=True):
+        assert json.loads(m[1]) == {
+            k: json.loads(to_json(r))[k] for k in ENERGY_FIELDS + ("meter_time",)
+        }
+    for m in sub_b.on("B/reading"):  # hourly: energy registers and their time, nothing else
+        assert set(json.loads(m[1])) <= set(ENERGY_FIELDS) | {"meter_time"}
+    assert c.connections() == []
+
+
+def test_broker_outage_and_reboot_lose_no_hourly_message(parts):
+    tmp, track = parts
+    a = track(rig.Broker(tmp, "a").start())
+    go = threading.Event()
+    frames = [(2.0, None)] + kaifa_day(3, first_hour=1) + [(4.0, None)] + kaifa_day(2, 4)
+    meter = track(Server(rig.scripted(frames, go, gap=0.1)).start())
+    cfg = rig.config(rig.destination("A", a))
+    dongle = track(rig.Dongle(tmp / "fs", cfg, f"tcp://127.0.0.1:{meter.port}").start())
+    dongle.wait_log("destination A connected")
+    a.stop()  # the broker dies before the first hourly frame
+    go.set()
+    time.sleep(9)  # hours 1-3 arrive while it is down
+    a.start()
+    sub = track(rig.Subscriber(a, "hanport/A/energy"))
+    got = sub.wait("A/energy", 3, timeout=30)
+    times = [json.loads(m[1])["meter_time"][11:13] for m in got]
+    assert times[:3] == ["01", "02", "03"]  # oldest first, each once
+
+    a.stop()
+    time.sleep(6)  # hours 4 and 5 queue on the dongle's flash...
+    dongle.kill()  # ...and the power goes
+    assert "queue-A.jsonl" in {p.name for p in (tmp / "fs").iterdir()}
+    a.start()
+    sub2 = track(rig.Subscriber(a, "hanport/A/energy"))
+    dongle2 = track(rig.Dongle(tmp / "fs", cfg, f"tcp://127.0.0.1:{meter.port}").start())
+    dongle2.wait_log("destination A connected")
+    got = sub2.wait("A/energy", 2, timeout=30)
+    times = [json.loads(m[1])["meter_time"][11:13] for m in got if not m[2]]
+    assert times[:2] == ["04", "05"]
+
+
+def test_noise_and_truncated_frames_are_counted_and_the_next_good_one_published(parts):
+    tmp, track = parts
+    a = track(rig.Broker(tmp, "a").start())
+    sub = track(rig.Subscriber(a))
+    good = encoder.kaifa(2, {"p_import": 4321})
+    frames = [b"\x00\x13\xff\x55\x55", good[:40], (0.5, None), good]
+    go = threading.Event()
+    meter = track(Server(rig.scripted(frames, go)).start())
+    cfg = rig.config(rig.destination("A", a))
+    dongle = track(rig.Dongle(tmp / "fs", cfg, f"tcp://127.0.0.1:{meter.port}").start())
+    dongle.wait_log("destination A connected")
+    go.set()
+    (reading,) = [json.loads(m[1]) for m in sub.wait("A/reading")]
+    assert reading["active_power_import"] == 4321
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        stats = sub.json("A/stats")
+        if stats and stats[-1]["rejected"].get("truncated"):
+            break
+        time.sleep(0.2)
+    s = stats[-1]
+    assert s["rejected"]["truncated"] == 1
+    assert s["noise_bytes"] == 5 and s["bytes_received"] == 5 + 40 + len(good)
+    assert s["frames"]["hdlc"] == 1 and s["readings"] == 1
+
+
+@pytest.mark.parametrize("content", [None, "{", '{"wifi": [], "destinations": [{"name": 3}]}'])
+def test_missing_or_broken_config_publishes_nothing(parts, content):
+    tmp, track = parts
+    a = track(rig.Broker(tmp, "a").start())
+    meter = track(Server(rig.scripted(kaifa_day(1))).start())
+    dongle = track(rig.Dongle(tmp / "fs", content, f"tcp://127.0.0.1:{meter.port}").start())
+    dongle.wait_log("safe state")
+    assert any("config" in line for line in dongle.output)
+    time.sleep(3)
+    assert dongle.proc.poll() is None  # waiting for a fixed config, not crash-looping
+    assert a.connections() == []
