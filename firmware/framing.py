@@ -323,5 +323,7 @@ def hcs_index(buf, n):
             k += 1
             if k >= 4 or i >= n - 3:
                 return -1
+        if k == 2:  # a 3-byte address does not exist
+            return -1
         i += 1
     return i + 1

@@ -200,6 +200,7 @@ CASES = {
     "empty_transfer": ("hdlc", [enc.hdlc(enc.LLC + b"\xe0\xc0\x00\x01\x00\x00\x00")]),
     "frame_then_zero": ("hdlc", [FRAME + b"\x00"]),
     "slashes": ("p1", [b"/" * 2040 + b"\x00" + P1]),
+    "three_byte_address": ("hdlc", [enc.hdlc(enc.LLC + LIST3, src=b"\x00\x02\x83") + OTHER]),
     "float32": (
         "hdlc",
         [
@@ -401,3 +402,9 @@ def test_binary_inside_p1_is_one_rejection_not_thousands(out):
 def test_float_registers_are_exact_decimals(out):
     (r,) = readings(out, "float32")
     assert r["frequency"] == Decimal("49.99")
+
+
+def test_a_three_byte_address_is_no_frame(out):
+    # IEC 62056-46 6.4.2: addresses are 1, 2 or 4 bytes.
+    assert errors(out, "three_byte_address")[0] == "format"
+    assert powers(out, "three_byte_address") == [99]
