@@ -41,6 +41,7 @@ class Destination:
         self._meter = None  # (id, manufacturer, model) for discovery
         self._discover = False  # discovery to (re)send
         self._stats_at = None
+        self._queued_hour = None  # meter hour of the last energy message queued
         self._stats_ms = cfg.get("stats_interval", 60) * 1000
         self.connects = 0
         self.failures = 0
@@ -57,7 +58,12 @@ class Destination:
             return
         text = to_json(view)
         if is_hourly(view):
-            self.outbox.append(to_json(_energy(view)))
+            # One energy message per meter hour: a P1 meter prints its registers in every
+            # telegram, and the queue lives on flash.
+            hour = view.get("meter_time", "")[:13]
+            if not hour or hour != self._queued_hour:
+                self._queued_hour = hour
+                self.outbox.append(to_json(_energy(view)))
         client = self.client
         if client is not None and client.connected:
             if self._live is not None:

@@ -176,3 +176,29 @@ def test_missing_or_broken_config_publishes_nothing(parts, content):
     time.sleep(3)
     assert dongle.proc.poll() is None  # waiting for a fixed config, not crash-looping
     assert a.connections() == []
+
+
+def test_p1_energy_is_queued_once_per_meter_hour(parts):
+    """A P1 meter prints its registers in every telegram; the energy topic (and the queue on
+    flash behind it) gets one message per meter hour."""
+    tmp, track = parts
+    a = track(rig.Broker(tmp, "a").start())
+    sub = track(rig.Subscriber(a))
+
+    def telegram(hour, second, kwh):
+        return encoder.p1(
+            "KFM5KAIFA-METER",
+            [f"0-0:1.0.0(240105{hour}00{second:02d}W)", f"1-0:1.8.0({kwh:010.3f}*kWh)"],
+        )
+
+    frames = [telegram(13, s, 100 + s / 1000) for s in range(0, 8)]
+    frames += [telegram(14, 1, 101.0)]  # the next hour
+    go = threading.Event()
+    meter = track(Server(rig.scripted(frames, go, gap=0.1)).start())
+    cfg = rig.config(rig.destination("A", a))
+    dongle = track(rig.Dongle(tmp / "fs", cfg, f"tcp://127.0.0.1:{meter.port}").start())
+    dongle.wait_log("destination A connected")
+    go.set()
+    sub.wait("A/reading", len(frames))
+    energy = [json.loads(m[1]) for m in sub.wait("A/energy", 2)]
+    assert [e["meter_time"] for e in energy] == ["2024-01-05T13:00:00", "2024-01-05T14:00:01"]
