@@ -42,6 +42,7 @@ class Destination:
         self._discover = False  # discovery to (re)send
         self._stats_at = None
         self._queued_hour = None  # meter hour of the last energy message queued
+        self.salt = None  # the dongle's secret for hashed Home Assistant ids (main.py)
         self._stats_ms = cfg.get("stats_interval", 60) * 1000
         self.connects = 0
         self.failures = 0
@@ -166,7 +167,14 @@ class Destination:
 
             ident = self._meter
             for topic, payload in discovery.iter_messages(
-                self.base, self._fields, self.share, ident[0], ident[1], ident[2], self.hostname
+                self.base,
+                self._fields,
+                self.share,
+                ident[0],
+                ident[1],
+                ident[2],
+                self.hostname,
+                self.salt,
             ):
                 await client.publish(topic, payload, retain=True, qos=1)
         now = time.ticks_ms()

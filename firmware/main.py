@@ -40,8 +40,15 @@ class Dongle:
         self.last_frame = None
         self._told = False
         self.decoder = Decoder(self._reading, self._rejected)
-        state = _load_state()
+        self.state = state = _load_state()
         remembered = tuple(state["link"]) if "link" in state else None
+        if "salt" not in state:
+            # A secret of this dongle: Home Assistant ids derived from a withheld meter id
+            # are hashed with it, so nobody can find the id by hashing every candidate.
+            import random
+
+            state["salt"] = "%08x%08x" % (random.getrandbits(32), random.getrandbits(32))
+            _save_state(state)
         self.link = MeterLink(
             hal.uart(self.board, cfg["meter"]),
             self.decoder,
@@ -67,7 +74,8 @@ class Dongle:
 
     def _locked(self, setting):
         log("meter line:", setting_name(setting))
-        _save_state({"link": list(setting)})
+        self.state["link"] = list(setting)
+        _save_state(self.state)
 
     def stats(self, dest):
         """The diagnostics one destination publishes (no reading data in them)."""
@@ -128,7 +136,9 @@ class Dongle:
         if cfg["ntp"] and hal.NAME != "unix":
             _ntp(cfg["ntp"])
         for dcfg in cfg["destinations"]:
-            self.destinations.append(Destination(dcfg, cfg["hostname"], self.stats))
+            d = Destination(dcfg, cfg["hostname"], self.stats)
+            d.salt = self.state["salt"]
+            self.destinations.append(d)
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:
             self.tasks.append(asyncio.create_task(_guard(d.name, d.run())))
