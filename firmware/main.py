@@ -63,8 +63,9 @@ class Dongle:
         for d in self.destinations:
             try:
                 d.offer(reading, now)
-            except MemoryError:  # this message is lost (counted); the link goes on
+            except MemoryError:  # this message is lost (counted, logged); the link goes on
                 d.dropped += 1
+                log("destination", d.name, "dropped a reading: out of memory")
         # Collect now, between frames, while the line is quiet: the next reading's JSON
         # then finds its 1 KB in one piece (a 96 KB heap fragments fast otherwise).
         gc.collect()

@@ -7,6 +7,7 @@
   its filesystem a folder the test keeps, so a second start is a reboot.
 """
 
+import getpass
 import json
 import os
 import shutil
@@ -42,6 +43,10 @@ class Broker:
         lines = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
+            # As root, mosquitto would switch to the `mosquitto` user, which cannot write a
+            # log into pytest's tmp_path (mode 700): it would run without one, and
+            # connections() would see nothing whatever connected.
+            f"user {getpass.getuser()}",
             f"log_dest file {self.log}",
             "log_type all",
             "persistence false",
@@ -73,7 +78,7 @@ class Broker:
     def connections(self):
         """Client connections the broker saw (from its log), the subscriber's included."""
         if not self.log.exists():
-            return []
+            raise AssertionError(f"mosquitto wrote no log at {self.log}")
         return [x for x in self.log.read_text().splitlines() if "New client connected" in x]
 
 
@@ -285,3 +290,105 @@ def make_ca(tmp, name="ca", cn="hanport test CA"):
         "san.ext",
     )
     return d
+
+
+# -- Added for test_runtime_more.py: TLS brokers, times of log lines, the dongle's sockets --
+
+
+def logged_broker(tmp, name="broker", extra=(), port=None):
+    """A Broker (not started) whose log is written when the tests run as root too. As root,
+    mosquitto switches to the `mosquitto` user, which cannot open a log under pytest's
+    tmp_path (mode 700): it runs without one, and Broker.connections() then reports []
+    whatever connected. Running it as the current user keeps the log."""
+    import getpass
+
+    return Broker(tmp, name, list(extra), port)  # Broker itself runs as this user now
+
+
+def broker_log(broker):
+    """The broker's log text; fails rather than reading a log that was never written as
+    "nothing happened"."""
+    if not broker.log.exists():
+        raise AssertionError(f"mosquitto wrote no log at {broker.log} (see logged_broker)")
+    return broker.log.read_text()
+
+
+def password_file(path, users):
+    """A mosquitto password file at path with users {name: password} (mosquitto_passwd)."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    for user, password in users.items():
+        create = [] if path.exists() else ["-c"]
+        subprocess.run(
+            ["mosquitto_passwd", "-b", *create, str(path), user, password],
+            check=True,
+            capture_output=True,
+        )
+    return path
+
+
+def tls_broker(tmp, name, certs, users, port=None, tls_port=None):
+    """A Broker (not started) with two listeners: plain MQTT on .port, anonymous, where a
+    client falling back to plaintext would show up, and TLS on .tls_port with the server
+    certificate of certs (a make_ca folder), the password file .passwd made from users
+    {name: password}, anonymous clients refused."""
+    import getpass
+
+    b = Broker(tmp, name, port=port)
+    b.tls_port = tls_port or free_port()
+    b.passwd = password_file(b.dir / "passwd", users)
+    certs = Path(certs)
+    lines = [
+        "per_listener_settings true",  # must come before any listener or security line
+        f"user {getpass.getuser()}",  # as root mosquitto would switch to `mosquitto`
+        f"log_dest file {b.log}",
+        "log_type all",
+        "persistence false",
+        f"listener {b.port} 127.0.0.1",
+        "allow_anonymous true",
+        f"listener {b.tls_port} 127.0.0.1",
+        "allow_anonymous false",
+        f"password_file {b.passwd}",
+        f"cafile {certs / 'ca.pem'}",
+        f"certfile {certs / 'server.pem'}",
+        f"keyfile {certs / 'server.key'}",
+    ]
+    b.conf.write_text("\n".join(lines) + "\n")
+    return b
+
+
+def connections_on(broker, port):
+    """TCP connections a broker accepted on one of its listeners (its log), whether or not
+    an MQTT client came of them."""
+    mark = f" on port {port}."
+    return [x for x in broker_log(broker).splitlines() if "New connection" in x and mark in x]
+
+
+def dongle_sockets(dongle):
+    """(protocol, local port, remote port, state) of each socket the dongle's processes
+    (`hanctl run` and the MicroPython interpreter it starts, one process group) hold, from
+    /proc: the witness that a dongle opens no connection it was not configured for."""
+    group = dongle.proc.pid  # start_new_session: the group id is hanctl run's pid
+    inodes = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != group:  # after ")": state, ppid, pgrp
+                continue
+            for fd in (stat.parent / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except (OSError, IndexError, ValueError):
+            continue  # a process that just ended
+    out = []
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        table = Path("/proc/net") / proto
+        if not table.exists():
+            continue
+        for line in table.read_text().splitlines()[1:]:
+            f = line.split()
+            if f[9] in inodes:
+                local, remote = (int(a.rsplit(":", 1)[1], 16) for a in (f[1], f[2]))
+                out.append((proto, local, remote, f[3]))
+    return out

