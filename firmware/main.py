@@ -25,7 +25,6 @@ else:
 VERSION = "0.2.0"
 STATE = "state.json"  # what the dongle learnt (the meter line setting), not configuration
 _WATCHDOG_MS = 30000
-_ALIVE_MS = 15000  # a task that has not shown progress for this long is stuck
 log = hal.log
 
 
@@ -114,13 +113,17 @@ class Dongle:
                 continue
             for d in self.destinations:
                 d.event.set()  # once a second: stats timers, a dropped connection
-            # Fed only while the meter reader and every destination task still run and
-            # the reader has come round its loop lately (it wakes at least on each read
-            # or line-down retry): a stuck task ends in a reset, not a silent dongle.
-            alive = all(not _done(t) for t in tasks)
-            if alive and time.ticks_diff(time.ticks_ms(), self.link.heartbeat) < _ALIVE_MS:
+            # Fed only while the meter reader and every destination task still run, from
+            # this ticker, which runs only while the event loop does: a task that ended or
+            # hogs the loop ends in a reset, not a silent dongle. (A silent meter is not a
+            # dead reader: the reader then waits for bytes, alive.)
+            alive = True
+            for t in tasks:
+                if t.done():
+                    alive = False
+            if alive:
                 wdt.feed()
-            elif not alive and not self._told:
+            elif not self._told:
                 self._told = True
                 log("a task ended: not feeding the watchdog")
             wdt.check()
@@ -174,10 +177,6 @@ def _ntp(server):
         ntptime.settime()
     except OSError as e:
         log("ntp", server, "failed:", e)
-
-
-def _done(task):
-    return task.done()
 
 
 async def _guard(name, coro):

@@ -46,7 +46,6 @@ class MeterLink:
         self.locked = not self.auto
         self.switches = 0
         self.last_byte = time.ticks_ms()
-        self.heartbeat = self.last_byte
         self._since = None  # when bytes first arrived under the current setting
         self._frames = 0
         self._idle_done = True
@@ -68,7 +67,6 @@ class MeterLink:
         while True:
             n = await self.uart.read(buf)
             now = time.ticks_ms()
-            self.heartbeat = now
             if not n:
                 continue
             self.last_byte = now
