@@ -110,7 +110,9 @@ class Destination:
                 if self.client is not None:
                     self.client.close()
                 self.client = None
-                self._live = None
+                if self._live is not None:  # the session ended before it went out
+                    self.dropped += 1
+                    self._live = None
             # Exponential backoff with jitter (0.5x..1.5x): dongles that lost the same
             # broker do not all come back in the same second.
             wait = self.backoff_ms // 2 + random.getrandbits(20) % (self.backoff_ms + 1)
@@ -245,4 +247,5 @@ def _describe(e):
         return "refused (%s)" % e.code  # 4: bad user name or password, 5: not authorised
     if isinstance(e, asyncio.TimeoutError):
         return "timeout"
-    return "%s %s" % (type(e).__name__, e.args[0] if e.args else "")
+    # OSError(code, reason): the reason says more (the TLS alert, "no PINGRESP").
+    return "%s %s" % (type(e).__name__, " ".join(str(a) for a in e.args))

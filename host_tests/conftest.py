@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -47,3 +49,21 @@ def run_cases(lines, which, heap=DRIVER_HEAP):
         kind, case_id, rest = text.split(" ", 2)
         results.setdefault(case_id, []).append((kind, rest))
     return results
+
+
+@pytest.fixture
+def parts(tmp_path):
+    """(tmp_path, track): track(x) returns x and stops (or closes) it after the test, in
+    reverse order: brokers, subscribers, meters and dongles of the end-to-end tests."""
+    made = []
+
+    def track(x):
+        made.append(x)
+        return x
+
+    yield tmp_path, track
+    for x in reversed(made):
+        for stop in ("stop", "close"):
+            if hasattr(x, stop):
+                getattr(x, stop)()
+                break

@@ -295,21 +295,11 @@ def make_ca(tmp, name="ca", cn="hanport test CA"):
 # -- Added for test_runtime_more.py: TLS brokers, times of log lines, the dongle's sockets --
 
 
-def logged_broker(tmp, name="broker", extra=(), port=None):
-    """A Broker (not started) whose log is written when the tests run as root too. As root,
-    mosquitto switches to the `mosquitto` user, which cannot open a log under pytest's
-    tmp_path (mode 700): it runs without one, and Broker.connections() then reports []
-    whatever connected. Running it as the current user keeps the log."""
-    import getpass
-
-    return Broker(tmp, name, list(extra), port)  # Broker itself runs as this user now
-
-
 def broker_log(broker):
     """The broker's log text; fails rather than reading a log that was never written as
     "nothing happened"."""
     if not broker.log.exists():
-        raise AssertionError(f"mosquitto wrote no log at {broker.log} (see logged_broker)")
+        raise AssertionError(f"mosquitto wrote no log at {broker.log}")
     return broker.log.read_text()
 
 
@@ -332,8 +322,6 @@ def tls_broker(tmp, name, certs, users, port=None, tls_port=None):
     client falling back to plaintext would show up, and TLS on .tls_port with the server
     certificate of certs (a make_ca folder), the password file .passwd made from users
     {name: password}, anonymous clients refused."""
-    import getpass
-
     b = Broker(tmp, name, port=port)
     b.tls_port = tls_port or free_port()
     b.passwd = password_file(b.dir / "passwd", users)

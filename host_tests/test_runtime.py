@@ -54,22 +54,6 @@ def expected_readings(frames):
     return out
 
 
-@pytest.fixture
-def parts(tmp_path):
-    made = []
-
-    def track(x):
-        made.append(x)
-        return x
-
-    yield tmp_path, track
-    for x in reversed(made):
-        for stop in ("stop", "close"):
-            if hasattr(x, stop):
-                getattr(x, stop)()
-                break
-
-
 def test_each_destination_gets_its_share_and_no_one_else_anything(parts):
     tmp, track = parts
     a = track(rig.Broker(tmp, "a").start())
