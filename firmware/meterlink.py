@@ -25,7 +25,8 @@ def setting_name(s):
 
 
 class MeterLink:
-    def __init__(self, uart, decoder, meter_cfg, remembered=None, on_locked=None):
+    def __init__(self, uart, decoder, meter_cfg, remembered=None, on_locked=None, clock=None):
+        self.clock = clock or time.ticks_ms  # injectable: tests run minutes in no time
         self.uart = uart
         self.decoder = decoder
         self.on_locked = on_locked  # called with the setting once it is known to work
@@ -45,7 +46,7 @@ class MeterLink:
         self.index = 0
         self.locked = not self.auto
         self.switches = 0
-        self.last_byte = time.ticks_ms()
+        self.last_byte = self.clock()
         self._since = None  # when bytes first arrived under the current setting
         self._frames = 0
         self._idle_done = True
@@ -63,21 +64,23 @@ class MeterLink:
 
     async def run(self):
         buf = bytearray(256)  # one read's worth: 0.1 s of a 2400 baud line, 22 ms of P1
-        decoder = self.decoder
         while True:
             n = await self.uart.read(buf)
-            now = time.ticks_ms()
-            if not n:
-                continue
-            self.last_byte = now
-            self._idle_done = False
-            decoder.feed(buf, n)
-            if not self.locked:
-                self._detect(now)
+            now = self.clock()
+            if n:
+                self.received(buf, n, now)
+
+    def received(self, buf, n, now):
+        """n bytes of buf arrived at time now (ms)."""
+        self.last_byte = now
+        self._idle_done = False
+        self.decoder.feed(buf, n)
+        if not self.locked:
+            self._detect(now)
 
     def tick(self):
         """Called every ~50 ms by main's ticker: close a frame the line left open."""
-        now = time.ticks_ms()
+        now = self.clock()
         if not self._idle_done and time.ticks_diff(now, self.last_byte) > _IDLE_MS:
             self._idle_done = True
             self.decoder.idle()
