@@ -98,6 +98,9 @@ class Decoder:
         except ValueError:  # text that is not UTF-8, a number that is not one
             self._error("malformed", None)
             return
+        except MemoryError:  # a heap too full or fragmented for this reading
+            self._error("memory", None)
+            return
         except Exception as e:  # noqa: BLE001 - a decoder bug must not stop the meter link
             # Counted and reported as its own kind, so it shows in the stats; the next
             # frame is decoded as usual.

@@ -70,7 +70,10 @@ class Dongle:
         gc.collect()
 
     def _rejected(self, kind, detail):
-        pass  # counted by the decoder; the stats carry the counts
+        # Counted by the decoder (the stats carry the counts); the two that mean trouble
+        # in the dongle itself, not on the line, are logged too.
+        if kind == "memory" or kind == "internal":
+            log("decoder:", kind, detail or "")
 
     def _locked(self, setting):
         log("meter line:", setting_name(setting))

@@ -56,17 +56,43 @@ def value_json(v):
     return _string(v)
 
 
-def to_json(reading):
-    """One line of JSON: known fields in table order, then other codes sorted."""
-    parts = []
+def _members(reading):
+    """'"field": value' of each field: known fields in table order, then codes sorted."""
     for name in obis.ORDER:
         if name in reading:
-            parts.append(_string(name) + ": " + value_json(reading[name]))
+            yield _string(name) + ": " + value_json(reading[name])
     rest = [k for k in reading if k not in obis.UNIT and k not in _HEAD]
     rest.sort()
     for name in rest:
-        parts.append(_string(name) + ": " + value_json(reading[name]))
-    return "{" + ", ".join(parts) + "}"
+        yield _string(name) + ": " + value_json(reading[name])
+
+
+def to_json(reading):
+    """One line of JSON (the canonical reading's text)."""
+    return "{" + ", ".join(_members(reading)) + "}"
+
+
+def write(reading, buf):
+    """The same JSON into the bytearray buf; returns its length (OverflowError when it does
+    not fit). The dongle publishes from a buffer it owns: on a fragmented heap a fresh 1 KB
+    string may find no room when a hundred small pieces still do."""
+    n = put(buf, 0, "{")
+    sep = ""
+    for member in _members(reading):
+        n = put(buf, n, sep)
+        n = put(buf, n, member)
+        sep = ", "
+    return put(buf, n, "}")
+
+
+def put(buf, n, text):
+    """Copy text into buf at n; the new end."""
+    b = text.encode()
+    k = n + len(b)
+    if k > len(buf):
+        raise OverflowError()
+    buf[n:k] = b
+    return k
 
 
 _HEAD = (obis.METER_ID, obis.METER_MODEL, obis.MANUFACTURER, obis.LIST_ID, obis.METER_TIME)
