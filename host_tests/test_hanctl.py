@@ -71,3 +71,39 @@ def test_bench_runs_and_reports_the_targets():
     status, out, err = hanctl("bench", "--rounds", "1")
     assert status == 0, err
     assert "Decoder as a HAN dongle loads it" in out and "Heap per List 3 frame" in out
+
+
+BAD_CONFIG = (
+    '{"wifi": [], "hostname": "h", "meter": {"baud": "auto", "parity": "auto", '
+    '"invert": false}, "ntp": null, "destinations": [{"name": "a", "host": "127.0.0.1", '
+    '"port": 1883, "tls": null, "topic": "t/a", "share": "fulll", "discovery": false, '
+    '"user": "u", "pasword": "hunter2"}]}'
+)
+
+
+def test_config_validate_says_what_the_dongle_would(tmp_path):
+    import rig
+
+    path = tmp_path / "config.json"
+    path.write_text(BAD_CONFIG)
+    status, out, _ = hanctl("config", "validate", "--unix", str(path))
+    assert status == 1
+    problems = out.splitlines()
+    assert any(p.startswith("destinations[0].share:") for p in problems)
+    assert any(p.startswith("destinations[0].pasword: unknown key") for p in problems)
+    assert "hunter2" not in out  # a secret is never echoed, even under a misspelt key
+
+    # The dongle, given the same file, logs the very same lines and publishes nothing.
+    dongle = rig.Dongle(tmp_path / "fs", BAD_CONFIG, "tcp://127.0.0.1:9").start()
+    try:
+        dongle.wait_log("safe state")
+        logged = [x.split("config: ", 1)[1] for x in dongle.output if "hanport: config: " in x]
+        assert logged == problems
+    finally:
+        dongle.stop()
+
+    path.write_text(BAD_CONFIG.replace("fulll", "full").replace("pasword", "password"))
+    status, out, _ = hanctl("config", "validate", "--unix", str(path))
+    assert (status, out) == (0, f"{path}: valid (1 destination(s))\n")
+    status, out, _ = hanctl("config", "validate", str(path))  # on a device: Wi-Fi, board
+    assert status == 1 and out.startswith("wifi: is empty")

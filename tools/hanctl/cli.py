@@ -6,9 +6,9 @@ A subcommand module provides register(subparsers), which adds its parser and set
 
 import argparse
 
-from . import bench, decode, demo, run, simulate
+from . import bench, config_cmd, decode, demo, run, simulate
 
-SUBCOMMANDS = (decode, demo, run, simulate, bench)
+SUBCOMMANDS = (decode, demo, run, simulate, config_cmd, bench)
 
 
 def main(argv=None):
