@@ -117,9 +117,10 @@ class Decoder:
 
     def _noise(self):
         # Reported as one error per run of noise, before the frame that ends it.
-        n = self.assembler.noise - self._noise_seen
+        noise = self.assembler.noise
+        n = (noise - self._noise_seen) & 0x3FFFFFFF  # the counter wraps below 2**30
         if n:
-            self._noise_seen += n
+            self._noise_seen = noise
             self._error(NOISE, "%d bytes" % n)
 
     def _error(self, kind, detail):

@@ -3,7 +3,8 @@
 # One assembler hunts for three kinds of frame in the same stream, so the dongle needs no
 # setting to tell a Norwegian HAN port from a Dutch P1 port:
 #   HDLC  IEC 62056-46 frame format type 3 as the NVE HAN spec uses it: 7E, A<len:11>, dest
-#         and source addresses of 1-4 bytes (last byte odd), control, HCS, info, FCS, 7E.
+#         and source addresses of 1, 2 or 4 bytes (last byte odd), control, HCS, info,
+#         FCS, 7E.
 #         No octet stuffing (the spec relies on the length field), so 0x7E inside a frame
 #         is data. One flag may end a frame and start the next.
 #   P1    DSMR/IEC 62056-21 telegram "/ident ... !CRC\r\n", CRC-16/ARC over '/'..'!'.
@@ -121,7 +122,7 @@ class Assembler:
                 self._state = MBUS
             else:
                 if not self._rm:  # replayed bytes belong to a frame already counted
-                    self.noise += 1
+                    self.noise = (self.noise + 1) & 0x3FFFFFFF  # wraps, as bytes_in
                 return
             self.buf[0] = b
             self._n = 1
