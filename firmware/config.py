@@ -165,7 +165,8 @@ def validate(cfg, unix=False):
         return None, pr.result()
     _object(pr, "", cfg, TOP_KEYS, "")
     fix = 'a name of letters, digits and "-", e.g. "hanport-1a2b3c"'
-    host = _text(pr, "hostname", cfg.get("hostname", _MISSING), "a host name", fix, 63)
+    # 32: MicroPython's network.hostname() refuses longer (MICROPY_PY_NETWORK_HOSTNAME_MAX_LEN)
+    host = _text(pr, "hostname", cfg.get("hostname", _MISSING), "a host name", fix, 32)
     if host is not None and (not _plain(host, "-") or host[0] == "-" or host[-1] == "-"):
         pr.add("hostname", "%s is not a host name; use %s" % (_show(host), fix))
     out = {"hostname": host, "wifi": _wifi(pr, cfg.get("wifi", [] if unix else _MISSING), unix)}
@@ -251,8 +252,11 @@ def _destinations(pr, v, hostname):
 
 def _destination(pr, path, d, hostname, i):
     get = d.get
-    fix = 'a short name for logs, e.g. "home-assistant"'
+    fix = 'a short name of letters, digits, "-" and "_", e.g. "home-assistant"'
     out = {"name": _text(pr, path + ".name", get("name", _MISSING), "a name", fix, 32)}
+    name = out["name"]  # it names the destination's queue file: no "/" or other surprises
+    if name is not None and not _plain(name, "-_"):
+        pr.add(path + ".name", "%s is not a plain name; use %s" % (_show(name), fix))
     fix = 'the broker\'s name or IP address alone, e.g. "192.168.1.10"'
     host = out["host"] = _text(pr, path + ".host", get("host", _MISSING), "a host name", fix, 253)
     if host is not None and (not _plain(host, ".-_:") or host.count(":") == 1):

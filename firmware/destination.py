@@ -67,8 +67,9 @@ class Destination:
         if is_hourly(view):
             # One energy message per meter hour: a P1 meter prints its registers in every
             # telegram, and the queue lives on flash.
-            hour = view.get("meter_time", "")[:13]
-            if not hour or hour != self._queued_hour:
+            # Without the meter's time (DSMR 2.2/3.0), the dongle's own clock hour.
+            hour = view.get("meter_time", "")[:13] or time.time() // 3600
+            if hour != self._queued_hour:
                 self._queued_hour = hour
                 try:
                     n = reading_json.write(_energy(view), self._ebuf)
@@ -111,9 +112,10 @@ class Destination:
         while True:
             try:
                 await self._session()
-            except (OSError, MQTTError, asyncio.TimeoutError, MemoryError) as e:
+            except (OSError, MQTTError, asyncio.TimeoutError, MemoryError, ValueError) as e:
                 # MemoryError too: a heap too fragmented for this message ends the session
-                # (after a gc the next one starts clean), never the destination's task.
+                # (after a gc the next one starts clean), never the destination's task; and
+                # ValueError: a CA file that is no certificate (counted, retried, logged).
                 self.failures += 1
                 self.last_error = _describe(e)
                 print("hanport: destination", self.name, "failed:", self.last_error)
@@ -264,8 +266,10 @@ def _der(ca):
         return ca
     from binascii import a2b_base64
 
-    body = ca.split(b"-----")[2]  # between "BEGIN CERTIFICATE" and "END CERTIFICATE"
-    return a2b_base64(body.replace(b"\n", b"").replace(b"\r", b""))
+    parts = ca.split(b"-----")  # "", BEGIN CERTIFICATE, body, END CERTIFICATE, ...
+    if len(parts) < 3:
+        raise ValueError("CA file is not a PEM certificate")
+    return a2b_base64(parts[2].replace(b"\n", b"").replace(b"\r", b""))
 
 
 def _describe(e):

@@ -72,7 +72,7 @@ class Led:
         self.state = None
 
     def set(self, pattern):
-        """pattern: "on", "off" or "blink" (driven by main's ticker via toggle())."""
+        """pattern: "on", "off", "blink" or "blink-fast"; main toggles() a blinking LED."""
         self.state = pattern
         if self._pin is not None and pattern in ("on", "off"):
             self._pin.value((pattern == "on") != self._low)

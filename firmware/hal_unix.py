@@ -66,6 +66,9 @@ class Led:
             self.state = pattern
             log("led", self.name, pattern)
 
+    def toggle(self):
+        pass  # the log line of set() is the unix port's LED
+
 
 class Watchdog:
     def __init__(self, timeout_ms):

@@ -62,9 +62,9 @@ class Dongle:
         for d in self.destinations:
             try:
                 d.offer(reading, now)
-            except MemoryError:  # this message is lost (counted, logged); the link goes on
+            except (MemoryError, OSError) as e:  # lost (counted, logged); the link goes on
                 d.dropped += 1
-                log("destination", d.name, "dropped a reading: out of memory")
+                log("destination", d.name, "dropped a reading:", repr(e))
         # Collect now, between frames, while the line is quiet: the next reading's JSON
         # then finds its 1 KB in one piece (a 96 KB heap fragments fast otherwise).
         gc.collect()
@@ -85,8 +85,8 @@ class Dongle:
         d = self.decoder
         a = d.assembler
         rejected = dict(a.rejected)
-        for k in d.errors:
-            rejected[k] = d.errors[k]
+        for k in d.errors:  # "truncated" and "oversize" can come from either layer
+            rejected[k] = rejected.get(k, 0) + d.errors[k]
         now = time.ticks_ms()
         age = None if self.last_frame is None else time.ticks_diff(now, self.last_frame) // 1000
         return {
@@ -131,17 +131,25 @@ class Dongle:
                 log("a task ended: not feeding the watchdog")
             wdt.check()
             self.led.set("on" if self.last_frame is not None else "blink")
+            if self.led.state == "blink":
+                self.led.toggle()  # once a second: no frame from the meter yet
+
+    async def network(self, net):
+        """Join Wi-Fi, and again whenever it drops, in a task of its own: the meter is read
+        and the watchdog fed all the while (a join takes up to 10 s per network)."""
+        synced = False
+        while True:
+            if not net.isconnected():
+                await net.connect(self.cfg["wifi"])
+            if not synced and self.cfg["ntp"] and hal.NAME != "unix" and net.isconnected():
+                synced = _ntp(self.cfg["ntp"])
+            await asyncio.sleep(10)
 
     async def run(self):
         from destination import Destination
 
         cfg = self.cfg
         wdt = hal.Watchdog(_WATCHDOG_MS)
-        net = hal.Network(cfg["hostname"])
-        if cfg["destinations"] or cfg["ntp"]:
-            await net.connect(cfg["wifi"])
-        if cfg["ntp"] and hal.NAME != "unix":
-            _ntp(cfg["ntp"])
         for dcfg in cfg["destinations"]:
             d = Destination(dcfg, cfg["hostname"], self.stats)
             d.salt = self.state["salt"]
@@ -149,6 +157,9 @@ class Dongle:
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:
             self.tasks.append(asyncio.create_task(_guard(d.name, d.run())))
+        if cfg["destinations"] or cfg["ntp"]:  # no destination, no NTP: no network at all
+            net = hal.Network(cfg["hostname"])
+            self.tasks.append(asyncio.create_task(_guard("network", self.network(net))))
         log("running:", len(self.destinations), "destination(s)")
         await self.ticker(wdt)
 
@@ -165,7 +176,10 @@ async def safe_state(problems):
     if led:
         led.set("blink-fast")
     while True:
-        await asyncio.sleep(5)
+        for _ in range(25):  # 5 s of fast blinking: "look at the log"
+            await asyncio.sleep_ms(200)
+            if led:
+                led.toggle()
         cfg, problems = load_config()
         if cfg is not None and not problems:
             log("config.json is valid now: restarting")
@@ -178,8 +192,10 @@ def _ntp(server):
     ntptime.host = server
     try:
         ntptime.settime()
+        return True
     except OSError as e:
         log("ntp", server, "failed:", e)
+        return False
 
 
 async def _guard(name, coro):

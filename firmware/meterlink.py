@@ -18,6 +18,7 @@ _DETECT_MS = 25000
 # A pause this long inside a frame means bytes were lost (frames are sent back to back;
 # a byte at 2400 baud takes 4.2 ms, so 100 ms is over 20 character times).
 _IDLE_MS = 100
+_TICK_MS = 50  # main's ticker period
 
 
 def setting_name(s):
@@ -32,21 +33,23 @@ class MeterLink:
         self.on_locked = on_locked  # called with the setting once it is known to work
         baud, parity = meter_cfg["baud"], meter_cfg["parity"]
         self.auto = baud == "auto" or parity == "auto"
-        if self.auto:
+        if baud == "auto" and parity == "auto":
+            self.candidates = list(SETTINGS)
+        else:  # what the owner fixed, the rest tried: 2400 baud lines are not inverted
+            bauds = (2400, 115200) if baud == "auto" else (baud,)
+            parities = ("8E1", "8N1") if parity == "auto" else (parity,)
             self.candidates = [
-                s
-                for s in SETTINGS
-                if (baud == "auto" or s[0] == baud) and (parity == "auto" or s[1] == parity)
-            ] or [SETTINGS[0]]
-            if remembered in self.candidates:  # the setting that worked last time first
-                self.candidates.remove(remembered)
-                self.candidates.insert(0, remembered)
-        else:
-            self.candidates = [(baud, parity, meter_cfg["invert"])]
+                (b, p, b == 115200 if baud == "auto" else meter_cfg["invert"])
+                for b in bauds
+                for p in parities
+            ]
+        if remembered in self.candidates:  # the setting that worked last time first
+            self.candidates.remove(remembered)
+            self.candidates.insert(0, remembered)
         self.index = 0
         self.locked = not self.auto
         self.switches = 0
-        self.last_byte = self.clock()
+        self.last_byte = self._ticked = self.clock()
         self._since = None  # when bytes first arrived under the current setting
         self._frames = 0
         self._idle_done = True
@@ -79,8 +82,16 @@ class MeterLink:
             self._detect(now)
 
     def tick(self):
-        """Called every ~50 ms by main's ticker: close a frame the line left open."""
+        """Called every ~50 ms by main's ticker: close a frame the line left open.
+
+        Not when the ticker itself comes late: after the event loop was busy (a TLS
+        handshake, a flash write) the rest of the frame may already wait in the UART's
+        buffer, and the reader, not the ticker, should see it first."""
         now = self.clock()
+        late = time.ticks_diff(now, self._ticked) > 2 * _TICK_MS
+        self._ticked = now
+        if late:
+            return
         if not self._idle_done and time.ticks_diff(now, self.last_byte) > _IDLE_MS:
             self._idle_done = True
             self.decoder.idle()

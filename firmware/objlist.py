@@ -25,7 +25,11 @@ def walk(norm, r):
         r.byte()
         fields = r.length()
         r.skip()  # class id
-        labels.append(r.take(2 + _OBIS_LEN) + 2 if is_obis(r) else -1)
+        if is_obis(r):
+            labels.append(r.take(2 + _OBIS_LEN) + 2)
+        else:  # a logical name hanport does not read (F not 255...): step over it
+            r.skip()
+            labels.append(-1)
         for _ in range(fields - 2):
             r.skip()
     for i in range(1, count):

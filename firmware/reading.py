@@ -61,7 +61,7 @@ def _members(reading):
     for name in obis.ORDER:
         if name in reading:
             yield _string(name) + ": " + value_json(reading[name])
-    rest = [k for k in reading if k not in obis.UNIT and k not in _HEAD]
+    rest = [k for k in reading if k not in obis.UNIT]
     rest.sort()
     for name in rest:
         yield _string(name) + ": " + value_json(reading[name])
@@ -93,6 +93,3 @@ def put(buf, n, text):
         raise OverflowError()
     buf[n:k] = b
     return k
-
-
-_HEAD = (obis.METER_ID, obis.METER_MODEL, obis.MANUFACTURER, obis.LIST_ID, obis.METER_TIME)

@@ -28,17 +28,21 @@ def run(meter_cfg, remembered, script):
     for op, arg in script:
         if op == "bytes":
             link.received(arg, len(arg), now[0])
+        elif op == "late":  # the event loop was busy: one tick, arg ms after the last
+            now[0] += arg
+            link.tick()
         else:
             for _ in range(arg // 50):
                 now[0] += 50
                 link.tick()
     print(
-        "tried=%s locked=%s on=%s switches=%d"
+        "tried=%s locked=%s on=%s switches=%d frames=%d"
         % (
             ",".join(uart.settings),
             link.locked,
             setting_name(locked[0]) if locked else "-",
             link.switches,
+            link.decoder.readings,
         )
     )
 
@@ -61,3 +65,13 @@ run(
     None,
     [("bytes", garbage)] + [("wait", 1000), ("bytes", garbage)] * 60,
 )
+# an owner's fixed 9600 baud with parity auto: both parities at 9600, nothing else
+run(
+    {"baud": 9600, "parity": "auto", "invert": False},
+    None,
+    [("bytes", garbage)] + [("wait", 1000), ("bytes", garbage)] * 30,
+)
+# a frame whose end waited in the UART while the loop was busy 300 ms: not cut off
+run(auto, None, [("bytes", frame[:30]), ("late", 300), ("bytes", frame[30:])])
+# the same pause seen by a punctual ticker: the frame was cut (bytes were lost)
+run(auto, None, [("bytes", frame[:30]), ("wait", 300), ("bytes", frame[30:])])

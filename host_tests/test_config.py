@@ -330,7 +330,11 @@ CASES = [
         "name-missing",
         cfg(name=DROP),
         False,
-        [D + 'name: missing; add a short name for logs, e.g. "home-assistant"'],
+        [
+            D
+            + 'name: missing; add a short name of letters, digits, "-" and "_", '
+            + 'e.g. "home-assistant"'
+        ],
     ),
     (
         "name-huge",
@@ -369,7 +373,7 @@ CASES = [
         "hostname-huge",
         cfg({"hostname": "h" * 5000}),
         False,
-        ["hostname: 5000 characters is too long for a host name; use at most 63"],
+        ["hostname: 5000 characters is too long for a host name; use at most 32"],
     ),
     (
         "hostname-underscore",
@@ -824,3 +828,23 @@ def test_import_cost_on_micropython():
     assert imported <= 20 * 1024 and kept <= 3.5 * 1024
     # the -O3 bytecode the dongle loads (runtime.compile_firmware, as hanctl installs it)
     assert (runtime.compile_firmware() / "config.mpy").stat().st_size <= 10 * 1024
+
+
+def test_a_destination_name_is_plain_because_it_names_a_file():
+    import config
+
+    bad = {
+        "wifi": [],
+        "hostname": "h",
+        "meter": {"baud": "auto", "parity": "auto", "invert": False},
+        "ntp": None,
+        "destinations": [
+            {"name": "home/ha", "host": "127.0.0.1", "topic": "t", "share": "full", "tls": None}
+        ],
+    }
+    cfg, problems = config.validate(bad, unix=True)
+    assert cfg is None
+    assert problems == [
+        'destinations[0].name: "home/ha" is not a plain name; use a short name of letters, '
+        'digits, "-" and "_", e.g. "home-assistant"'
+    ]

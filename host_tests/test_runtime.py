@@ -87,6 +87,7 @@ def test_each_destination_gets_its_share_and_no_one_else_anything(parts):
         assert json.loads(m[1]) == {
             k: json.loads(to_json(r))[k] for k in ENERGY_FIELDS + ("meter_time",)
         }
+    assert sub_b.on("B/reading")
     for m in sub_b.on("B/reading"):  # hourly: energy registers and their time, nothing else
         assert set(json.loads(m[1])) <= set(ENERGY_FIELDS) | {"meter_time"}
     assert c.connections() == []
@@ -149,14 +150,22 @@ def test_noise_and_truncated_frames_are_counted_and_the_next_good_one_published(
     assert s["frames"]["hdlc"] == 1 and s["readings"] == 1
 
 
-@pytest.mark.parametrize("content", [None, "{", '{"wifi": [], "destinations": [{"name": 3}]}'])
-def test_missing_or_broken_config_publishes_nothing(parts, content):
+@pytest.mark.parametrize("kind", ["missing", "truncated", "wrong type", "misspelt key"])
+def test_missing_or_broken_config_publishes_nothing(parts, kind):
     tmp, track = parts
     a = track(rig.Broker(tmp, "a").start())
     meter = track(Server(rig.scripted(kaifa_day(1))).start())
+    # Each names broker a as far as it can: a dongle that ignored the problem would connect.
+    good = json.dumps(rig.config(rig.destination("A", a)))
+    content = {
+        "missing": None,
+        "truncated": good[: len(good) // 2],
+        "wrong type": good.replace('"port": ', '"port": "').replace(', "tls"', '", "tls"'),
+        "misspelt key": good.replace('"share"', '"shares"'),
+    }[kind]
     dongle = track(rig.Dongle(tmp / "fs", content, f"tcp://127.0.0.1:{meter.port}").start())
     dongle.wait_log("safe state")
-    assert any("config" in line for line in dongle.output)
+    assert any("hanport: config: " in line for line in dongle.output)
     time.sleep(3)
     assert dongle.proc.poll() is None  # waiting for a fixed config, not crash-looping
     assert a.connections() == []

@@ -47,6 +47,11 @@ WANT = {
 }
 
 
+def _entry(class_id, code):
+    """One push_object_list entry: structure{class id, logical name, attribute, index}."""
+    return ("struct", [("u16", class_id), ("obis", code), ("i8", 2), ("u16", 0)])
+
+
 def _cut(frame, k):
     return frame[:k]
 
@@ -201,6 +206,35 @@ CASES = {
     "frame_then_zero": ("hdlc", [FRAME + b"\x00"]),
     "slashes": ("p1", [b"/" * 2040 + b"\x00" + P1]),
     "three_byte_address": ("hdlc", [enc.hdlc(enc.LLC + LIST3, src=b"\x00\x02\x83") + OTHER]),
+    "object_list_odd_name": (
+        "hdlc",
+        [
+            enc.hdlc(
+                enc.LLC
+                + enc.notification(
+                    (
+                        "struct",
+                        [
+                            (
+                                "array",
+                                [
+                                    _entry(40, "0.8.25.9.0.255"),  # this list (attr 2)
+                                    _entry(40, "0.8.25.9.0.255"),  # the push's name
+                                    _entry(1, "0.0.96.1.0.255"),
+                                    _entry(3, "1.0.1.8.0.101"),  # F 101: no OBIS shape
+                                    _entry(3, "1.0.1.7.0.255"),
+                                ],
+                            ),
+                            ("obis", "0.8.25.9.0.255"),
+                            ("vstr", "12345678"),
+                            ("u32", 999),
+                            ("u32", 1234),
+                        ],
+                    )
+                )
+            )
+        ],
+    ),
     "float32": (
         "hdlc",
         [
@@ -408,3 +442,9 @@ def test_a_three_byte_address_is_no_frame(out):
     # IEC 62056-46 6.4.2: addresses are 1, 2 or 4 bytes.
     assert errors(out, "three_byte_address")[0] == "format"
     assert powers(out, "three_byte_address") == [99]
+
+
+def test_object_list_push_keeps_its_place_past_an_odd_name(out):
+    (r,) = readings(out, "object_list_odd_name")
+    # raw under the code: the push has no scaler; 1-0:1.8.0*101 is no register to read
+    assert r == {"meter_id": "12345678", "0-8:25.9.0": "0008190900ff", "1-0:1.7.0": 1234}
