@@ -12,11 +12,12 @@ import dlms
 import framing
 import link
 import normalize
-from errors import DecodeError
+from errors import MALFORMED, SEGMENT, DecodeError
 
 INCOMPLETE = "incomplete"  # the stream ended inside a split message
+MEMORY = "memory"  # the heap had no room for this reading
+INTERNAL = "internal"  # a decoder bug met this frame
 NOISE = "noise"  # bytes outside any frame: wrong speed or parity, a loose wire, a pause
-SEGMENT = "segment"
 
 
 class Decoder:
@@ -96,15 +97,15 @@ class Decoder:
             self._error(e.args[0], None)
             return
         except ValueError:  # text that is not UTF-8, a number that is not one
-            self._error("malformed", None)
+            self._error(MALFORMED, None)
             return
         except MemoryError:  # a heap too full or fragmented for this reading
-            self._error("memory", None)
+            self._error(MEMORY, None)
             return
         except Exception as e:  # noqa: BLE001 - a decoder bug must not stop the meter link
             # Counted and reported as its own kind, so it shows in the stats; the next
             # frame is decoded as usual.
-            self._error("internal", repr(e))
+            self._error(INTERNAL, repr(e))
             return
         if reading is not None:
             self.readings += 1

@@ -24,7 +24,7 @@ from share import Share, is_hourly
 
 _JSON_MAX = 1536  # the longest reading seen: 27 registers of an Aidon SE List 3, ~1 KB
 _ENERGY_MAX = 512  # energy registers, their time and the meter id: ~300 bytes
-_HA_STATUS = "homeassistant/status"  # where Home Assistant announces it (re)started
+_HA_STATUS = "homeassistant/status"  # = discovery.HA_STATUS, without importing discovery
 
 
 class Destination:

@@ -25,7 +25,7 @@ OVERSIZE = "oversize"  # a split message longer than the reassembly buffer
 
 def append(dst, k, src, start, end):
     """Copy src[start:end] into dst at k, byte by byte (a slice would allocate); the new
-    fill. Raises Oversize when it does not fit: the caller drops the message."""
+    fill. Raises DecodeError(OVERSIZE) when it does not fit: the caller drops the message."""
     m = end - start
     if m < 0:
         raise DecodeError(MALFORMED)

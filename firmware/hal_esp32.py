@@ -1,6 +1,6 @@
 # Hardware layer for ESP32 boards: the meter UART, LEDs, watchdog, Wi-Fi.
 #
-# Pins come from board.json (copied from boards/<name>/ by `hanctl install`), named by
+# Pins come from board.json (boards/<name>/, copied onto the dongle with the firmware), named by
 # function: HAN_RX, LED_STATUS, BUTTON. No logic lives here: main.py decides.
 
 import asyncio
@@ -44,8 +44,13 @@ class Uart:
 
     def configure(self, baud, parity, invert):
         inv = machine.UART.INV_RX if (invert != self.board_inverted) else 0
-        self._uart = machine.UART(
-            self.id,
+        if self._uart is None:
+            self._uart = machine.UART(self.id)
+            self._stream = asyncio.StreamReader(self._uart)
+        # init() on the one UART, so a read waiting on its stream sees the new setting.
+        # (No tx pin is given: the default of the board's UART id must not be a flash pin,
+        # as UART1's GPIO10 is on a classic ESP32 - boards use UART2 there.)
+        self._uart.init(
             baudrate=baud,
             bits=8,
             parity=_PARITY[parity],
@@ -54,7 +59,6 @@ class Uart:
             rxbuf=RXBUF,
             invert=inv,
         )
-        self._stream = asyncio.StreamReader(self._uart)
 
     async def read(self, buf):
         n = await self._stream.readinto(buf)

@@ -40,7 +40,7 @@ class Link:
     def push(self, kind, buf, n):
         """Take one checked frame buf[0:n]; True when data[start:end] is a whole APDU.
 
-        Raises Segment for a continuation with no start, Oversize when the message
+        Raises DecodeError: SEGMENT for a continuation with no start, OVERSIZE when the message
         exceeds the buffer.
         """
         if kind == framing.HDLC:

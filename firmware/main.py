@@ -6,7 +6,7 @@
 #
 # An invalid or missing config.json puts the dongle in a safe state: the reason is logged
 # and shown on the status LED, nothing is published, and it waits for a new config
-# (`hanctl config push`) instead of restarting in a loop.
+# (pushed over the USB REPL) instead of restarting in a loop.
 
 import asyncio
 import gc
@@ -14,7 +14,7 @@ import json
 import sys
 import time
 
-from decoder import Decoder
+from decoder import INTERNAL, MEMORY, Decoder
 from meterlink import MeterLink, setting_name
 
 if sys.platform == "linux":
@@ -72,7 +72,7 @@ class Dongle:
     def _rejected(self, kind, detail):
         # Counted by the decoder (the stats carry the counts); the two that mean trouble
         # in the dongle itself, not on the line, are logged too.
-        if kind == "memory" or kind == "internal":
+        if kind == MEMORY or kind == INTERNAL:
             log("decoder:", kind, detail or "")
 
     def _locked(self, setting):

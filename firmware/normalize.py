@@ -36,7 +36,7 @@ _INT8 = const(0x0F)
 _UINT16 = const(0x12)
 _ENUM = const(0x16)
 _MAX_DEPTH = const(8)  # as axdr.py
-_TEXT = (obis.METER_ID, obis.METER_MODEL, obis.LIST_ID)
+TEXT_FIELDS = (obis.METER_ID, obis.METER_MODEL, obis.LIST_ID)  # always text
 
 
 def _quirk(maker):
@@ -217,7 +217,7 @@ class Normalizer:
             buf = self.data
             name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
         reading = self.reading
-        if name in _TEXT and isinstance(v, int):
+        if name in TEXT_FIELDS and isinstance(v, int):
             v = str(v)  # an id is text, whatever type the meter sent it as
         if isinstance(v, bool) or v is None:
             reading[name] = v

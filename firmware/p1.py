@@ -9,7 +9,7 @@
 # Values are parsed as exact decimals (mantissa, exponent), never through float.
 
 import obis
-from normalize import number
+from normalize import TEXT_FIELDS, number
 
 # unit as printed (lower case) -> (canonical unit, decimal shift)
 _UNITS = {
@@ -22,9 +22,6 @@ _UNITS = {
     "kvarh": ("kvarh", 0),
     "varh": ("kvarh", -3),
 }
-
-
-_TEXT = (obis.METER_ID, obis.METER_MODEL, obis.LIST_ID)
 
 
 def decode(buf, n):
@@ -65,14 +62,14 @@ def _line(reading, line):
             reading[name] = t
         return
     value = groups[-1]
-    if name in _TEXT:  # identifiers keep their leading zeros: "0272031312565"
+    if name in TEXT_FIELDS:  # identifiers keep their leading zeros: "0272031312565"
         if value:
             reading[name] = _hex_text(value) if name == obis.METER_ID else value
         return
     if len(groups) > 2:
         reading[name] = "(" + ")(".join(groups) + ")"  # a log: kept as printed
         return
-    v = _value(value, obis.UNIT.get(name) if name in obis.UNIT else None)
+    v = _value(value, obis.UNIT.get(name))
     if v is not None:
         reading[name] = v
 

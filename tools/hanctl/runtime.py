@@ -77,7 +77,7 @@ def compile_firmware(out_dir=None, opt=None):
     """Compile every firmware module to .mpy in out_dir (default build/mpy-O<opt>), as the
     dongle loads it; only modules whose source changed are compiled again. Returns the dir.
 
-    The unix port then runs the same bytecode as an ESP32 that `hanctl install` wrote,
+    The unix port then runs the same bytecode an ESP32 loads from its filesystem,
     and a heap that did not just host the compiler (compiling source on a 96 KB heap
     leaves it too fragmented for a 1 KB allocation).
     """
