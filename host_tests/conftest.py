@@ -67,3 +67,16 @@ def parts(tmp_path):
             if hasattr(x, stop):
                 getattr(x, stop)()
                 break
+
+
+def run_driver(name, stdin, heap="96K", timeout=120):
+    """host_tests/<name> on the MicroPython unix port with the shipped firmware, stdin as
+    given (not argv: the PyPI wrapper dies on a long argument); the CompletedProcess."""
+    return subprocess.run(
+        runtime.micropython_argv(HERE / name, heap),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=runtime.micropython_env(),
+        timeout=timeout,
+    )

@@ -1,13 +1,9 @@
 """Memory claims, measured on the MicroPython unix port with a device-sized heap."""
 
-import subprocess
-from pathlib import Path
-
+from conftest import run_driver
 from hanctl import encoder as enc
 from hanctl import runtime
 from test_stream import FRAME, OTHER, P1
-
-HERE = Path(__file__).resolve().parent
 
 
 def test_assembling_and_checking_frames_allocates_nothing():
@@ -16,14 +12,7 @@ def test_assembling_and_checking_frames_allocates_nothing():
     bad = FRAME[:-3] + bytes([FRAME[-3] ^ 1]) + FRAME[-2:]
     mbus = enc.mbus(b"\x0f\x00\x00\x00\x01\x00\x11\x05", 0x10)
     stream = FRAME + OTHER[1:] + bad + b"\x00\x12\x68\x01" + FRAME[:50] + OTHER + P1 + mbus
-    proc = subprocess.run(
-        runtime.micropython_argv(HERE / "heap_driver.py", "96K"),
-        input=stream.hex(),
-        capture_output=True,
-        text=True,
-        env=runtime.micropython_env(),
-        timeout=120,
-    )
+    proc = run_driver("heap_driver.py", stream.hex())
     assert proc.returncode == 0, proc.stderr
     # per pass: FRAME, OTHER, OTHER (after the cut one), P1, M-Bus = 5 frames;
     # rejected: the bad FCS and the cut frame = 2

@@ -1,23 +1,11 @@
 """The meter link finds the line setting from checksum-valid frames (MicroPython unix port)."""
 
-import subprocess
-from pathlib import Path
-
-from hanctl import runtime
+from conftest import run_driver
 from test_stream import FRAME
-
-HERE = Path(__file__).resolve().parent
 
 
 def test_line_setting_search():
-    proc = subprocess.run(
-        runtime.micropython_argv(HERE / "link_driver.py", "96K"),
-        input=FRAME.hex(),
-        capture_output=True,
-        text=True,
-        env=runtime.micropython_env(),
-        timeout=60,
-    )
+    proc = run_driver("link_driver.py", FRAME.hex())
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert proc.stdout.splitlines() == [
         # 25 s of bytes that never make a frame under 8E1: next setting; a frame locks it
