@@ -16,11 +16,10 @@ import json
 import random
 import time
 
-import obis
 import reading as reading_json
 from mqtt import MQTTClient, MQTTError
 from outbox import Outbox
-from share import Share, is_hourly
+from share import Share, is_energy, is_hourly
 
 _JSON_MAX = 1536  # the longest reading seen: 27 registers of an Aidon SE List 3, ~1 KB
 _ENERGY_MAX = 512  # energy registers, their time and the meter id: ~300 bytes
@@ -56,7 +55,8 @@ class Destination:
         self.published = 0
         self.dropped = 0
         self.last_error = None
-        self.backoff_ms = cfg.get("retry_min", 1) * 1000
+        self._floor_ms = cfg.get("retry_min", 1) * 1000  # the first wait after a failure
+        self.backoff_ms = self._floor_ms
 
     # -- called by the meter link: never waits ---------------------------------------------
 
@@ -108,7 +108,6 @@ class Destination:
 
     async def run(self):
         cap = self.cfg.get("retry_max", 300) * 1000
-        floor = self.cfg.get("retry_min", 1) * 1000
         while True:
             try:
                 await self._session()
@@ -130,7 +129,7 @@ class Destination:
             # broker do not all come back in the same second.
             wait = self.backoff_ms // 2 + random.getrandbits(20) % (self.backoff_ms + 1)
             await asyncio.sleep_ms(wait)
-            self.backoff_ms = max(floor, min(cap, self.backoff_ms * 2))
+            self.backoff_ms = max(self._floor_ms, min(cap, self.backoff_ms * 2))
 
     async def _session(self):
         cfg = self.cfg
@@ -150,7 +149,7 @@ class Destination:
         )
         await client.connect()
         self.connects += 1
-        self.backoff_ms = cfg.get("retry_min", 1) * 1000
+        self.backoff_ms = self._floor_ms
         self.last_error = None
         print("hanport: destination", self.name, "connected")
         await client.publish(status, b"online", retain=True, qos=1)
@@ -238,7 +237,7 @@ def _energy(view):
     """The hourly message: energy registers with their time (and the meter, if shared)."""
     out = {}
     for k in view:
-        if k == "meter_time" or k == "meter_id" or obis.UNIT.get(k, "").startswith("k"):
+        if k == "meter_time" or k == "meter_id" or is_energy(k):
             out[k] = view[k]
     return out
 

@@ -23,7 +23,7 @@ else:
     import hal_esp32 as hal
 
 VERSION = "0.2.0"
-STATE = "state.json"  # what the dongle learnt (the meter line setting), not configuration
+STATE = "state.json"  # what the dongle learnt (line setting) or made (secret), not config
 _WATCHDOG_MS = 30000
 log = hal.log
 

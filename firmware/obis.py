@@ -94,7 +94,7 @@ for _i in range(0, len(_TABLE), 6):
         UNIT[_name] = _TABLE[_i + 5]
         ORDER.append(_name)
 del BY_KEY[0]
-del _TABLE
+del _TABLE, _i, _name
 
 # List identifiers (the first text of a push) tell the maker where the frame carries none.
 MANUFACTURERS = (
