@@ -27,7 +27,6 @@ class Decoder:
         self.assembler = framing.Assembler(self._frame, self._rejected, max_frame)
         self.link = link.Link(max_frame)
         self.blocks = None  # gbt.Blocks, made at the first block transfer
-        self._max = max_frame
         self.errors = {}
         self.readings = 0
         self._noise_seen = 0
@@ -80,7 +79,7 @@ class Decoder:
             if self.blocks is None:
                 import gbt
 
-                self.blocks = gbt.Blocks(self._max)
+                self.blocks = gbt.Blocks(self.assembler.max_frame)
             m = self.blocks.push(data, start, end)
             if not m:
                 return None
