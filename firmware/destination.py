@@ -48,7 +48,7 @@ class Destination:
         # is what ran out first (hanctl bench --pipeline at 96K).
         self._buf = bytearray(_JSON_MAX)  # a live reading or the stats, while it is sent
         self._ebuf = bytearray(_ENERGY_MAX)  # the hourly message, while offer() queues it
-        self.salt = None  # the dongle's secret for hashed Home Assistant ids (main.py)
+        self.salt = None  # the dongle's secret for hashed Home Assistant ids (dongle.py)
         self._stats_ms = cfg.get("stats_interval", 60) * 1000
         self.connects = 0
         self.failures = 0

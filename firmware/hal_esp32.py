@@ -1,7 +1,7 @@
 # Hardware layer for ESP32 boards: the meter UART, LEDs, watchdog, Wi-Fi.
 #
 # Pins come from board.json (boards/<name>/, copied onto the dongle with the firmware), named by
-# function: HAN_RX, LED_STATUS, BUTTON. No logic lives here: main.py decides.
+# function: HAN_RX, LED_STATUS, BUTTON. No logic lives here: dongle.py decides.
 
 import asyncio
 import gc

@@ -2,7 +2,7 @@
 #
 # The meter's UART is a TCP connection to a meter simulator (or any program serving the
 # HAN byte stream), given as HANPORT_UART=tcp://HOST:PORT. Wi-Fi is always up, the LED is
-# a log line, the watchdog logs when it would have reset. No logic lives here: main.py and
+# a log line, the watchdog logs when it would have reset. No logic lives here: dongle.py and
 # the modules it wires decide everything; this only moves bytes and toggles "pins".
 
 import asyncio

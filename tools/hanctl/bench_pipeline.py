@@ -182,7 +182,7 @@ def _counters(stats):
     if not stats:
         return "; no stats from the dongle"
     d = stats.get("destination", {})
-    # main.Dongle._reading counts a MemoryError in offer() as a dropped message, unlogged.
+    # dongle.Dongle._reading counts a MemoryError in offer() as a dropped message, unlogged.
     return (
         f"; its stats: {stats.get('readings')} readings decoded, {d.get('published')} "
         f"messages published, {d.get('dropped')} dropped (a MemoryError in "

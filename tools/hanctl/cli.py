@@ -6,9 +6,33 @@ A subcommand module provides register(subparsers), which adds its parser and set
 
 import argparse
 
-from . import bench, config_cmd, decode, demo, run, simulate
+from . import (
+    bench,
+    capture,
+    config_cmd,
+    decode,
+    demo,
+    flash,
+    install,
+    monitor,
+    run,
+    simulate,
+    vdongle,
+)
 
-SUBCOMMANDS = (decode, demo, run, simulate, config_cmd, bench)
+SUBCOMMANDS = (
+    flash,
+    install,
+    config_cmd,
+    vdongle,
+    simulate,
+    capture,
+    monitor,
+    demo,
+    run,
+    decode,
+    bench,
+)
 
 
 def main(argv=None):

@@ -2,6 +2,8 @@
 
 `validate FILE` runs the firmware's own validator (firmware/config.py, in this CPython), so
 the owner sees exactly the messages the dongle would log, before flashing anything.
+`init` asks for Wi-Fi networks and destinations and writes a config.json (wizard.py);
+`push` and `pull` copy it to and from a dongle over mpremote (device.py).
 """
 
 from pathlib import Path
@@ -10,7 +12,7 @@ from . import runtime
 
 
 def register(subparsers):
-    parser = subparsers.add_parser("config", help="check (and, later, write) a config.json")
+    parser = subparsers.add_parser("config", help="write, check, push and pull a config.json")
     sub = parser.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
     v = sub.add_parser("validate", help="check FILE as the dongle would, same messages")
     v.add_argument("file", metavar="FILE")
@@ -20,6 +22,30 @@ def register(subparsers):
         help="for `hanctl run` on the unix port: no Wi-Fi or board needed",
     )
     v.set_defaults(run=validate_command)
+
+    i = sub.add_parser("init", help="answer a few questions, get a config.json")
+    i.add_argument("file", metavar="FILE", nargs="?", default="config.json")
+    i.set_defaults(run=_lazy("wizard", "init_command"))
+
+    push = sub.add_parser("push", help="write FILE to the dongle as config.json")
+    push.add_argument("--port", required=True, help="serial port or virtual dongle path")
+    push.add_argument("file", metavar="FILE")
+    push.set_defaults(run=_lazy("device", "push_command"))
+
+    pull = sub.add_parser("pull", help="read the dongle's config.json into FILE")
+    pull.add_argument("--port", required=True, help="serial port or virtual dongle path")
+    pull.add_argument("file", metavar="FILE")
+    pull.set_defaults(run=_lazy("device", "pull_command"))
+
+
+def _lazy(module, function):
+    # The wizard and the device link import mpremote and pyserial: only when used.
+    def run(args):
+        import importlib
+
+        return getattr(importlib.import_module(f"hanctl.{module}"), function)(args)
+
+    return run
 
 
 def validate_command(args):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import runtime
 
-MAIN = "import main; main.main()"
+MAIN = "import dongle; dongle.main()"
 
 
 def register(subparsers):

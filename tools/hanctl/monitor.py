@@ -1,0 +1,5 @@
+"""`hanctl monitor`: not written yet (issue 4)."""
+
+
+def register(subparsers):
+    subparsers.add_parser("monitor", help="(not yet)").set_defaults(run=lambda args: 2)
