@@ -142,7 +142,10 @@ class Assembler:
         if state == HDLC:
             self._hdlc(b, n)
         elif state == P1:
-            if b == 0x21:  # '!'
+            if b == 0x21 and self.buf[n - 2] == 0x0A:
+                # '!' ends a telegram only at the start of a line (DSMR: "\r\n!CRC\r\n").
+                # Inside a line it is text, or a bit flipped on the line (')' 0x29 to 0x21):
+                # ending there would pass off the first lines as a telegram without a CRC.
                 self._state = _P1_END
                 self._need = n  # the CRC covers buf[0:n]
             elif b > 0x7E or b == 0:

@@ -164,6 +164,8 @@ CASES = {
     "p1_short_crc": ("p1", [enc.p1("KFM5KAIFA-METER", ["1-0:1.7.0(00.100*kW)"], crc="short")]),
     "p1_no_crc": ("p1", [enc.p1("ISk5\\2MT382-1000", ["1-0:1.7.0(0001.01*kW)"], crc=None)]),
     "p1_bad_crc": ("p1", [P1.replace(b"000123.456", b"000123.457")]),
+    # One bit flipped on the line: the first ")" (0x29) read as "!" (0x21) mid-line.
+    "p1_bang_in_line": ("p1", [P1.replace(b")", b"!", 1)]),
     "p1_byte_by_byte": ("p1", [bytes([b]) for b in P1]),
     "p1_then_hdlc": ("hdlc", [P1 + FRAME]),
     "types": ("hdlc", [enc.hdlc(enc.LLC + FLOAT_LIST)]),
@@ -350,6 +352,13 @@ def test_p1_without_crc_is_marked_unchecked(out):
 
 def test_p1_bad_crc(out):
     assert errors(out, "p1_bad_crc") == ["checksum"] and readings(out, "p1_bad_crc") == []
+
+
+def test_p1_bang_inside_a_line_does_not_end_the_telegram(out):
+    # Else the lines before it would pass as a telegram without a CRC (found by
+    # test_bitflips.py): the telegram runs on to its real end, where the CRC fails.
+    assert errors(out, "p1_bang_in_line") == ["checksum"]
+    assert readings(out, "p1_bang_in_line") == []
 
 
 def test_p1_and_hdlc_in_one_stream(out):
