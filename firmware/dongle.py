@@ -1,37 +1,22 @@
-# The dongle: configuration, meter link, destinations, watchdog. Only wiring lives here.
+# The running dongle: meter link, destinations, watchdog. Only wiring lives here.
 #
 #   UART -> meterlink -> decoder -> on_reading -> every Destination.offer() (never waits)
 #   each Destination.run() task: MQTT session, outage queue, stats, discovery
 #   a ticker: closes frames the line left open, wakes destinations, feeds the watchdog
 #
-# An invalid or missing config.json puts the dongle in a safe state: the reason is logged
-# and shown on the status LED, nothing is published, and it waits for a new config
-# (pushed over the USB REPL) instead of restarting in a loop.
+# startup.py checks config.json first and hands the checked config to Dongle.
 
 import asyncio
 import gc
-import json
 import sys
 import time
 
 from decoder import INTERNAL, MEMORY, Decoder
-
-# Imported before the config validator runs (load_config), not after: the long-lived code
-# then sits at the bottom of the heap and the validator's 16 KB leave one hole that the
-# dongle's objects fill. Measured on the unix port: two destinations now boot and publish
-# at -X heapsize=112K, where they needed 120K with this import after the validator.
 from destination import Destination
 from meterlink import MeterLink, setting_name
+from startup import STATE, VERSION, hal, load_json, log, save_json
 
-if sys.platform == "linux":
-    import hal_unix as hal
-else:
-    import hal_esp32 as hal
-
-VERSION = "0.2.0"
-STATE = "state.json"  # what the dongle learnt (line setting) or made (secret), not config
 _WATCHDOG_MS = 30000
-log = hal.log
 
 
 class Dongle:
@@ -45,7 +30,7 @@ class Dongle:
         self.last_frame = None
         self._told = False
         self.decoder = Decoder(self._reading, self._rejected)
-        self.state = state = _load_state()
+        self.state = state = load_json(STATE)
         remembered = tuple(state["link"]) if "link" in state else None
         if "salt" not in state:
             # A secret of this dongle: Home Assistant ids derived from a withheld meter id
@@ -53,7 +38,7 @@ class Dongle:
             import random
 
             state["salt"] = "%08x%08x" % (random.getrandbits(32), random.getrandbits(32))
-            _save_state(state)
+            save_json(STATE, state)
         self.link = MeterLink(
             hal.uart(self.board, cfg["meter"]),
             self.decoder,
@@ -84,7 +69,7 @@ class Dongle:
     def _locked(self, setting):
         log("meter line:", setting_name(setting))
         self.state["link"] = list(setting)
-        _save_state(self.state)
+        save_json(STATE, self.state)
 
     def stats(self, dest):
         """The diagnostics one destination publishes (no reading data in them)."""
@@ -168,28 +153,6 @@ class Dongle:
         await self.ticker(wdt)
 
 
-async def safe_state(problems):
-    """Nothing is published; the LED blinks the fault until a valid config arrives."""
-    try:
-        led = hal.led(hal.board(None))
-    except (OSError, ValueError, KeyError):  # no usable board.json either
-        led = None
-    for p in problems:
-        log("config:", p)
-    log("safe state: publishing nothing until config.json is fixed")
-    if led:
-        led.set("blink-fast")
-    while True:
-        for _ in range(25):  # 5 s of fast blinking: "look at the log"
-            await asyncio.sleep_ms(200)
-            if led:
-                led.toggle()
-        cfg, problems = load_config()
-        if cfg is not None and not problems:
-            log("config.json is valid now: restarting")
-            hal.restart()
-
-
 def _ntp(server):
     import ntptime
 
@@ -210,43 +173,3 @@ async def _guard(name, coro):
         log("task", name, "ended:", repr(e))
         sys.print_exception(e)
         raise
-
-
-def _load_state():
-    try:
-        with open(STATE) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
-def _save_state(state):
-    with open(STATE + ".tmp", "w") as f:
-        json.dump(state, f)
-    import os
-
-    os.rename(STATE + ".tmp", STATE)
-
-
-def load_config():
-    """config.json validated, and the validator dropped again: its messages and checks
-    take 16 KB of heap (measured, unix port) that the running dongle needs back."""
-    import config
-
-    cfg, problems = config.load("config.json", unix=hal.NAME == "unix")
-    del sys.modules["config"]
-    return cfg, problems
-
-
-def main():
-    log("hanport", VERSION, "on", hal.NAME)
-    cfg, problems = load_config()
-    gc.collect()
-    if cfg is None or problems:
-        asyncio.run(safe_state(problems))
-    else:
-        asyncio.run(Dongle(cfg).run())
-
-
-if __name__ == "__main__":
-    main()

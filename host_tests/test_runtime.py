@@ -195,3 +195,34 @@ def test_p1_energy_is_queued_once_per_meter_hour(parts):
     sub.wait("A/reading", len(frames))
     energy = [json.loads(m[1]) for m in sub.wait("A/energy", 2)]
     assert [e["meter_time"] for e in energy] == ["2024-01-05T13:00:00", "2024-01-05T14:00:01"]
+
+
+def test_a_config_is_checked_once_and_an_edit_is_checked_again(parts):
+    """A new config.json is validated, its checked copy written, and the board restarts
+    into it; the next boot of the same file skips the validator (whose names would stay
+    in the heap for good). An edit, good or bad, is validated again: a broken edit never
+    runs on the old checked copy."""
+    tmp, track = parts
+    a = track(rig.Broker(tmp, "a").start())
+    meter = track(Server(rig.scripted(kaifa_day(1))).start())
+    uart = f"tcp://127.0.0.1:{meter.port}"
+    cfg = rig.config(rig.destination("A", a))
+
+    first = track(rig.Dongle(tmp / "fs", cfg, uart).start())
+    first.wait_log("destination A connected")
+    first.stop()
+    assert sum("restarting into it" in x for x in first.output) == 1
+    assert sum("hanport 0.2.0 on unix" in x for x in first.output) == 2  # two boots
+    checked = json.loads((tmp / "fs" / "config.checked").read_text())
+    assert checked["config"]["destinations"][0]["name"] == "A"
+
+    again = track(rig.Dongle(tmp / "fs", cfg, uart).start())  # a reboot, same file
+    again.wait_log("destination A connected")
+    again.stop()
+    assert not any("restarting" in x for x in again.output)
+
+    broken = json.dumps(cfg).replace('"share"', '"shares"')
+    edited = track(rig.Dongle(tmp / "fs", broken, uart).start())
+    edited.wait_log("safe state")
+    assert any("destinations[0].shares: unknown key" in x for x in edited.output)
+    assert not any("destination A connected" in x for x in edited.output)

@@ -287,7 +287,7 @@ def test_discovery_announces_what_the_meter_sends_and_again_when_home_assistant_
         """a config for each field the meter sent"""
         return set(configs(sub)) == set(HA_CLASSES)
 
-    wait_for(every_field)
+    wait_for(every_field, dongle=dongle)
     sent = wait_quiet(sub, "/config")
     energy = json.loads(sub.wait("H/energy")[-1][1])
     # List 2 (every live field) goes out first; the List 1 behind it may be replaced by
@@ -324,7 +324,7 @@ def test_discovery_announces_what_the_meter_sends_and_again_when_home_assistant_
         """every config sent again after homeassistant/status online"""
         return all(len(sub.on(topic)) > n for topic, (n, _) in before.items())
 
-    wait_for(all_again, timeout=10)
+    wait_for(all_again, timeout=10, dongle=dongle)
     assert wait_quiet(sub, "/config") == sent + len(before)  # once each
     assert {topic: p for topic, p, _ in configs(sub).values()} == {
         topic: p for topic, (_, p) in before.items()

@@ -17,7 +17,10 @@ from pathlib import Path
 
 from . import runtime
 
-MAIN = "import dongle; dongle.main()"
+MAIN = "import main"  # the boot file, as the board runs it
+# The unix HAL's restart() exits with this status: the board resets, and runs again on the
+# same filesystem (after a new config.json has been checked, for one).
+RESTART = 3
 
 
 def register(subparsers):
@@ -66,8 +69,12 @@ def run_command(args):
     state = args.state or tempfile.mkdtemp(prefix="hanport-")
     try:
         prepare(state, args.config)
-        proc = subprocess.run(argv(runtime.check_heap(args.heap)), cwd=state, env=env(args.uart))
-        return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        while True:
+            proc = subprocess.run(
+                argv(runtime.check_heap(args.heap)), cwd=state, env=env(args.uart)
+            )
+            if proc.returncode != RESTART:
+                return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     except KeyboardInterrupt:
         return 130
     except runtime.MissingInterpreter as err:
