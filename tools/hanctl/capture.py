@@ -1,5 +1,172 @@
-"""`hanctl capture`: not written yet (issue 4)."""
+"""`hanctl capture`: record the raw bytes of a HAN port, to find out why a dongle sees no
+data, or to contribute a capture of a meter hanport does not read yet.
+
+The bytes come from a USB M-Bus adapter (a serial port) or from a TCP stream: the one
+`hanctl simulate` serves, or a ser2net-style bridge in raw mode (`tcp://HOST:PORT`).
+The file holds exactly the bytes received, the format `hanctl decode` and
+`hanctl simulate --replay` read. While recording, the firmware's own decoder runs over the
+bytes, so the progress lines and the summary tell "no bytes" from "bytes that are no
+frames" from "frames that are no readings" as the dongle's counters do.
+"""
+
+import socket
+import sys
+import time
+
+from . import runtime
+
+CHUNK = 256
+# A read returns after this long with what arrived by then (about 110 bytes at 2400 baud),
+# so --seconds, the progress lines and Ctrl-C are served; a read that got nothing means the
+# line was quiet this long, which ends a frame, as on the dongle.
+READ_TIMEOUT_S = 0.5
+PROGRESS_S = 5.0
+PARITIES = ("E", "N")  # pyserial's PARITY_EVEN and PARITY_NONE are these letters
+
+
+class Tally:
+    """The firmware decoder over the captured bytes, for the counts an owner reads."""
+
+    def __init__(self):
+        runtime.use_firmware_in_cpython()
+        from decoder import Decoder  # firmware/decoder.py
+
+        self.bytes = 0
+        self.decoder = Decoder(lambda reading: None)  # it counts them; the file is the output
+
+    def feed(self, chunk):
+        self.bytes += len(chunk)
+        self.decoder.feed(chunk)
+
+    def quiet(self):
+        self.decoder.idle()
+
+    def end(self):
+        self.decoder.end()
+
+    @property
+    def frames(self):
+        return sum(self.decoder.assembler.frames)
+
+    def line(self):
+        d = self.decoder
+        text = f"{self.bytes} bytes, {self.frames} frames, {d.readings} readings"
+        rejected = {k: n for k, n in d.errors.items() if n}
+        if rejected:
+            text += " (" + ", ".join(f"{k} {n}" for k, n in sorted(rejected.items())) + ")"
+        return text
+
+    def hint(self):
+        """What to look at next, or None when readings came through."""
+        if self.bytes == 0:
+            return "no bytes: check the cable, the M-Bus level shifter and the baud"
+        if self.frames == 0:
+            return (
+                "bytes but no frame: check the baud and parity (2400 8E1 for HAN M-Bus, "
+                "115200 8N1 for P1) and whether the RX line needs inverting"
+            )
+        if self.decoder.readings == 0:
+            return "frames but no reading: run `hanctl decode --errors` on the file and share it"
+        return None
+
+
+class TcpLink:
+    """A raw TCP byte stream read like a serial port: read(n) gives what arrived within
+    the timeout (b"" when nothing did), OSError once the other side closed.
+
+    Not pyserial's socket:// handler: its open() discards whatever already arrived, the
+    start of the first frame."""
+
+    def __init__(self, host, port, timeout=READ_TIMEOUT_S):
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.sock.settimeout(timeout)
+
+    def read(self, n):
+        try:
+            data = self.sock.recv(n)
+        except TimeoutError:
+            return b""
+        if not data:
+            raise ConnectionError("the other side closed the connection")
+        return data
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_port(port, baud, parity):
+    """A link to read from: tcp://HOST:PORT, or a serial device at baud and parity. A TCP
+    bridge sets the speed of its own serial line, so baud and parity do not apply to it."""
+    if port.startswith("tcp://"):
+        host, _, number = port[6:].rpartition(":")
+        if not host or not number.isdigit():
+            raise ValueError("use tcp://HOST:PORT")
+        return TcpLink(host, int(number))
+    import serial  # imported on use: the other hanctl commands do not need pyserial
+
+    return serial.Serial(port, baud, parity=parity, timeout=READ_TIMEOUT_S)
+
+
+def record(link, out, tally, seconds=None, progress=sys.stderr):
+    """Copy link's bytes to out until `seconds` pass or the link closes; Ctrl-C ends it too.
+    Returns why it stopped."""
+    start = time.monotonic()
+    next_progress = start + PROGRESS_S
+    why = "time is up"
+    try:
+        while seconds is None or time.monotonic() - start < seconds:
+            try:
+                chunk = link.read(CHUNK)
+            except OSError as err:  # the bridge closed, the adapter was unplugged
+                why = f"the port closed ({err})"
+                break
+            if chunk:
+                out.write(chunk)
+                out.flush()  # a capture cut short by a crash keeps what arrived
+                tally.feed(chunk)
+            else:
+                tally.quiet()
+            now = time.monotonic()
+            if now >= next_progress:
+                print(f"capture: {tally.line()} in {now - start:.0f} s", file=progress)
+                next_progress += PROGRESS_S
+    except KeyboardInterrupt:
+        why = "stopped"
+    tally.end()
+    return why
 
 
 def register(subparsers):
-    subparsers.add_parser("capture", help="(not yet)").set_defaults(run=lambda args: 2)
+    p = subparsers.add_parser(
+        "capture",
+        help="record raw bytes from a HAN port (USB M-Bus adapter or tcp://)",
+        description="Record the raw bytes of a HAN port into FILE until --seconds pass or "
+        "Ctrl-C; `hanctl decode FILE` reads them back.",
+    )
+    p.add_argument("--port", required=True, help="serial port, or tcp://HOST:PORT")
+    p.add_argument("--out", required=True, metavar="FILE", help="where the bytes go")
+    p.add_argument("--baud", type=int, default=2400, help="default %(default)s")
+    p.add_argument("--parity", choices=PARITIES, default="E", help="default E")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
+    p.set_defaults(run=run_command)
+
+
+def run_command(args):
+    try:
+        link = open_port(args.port, args.baud, args.parity)
+    except (OSError, ValueError) as err:  # pyserial's SerialException is an OSError
+        print(f"hanctl capture: cannot open {args.port}: {err}", file=sys.stderr)
+        return 2
+    tally = Tally()
+    with link, open(args.out, "wb") as out:
+        print(f"capture: recording {args.port} into {args.out}; Ctrl-C ends", file=sys.stderr)
+        why = record(link, out, tally, args.seconds)
+    hint = tally.hint()
+    print(f"{args.out}: {tally.line()}; {why}" + (f"; {hint}" if hint else ""))
+    return 1 if tally.bytes == 0 else 0
