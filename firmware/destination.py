@@ -186,7 +186,8 @@ class Destination:
             import discovery  # only destinations with discovery on pay for it (4 KB)
 
             ident = self._meter
-            for topic, payload in discovery.iter_messages(
+            for topic, n in discovery.iter_messages(
+                self._buf,
                 self.base,
                 self._fields,
                 self.share,
@@ -196,7 +197,7 @@ class Destination:
                 self.hostname,
                 self.salt,
             ):
-                await client.publish(topic, payload, retain=True, qos=1)
+                await client.publish(topic, memoryview(self._buf)[:n], retain=True, qos=1)
         now = time.ticks_ms()
         if time.ticks_diff(now, self._stats_at) >= self._stats_ms:
             self._stats_at = now

@@ -31,6 +31,7 @@ from binascii import hexlify
 from hashlib import sha256
 
 import obis
+from reading import put
 from share import is_energy
 
 HA_STATUS = "homeassistant/status"  # Home Assistant's birth message: "online" after a start
@@ -83,10 +84,14 @@ def device_key(meter_id, withhold, salt):
     return _slug(meter_id).lower()
 
 
-def iter_messages(base, reading_fields, share, meter_id, manufacturer, model, node_id,
+def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, model, node_id,
                   id_salt=None):  # fmt: skip
-    """(topic, payload) of each discovery config, one at a time: a full set is ~15 KB of
-    text, too much to hold at once on the dongle. Publish them retained (QoS 1)."""
+    """(topic, n) for each discovery config, its JSON written into buf[:n] (overwritten by
+    the next): a full set is ~15 KB of text, too much to hold at once on the dongle, and
+    one config built as a dict and dumped took ~1 KB in pieces of up to 440 B, which two
+    destinations with discovery did not find at -X heapsize=116K (unix port). Written
+    piece by piece, nothing bigger than a line of it is allocated. Publish each retained
+    (QoS 1) before taking the next."""
     node = _slug(node_id, "-")  # discovery topics: [a-zA-Z0-9_-] only
     ent = _slug(node_id).lower()  # entity ids: lower case, "_"
     key = "hanport_" + device_key(meter_id, share.withholds_id, id_salt or node_id)
@@ -97,6 +102,12 @@ def iter_messages(base, reading_fields, share, meter_id, manufacturer, model, no
         device["model"] = model
     if meter_id and not share.withholds_id:
         device["serial_number"] = meter_id
+    # The same for every sensor of the device, made once.
+    tail = (
+        ',"availability_topic":%s,"payload_available":"online","payload_not_available":'
+        '"offline","device":%s,"origin":{"name":"hanport"}'
+        % (json.dumps(base + "/status"), json.dumps(device, separators=_COMPACT))
+    )
     for field in obis.ORDER:
         if field not in reading_fields or not share.allows(field):
             continue
@@ -104,29 +115,25 @@ def iter_messages(base, reading_fields, share, meter_id, manufacturer, model, no
         if classes is None:
             continue
         oid = ent + "_" + field
-        payload = {
-            "name": _title(field),
-            "unique_id": key + "_" + field,
-            "object_id": oid,
-            "default_entity_id": "sensor." + oid,
-            "state_topic": base + ("/energy" if is_energy(field) else "/reading"),
-            "value_template": "{{ value_json.%s | default('') }}" % field,
-            "availability_topic": base + "/status",
-            "payload_available": "online",
-            "payload_not_available": "offline",
-            "device_class": classes[0],
-            "state_class": classes[1],
-            "device": device,
-            "origin": {"name": "hanport"},
-        }
+        topic = base + ("/energy" if is_energy(field) else "/reading")
+        n = put(buf, 0, '{"name":"%s","unique_id":"%s_%s"' % (_title(field), key, field))
+        n = put(buf, n, ',"object_id":"%s","default_entity_id":"sensor.%s"' % (oid, oid))
+        n = put(buf, n, ',"state_topic":' + json.dumps(topic))
+        n = put(buf, n, ',"value_template":"{{ value_json.%s | default(\'\') }}"' % field)
+        n = put(buf, n, tail)
+        n = put(buf, n, ',"device_class":"%s","state_class":"%s"' % (classes[0], classes[1]))
         if classes[2]:
-            payload["unit_of_measurement"] = classes[2]
-        text = json.dumps(payload, separators=_COMPACT)
-        yield "%s/sensor/%s/%s/config" % (PREFIX, node, field), text
+            n = put(buf, n, ',"unit_of_measurement":"%s"' % classes[2])
+        n = put(buf, n, "}")
+        yield "%s/sensor/%s/%s/config" % (PREFIX, node, field), n
 
 
 def messages(base, reading_fields, share, meter_id, manufacturer, model, node_id, id_salt=None):
-    """Every discovery config as a list of (topic, payload); iter_messages() holds one."""
-    return list(
-        iter_messages(base, reading_fields, share, meter_id, manufacturer, model, node_id, id_salt)
-    )
+    """Every discovery config as a list of (topic, payload text), for tests and tools."""
+    buf = bytearray(2048)
+    out = []
+    for topic, n in iter_messages(
+        buf, base, reading_fields, share, meter_id, manufacturer, model, node_id, id_salt
+    ):
+        out.append((topic, str(buf[:n], "utf-8")))
+    return out
