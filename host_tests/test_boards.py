@@ -64,7 +64,7 @@ def test_flash_reads_the_same_offsets():
 def run_manifest(path, port_dir="/mpy/ports/esp32"):
     """The files `path` freezes, as MicroPython's tools/manifestfile.py resolves them:
     $(...) variables substituted, relative paths from the manifest's folder (it chdirs
-    there while the manifest runs). Included manifests are recorded, not followed."""
+    there while the manifest runs). The port's manifests are recorded, ours followed."""
     variables = {
         "MPY_DIR": "/mpy",
         "PORT_DIR": port_dir,
@@ -79,7 +79,11 @@ def run_manifest(path, port_dir="/mpy/ports/esp32"):
         return os.path.abspath(p)
 
     def include(p, **kwargs):
-        included.append(resolve(p))
+        p = resolve(p)
+        if p.startswith("/mpy/"):
+            included.append(p)
+        else:
+            _exec(Path(p))
 
     def module(p, base_path=".", opt=None):
         assert p.endswith(".py")
@@ -91,13 +95,16 @@ def run_manifest(path, port_dir="/mpy/ports/esp32"):
     def freeze(p, script=None, opt=None):
         raise AssertionError("module() names each file")
 
-    api = {"include": include, "module": module, "package": package, "freeze": freeze}
-    here = os.getcwd()
-    os.chdir(path.parent)
-    try:
-        exec(compile(path.read_text(), str(path), "exec"), api)
-    finally:
-        os.chdir(here)
+    def _exec(p):
+        api = {"include": include, "module": module, "package": package, "freeze": freeze}
+        here = os.getcwd()
+        os.chdir(p.parent)
+        try:
+            exec(compile(p.read_text(), str(p), "exec"), api)
+        finally:
+            os.chdir(here)
+
+    _exec(path)
     return included, frozen
 
 

@@ -9,20 +9,9 @@
 #         FROZEN_MANIFEST=/path/to/hanport/boards/esp32-devkit-tss721/manifest.py
 #
 # Modules on the file system come before frozen ones in sys.path, so a board flashed with
-# this image needs only main.py, board.json and config.json on its file system.
-import glob
-import os
+# this image needs only main.py, board.json and config.json on its file system:
+# `hanctl install --frozen` copies just those.
 
 # The port's own frozen modules (asyncio, ntptime, ...), as the generic image has them.
 include("$(PORT_DIR)/boards/manifest.py")  # noqa: F821 - given by MicroPython's makemanifest
-
-# main.py stays on the file system: MicroPython runs the boot file from there, as source.
-# hal_unix.py is the unix port's hardware layer.
-NOT_FROZEN = ("main.py", "hal_unix.py")
-
-# Relative paths in a manifest are resolved from the manifest's own folder.
-for path in sorted(glob.glob("../../firmware/*.py")):
-    name = os.path.basename(path)
-    if name not in NOT_FROZEN:
-        # opt=3 as runtime.DEFAULT_OPT ships the .mpy files: no line numbers in tracebacks.
-        module(name, base_path="../../firmware", opt=3)  # noqa: F821
+include("../firmware_manifest.py")  # noqa: F821
