@@ -80,3 +80,21 @@ def run_driver(name, stdin, heap="96K", timeout=120):
         env=runtime.micropython_env(),
         timeout=timeout,
     )
+
+
+@pytest.fixture
+def fs(tmp_path):
+    """A virtual dongle's filesystem root."""
+    root = tmp_path / "fs"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def dongle(fs):
+    """A virtual dongle (hanctl virtual-dongle) on fs, stopped after the test."""
+    from hanctl.vdongle import VirtualDongle
+
+    with VirtualDongle(fs) as running:
+        yield running
+    assert running.error is None

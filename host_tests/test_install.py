@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from hanctl import flash, install, runtime
-from hanctl.vdongle import VirtualDongle
 
 BIN = Path(sys.executable).parent
 HANCTL = BIN / "hanctl"
@@ -50,20 +49,6 @@ def board_config(tmp_path, **changes):
     path.write_text(json.dumps(cfg, indent=1) + "\n")
     (tmp_path / "ca.pem").write_bytes(CA)
     return path
-
-
-@pytest.fixture
-def fs(tmp_path):
-    root = tmp_path / "fs"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def dongle(fs):
-    with VirtualDongle(fs) as running:
-        yield running
-    assert running.error is None
 
 
 @pytest.fixture

@@ -13,25 +13,10 @@ from pathlib import Path
 import pytest
 
 from hanctl import device
-from hanctl.vdongle import VirtualDongle
 
 BIN = Path(sys.executable).parent
 MPREMOTE = BIN / "mpremote"
 HANCTL = BIN / "hanctl"
-
-
-@pytest.fixture
-def fs(tmp_path):
-    root = tmp_path / "fs"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def dongle(fs):
-    with VirtualDongle(fs) as running:
-        yield running
-    assert running.error is None
 
 
 def mpremote(port, *args, timeout=30):
