@@ -1,109 +1,312 @@
-"""`hanctl simulate`: a meter on a TCP port (where `hanctl run --uart` connects) or a
-serial device, paced at the line's real speed.
+"""`hanctl simulate`: a Norwegian meter on a TCP port (where `hanctl run --uart` connects)
+or a serial device, paced at the line's real speed.
 
-A simulated meter keeps a clock and a household load: power follows a daily curve with
-noise, the energy registers integrate it, and the meter pushes List 1 every 2 s, List 2
-every 10 s and List 3 ten seconds after each full hour, as Norwegian meters do. --speed N
-runs the meter's clock N times faster; frames that no longer fit on the line at its real
-speed are left out (the hourly List 3 first in line). --replay CAPTURE serves recorded
-bytes (hex text or raw) instead.
+A simulated meter keeps a clock and a household's load (electric heating, fridge, water
+heater, morning and evening peaks, appliances now and then), integrates it into its energy
+registers, and pushes its lists at its own cadence (CADENCE below). --speed N runs the
+meter's clock N times faster; a push that finds the line still busy with an earlier frame
+is left out, as it would not fit at 2400 baud; the hourly List 3 waits its turn instead.
+--replay CAPTURE serves recorded bytes (hex text or raw) instead of a meter.
 """
 
+import collections
 import datetime as dt
 import math
 import random
 import socket
+import sys
 import threading
 import time
+from decimal import Decimal
 
 from . import decode, encoder
 
 BAUD = 2400
-_BITS = 11  # 8E1: start, 8 data, parity, stop. (8N1 would be 10; 11 is the slower case.)
+# Bits per byte on the line: start, 8 data, parity, stop (8E1), or no parity (8N1).
+BITS = {"8E1": 11, "8N1": 10}
+# Aidon and Kaifa send 8E1; Kamstrup 8N1 (amsreader-firmware#362: a Kamstrup read at 8E1
+# gives garbled frames).
+LINE = {"aidon": "8E1", "kaifa": "8E1", "kamstrup": "8N1"}
+
+# When each meter pushes: (push period in ms, seconds past the full hour of List 3).
+# Aidon: every 2.5 s (its HAN interface description; amsreader-firmware#994), each fourth
+# push a List 2. Kaifa: every 2 s, List 2 at :x0 (captures in the shared vectors: List 1 at
+# even seconds, List 3 at hh:00:10 in place of that List 2). Kamstrup has no power-only list:
+# List 2 every 10 s, List 3 at hh:00:05 between two of them (captures: 04:00:05, 05:00:05);
+# Kamstrup's own papers number these two List 1 and List 2.
+CADENCE = {"aidon": (2500, 10), "kaifa": (2000, 10), "kamstrup": (10000, 5)}
+LIST2_EVERY_MS = 10000
+
+# (list id, meter id, model) per (meter, phases); the three-phase ones are encoder.py's.
+IDENTITY = {
+    ("aidon", 3): ("AIDON_V0001", "7359992890497997", "6534"),
+    ("aidon", 1): ("AIDON_V0001", "7359992890498004", "6515"),
+    ("kaifa", 3): ("KFM_001", "6970631401753985", "MA304H3E"),
+    ("kaifa", 1): ("KFM_001", "6970631401753992", "MA105H2E"),
+    ("kamstrup", 3): ("Kamstrup_V0001", "5706567202753025", "6841131BN243101040"),
+    ("kamstrup", 1): ("Kamstrup_V0001", "5706567271533207", "6861111BN242101040"),
+}
+MANUFACTURER = {"aidon": "Aidon", "kaifa": "Kaifa", "kamstrup": "Kamstrup"}
+
+# The resolution each meter sends (its list description): (current A, voltage V, energy Wh).
+RESOLUTION = {
+    "aidon": (Decimal("0.1"), Decimal("0.1"), 10),
+    "kaifa": (Decimal("0.001"), Decimal("0.1"), 1),
+    "kamstrup": (Decimal("0.01"), Decimal("1"), 10),
+}
+# How the household's load splits over three phases (an IT net's L1-L2, L2-L3, L3-L1).
+PHASE_SHARE = (0.45, 0.33, 0.22)
+# Appliances that switch on now and then: (W, typical s): kettle, microwave, cooktop, washer.
+APPLIANCES = ((2000, 150), (1100, 240), (2400, 1200), (1900, 3600))
+APPLIANCE_EVERY_S = 1800  # one switches on every half hour or so, from 06 to 23
+# Frames recorded in Feed.sent: days of a meter at full speed would otherwise fill memory.
+SENT_KEPT = 20000
+
+Push = collections.namedtuple("Push", "time list_no values")
+
+
+def line_seconds(frame, baud=BAUD, bits=BITS["8E1"]):
+    return len(frame) * bits / baud
 
 
 class Meter:
-    """A Norwegian meter: its clock, its household's load, the frames it pushes."""
+    """A Norwegian meter: its clock, its household's load, the lists it pushes."""
 
     def __init__(self, kind="aidon", phases=3, start=None, seed=1):
-        self.make = encoder.METERS[kind]
+        if (kind, phases) not in IDENTITY:
+            raise ValueError(f"no {phases}-phase {kind} meter")
+        self.kind = kind
         self.phases = phases
-        self.clock = start or dt.datetime(2024, 3, 5, 13, 59, 0)
+        self.line = LINE[kind]
+        self.period_ms, self.list3_at = CADENCE[kind]
+        start = start or dt.datetime.now().replace(microsecond=0)
+        # Pushes fall on the meter's own grid (every 2 s, 2.5 s or 10 s of its clock).
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        ms = (start - day) // dt.timedelta(milliseconds=1)
+        self.clock = day + dt.timedelta(milliseconds=ms - ms % self.period_ms)
+        self._grid = self.clock  # the last regular push (List 3 may fall between two)
         self.rng = random.Random(seed)
-        self.energy = [109552250.0, 0.0, 130480.0, 15319720.0]  # Wh
+        self.energy = [109552250.0, 0.0, 130480.0, 15319720.0]  # Wh, varh: A+, A-, R+, R-
+        self.volts = [230.0] * phases
+        self._appliance, self._appliance_until = 0, self.clock
 
-    def power(self, t):
-        """Household load in W at meter time t: night base, morning and evening peaks."""
-        h = t.hour + t.minute / 60
-        curve = (
-            400 + 1400 * math.exp(-((h - 7.5) ** 2) / 2) + 2600 * math.exp(-((h - 18.5) ** 2) / 3)
-        )
-        return max(50, int(curve * (1 + 0.15 * self.rng.uniform(-1, 1))))
+    def power(self, t, seconds):
+        """The household's load in W at meter time t, `seconds` after the last push."""
+        h = t.hour + t.minute / 60 + t.second / 3600
+        heating = 1100 + 400 * math.cos((h - 5) / 24 * 2 * math.pi)  # coldest before dawn
+        peaks = 1300 * math.exp(-((h - 7.5) ** 2) / 1.5) + 2300 * math.exp(-((h - 18) ** 2) / 2)
+        fridge = 110 if t.minute % 30 < 12 else 0
+        boiler = 2000 if t.hour in (5, 6, 17, 22) and t.minute < 25 else 0  # water heater
+        awake = 6 <= t.hour < 23
+        chance = seconds / APPLIANCE_EVERY_S
+        if awake and t >= self._appliance_until and self.rng.random() < chance:
+            watts, lasts = self.rng.choice(APPLIANCES)
+            self._appliance = watts
+            self._appliance_until = t + dt.timedelta(seconds=lasts * self.rng.uniform(0.5, 1.5))
+        appliance = self._appliance if t < self._appliance_until else 0
+        noise = 1 + 0.04 * self.rng.uniform(-1, 1)
+        return int((heating + peaks + fridge + boiler + appliance) * noise)
 
-    def values(self, t, power):
-        per = power / self.phases / 230.0
-        cur = tuple(round(per * (1 + 0.1 * i), 1) if i < self.phases else 0 for i in range(3))
-        volt = tuple(
-            round(230 + self.rng.uniform(-3, 3), 1) if i < self.phases else 0 for i in range(3)
-        )
+    def _values(self, t, list_no, p):
+        q_import, q_export = p // 12, 150 + self.rng.randrange(40)
+        amp, volt, wh = RESOLUTION[self.kind]
+        share = PHASE_SHARE if self.phases == 3 else (1.0,)
+        for i in range(self.phases):  # the grid's voltage wanders a little, per phase
+            self.volts[i] = min(240.0, max(222.0, self.volts[i] + self.rng.uniform(-0.6, 0.6)))
+        voltage = tuple(_step(v, volt) for v in self.volts)
+        current = tuple(_step(p * s / float(v), amp) for s, v in zip(share, voltage, strict=True))
+        stamp = t
+        if self.kind == "aidon" and list_no == 3:
+            stamp = t.replace(second=0)  # Aidon's clock register: the registers' full hour
         return {
-            "time": (t.year, t.month, t.day, t.hour, t.minute, t.second),
-            "p_import": power,
-            "q_export": power // 8,
-            "current": cur,
-            "voltage": volt,
-            "energy": tuple(int(e) for e in self.energy),
+            "time": (stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second),
+            "p_import": p,
+            "p_export": 0,
+            "q_import": q_import,
+            "q_export": q_export,
+            "current": current,
+            "voltage": voltage,
+            "energy": tuple(int(e) - int(e) % wh for e in self.energy),
         }
 
-    def frames(self, seconds):
-        """(meter time, list number, frame) for each push in the next `seconds` of meter time."""
-        out = []
-        for _ in range(int(seconds)):
-            self.clock += dt.timedelta(seconds=1)
-            t = self.clock
-            power = self.power(t)
-            self.energy[0] += power / 3600.0
-            self.energy[3] += power / 8 / 3600.0
-            s = t.minute * 60 + t.second
-            if s == 10:
-                out.append((t, 3, self.make(3, self.values(t, power))))
-            elif t.second % 10 == 0:
-                out.append((t, 2, self.make(2, self.values(t, power))))
-            elif t.second % 2 == 0:
-                out.append((t, 1, self.make(1, self.values(t, power))))
-        return out
+    def pushes(self):
+        """Each push of the meter from its clock on, forever: the clock advances with them."""
+        while True:
+            last = self.clock
+            regular = self._grid + dt.timedelta(milliseconds=self.period_ms)
+            hourly = regular.replace(minute=0, second=self.list3_at, microsecond=0)
+            if last < hourly < regular:  # Kamstrup's List 3 falls between two pushes
+                t, list_no = hourly, 3
+            else:
+                t = self._grid = regular
+                midnight = t.replace(hour=0, minute=0, second=0, microsecond=0)
+                ms = (t - midnight) // dt.timedelta(milliseconds=1)
+                list_no = 3 if t == hourly else 2 if ms % LIST2_EVERY_MS == 0 else 1
+            seconds = (t - last).total_seconds()
+            power = self.power(t, seconds)
+            hours = seconds / 3600
+            self.energy[0] += power * hours
+            self.energy[2] += power / 12 * hours
+            self.energy[3] += 170 * hours
+            self.clock = t
+            yield Push(t, list_no, self._values(t, list_no, power))
+
+    def frame(self, push):
+        """(frame bytes, the reading it carries: canonical field -> exact value)."""
+        ids = IDENTITY[(self.kind, self.phases)]
+        frame = BUILD[self.kind](push.list_no, push.values, self.phases, ids)
+        return frame, sent_reading(self.kind, push.list_no, push.values, ids)
 
 
-def line_seconds(frame, baud=BAUD):
-    return len(frame) * _BITS / baud
+def _step(x, resolution):
+    """x rounded to the meter's resolution, as the exact decimal it sends."""
+    return (Decimal(round(x / float(resolution))) * resolution).normalize()
+
+
+def sent_reading(kind, list_no, v, ids):
+    """The canonical reading of a push (README: "The canonical reading"), the manufacturer
+    aside: no meter sends that field, the decoder names it from the list id."""
+    r = {}
+    if list_no >= 2:
+        r["meter_id"], r["meter_model"], r["list_id"] = ids[1], ids[2], ids[0]
+    if kind != "aidon" or list_no == 3:  # Aidon's lists 1 and 2 carry no time
+        r["meter_time"] = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}".format(*v["time"])
+    r["active_power_import"] = v["p_import"]
+    if list_no >= 2:
+        r["active_power_export"] = v["p_export"]
+        r["reactive_power_import"] = v["q_import"]
+        r["reactive_power_export"] = v["q_export"]
+        for name in ("current", "voltage"):
+            for i, x in enumerate(v[name]):
+                r[f"{name}_l{i + 1}"] = x
+    if list_no == 3:
+        names = ("active_energy_import", "active_energy_export")
+        names += ("reactive_energy_import", "reactive_energy_export")
+        for name, wh in zip(names, v["energy"], strict=True):
+            r[name] = Decimal(wh) / 1000
+    return r
+
+
+# -- The lists, one- or three-phase, built from encoder.py's parts ------------------------
+# Three-phase they are byte for byte encoder.aidon/kaifa/kamstrup (test_simulate checks);
+# one-phase meters leave out L2 and L3, as their list descriptions do.
+
+
+def aidon(list_no, m, phases, ids):
+    reg = encoder.register
+    regs = [reg("1.0.1.7.0.255", "u32", m["p_import"], 0, 27)]
+    if list_no >= 2:
+        codes = ("1.1.0.2.129.255", "0.0.96.1.0.255", "0.0.96.1.7.255")
+        regs = [("struct", [("obis", c), ("vstr", s)]) for c, s in zip(codes, ids, strict=True)]
+        regs += [reg("1.0.1.7.0.255", "u32", m["p_import"], 0, 27)]
+        regs += [reg(f"1.0.{c}.7.0.255", "u32", m[k], 0, u) for c, k, u in _AIDON_POWER]
+        for i in range(phases):
+            regs.append(reg(f"1.0.{31 + 20 * i}.7.0.255", "i16", m["current"][i] * 10, -1, 33))
+        for i in range(phases):
+            regs.append(reg(f"1.0.{32 + 20 * i}.7.0.255", "u16", m["voltage"][i] * 10, -1, 35))
+    if list_no == 3:
+        regs.append(("struct", [("obis", "0.0.1.0.0.255"), ("datetime", m["time"])]))
+        for c, unit, wh in zip((1, 2, 3, 4), (30, 30, 32, 32), m["energy"], strict=True):
+            regs.append(reg(f"1.0.{c}.8.0.255", "u32", wh // 10, 1, unit))
+    return encoder.hdlc(encoder.LLC + encoder.notification(("array", _ints(regs))))
+
+
+_AIDON_POWER = ((2, "p_export", 27), (3, "q_import", 29), (4, "q_export", 29))
+
+
+def kaifa(list_no, m, phases, ids):
+    items = [("u32", m["p_import"])]
+    if list_no >= 2:
+        items = [("octets", s.encode()) for s in ids]
+        items += [("u32", m[k]) for k in ("p_import", "p_export", "q_import", "q_export")]
+        items += [("u32", c * 1000) for c in m["current"][:phases]]  # mA
+        items += [("u32", u * 10) for u in m["voltage"][:phases]]  # 0.1 V
+    if list_no == 3:
+        items.append(("octets", encoder.date_time(*m["time"])))
+        items += [("u32", wh) for wh in m["energy"]]
+    apdu = encoder.notification(("struct", _ints(items)), time=m["time"], kaifa_tag=True)
+    return encoder.hdlc(encoder.LLC + apdu, dst=b"\x01", src=b"\x02\x01", control=0x10)
+
+
+def kamstrup(list_no, m, phases, ids):
+    items = [("vstr", ids[0])]
+    pairs = [("1.1.1.7.0.255", "u32", m["p_import"])]
+    if list_no >= 2:
+        items += [("obis", "1.1.0.0.5.255"), ("vstr", ids[1])]
+        items += [("obis", "1.1.96.1.1.255"), ("vstr", ids[2])]
+        pairs += [(f"1.1.{c}.7.0.255", "u32", m[k]) for c, k in _KAMSTRUP_POWER]
+        # A one-phase Kamstrup keeps the three-phase layout, null-data for L2 and L3, and
+        # sends its voltage as a long-unsigned (kamstrup_no_amsreader_frames, 6861111).
+        volt = "u32" if phases == 3 else "u16"
+        for c, kind, key, scale in ((31, "u32", "current", 100), (32, volt, "voltage", 1)):
+            for i in range(3):
+                code = f"1.1.{c + 20 * i}.7.0.255"
+                pairs.append((code, kind, m[key][i] * scale) if i < phases else None)
+    for pair in pairs:
+        items += [("obis", pair[0]), (pair[1], pair[2])] if pair else [("null", None)] * 2
+    if list_no == 3:
+        items += [("obis", "0.1.1.0.0.255"), ("datetime", m["time"])]
+        for c, wh in zip((1, 2, 3, 4), m["energy"], strict=True):
+            items += [("obis", f"1.1.{c}.8.0.255"), ("u32", wh // 10)]
+    apdu = encoder.notification(("struct", _ints(items)), invoke=0, time=m["time"])
+    return encoder.hdlc(encoder.LLC + apdu, dst=b"\x2b", src=b"\x21")
+
+
+_KAMSTRUP_POWER = ((2, "p_export"), (3, "q_import"), (4, "q_export"))
+BUILD = {"aidon": aidon, "kaifa": kaifa, "kamstrup": kamstrup}
+
+
+def _ints(items):
+    """A-XDR items with their exact decimals (already scaled to whole units) as ints."""
+    out = []
+    for kind, v in items:
+        if kind in ("struct", "array"):
+            v = _ints(v)
+        elif isinstance(v, Decimal):
+            if v != v.to_integral_value():
+                raise ValueError(f"{v} is finer than the meter sends")
+            v = int(v)
+        out.append((kind, v))
+    return out
 
 
 class Feed:
-    """Paces a meter's frames over wall time, as the line would carry them at `speed`."""
+    """A meter's pushes paced over wall time as the line carries them at `speed`.
+
+    chunks() yields (wall seconds to wait after sending, bytes), as Server wants them.
+    sent records (meter time, list number, reading) of each frame put on the line;
+    skipped counts the pushes left out because the line was still busy.
+    """
 
     def __init__(self, meter, speed=1.0, baud=BAUD):
+        if speed <= 0:
+            raise ValueError("speed must be positive")
         self.meter = meter
         self.speed = speed
         self.baud = baud
+        self.bits = BITS[meter.line]
+        self.sent = collections.deque(maxlen=SENT_KEPT)
         self.skipped = 0
 
     def chunks(self):
-        """Yields (wall seconds to wait, bytes) forever."""
-        while True:
-            budget = 1.0  # wall seconds per batch
-            batch = self.meter.frames(self.speed * budget)
-            busy = 0.0
-            out = []
-            for _, _list, frame in sorted(batch, key=lambda f: -f[1]):  # List 3 first
-                need = line_seconds(frame, self.baud)
-                if busy + need > budget:
+        start = self.meter.clock
+        cursor = 0.0  # wall seconds of line time handed out so far
+        for push in self.meter.pushes():
+            due = (push.time - start).total_seconds() / self.speed
+            if cursor > due:  # the line is still busy with an earlier frame
+                hour = 3600 / self.speed
+                # List 3 waits its turn, unless the line is an hour behind.
+                if push.list_no != 3 or cursor - due > hour:
                     self.skipped += 1
                     continue
-                busy += need
-                out.append(frame)
-            for frame in out:
-                yield line_seconds(frame, self.baud), frame
-            yield max(0.0, budget - busy), b""
+            elif due > cursor:
+                yield due - cursor, b""
+                cursor = due
+            frame, reading = self.meter.frame(push)
+            busy = line_seconds(frame, self.baud, self.bits)
+            self.sent.append((push.time, push.list_no, reading))
+            yield busy, frame
+            cursor += busy
 
 
 class Server:
@@ -114,6 +317,7 @@ class Server:
         self.port = self.sock.getsockname()[1]
         self.chunks = chunks
         self.clients = []
+        self.connected = threading.Event()  # set when the first client arrives
         self.stopped = threading.Event()
         self.sent = 0
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -130,6 +334,7 @@ class Server:
             except OSError:
                 return
             self.clients.append(conn)
+            self.connected.set()
 
     def _serve(self):
         for wait, data in self.chunks:
@@ -147,24 +352,32 @@ class Server:
 
     def stop(self):
         self.stopped.set()
+        self.connected.set()  # a replay still waiting for its first client ends too
         for c in self.clients:
             c.close()
+        try:  # wakes the thread blocked in accept(), which close() alone does not
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # not connected: nothing to wake
         self.sock.close()
 
 
-def replay_chunks(data, baud=BAUD, speed=1.0):
-    """A recorded capture at line speed (compressed by speed), then silence."""
+def replay_chunks(data, baud=BAUD, speed=1.0, bits=BITS["8E1"], go=None):
+    """A recorded capture at line speed (compressed by speed), then silence; it starts
+    when `go` (a threading.Event) is set, if one is given."""
+    if go is not None:
+        go.wait()
     step = 64
     for i in range(0, len(data), step):
         piece = data[i : i + step]
-        yield line_seconds(piece, baud) / speed, piece
+        yield line_seconds(piece, baud, bits) / speed, piece
     while True:
         yield 1.0, b""
 
 
 def register(subparsers):
     p = subparsers.add_parser("simulate", help="serve a simulated or recorded meter on TCP")
-    p.add_argument("--meter", choices=sorted(encoder.METERS), default="aidon")
+    p.add_argument("--meter", choices=sorted(CADENCE), default="aidon")
     p.add_argument("--phases", type=int, choices=(1, 3), default=3)
     p.add_argument("--to", default="tcp://127.0.0.1:2400", help="tcp://HOST:PORT or serial:DEV")
     p.add_argument("--speed", type=float, default=1.0, help="meter time runs N times faster")
@@ -173,25 +386,49 @@ def register(subparsers):
 
 
 def run_command(args):
-    if args.replay:
-        with open(args.replay, "rb") as f:
-            chunks = replay_chunks(decode.parse_capture(f.read()), speed=args.speed)
-    else:
-        chunks = Feed(Meter(args.meter, args.phases), args.speed).chunks()
-    if args.to.startswith("serial:"):
-        import serial
-
-        with serial.Serial(args.to[7:], BAUD, parity=serial.PARITY_EVEN) as port:
-            for wait, data in chunks:
-                port.write(data)
-                time.sleep(wait)
-        return 0
-    host, port = args.to[6:].rsplit(":", 1)
-    server = Server(chunks, host, int(port)).start()
-    print(f"tcp://{host}:{server.port}", flush=True)
+    if not args.to.startswith(("serial:", "tcp://")) or args.speed <= 0:
+        print(
+            "hanctl simulate: use --to tcp://HOST:PORT or serial:DEV, --speed > 0", file=sys.stderr
+        )
+        return 2
+    setting = LINE[args.meter]
+    to_serial = args.to.startswith("serial:")
+    go = None if to_serial else threading.Event()
     try:
-        while True:
-            time.sleep(1)
+        if args.replay:
+            with open(args.replay, "rb") as f:
+                capture = decode.parse_capture(f.read())
+            # Over TCP a capture starts when someone listens, so its first frame is not lost.
+            chunks = replay_chunks(capture, speed=args.speed, bits=BITS[setting], go=go)
+        else:
+            chunks = Feed(Meter(args.meter, args.phases), args.speed).chunks()
+        if to_serial:
+            with serial_port(args.to[7:], setting) as port:
+                print(f"{args.to} {BAUD} {setting}", flush=True)
+                for wait, data in chunks:
+                    port.write(data)
+                    time.sleep(wait)
+            return 0  # a serial line is never done; only Ctrl-C ends this
+        host, port = args.to[6:].rsplit(":", 1)
+        server = Server(chunks, host, int(port))
+        server.connected = go
+        server.start()
+        print(f"tcp://{host}:{server.port}", flush=True)
+        try:
+            while True:
+                time.sleep(1)
+        finally:
+            server.stop()
+    except (OSError, ValueError) as err:
+        print(f"hanctl simulate: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        server.stop()
-    return 0
+        return 130
+
+
+def serial_port(device, setting):
+    """The serial device opened at the meter's line setting: 2400 baud, 8E1 or 8N1."""
+    import serial  # pyserial: only this path needs it
+
+    parity = serial.PARITY_EVEN if setting == "8E1" else serial.PARITY_NONE
+    return serial.Serial(device, BAUD, bytesize=8, parity=parity, stopbits=1)

@@ -1,0 +1,224 @@
+"""`hanctl simulate`: each meter's lists decode (with the firmware decoder, through the
+installed `hanctl decode`) to exactly the readings the simulator meant to send; each meter
+pushes at its own cadence; --speed leaves out what no longer fits on a 2400-baud line but
+never the hourly List 3; the command serves a meter or a replayed capture on TCP, and opens
+a serial device at the meter's own parity."""
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from hanctl import encoder, simulate
+
+HANCTL = Path(sys.executable).parent / "hanctl"
+METERS = ("aidon", "kaifa", "kamstrup")
+T0 = dt.datetime(2024, 3, 5, 13, 59, 0)
+
+
+def pushes_until(meter, end):
+    out = []
+    for push in meter.pushes():
+        if push.time > end:
+            return out
+        out.append(push)
+
+
+def decoded(stream):
+    """The firmware decoder's readings (MicroPython unix port), numbers as exact Decimals."""
+    proc = subprocess.run(
+        [str(HANCTL), "decode", "--errors", "-"], input=stream, capture_output=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return [json.loads(line, parse_float=Decimal) for line in proc.stdout.decode().splitlines()]
+
+
+@pytest.mark.parametrize("phases", [1, 3])
+@pytest.mark.parametrize("kind", METERS)
+def test_lists_decode_to_exactly_what_the_meter_sent(kind, phases):
+    meter = simulate.Meter(kind, phases, start=dt.datetime(2024, 3, 5, 13, 59, 40))
+    pushes = pushes_until(meter, dt.datetime(2024, 3, 5, 14, 0, 30))  # across List 3
+    frames, sent = zip(*(meter.frame(p) for p in pushes), strict=True)
+    got = decoded(b"".join(frames))
+
+    assert len(got) == len(sent)  # no rejection, nothing lost
+    maker = simulate.MANUFACTURER[kind]
+    for reading, want, push in zip(got, sent, pushes, strict=True):
+        # The manufacturer is the decoder's inference from the list id, not a sent field.
+        assert reading.pop("meter_manufacturer", maker) == maker
+        assert reading == want, f"{kind} {phases}-phase List {push.list_no} at {push.time}"
+        assert not any(isinstance(v, float) for v in reading.values())
+    lists = Counter(p.list_no for p in pushes)
+    assert lists[3] == 1 and lists[2] >= 3
+    full = [r for r in sent if "current_l1" in r][0]
+    phase_fields = {k for k in full if k[-3:] in ("_l1", "_l2", "_l3")}
+    assert len(phase_fields) == 2 * phases  # a one-phase meter sends no L2, L3
+    energy = [r for r in sent if "active_energy_import" in r][0]
+    assert energy["active_energy_import"] >= Decimal("109552.25")  # registers only count up
+    # Resolution as each meter sends it (list descriptions): Kaifa in mA and Wh.
+    amp, volt, wh = simulate.RESOLUTION[kind]
+    assert all(full[f"current_l{i}"] % amp == 0 for i in range(1, phases + 1))
+    assert all(full[f"voltage_l{i}"] % volt == 0 for i in range(1, phases + 1))
+    assert energy["active_energy_import"] * 1000 % wh == 0
+
+
+@pytest.mark.parametrize("kind", METERS)
+def test_three_phase_lists_are_the_shared_encoders_byte_for_byte(kind):
+    meter = simulate.Meter(kind, 3, start=dt.datetime(2024, 3, 5, 13, 59, 50))
+    for push in pushes_until(meter, dt.datetime(2024, 3, 5, 14, 0, 20)):
+        frame, _ = meter.frame(push)
+        assert frame == encoder.METERS[kind](push.list_no, push.values)
+
+
+# Two hours of meter time, (13:59:00, 15:59:00]: Aidon every 2.5 s, Kaifa every 2 s, each a
+# List 2 at every 10 s and the List 3 at hh:00:10 in its place; Kamstrup a List 2 every 10 s
+# and the List 3 at hh:00:05 between two of them.
+CADENCE = {
+    "aidon": ({1: 2160, 2: 718, 3: 2}, "00:10"),
+    "kaifa": ({1: 2880, 2: 718, 3: 2}, "00:10"),
+    "kamstrup": ({2: 720, 3: 2}, "00:05"),
+}
+
+
+@pytest.mark.parametrize("kind", METERS)
+def test_each_meter_pushes_at_its_own_cadence(kind):
+    meter = simulate.Meter(kind, 3, start=T0)
+    pushes = pushes_until(meter, T0 + dt.timedelta(hours=2))
+    counts, list3_at = CADENCE[kind]
+    assert Counter(p.list_no for p in pushes) == counts
+    assert [p.time.strftime("%H:%M:%S") for p in pushes if p.list_no == 3] == [
+        f"14:{list3_at}",
+        f"15:{list3_at}",
+    ]
+    regular = [p.time for p in pushes if p.list_no != 3 or kind != "kamstrup"]
+    steps = {b - a for a, b in zip(regular, regular[1:], strict=False)}
+    assert steps == {dt.timedelta(milliseconds=simulate.CADENCE[kind][0])}
+    for p in pushes:
+        if p.list_no == 2:
+            assert p.time.second % 10 == 0 and p.time.microsecond == 0
+
+
+def run_feed(feed, hours):
+    """(line time of each frame, total wall time) of `hours` of meter time, not slept."""
+    end = feed.meter.clock + dt.timedelta(hours=hours)
+    frames, wall = [], 0.0
+    for wait, data in feed.chunks():
+        if data:
+            frames.append((wall, wait, data))
+        wall += wait
+        if feed.meter.clock >= end:
+            return frames, wall
+
+
+@pytest.mark.parametrize("kind", METERS)
+def test_at_high_speed_what_does_not_fit_is_left_out_but_list_3_goes_hourly(kind):
+    slow = simulate.Feed(simulate.Meter(kind, 3, start=T0), speed=1)
+    _, wall = run_feed(slow, 0.25)
+    assert slow.skipped == 0 and wall == pytest.approx(900, abs=11)  # real time: all fits
+
+    feed = simulate.Feed(simulate.Meter(kind, 3, start=T0), speed=600)
+    frames, wall = run_feed(feed, 3)
+    assert wall == pytest.approx(3 * 3600 / 600, abs=2)  # the meter's clock, 600 times faster
+    assert feed.skipped > len(frames)  # most pushes no longer fit...
+    bits = simulate.BITS[simulate.LINE[kind]]
+    for (start, busy, data), (after, _, _) in zip(frames, frames[1:], strict=False):
+        assert busy == len(data) * bits / 2400  # ...each frame takes its real line time...
+        assert after >= start + busy - 1e-9  # ...and frames never overlap on the line
+    hours = [t.hour for t, n, _ in feed.sent if n == 3]
+    assert hours[:3] == [14, 15, 16]  # List 3 still goes out every (meter) hour
+
+
+def read_for(sock, seconds):
+    sock.settimeout(0.2)
+    data = b""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def start_simulate(*args):
+    proc = subprocess.Popen(
+        [str(HANCTL), "simulate", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    address = proc.stdout.readline().strip()
+    assert address.startswith("tcp://127.0.0.1:"), proc.stderr.read()
+    return proc, int(address.rsplit(":", 1)[1])
+
+
+def interrupt(proc):
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+
+
+def test_simulate_serves_a_one_phase_meter_on_tcp_with_compressed_time():
+    proc, port = start_simulate(
+        "--meter", "kaifa", "--phases", "1", "--speed", "5", "--to", "tcp://127.0.0.1:0"
+    )
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            data = read_for(sock, 3.0)
+    finally:
+        interrupt(proc)
+    readings = decoded(data)
+    assert len(readings) >= 4
+    times = [dt.datetime.fromisoformat(r["meter_time"]) for r in readings]
+    steps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    assert all(s > 0 and s % 2 == 0 for s in steps)  # Kaifa's 2-s grid, some left out
+    assert (times[-1] - times[0]).total_seconds() >= 8  # 5 times faster than 3 s of wall time
+    full = [r for r in readings if "meter_model" in r]
+    assert full and all(r["meter_model"] == "MA105H2E" for r in full)
+    assert all("current_l2" not in r and "voltage_l1" in r for r in full)
+
+
+def test_replay_serves_a_capture_from_its_first_byte(tmp_path):
+    capture = b"".join(frame for _, frame in encoder.sample_frames())
+    path = tmp_path / "capture.hex"
+    path.write_text(capture.hex(" "))
+    proc, port = start_simulate("--replay", str(path), "--speed", "20", "--to", "tcp://127.0.0.1:0")
+    try:
+        time.sleep(0.5)  # the capture waits for its listener
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            data = read_for(sock, len(capture) * 11 / 2400 / 20 + 1.0)
+    finally:
+        interrupt(proc)
+    assert data == capture
+
+
+@pytest.mark.parametrize(("kind", "parity"), [("kamstrup", "N"), ("aidon", "E"), ("kaifa", "E")])
+def test_serial_output_opens_the_device_at_the_meters_parity(kind, parity):
+    master, slave = os.openpty()  # a real tty device (Linux ptys keep no parity bit: read back)
+    try:
+        with simulate.serial_port(os.ttyname(slave), simulate.LINE[kind]) as port:
+            assert (port.baudrate, port.bytesize, port.parity, port.stopbits) == (
+                2400,
+                8,
+                parity,
+                1,
+            )
+            frame = encoder.METERS[kind](1)
+            port.write(frame)
+            port.flush()
+            assert os.read(master, 4096) == frame
+    finally:
+        os.close(master)
+        os.close(slave)
