@@ -47,8 +47,8 @@ TIMINGS = (
 # Known keys of each object, sorted as the messages list them.
 TOP_KEYS = ("board", "destinations", "hostname", "meter", "ntp", "wifi")
 DEST_KEYS = ("client_id", "discovery", "host", "interval", "keepalive", "name", "password",
-             "port", "retry_max", "retry_min", "share", "stats_interval", "timeout", "tls",
-             "topic", "user")  # fmt: skip
+             "port", "raw", "retry_max", "retry_min", "share", "stats_interval", "timeout",
+             "tls", "topic", "user")  # fmt: skip
 TLS_KEYS = ("ca", "server_hostname", "verify")
 WIFI_KEYS = ("password", "ssid")
 METER_KEYS = ("baud", "invert", "parity")
@@ -278,6 +278,9 @@ def _destination(pr, path, d, hostname, i):
     tail = hostname[8:] if hostname and hostname[:8] == "hanport-" else hostname
     out["topic"] = _topic(pr, path + ".topic", get("topic", "hanport/%s" % tail))
     out["discovery"] = _flag(pr, path + ".discovery", get("discovery", False))
+    # The meter line's bytes as they arrive, on <topic>/raw, for troubleshooting and for
+    # contributing captures (hanctl capture): everything the meter sends, so never a default.
+    out["raw"] = _flag(pr, path + ".raw", get("raw", False))
     share = out["share"] = _share(pr, path + ".share", get("share", _MISSING))
     interval = get("interval", _MISSING)
     if share == "live":

@@ -23,6 +23,7 @@ from share import Share, is_energy, is_hourly
 
 _JSON_MAX = 1536  # the longest reading seen: 27 registers of an Aidon SE List 3, ~1 KB
 _ENERGY_MAX = 512  # energy registers, their time and the meter id: ~300 bytes
+_RAW_MAX = 512  # line bytes waiting for the raw topic: 2 s of a 2400 baud line
 _HA_STATUS = "homeassistant/status"  # = discovery.HA_STATUS, without importing discovery
 
 
@@ -49,6 +50,9 @@ class Destination:
         self._buf = bytearray(_JSON_MAX)  # a live reading or the stats, while it is sent
         self._ebuf = bytearray(_ENERGY_MAX)  # the hourly message, while offer() queues it
         self.salt = None  # the dongle's secret for hashed Home Assistant ids (dongle.py)
+        self.raw = bytearray(_RAW_MAX) if cfg.get("raw") else None  # see offer_raw()
+        self._raw_n = 0
+        self.raw_dropped = 0  # bytes of the line the raw topic did not get
         self._stats_ms = cfg.get("stats_interval", 60) * 1000
         self.connects = 0
         self.failures = 0
@@ -86,6 +90,18 @@ class Destination:
             self.dropped += 1
         if self.cfg["discovery"]:
             self._learn(view, reading)
+        self.event.set()
+
+    def offer_raw(self, buf, n):
+        """The meter line's bytes as they arrived, for <base>/raw (only with "raw": true).
+        Kept while the session sends them; dropped and counted when offline or full."""
+        client = self.client
+        k = self._raw_n
+        if client is None or not client.connected or k + n > len(self.raw):
+            self.raw_dropped += n
+            return
+        self.raw[k : k + n] = memoryview(buf)[:n]
+        self._raw_n = k + n
         self.event.set()
 
     def _learn(self, view, reading):
@@ -165,6 +181,14 @@ class Destination:
         raise client.error or OSError(0)
 
     async def _flush(self, client):
+        n = self._raw_n
+        if n:
+            # Bytes that arrive while these go out land behind them, then move down.
+            await client.publish(self.base + "/raw", memoryview(self.raw)[:n])
+            rest = self._raw_n - n
+            mv = memoryview(self.raw)
+            mv[:rest] = mv[n : n + rest]
+            self._raw_n = rest
         box = self.outbox
         while len(box):
             await client.publish(self.base + "/energy", box.peek(), retain=True, qos=1)
@@ -221,6 +245,7 @@ class Destination:
             "published": self.published,
             "queued": len(self.outbox),
             "dropped": self.dropped + self.outbox.dropped,
+            "raw_dropped_bytes": self.raw_dropped,
         }
 
 

@@ -39,12 +39,16 @@ class Dongle:
 
             state["salt"] = "%08x%08x" % (random.getrandbits(32), random.getrandbits(32))
             save_json(STATE, state)
+        raw = False
+        for d in cfg["destinations"]:
+            raw = raw or d["raw"]
         self.link = MeterLink(
             hal.uart(self.board, cfg["meter"]),
             self.decoder,
             cfg["meter"],
             remembered,
             self._locked,
+            on_bytes=self._raw if raw else None,
         )
 
     def _reading(self, reading):
@@ -59,6 +63,11 @@ class Dongle:
         # Collect now, between frames, while the line is quiet: the next reading's JSON
         # then finds its 1 KB in one piece (a 96 KB heap fragments fast otherwise).
         gc.collect()
+
+    def _raw(self, buf, n):
+        for d in self.destinations:
+            if d.raw is not None:
+                d.offer_raw(buf, n)
 
     def _rejected(self, kind, detail):
         # Counted by the decoder (the stats carry the counts); the two that mean trouble

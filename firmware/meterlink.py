@@ -26,8 +26,10 @@ def setting_name(s):
 
 
 class MeterLink:
-    def __init__(self, uart, decoder, meter_cfg, remembered=None, on_locked=None, clock=None):
+    def __init__(self, uart, decoder, meter_cfg, remembered=None, on_locked=None, clock=None,
+                 on_bytes=None):  # fmt: skip
         self.clock = clock or time.ticks_ms  # injectable: tests run minutes in no time
+        self.on_bytes = on_bytes  # called with (buf, n) for each read, before decoding
         self.uart = uart
         self.decoder = decoder
         self.on_locked = on_locked  # called with the setting once it is known to work
@@ -77,6 +79,8 @@ class MeterLink:
         """n bytes of buf arrived at time now (ms)."""
         self.last_byte = now
         self._idle_done = False
+        if self.on_bytes is not None:
+            self.on_bytes(buf, n)
         self.decoder.feed(buf, n)
         if not self.locked:
             self._detect(now)

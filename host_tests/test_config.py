@@ -61,7 +61,7 @@ def two(first, second):
 SHARE = '"full", "live", "hourly" or a list of fields'
 HOST_FIX = 'the broker\'s name or IP address alone, e.g. "192.168.1.10"'
 KNOWN_DEST = (
-    "client_id, discovery, host, interval, keepalive, name, password, port, retry_max, "
+    "client_id, discovery, host, interval, keepalive, name, password, port, raw, retry_max, "
     "retry_min, share, stats_interval, timeout, tls, topic, user"
 )
 CA_FIX = (
@@ -593,6 +593,7 @@ NORMALIZED = {
                 "topic": "hanport/1a2b3c",
                 "share": "full",
                 "discovery": True,
+                "raw": False,
             },
             **TIMING_DEFAULTS,
         )
@@ -616,7 +617,7 @@ def test_example_is_valid_and_defaults_are_filled(which):
     b, c = out["destinations"]
     assert b == dict(
         minimal, port=8883, user=None, password=None, client_id="hanport-1a2b3c-0",
-        topic="hanport/1a2b3c", discovery=False, interval=10,
+        topic="hanport/1a2b3c", discovery=False, raw=False, interval=10,
         tls={"ca": "ca.pem", "server_hostname": "broker.example", "verify": True},
         **TIMING_DEFAULTS,
     )  # fmt: skip

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import signal
+import subprocess
 import threading
 import time
 
@@ -516,3 +517,37 @@ def test_ten_thousand_frames_without_heap_growth_or_memory_error(parts):
     print(f"free heap after {BASELINE}: {base['free_heap']}, after {FLOOD}: {end['free_heap']}")
     print("free heap at each stats:", heap)
     assert abs(end["free_heap"] - base["free_heap"]) <= 2048, (base["free_heap"], heap)
+
+
+def test_a_raw_destination_lets_hanctl_capture_the_meter_line_from_the_dongle(parts):
+    """ "raw": true publishes the line's bytes on <topic>/raw (and only for that
+    destination); `hanctl capture --port mqtt://…/<topic>` records them from there, and the
+    capture decodes to the same readings the dongle published."""
+    tmp, track = parts
+    a = track(rig.Broker(tmp, "a").start())
+    b = track(rig.Broker(tmp, "b").start())
+    sub_b = track(rig.Subscriber(b))
+    noise = b"\x00\x13\x37"
+    frames = [noise, encoder.kaifa(1), encoder.kaifa(2), encoder.aidon(2)]
+    go = threading.Event()
+    meter = track(Server(rig.scripted(frames, go)).start())
+    cfg = rig.config(rig.destination("A", a, raw=True), rig.destination("B", b))
+    dongle = track(Dongle(tmp / "fs", cfg, uart(meter)).start())
+    dongle.wait_log("destination A connected")
+    dongle.wait_log("destination B connected")
+    out = tmp / "line.bin"
+    capture = subprocess.Popen(
+        [str(rig.HANCTL), "capture", "--port", f"mqtt://127.0.0.1:{a.port}/hanport/A", "--out", str(out),
+         "--seconds", "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.5)  # subscribed
+    go.set()
+    stdout, stderr = capture.communicate(timeout=30)
+    assert capture.returncode == 0, stdout + stderr
+    assert out.read_bytes() == b"".join(frames)
+    decoded = subprocess.run(
+        [str(rig.HANCTL), "decode", str(out)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert len(decoded) == 3
+    assert sub_b.on("/raw") == []  # B did not ask for the line's bytes

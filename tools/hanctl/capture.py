@@ -1,14 +1,17 @@
 """`hanctl capture`: record the raw bytes of a HAN port, to find out why a dongle sees no
 data, or to contribute a capture of a meter hanport does not read yet.
 
-The bytes come from a USB M-Bus adapter (a serial port) or from a TCP stream: the one
-`hanctl simulate` serves, or a ser2net-style bridge in raw mode (`tcp://HOST:PORT`).
+The bytes come from a USB M-Bus adapter (a serial port), from a TCP stream: the one
+`hanctl simulate` serves, or a ser2net-style bridge in raw mode (`tcp://HOST:PORT`), or
+from a dongle itself: a destination with `"raw": true` publishes the meter line's bytes on
+`<topic>/raw` (`mqtt://HOST[:PORT]/TOPIC`).
 The file holds exactly the bytes received, the format `hanctl decode` and
 `hanctl simulate --replay` read. While recording, the firmware's own decoder runs over the
 bytes, so the progress lines and the summary tell "no bytes" from "bytes that are no
 frames" from "frames that are no readings" as the dongle's counters do.
 """
 
+import queue
 import socket
 import sys
 import time
@@ -100,9 +103,55 @@ class TcpLink:
         self.close()
 
 
+class MqttLink:
+    """A dongle's raw topic read like a serial port: the bytes of each message on
+    <topic>/raw, in order (QoS 0: what the dongle sent while this was subscribed)."""
+
+    def __init__(self, url, timeout=READ_TIMEOUT_S):
+        import paho.mqtt.client as mqtt
+
+        hostport, _, base = url[7:].partition("/")
+        host, _, number = hostport.partition(":")
+        if not host or not base or (number and not number.isdigit()):
+            raise ValueError("use mqtt://HOST[:PORT]/TOPIC, TOPIC the dongle destination's")
+        self.timeout = timeout
+        self.messages = queue.Queue()
+        subscribed = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda c, u, msg: self.messages.put(bytes(msg.payload))
+        self.client.on_subscribe = lambda *args: subscribed.put(True)
+        self.client.connect(host, int(number or 1883))
+        self.client.subscribe(base.rstrip("/") + "/raw")
+        self.client.loop_start()
+        try:
+            subscribed.get(timeout=10)
+        except queue.Empty:
+            self.close()
+            raise OSError("the broker did not confirm the subscription") from None
+
+    def read(self, n):
+        try:
+            return self.messages.get(timeout=self.timeout)
+        except queue.Empty:
+            return b""
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def open_port(port, baud, parity):
-    """A link to read from: tcp://HOST:PORT, or a serial device at baud and parity. A TCP
-    bridge sets the speed of its own serial line, so baud and parity do not apply to it."""
+    """A link to read from: tcp://HOST:PORT, mqtt://HOST[:PORT]/TOPIC, or a serial device
+    at baud and parity. A TCP bridge sets the speed of its own serial line, and a dongle
+    its own, so baud and parity do not apply to them."""
+    if port.startswith("mqtt://"):
+        return MqttLink(port)
     if port.startswith("tcp://"):
         host, _, number = port[6:].rpartition(":")
         if not host or not number.isdigit():
@@ -149,7 +198,11 @@ def register(subparsers):
         description="Record the raw bytes of a HAN port into FILE until --seconds pass or "
         "Ctrl-C; `hanctl decode FILE` reads them back.",
     )
-    p.add_argument("--port", required=True, help="serial port, or tcp://HOST:PORT")
+    p.add_argument(
+        "--port",
+        required=True,
+        help="serial port, tcp://HOST:PORT, or mqtt://HOST[:PORT]/TOPIC (a dongle's raw topic)",
+    )
     p.add_argument("--out", required=True, metavar="FILE", help="where the bytes go")
     p.add_argument("--baud", type=int, default=2400, help="default %(default)s")
     p.add_argument("--parity", choices=PARITIES, default="E", help="default E")
