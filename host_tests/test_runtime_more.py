@@ -536,11 +536,13 @@ def test_a_raw_destination_lets_hanctl_capture_the_meter_line_from_the_dongle(pa
     dongle.wait_log("destination A connected")
     dongle.wait_log("destination B connected")
     out = tmp / "line.bin"
+    port = f"mqtt://127.0.0.1:{a.port}/hanport/A"
     capture = subprocess.Popen(
-        [str(rig.HANCTL), "capture", "--port", f"mqtt://127.0.0.1:{a.port}/hanport/A", "--out", str(out),
-         "--seconds", "8"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [str(rig.HANCTL), "capture", "--port", port, "--out", str(out), "--seconds", "8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1.5)  # subscribed
     go.set()
     stdout, stderr = capture.communicate(timeout=30)
