@@ -16,7 +16,7 @@ if sys.platform == "linux":
 else:
     import hal_esp32 as hal
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"  # also marks the checked config: see load_config()
 CONFIG = "config.json"  # the owner's
 CHECKED = "config.checked"  # the config.json the validator last passed, with defaults filled
 STATE = "state.json"  # what the dongle learnt (line setting) or made (secret), not config
@@ -35,7 +35,9 @@ def load_config():
     digest = _digest(CONFIG)
     if digest is not None:
         checked = load_json(CHECKED)
-        if checked.get("sha256") == digest and "config" in checked:
+        # The firmware's version too: a new one may fill defaults an older one did not
+        # know (a firmware update is checked once, like an edit).
+        if checked.get("sha256") == digest and checked.get("version") == VERSION:
             return checked["config"], [], False
     import config
 
@@ -43,7 +45,7 @@ def load_config():
     del sys.modules["config"]
     if cfg is not None and not problems and digest is not None:
         try:
-            save_json(CHECKED, {"sha256": digest, "config": cfg})
+            save_json(CHECKED, {"sha256": digest, "version": VERSION, "config": cfg})
         except OSError as e:  # a full flash: run on, with the validator's leftovers
             log("cannot write", CHECKED, repr(e))
             return cfg, problems, False

@@ -212,7 +212,7 @@ def test_a_config_is_checked_once_and_an_edit_is_checked_again(parts):
     first.wait_log("destination A connected")
     first.stop()
     assert sum("restarting into it" in x for x in first.output) == 1
-    assert sum("hanport 0.2.0 on unix" in x for x in first.output) == 2  # two boots
+    assert sum("on unix" in x for x in first.output) == 2  # two boots
     checked = json.loads((tmp / "fs" / "config.checked").read_text())
     assert checked["config"]["destinations"][0]["name"] == "A"
 
@@ -220,6 +220,14 @@ def test_a_config_is_checked_once_and_an_edit_is_checked_again(parts):
     again.wait_log("destination A connected")
     again.stop()
     assert not any("restarting" in x for x in again.output)
+
+    # A firmware update: the copy an older version checked is checked again.
+    checked["version"] = "0.0.1"
+    (tmp / "fs" / "config.checked").write_text(json.dumps(checked))
+    updated = track(rig.Dongle(tmp / "fs", cfg, uart).start())
+    updated.wait_log("destination A connected")
+    updated.stop()
+    assert sum("restarting into it" in x for x in updated.output) == 1
 
     broken = json.dumps(cfg).replace('"share"', '"shares"')
     edited = track(rig.Dongle(tmp / "fs", broken, uart).start())
