@@ -44,7 +44,7 @@ class Blocks:
             if ctrl & 0x80:
                 self._next = 0
             return 0
-        elif number != self._next:
+        elif number != self._next or not self._next:  # block 0, or none open: an orphan
             self._next = 0
             raise DecodeError(SEGMENT)
         self._next = 0  # until it fits: an oversize transfer is dropped
