@@ -45,10 +45,13 @@ class Decoder:
         """End of a recorded stream: also report a split message that never finished."""
         self.assembler.idle()
         self._noise()
-        if self.link.pending() or (self.blocks and self.blocks.pending()):
-            self.link.reset()
-            if self.blocks:
-                self.blocks.reset()
+        pending = self.link.pending() or (self.blocks and self.blocks.pending())
+        # Reset whatever was pending, or skipped: a ciphered split message's parts are
+        # skipped, not pending, and the next stream must start as a fresh one does.
+        self.link.reset()
+        if self.blocks:
+            self.blocks.reset()
+        if pending:
             self._error(INCOMPLETE, None)
 
     def apdu(self, buf, n):
