@@ -179,7 +179,10 @@ class Normalizer:
             return
         n = len(values)
         q = self.quirk
-        if q is None and obis.MANUFACTURER not in self.reading and isinstance(values[0], int):
+        first = values[0]
+        # Not a bool: it is an int on CPython (hanctl), not on MicroPython (the dongle).
+        if (q is None and obis.MANUFACTURER not in self.reading and isinstance(first, int)
+                and not isinstance(first, bool)):  # fmt: skip
             maker = ANONYMOUS.get(n)
             if maker:
                 self.reading[obis.MANUFACTURER] = maker
@@ -217,7 +220,7 @@ class Normalizer:
             buf = self.data
             name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
         reading = self.reading
-        if name in TEXT_FIELDS and isinstance(v, int):
+        if name in TEXT_FIELDS and isinstance(v, int) and not isinstance(v, bool):
             v = str(v)  # an id is text, whatever type the meter sent it as
         if isinstance(v, bool) or v is None:
             reading[name] = v
