@@ -11,6 +11,10 @@
 import obis
 from normalize import TEXT_FIELDS, number
 
+# What MicroPython's str.strip() strips; CPython's strips \x1c-\x1f too, so naming them
+# keeps hanctl (CPython) and the dongle reading a line alike.
+_SPACE = " \t\n\r\x0b\x0c"
+
 # unit as printed (lower case) -> (canonical unit, decimal shift)
 _UNITS = {
     "kw": ("W", 3),
@@ -29,11 +33,11 @@ def decode(buf, n):
     reading = {}
     text = bytes(buf[0:n]).decode()
     lines = text.split("\n")
-    model = lines[0].strip()[1:]
+    model = lines[0].strip(_SPACE)[1:]
     if model:
         reading[obis.METER_MODEL] = model
     for line in lines[1:]:
-        line = line.strip()
+        line = line.strip(_SPACE)
         if line.startswith("!"):
             if len(line) == 1:
                 reading["unchecked"] = True  # no CRC: DSMR 2/3 and some Nordic meters
