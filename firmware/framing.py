@@ -142,7 +142,12 @@ class Assembler:
         if state == HDLC:
             self._hdlc(b, n)
         elif state == P1:
-            if b == 0x21 and self.buf[n - 2] == 0x0A:
+            if n == 2 and not (0x41 <= (b | 0x20) - 0x20 <= 0x5A):
+                # A telegram starts "/XXX": the maker's three-letter FLAG id. Any other '/'
+                # is noise, not a telegram read to its '!' and failing its CRC (1,336 '/'
+                # before a telegram cost 1.0 s on the unix port: tools/fuzz).
+                self._reject(None)
+            elif b == 0x21 and self.buf[n - 2] == 0x0A:
                 # '!' ends a telegram only at the start of a line (DSMR: "\r\n!CRC\r\n").
                 # Inside a line it is text, or a bit flipped on the line (')' 0x29 to 0x21):
                 # ending there would pass off the first lines as a telegram without a CRC.

@@ -206,7 +206,10 @@ CASES = {
     "short_object_list": ("apdu", [bytes.fromhex("0f4000000000020001000200")]),
     "empty_transfer": ("hdlc", [enc.hdlc(enc.LLC + b"\xe0\xc0\x00\x01\x00\x00\x00")]),
     "frame_then_zero": ("hdlc", [FRAME + b"\x00"]),
-    "slashes": ("p1", [b"/" * 2040 + b"\x00" + P1]),
+    "slashes": ("p1", [b"/KFM" + b"/" * 2036 + b"\x00" + P1]),
+    # '/' not followed by a maker's letter starts no telegram (tools/fuzz: these cost a
+    # CRC of up to 2 KB each when every '/' was read to the next '!').
+    "bare_slashes": ("p1", [b"/" * 1336 + P1]),
     "three_byte_address": ("hdlc", [enc.hdlc(enc.LLC + LIST3, src=b"\x00\x02\x83") + OTHER]),
     "object_list_odd_name": (
         "hdlc",
@@ -440,6 +443,11 @@ def test_a_frames_closing_flag_is_not_noise(out):
 def test_binary_inside_p1_is_one_rejection_not_thousands(out):
     assert errors(out, "slashes") == ["format"]
     assert powers(out, "slashes") == [1193]
+
+
+def test_slashes_without_a_maker_are_noise(out):
+    assert errors(out, "bare_slashes") == ["noise"]
+    assert powers(out, "bare_slashes") == [1193]
 
 
 def test_float_registers_are_exact_decimals(out):
