@@ -43,13 +43,17 @@ def load_config():
 
     cfg, problems = config.load(CONFIG, unix=hal.NAME == "unix")
     del sys.modules["config"]
-    if cfg is not None and not problems and digest is not None:
-        try:
-            save_json(CHECKED, {"sha256": digest, "version": VERSION, "config": cfg})
-        except OSError as e:  # a full flash: run on, with the validator's leftovers
-            log("cannot write", CHECKED, repr(e))
-            return cfg, problems, False
-    return cfg, problems, True
+    # Restart into it only once its checked copy reads back: else the next boot would check
+    # it again, and restart again. (No digest: it came from config.json.tmp, a write cut
+    # short, and there is no config.json to match.)
+    if cfg is None or problems or digest is None:
+        return cfg, problems, False
+    try:
+        save_json(CHECKED, {"sha256": digest, "version": VERSION, "config": cfg})
+    except OSError as e:  # a full flash: run on, with the validator's leftovers
+        log("cannot write", CHECKED, repr(e))
+        return cfg, problems, False
+    return cfg, problems, load_json(CHECKED).get("sha256") == digest
 
 
 def _digest(path):

@@ -234,3 +234,20 @@ def test_a_config_is_checked_once_and_an_edit_is_checked_again(parts):
     edited.wait_log("safe state")
     assert any("destinations[0].shares: unknown key" in x for x in edited.output)
     assert not any("destination A connected" in x for x in edited.output)
+
+
+def test_a_config_left_in_its_temp_file_runs_without_a_restart_loop(parts):
+    """A power cut between removing config.json and renaming config.json.tmp (FAT's rename)
+    leaves only the temp file: it is used, and as there is no config.json to match a
+    checked copy against, the dongle runs on instead of restarting to check it again."""
+    tmp, track = parts
+    a = track(rig.Broker(tmp, "a").start())
+    meter = track(Server(rig.scripted(kaifa_day(1))).start())
+    (tmp / "fs").mkdir()
+    (tmp / "fs" / "config.json.tmp").write_text(json.dumps(rig.config(rig.destination("A", a))))
+    dongle = track(rig.Dongle(tmp / "fs", None, f"tcp://127.0.0.1:{meter.port}").start())
+    dongle.wait_log("destination A connected")
+    time.sleep(1)
+    dongle.stop()
+    assert sum("on unix" in x for x in dongle.output) == 1  # one boot
+    assert not any("restarting" in x for x in dongle.output)
