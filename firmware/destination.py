@@ -185,9 +185,10 @@ class Destination:
         if n:
             # Bytes that arrive while these go out land behind them, then move down.
             await client.publish(self.base + "/raw", memoryview(self.raw)[:n])
+            raw = self.raw
             rest = self._raw_n - n
-            mv = memoryview(self.raw)
-            mv[:rest] = mv[n : n + rest]
+            for i in range(rest):  # forwards, one by one: the two ranges may overlap
+                raw[i] = raw[n + i]
             self._raw_n = rest
         box = self.outbox
         while len(box):
