@@ -141,6 +141,10 @@ class Destination:
                 if self._live is not None:  # the session ended before it went out
                     self.dropped += 1
                     self._live = None
+                # Raw bytes are not kept across an outage: glued to the next session's,
+                # a capture would splice two streams without a mark.
+                self.raw_dropped += self._raw_n
+                self._raw_n = 0
             # Exponential backoff with jitter (0.5x..1.5x): dongles that lost the same
             # broker do not all come back in the same second.
             wait = self.backoff_ms // 2 + random.getrandbits(20) % (self.backoff_ms + 1)
@@ -211,7 +215,7 @@ class Destination:
             import discovery  # only destinations with discovery on pay for it (4 KB)
 
             ident = self._meter
-            for topic, n in discovery.iter_messages(
+            configs = discovery.iter_messages(
                 self._buf,
                 self.base,
                 self._fields,
@@ -221,8 +225,13 @@ class Destination:
                 ident[2],
                 self.hostname,
                 self.salt,
-            ):
-                await client.publish(topic, memoryview(self._buf)[:n], retain=True, qos=1)
+            )
+            try:
+                for topic, n in configs:
+                    await client.publish(topic, memoryview(self._buf)[:n], retain=True, qos=1)
+            except OverflowError:  # a config longer than the buffer (a meter's odd strings):
+                self.dropped += 1  # the rest of this round is dropped, counted, not retried
+                print("hanport: destination", self.name, "discovery config too long")
         now = time.ticks_ms()
         if time.ticks_diff(now, self._stats_at) >= self._stats_ms:
             self._stats_at = now

@@ -41,7 +41,7 @@ class Dongle:
             save_json(STATE, state)
         raw = False
         for d in cfg["destinations"]:
-            raw = raw or d["raw"]
+            raw = raw or d.get("raw", False)
         self.link = MeterLink(
             hal.uart(self.board, cfg["meter"]),
             self.decoder,
@@ -67,7 +67,10 @@ class Dongle:
     def _raw(self, buf, n):
         for d in self.destinations:
             if d.raw is not None:
-                d.offer_raw(buf, n)
+                try:
+                    d.offer_raw(buf, n)
+                except MemoryError:  # the meter link goes on; the raw topic misses these
+                    d.raw_dropped += n
 
     def _rejected(self, kind, detail):
         # Counted by the decoder (the stats carry the counts); the two that mean trouble

@@ -35,6 +35,8 @@ def load_config():
     digest = _digest(CONFIG)
     if digest is not None:
         checked = load_json(CHECKED)
+        if not isinstance(checked, dict):  # valid JSON, but not what save_json wrote
+            checked = {}
         # The firmware's version too: a new one may fill defaults an older one did not
         # know (a firmware update is checked once, like an edit).
         if checked.get("sha256") == digest and checked.get("version") == VERSION:
