@@ -132,6 +132,20 @@ def test_a_module_hanport_dropped_is_removed_and_owner_files_stay(dongle, fs, fi
     assert (fs / "notes.mpy").read_bytes() == b"M"
 
 
+def test_new_code_drops_the_config_the_old_code_checked(dongle, fs, firmware_copy):
+    (fs / "config.checked").write_text('{"sha256": "x", "version": "0.3.0", "config": {}}')
+    assert hanctl("install", "--board", BOARD, "--port", dongle.port)[0] == 0
+    assert not (fs / "config.checked").exists()
+    (fs / "config.checked").write_text("{}")
+    assert hanctl("install", "--board", BOARD, "--port", dongle.port)[0] == 0  # nothing new
+    assert (fs / "config.checked").exists()
+    with (firmware_copy / "crc16.py").open("a") as f:
+        f.write("\nEXTRA = 1\n")
+    status, out, err = hanctl("install", "--board", BOARD, "--port", dongle.port)
+    assert status == 0, out + err
+    assert "removed   config.checked" in out and not (fs / "config.checked").exists()
+
+
 def test_frozen_installs_only_the_boot_file_and_board_and_removes_old_modules(dongle, fs):
     # A board whose image has hanport frozen in: modules on its file system would come
     # first on sys.path and load into the heap again.

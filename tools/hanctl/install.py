@@ -26,6 +26,7 @@ import time
 from . import device, flash, runtime
 
 MANIFEST = "/hanport.files"
+CHECKED = "/config.checked"  # the firmware's checked copy of config.json
 BOOT_FILE = "/main.py"
 BOARD_FILE = "/board.json"
 HALS = {"linux": "hal_unix"}  # sys.platform -> hardware layer; any other is a board's
@@ -130,8 +131,9 @@ def _install(dev, code, settings, out):
     """Copy what differs, drop modules hanport no longer has; (copied, unchanged)."""
     wanted = {**code, **settings}
     wanted[BOOT_FILE] = wanted.pop(BOOT_FILE)  # still last
-    on_device = dev.sha256_many([MANIFEST, *wanted])
+    on_device = dev.sha256_many([MANIFEST, CHECKED, *wanted])
     copied = unchanged = 0
+    new_code = False
     for path, data in wanted.items():
         name = path.lstrip("/")
         if on_device[path] == hashlib.sha256(data).hexdigest():
@@ -141,6 +143,12 @@ def _install(dev, code, settings, out):
             dev.write_file(path, data)
             out(f"copied    {name} ({len(data)} bytes)")
             copied += 1
+            new_code = new_code or path in code
+    if new_code and on_device[CHECKED]:
+        # The firmware keeps the config it last checked (firmware/startup.py); new code
+        # checks it again, even where its version number did not change (a dev build).
+        dev.remove(CHECKED)
+        out("removed   config.checked (the new firmware checks config.json again)")
     previous = _read_manifest(dev) if on_device[MANIFEST] else []
     for path in previous:
         # Only modules hanport wrote and no longer has; never config, state or owner files.
