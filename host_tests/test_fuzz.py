@@ -197,9 +197,7 @@ def test_micropython_96k_takes_the_mutated_corpus(mutated, tmp_path):
 
 
 def test_atheris_harness_runs(tmp_path):
-    pytest.importorskip(
-        "atheris", reason="atheris is not installed (pip install atheris); the long run needs it"
-    )
+    pytest.importorskip("atheris", reason="atheris is not installed (pip install -e '.[fuzz]')")
     start = time.monotonic()
     proc = subprocess.run(
         [sys.executable, str(FUZZ / "fuzz_decoder.py"), "-runs=1500", "-max_len=4096"]

@@ -19,7 +19,7 @@ runs of '/' before a P1 telegram, each '/' a telegram candidate searched again t
 
 Every 100,000 inputs a line "fuzz: inputs=... kinds=..." tallies what the decoder said.
 Only the firmware modules are instrumented for coverage, the harness is not. atheris is
-not a dependency of hanport: `pip install atheris` (CPython 3.11 wheels exist for Linux).
+the extra `fuzz` of hanport: `pip install -e '.[fuzz]'` (CPython 3.11 wheels exist for Linux).
 """
 
 import hashlib
