@@ -142,7 +142,7 @@ class Assembler:
         if state == HDLC:
             self._hdlc(b, n)
         elif state == P1:
-            if n == 2 and not (0x41 <= (b | 0x20) - 0x20 <= 0x5A):
+            if n == 2 and not (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A):
                 # A telegram starts "/XXX": the maker's three-letter FLAG id. Any other '/'
                 # is noise, not a telegram read to its '!' and failing its CRC (1,336 '/'
                 # before a telegram cost 1.0 s on the unix port: tools/fuzz).
