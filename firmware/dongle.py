@@ -39,9 +39,7 @@ class Dongle:
 
             state["salt"] = "%08x%08x" % (random.getrandbits(32), random.getrandbits(32))
             save_json(STATE, state)
-        raw = False
-        for d in cfg["destinations"]:
-            raw = raw or d.get("raw", False)
+        raw = any(d.get("raw") for d in cfg["destinations"])
         self.link = MeterLink(
             hal.uart(self.board, cfg["meter"]),
             self.decoder,
