@@ -21,6 +21,8 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 
+from hanctl import runtime
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HANCTL = Path(sys.executable).parent / "hanctl"
 
@@ -185,12 +187,7 @@ class Dongle:
             self.proc.wait(10)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        runtime.stop_group(self.proc)
 
 
 def destination(name, broker, share="full", **extra):

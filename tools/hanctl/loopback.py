@@ -11,7 +11,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import runtime
 from .simulate import Server
 
 
@@ -207,13 +207,7 @@ class Dongle:
         raise RuntimeError(f"no micropython child of hanctl run (pid {self.proc.pid})")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        runtime.stop_group(self.proc)
 
 
 class CpuClock:

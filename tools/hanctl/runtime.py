@@ -170,3 +170,18 @@ def micropython_version():
         text=True,
     )
     return proc.stdout.strip() or "unknown"
+
+
+def stop_group(proc, timeout=10):
+    """Stop proc, started with start_new_session=True, and every process it started (hanctl
+    run's micropython among them): SIGTERM, then SIGKILL after timeout seconds."""
+    import signal
+
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
