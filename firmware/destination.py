@@ -279,18 +279,21 @@ def _energy(view):
 
 
 def _tls(cfg):
-    tls = cfg["tls"]
-    if not tls:
+    opts = cfg["tls"]
+    if not opts:
         return None
-    import ssl  # only destinations with TLS pay for it
+    # The built-in `tls` (MicroPython >= 1.23), not micropython-lib's `ssl` wrapper around
+    # it: one module less in the heap, and an image without micropython-lib still has it.
+    # Only destinations with TLS pay for the import.
+    import tls
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if tls.get("verify", True):
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        with open(tls["ca"], "rb") as f:
-            ctx.load_verify_locations(cadata=_der(f.read()))
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    if opts.get("verify", True):
+        ctx.verify_mode = tls.CERT_REQUIRED
+        with open(opts["ca"], "rb") as f:
+            ctx.load_verify_locations(_der(f.read()))  # the built-in takes cadata only
     else:
-        ctx.verify_mode = ssl.CERT_NONE
+        ctx.verify_mode = tls.CERT_NONE
     return ctx
 
 

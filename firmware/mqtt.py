@@ -107,7 +107,7 @@ def _current_task():
 class MQTTClient:
     """connect(), then publish()/subscribe() from any task; on_message(topic, payload)
     runs in the reader task and must not block or raise (an exception it raises ends
-    the link and becomes `error`). `ssl` is an ssl.SSLContext the caller configured: note
+    the link and becomes `error`). `ssl` is a tls.SSLContext the caller configured: note
     that MicroPython's PROTOCOL_TLS_CLIENT context starts with verify_mode CERT_NONE."""
 
     # fmt: off

@@ -162,14 +162,21 @@ async def auth(cfg):
 
 
 async def tls(cfg):
-    import ssl
+    try:
+        import tls  # MicroPython's built-in, as the firmware uses it: cadata positional
+    except ImportError:  # CPython: the same names in ssl, cadata by keyword only
+        import ssl as tls
 
     def context(cafile):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = ssl.CERT_REQUIRED  # MicroPython's client context starts at NONE
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        ctx.verify_mode = tls.CERT_REQUIRED  # MicroPython's client context starts at NONE
         with open(cafile, "rb") as f:
             # DER: the unix port's mbedTLS is built without PEM parsing ("invalid cert").
-            ctx.load_verify_locations(cadata=f.read())
+            der = f.read()
+        if tls.__name__ == "ssl":
+            ctx.load_verify_locations(cadata=der)
+        else:
+            ctx.load_verify_locations(der)
         return ctx
 
     for case, cafile, name in (
