@@ -39,10 +39,42 @@ def firmware_dir():
     return repo_root() / "firmware"
 
 
+class StaleInterpreter(RuntimeError):
+    """HANPORT_MICROPYTHON's image holds other firmware than firmware/ has now."""
+
+
+def frozen_stamp():
+    """SHA-256 over what an image with the firmware frozen in was built from: the
+    firmware's sources and the manifests (tools/frozen-unix/build stores it beside it)."""
+    root = repo_root()
+    files = sorted(firmware_dir().glob("*.py")) + [
+        root / "tools" / "frozen-unix" / "manifest.py",
+        root / "boards" / "firmware_manifest.py",
+    ]
+    h = hashlib.sha256()
+    for path in files:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def frozen_exe():
     """HANPORT_MICROPYTHON: a unix port built with the firmware frozen in, as an ESP32 image
-    is (tools/frozen-unix/build makes one), or None for the stock interpreter."""
-    return os.environ.get("HANPORT_MICROPYTHON") or None
+    is (tools/frozen-unix/build makes one), or None for the stock interpreter.
+
+    Raises StaleInterpreter when its stamp (firmware.sha256 beside it) is not that of the
+    firmware now: its frozen modules would shadow the changed sources.
+    """
+    exe = os.environ.get("HANPORT_MICROPYTHON")
+    if not exe:
+        return None
+    stamp = Path(exe).with_name("firmware.sha256")
+    built = stamp.read_text().strip() if stamp.is_file() else None
+    if built != frozen_stamp():
+        raise StaleInterpreter(
+            f"{exe} was built from other firmware than firmware/ holds now: "
+            "run tools/frozen-unix/build again, or unset HANPORT_MICROPYTHON"
+        )
+    return exe
 
 
 def micropython_exe():
