@@ -390,6 +390,7 @@ class Recorder:
         self.server.close()
 
 
+@pytest.mark.tls
 @pytest.mark.parametrize("which", RUNTIMES)
 def test_tls_verifies_the_broker_and_sends_nothing_in_clear(broker, which):
     base = base_topic(which)

@@ -110,6 +110,7 @@ def check_backoff(times, retry_min, retry_max):
 # -- 1: TLS destinations --------------------------------------------------------------------
 
 
+@pytest.mark.tls
 def test_tls_destination_with_ca_and_password_publishes_over_tls_only(parts):
     tmp, track = parts
     certs = rig.make_ca(tmp)
@@ -134,6 +135,7 @@ def test_tls_destination_with_ca_and_password_publishes_over_tls_only(parts):
     assert not dongle.lines("failed:")
 
 
+@pytest.mark.tls
 def test_tls_with_the_wrong_ca_refuses_backs_off_and_never_goes_plaintext(parts):
     tmp, track = parts
     certs = rig.make_ca(tmp, "ca")
@@ -170,6 +172,7 @@ def test_tls_with_the_wrong_ca_refuses_backs_off_and_never_goes_plaintext(parts)
     assert clients_on(good, good.tls_port) == ["hanport-test-0"]
 
 
+@pytest.mark.tls
 def test_tls_with_the_wrong_password_is_refused_counted_and_backs_off(parts):
     tmp, track = parts
     certs = rig.make_ca(tmp)
