@@ -197,7 +197,7 @@ def _markdown(runs, frames, burst, gap, mpy):
         "# hanctl bench --pipeline",
         "",
         f"- firmware: its real main under `hanctl run`, {runtime.micropython_version()} "
-        f"unix port, shipped -O3 .mpy; broker: {_mosquitto_version()} on 127.0.0.1; "
+        f"unix port, {_image()}; broker: {_mosquitto_version()} on 127.0.0.1; "
         "subscriber: paho-mqtt on the host",
         f"- frames: Aidon List 2 ({last['frame_bytes']} B), each with its own active power; "
         "one destination, share `full`, stats every 1 s",
@@ -314,6 +314,12 @@ def mpy_total():
     """{module: .mpy bytes} of every firmware module as shipped (-O3)."""
     with tempfile.TemporaryDirectory() as tmp:
         return {p.stem: p.stat().st_size for p in runtime.compile_firmware(tmp, 3).glob("*.mpy")}
+
+
+def _image():
+    if runtime.frozen_exe():
+        return "32-bit, the firmware frozen in at -O3 (tools/frozen-unix/build)"
+    return "stock 64-bit build, the shipped -O3 .mpy loaded into its heap"
 
 
 def _mosquitto_version():
