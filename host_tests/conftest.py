@@ -19,13 +19,11 @@ RUNTIMES = ("micropython", "cpython")
 
 def pytest_collection_modifyitems(config, items):
     """On the frozen-unix image (HANPORT_MICROPYTHON, tools/frozen-unix/build) the TLS tests
-    skip: that image links Debian's system mbedTLS 2.28, not the mbedTLS that MicroPython
-    bundles, and its TLS connection asks MicroPython's heap for 38,820 bytes at once (it
-    fails at 96K, passes at 900K). The TLS tests pass on the stock interpreter, where
-    ./dev test runs them."""
+    skip: Debian's source package it is built from leaves out the mbedTLS that MicroPython
+    bundles, so it has no `tls` module. ./dev test runs them on the stock interpreter."""
     if not runtime.frozen_exe():
         return
-    skip = pytest.mark.skip(reason="TLS runs on the stock interpreter (see conftest.py)")
+    skip = pytest.mark.skip(reason="the frozen-unix image has no TLS (see conftest.py)")
     for item in items:
         if item.get_closest_marker("tls"):
             item.add_marker(skip)
