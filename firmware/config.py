@@ -387,7 +387,79 @@ def parse(raw, name=PATH, unix=False):
                       "or a file cut short" % at]  # fmt: skip
     except (MemoryError, RuntimeError):  # deep nesting: MicroPython's heap, CPython's stack
         return None, [name + ": nests too deeply to read; it is not a hanport config"]
+    if not _strict(raw):
+        return None, [name + ": is not valid JSON; look for a missing comma, quote or bracket, "
+                      "or a file cut short"]  # fmt: skip
     return validate(cfg, unix)
+
+
+# MicroPython's json.loads takes commas and colons as optional (`{"a": 1 "b": 2}`, `[1 2]`,
+# `[1,,2]` and `{"a" 1}` all load on 1.29), where CPython's refuses them: the dongle would
+# run a file `hanctl config validate` calls broken, and the owner's missing comma in a field
+# list would go unnoticed. So what json.loads took is checked against JSON's grammar
+# (RFC 8259) here, token by token, on both runtimes alike.
+_VALUE, _VALUE_OR_END, _KEY, _KEY_OR_END, _COLON, _NEXT, _DONE = range(7)
+_NUMBER = b"0123456789+-.eE"
+_DEPTH = 64
+
+
+def _strict(raw):
+    """True when raw (JSON that json.loads already took) keeps to JSON's grammar."""
+    # "{" or "[" of each open container. Deeper than this, validate() refuses the file anyway
+    # (a hanport config nests 4 deep, and takes no unknown key), so no check is needed.
+    stack = bytearray(_DEPTH)
+    depth = 0
+    want = _VALUE
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        i += 1
+        if c in b" \t\r\n":
+            continue
+        if c == 0x22:  # a string, to its closing quote (an odd escape only changes its text)
+            while i < n and raw[i] != 0x22:
+                i += 2 if raw[i] == 0x5C else 1
+            i += 1
+            if want == _KEY or want == _KEY_OR_END:
+                want = _COLON
+                continue
+        elif c == 0x3A:  # ":"
+            if want != _COLON:
+                return False
+            want = _VALUE
+            continue
+        elif c == 0x2C:  # ","
+            if want != _NEXT or not depth:
+                return False
+            want = _KEY if stack[depth - 1] == 0x7B else _VALUE
+            continue
+        elif c == 0x7B or c == 0x5B:  # "{" "["
+            if want != _VALUE and want != _VALUE_OR_END:
+                return False
+            if depth == _DEPTH:
+                return True
+            stack[depth] = c
+            depth += 1
+            want = _KEY_OR_END if c == 0x7B else _VALUE_OR_END
+            continue
+        elif c == 0x7D or c == 0x5D:  # "}" "]"
+            if want != _NEXT and want != (_KEY_OR_END if c == 0x7D else _VALUE_OR_END):
+                return False
+            depth -= 1
+            if depth < 0 or stack[depth] != (0x7B if c == 0x7D else 0x5B):
+                return False
+        elif c in _NUMBER or 0x61 <= c <= 0x7A:  # a number, true, false or null
+            if c == 0x30 and i < n and 0x30 <= raw[i] <= 0x39:
+                return False  # a leading zero: 01
+            while i < n and (raw[i] in _NUMBER or 0x61 <= raw[i] <= 0x7A):
+                i += 1
+        else:
+            return False
+        # A value (or a container) ended.
+        if want != _VALUE and want != _VALUE_OR_END and c != 0x7D and c != 0x5D:
+            return False
+        want = _NEXT if depth else _DONE
+    return want == _DONE
 
 
 def load(path=PATH, unix=False):

@@ -10,6 +10,7 @@ published message, no log line, no stats and no `hanctl` output.
 
 import json
 import shutil
+import subprocess
 import threading
 import time
 
@@ -267,3 +268,100 @@ def test_every_connection_lookup_and_message_of_a_run_with_every_share_level(par
     )
     for name, kinds in sorted(counts.items()):
         print(f"messages checked on {name}: {sum(kinds.values())} {kinds}")
+
+
+# -- secrets on the error paths ---------------------------------------------------------------
+
+BROKEN = "mqtt-Secret-Broken9z"
+SHORT_WIFI = "Zq7#x"  # 5 characters: too short for WPA2, and distinctive
+HIDDEN = (BROKEN, SHORT_WIFI, WIFI_PASSWORD)
+_DROP = object()
+
+
+def broken_configs(broker):
+    """{case: config bytes}, each holding a password and one mistake next to it."""
+
+    def with_dest(**changes):
+        d = rig.destination("B", broker, user="hanport", password=BROKEN)
+        d.update(changes)
+        return rig.config({k: v for k, v in d.items() if v is not _DROP})
+
+    cfg = with_dest()
+    good = json.dumps(cfg)
+    cases = {
+        "misspelt password key": with_dest(password=_DROP, pasword=BROKEN),
+        "password not text": with_dest(password=[BROKEN]),
+        "password too long": with_dest(password=BROKEN * 8),
+        "password without user": with_dest(user=_DROP),
+        "unknown key holding it": dict(cfg, secret=BROKEN),
+        "wifi password too short": dict(cfg, wifi=[{"ssid": "home", "password": SHORT_WIFI}]),
+        "wifi password not text": dict(cfg, wifi=[{"ssid": "home", "password": [WIFI_PASSWORD]}]),
+        "wifi network without ssid": dict(cfg, wifi=[{"password": WIFI_PASSWORD}]),
+    }
+    out = {case: json.dumps(c).encode() for case, c in cases.items()}
+    out["a comma missing after it"] = good.replace(
+        f'"{BROKEN}"', f'"{BROKEN}" "retry_min": 1'
+    ).encode()
+    out["cut short inside it"] = good[: good.index(BROKEN) + 8].encode()
+    out["not UTF-8 next to it"] = good.replace(BROKEN, BROKEN + "@").encode().replace(b"@", b"\xff")
+    return out
+
+
+class RawDongle(rig.Dongle):
+    """rig.Dongle whose config file is the given bytes as they are (not UTF-8, say)."""
+
+    def start(self):
+        self.config_path.write_bytes(self.config)
+        cmd = [str(rig.HANCTL), "run", "--config", str(self.config_path), "--uart", self.uart]
+        cmd += ["--heap", self.heap, "--state", str(self.state)]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        return self
+
+
+def test_broken_configs_and_a_refused_password_never_show_the_secret(parts):
+    tmp, track = parts
+    b = track(plain_broker(tmp, "b", "the-broker-knows-another").start())
+    sub = track(rig.Subscriber(b))
+    meter = track(Server(rig.scripted([encoder.kaifa(1)] * 200)).start())
+    uart = f"tcp://127.0.0.1:{meter.port}"
+    cases = broken_configs(b)
+    dongles = {}
+    for i, (case, raw) in enumerate(cases.items()):
+        path = tmp / f"case{i}.json"
+        path.write_bytes(raw)
+        out = subprocess.run(
+            [str(rig.HANCTL), "config", "validate", "--unix", str(path)],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 1 and out.stdout.strip(), (case, out.stdout + out.stderr)
+        assert "Traceback" not in out.stderr, out.stderr
+        for s in HIDDEN:
+            assert s not in out.stdout + out.stderr, (case, out.stdout)
+        # The dongle on the same bytes, all at once: each logs why and stays safe.
+        dongles[case] = track(RawDongle(tmp / f"fs{i}", raw, uart).start())
+    # The right user with a wrong password: refused by the broker, retried, logged.
+    cfg = rig.config(
+        rig.destination("W", b, user="hanport", password=BROKEN, retry_min=1, retry_max=1)
+    )
+    cfg["wifi"] = [{"ssid": "home", "password": WIFI_PASSWORD}]
+    refused = track(rig.Dongle(tmp / "fs-refused", cfg, uart).start())
+    for case, d in dongles.items():
+        d.wait_log("safe state", timeout=60)
+        assert any("hanport: config: " in line for line in d.output), (case, d.output)
+    deadline = time.monotonic() + 30
+    while sum("destination W failed" in x for x in refused.output) < 3:
+        assert time.monotonic() < deadline, refused.output
+        time.sleep(0.2)
+    for case, d in [*dongles.items(), ("refused password", refused)]:
+        for line in d.output:
+            for s in HIDDEN:
+                assert s not in line, (case, line)
+    assert "not authorised" in rig.broker_log(b)
+    for _, payload, _, _ in sub.messages:
+        for s in HIDDEN:
+            assert s.encode() not in payload
+    print(f"\n{len(cases)} broken configs and one refused password: no secret in any output")
