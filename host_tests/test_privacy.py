@@ -9,6 +9,7 @@ published message, no log line, no stats and no `hanctl` output.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -365,3 +366,75 @@ def test_broken_configs_and_a_refused_password_never_show_the_secret(parts):
         for s in HIDDEN:
             assert s.encode() not in payload
     print(f"\n{len(cases)} broken configs and one refused password: no secret in any output")
+
+
+# -- hanctl's output ----------------------------------------------------------------------------
+
+
+def hanctl(*args, stdin="", env=None):
+    proc = subprocess.run(
+        [str(rig.HANCTL), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, **(env or {})),
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_hanctl_never_prints_a_password(parts, dongle, tmp_path):
+    """config validate / init / push / pull, and monitor with a password in its URL, from
+    the environment, and refused by the broker."""
+    tmp, track = parts
+    from test_wizard import TWO_NETWORKS_TWO_DESTINATIONS
+
+    answers = [
+        {"wifi-pass-1": WIFI_PASSWORD, "mqtt-secret-3": PASSWORDS["F"]}.get(a, a)
+        for a in TWO_NETWORKS_TWO_DESTINATIONS
+    ]
+    answers.insert(1, SHORT_WIFI)  # refused first (too short), then the real one
+    path = tmp_path / "config.json"
+    status, out = hanctl("config", "init", str(path), stdin="".join(a + "\n" for a in answers))
+    assert status == 0, out
+    assert "too short" in out  # the refusal was said, without the password
+    assert WIFI_PASSWORD in path.read_text()  # the file holds it; the output must not
+    outputs = {"config init": out}
+    outputs["config validate"] = hanctl("config", "validate", str(path))[1]
+    (tmp_path / "ca.pem").write_text("not checked by push\n")
+    outputs["config push"] = hanctl("config", "push", "--port", dongle.port, str(path))[1]
+    pulled = tmp_path / "pulled.json"
+    outputs["config pull"] = hanctl("config", "pull", "--port", dongle.port, str(pulled))[1]
+    assert pulled.read_text() == path.read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text(path.read_text().replace(f'"{PASSWORDS["F"]}"', f'["{PASSWORDS["F"]}"]'))
+    outputs["config push (invalid)"] = hanctl("config", "push", "--port", dongle.port, str(bad))[1]
+    assert "not pushed" in outputs["config push (invalid)"]
+
+    b = track(plain_broker(tmp, "b", PASSWORDS["L"]).start())
+    url = f"mqtt://hanport:{PASSWORDS['L']}@127.0.0.1:{b.port}"
+    watch = ("--topic", "hanport/x", "--seconds", "2")
+    outputs["monitor (url)"] = hanctl("monitor", "--broker", url, *watch)[1]
+    outputs["monitor (env)"] = hanctl(
+        "monitor", "--broker", f"mqtt://127.0.0.1:{b.port}", "--user", "hanport", *watch,
+        env={"HANPORT_MQTT_PASSWORD": PASSWORDS["L"]},
+    )[1]  # fmt: skip
+    outputs["monitor (refused)"] = hanctl(
+        "monitor", "--broker", f"mqtt://hanport:{PASSWORDS['H']}@127.0.0.1:{b.port}", *watch
+    )[1]
+    outputs["monitor (bad url)"] = hanctl("monitor", "--broker", url.replace("mqtt", "http"))[1]
+    for command, text in outputs.items():
+        secret_free(f"hanctl {command}", text)
+        assert SHORT_WIFI not in text, command
+    print(f"\n{len(outputs)} hanctl outputs, no password in any")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not ours to fix (tools/hanctl/capture.py, run_command): 'cannot open {args.port}' "
+    "echoes a mqtt://user:password@host URL whole",
+)
+def test_hanctl_capture_does_not_echo_a_password_in_its_port(tmp_path):
+    port = f"mqtt://hanport:{PASSWORDS['X']}@127.0.0.1:1883/hanport/A"
+    _, out = hanctl("capture", "--port", port, "--out", str(tmp_path / "x.bin"), "--seconds", "1")
+    secret_free("hanctl capture", out)
