@@ -429,11 +429,6 @@ def test_hanctl_never_prints_a_password(parts, dongle, tmp_path):
     print(f"\n{len(outputs)} hanctl outputs, no password in any")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not ours to fix (tools/hanctl/capture.py, run_command): 'cannot open {args.port}' "
-    "echoes a mqtt://user:password@host URL whole",
-)
 def test_hanctl_capture_does_not_echo_a_password_in_its_port(tmp_path):
     port = f"mqtt://hanport:{PASSWORDS['X']}@127.0.0.1:1883/hanport/A"
     _, out = hanctl("capture", "--port", port, "--out", str(tmp_path / "x.bin"), "--seconds", "1")

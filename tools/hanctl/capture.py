@@ -15,6 +15,7 @@ import queue
 import socket
 import sys
 import time
+from urllib.parse import urlsplit
 
 from . import runtime
 
@@ -110,17 +111,25 @@ class MqttLink:
     def __init__(self, url, timeout=READ_TIMEOUT_S):
         import paho.mqtt.client as mqtt
 
-        hostport, _, base = url[7:].partition("/")
-        host, _, number = hostport.partition(":")
-        if not host or not base or (number and not number.isdigit()):
-            raise ValueError("use mqtt://HOST[:PORT]/TOPIC, TOPIC the dongle destination's")
+        parts = urlsplit(url)
+        base = parts.path.lstrip("/")
+        try:
+            number = parts.port  # ValueError when not a number
+        except ValueError:
+            number = -1
+        if not parts.hostname or not base or number == -1:
+            raise ValueError(
+                "use mqtt://[USER:PASSWORD@]HOST[:PORT]/TOPIC, TOPIC the dongle destination's"
+            )
         self.timeout = timeout
         self.messages = queue.Queue()
         subscribed = queue.Queue()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.client.on_message = lambda c, u, msg: self.messages.put(bytes(msg.payload))
         self.client.on_subscribe = lambda *args: subscribed.put(True)
-        self.client.connect(host, int(number or 1883))
+        if parts.username:
+            self.client.username_pw_set(parts.username, parts.password)
+        self.client.connect(parts.hostname, number or 1883)
         self.client.subscribe(base.rstrip("/") + "/raw")
         self.client.loop_start()
         try:
@@ -144,6 +153,15 @@ class MqttLink:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def shown(port):
+    """port as output may show it: a URL's password (mqtt://USER:PASSWORD@...) starred."""
+    parts = urlsplit(port)
+    if parts.password is None:
+        return port
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 def open_port(port, baud, parity):
@@ -201,7 +219,8 @@ def register(subparsers):
     p.add_argument(
         "--port",
         required=True,
-        help="serial port, tcp://HOST:PORT, or mqtt://HOST[:PORT]/TOPIC (a dongle's raw topic)",
+        help="serial port, tcp://HOST:PORT, or mqtt://[USER:PASSWORD@]HOST[:PORT]/TOPIC "
+        "(a dongle's raw topic)",
     )
     p.add_argument("--out", required=True, metavar="FILE", help="where the bytes go")
     p.add_argument("--baud", type=int, default=2400, help="default %(default)s")
@@ -214,11 +233,13 @@ def run_command(args):
     try:
         link = open_port(args.port, args.baud, args.parity)
     except (OSError, ValueError) as err:  # pyserial's SerialException is an OSError
-        print(f"hanctl capture: cannot open {args.port}: {err}", file=sys.stderr)
+        print(f"hanctl capture: cannot open {shown(args.port)}: {err}", file=sys.stderr)
         return 2
     tally = Tally()
     with link, open(args.out, "wb") as out:
-        print(f"capture: recording {args.port} into {args.out}; Ctrl-C ends", file=sys.stderr)
+        print(
+            f"capture: recording {shown(args.port)} into {args.out}; Ctrl-C ends", file=sys.stderr
+        )
         why = record(link, out, tally, args.seconds)
     hint = tally.hint()
     print(f"{args.out}: {tally.line()}; {why}" + (f"; {hint}" if hint else ""))
