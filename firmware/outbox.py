@@ -4,7 +4,10 @@
 # ESP32's heap. Each message is one line, appended when it is made (once an hour), so a
 # power cut mid-write loses at most that line (a torn last line is skipped on load). A
 # delivered message is removed by rewriting the rest to a temp file and renaming it over
-# the queue: the file is then the old or the new one, never a mix.
+# the queue: the file is then the old or the new one, never a mix. On littlefs (the ESP32
+# default) and the unix port that rename is atomic; FAT's is not (see _load).
+# host_tests/test_power_loss.py cuts the power at every block write of these on littlefs
+# and FAT, and kills the unix port at random instants of each.
 
 import os
 
@@ -15,16 +18,28 @@ class Outbox:
         self.capacity = capacity
         self.dropped = 0  # messages pushed out by newer ones while the queue was full
         self.count = 0
+        if self._load():  # torn by a power cut: rewrite without it
+            self._rewrite(0)
+
+    def _load(self):
+        """Count the complete lines; True when the last one is torn."""
         try:
-            with open(path) as f:
-                for line in f:
-                    if line.endswith("\n"):
-                        self.count += 1
-                    else:  # torn by a power cut: rewrite without it
-                        self._rewrite(0)
-                        break
-        except OSError:  # no queue yet
-            pass
+            f = open(self.path)
+        except OSError:
+            # MicroPython's FAT rename removes the old file, then renames (vfs_fat.c): a
+            # cut between leaves only the temp file, which was written whole and closed
+            # before the rename began. Without this, that cut lost the whole queue.
+            try:
+                os.rename(self.path + ".tmp", self.path)
+                f = open(self.path)
+            except OSError:  # no queue yet
+                return False
+        with f:
+            for line in f:
+                if not line.endswith("\n"):
+                    return True  # only the last line can be torn: appends go at the end
+                self.count += 1
+        return False
 
     def __len__(self):
         return self.count
