@@ -19,7 +19,7 @@ import threading
 import time
 from decimal import Decimal
 
-from . import decode, encoder
+from . import decode, encoder, line
 
 BAUD = 2400
 # Bits per byte on the line: start, 8 data, parity, stop (8E1), or no parity (8N1).
@@ -310,16 +310,40 @@ class Feed:
 
 
 class Server:
-    """Serves a byte stream to every client that connects to a TCP port, in a thread."""
+    """Serves a byte stream to every client that connects to a TCP port, in a thread.
 
-    def __init__(self, chunks, host="127.0.0.1", port=0):
+    line: the meter's own line setting (baud, "8E1"/"8N1", inverted), or None for a
+    transparent cable (each client gets the bytes as sent, whatever its setting). With a
+    line, each client gets what its UART would read at the setting it last announced
+    (line.receive): the HAN link is one-way, meter to dongle, so the unused dongle-to-meter
+    direction of the TCP "UART" carries the receiver's setting, one ASCII line each time
+    the UART is configured: "line 2400 8E1\n", "line 115200 8N1 inverted\n" (hal_unix.Uart).
+    A client that announced nothing reads the meter's own setting.
+
+    unplug() and plug(): the cable pulled and plugged back. The meter keeps pushing; what
+    it sends meanwhile reaches no one (counted in `unplugged_bytes`), and the TCP
+    connection stays up, as a UART's wire has no connection to lose.
+
+    delivered counts the chunks (frames) that reached a client, by the setting its UART
+    read them at (None without a line); unplugged_bytes what the pulled cable lost.
+    """
+
+    def __init__(self, chunks, host="127.0.0.1", port=0, line=None):
         self.sock = socket.create_server((host, port))
         self.port = self.sock.getsockname()[1]
         self.chunks = chunks
+        self.line = line
         self.clients = []
+        self.settings = {}  # client socket -> its announced setting
+        self.announced = []  # (time.monotonic(), setting) of every announcement
         self.connected = threading.Event()  # set when the first client arrives
         self.stopped = threading.Event()
+        self.plugged = threading.Event()
+        self.plugged.set()
         self.sent = 0
+        self.unplugged_bytes = 0
+        self.delivered = collections.Counter()
+        self.errors = {}  # framing and parity errors the clients' UARTs would have seen
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def start(self):
@@ -327,23 +351,59 @@ class Server:
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 
+    def unplug(self):
+        self.plugged.clear()
+
+    def plug(self):
+        self.plugged.set()
+
     def _accept(self):
         while not self.stopped.is_set():
             try:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            threading.Thread(target=self._listen, args=(conn,), daemon=True).start()
             self.clients.append(conn)
             self.connected.set()
+
+    def _listen(self, conn):
+        """The client's announcements of its UART setting; read (and dropped) always, so
+        a client that writes them never fills its socket buffer."""
+        pending = b""
+        while True:
+            try:
+                got = conn.recv(256)
+            except OSError:
+                return
+            if not got:
+                return
+            pending = (pending + got)[-1024:]  # an announcement is ~25 bytes
+            while b"\n" in pending:
+                text, pending = pending.split(b"\n", 1)
+                words = text.decode("ascii", "replace").split(None, 1)
+                if len(words) == 2 and words[0] == "line":
+                    setting = parse_line(words[1])  # a setting we cannot read: ignored
+                    if setting is not None:
+                        self.settings[conn] = setting
+                        self.announced.append((time.monotonic(), setting))
 
     def _serve(self):
         for wait, data in self.chunks:
             if self.stopped.is_set():
                 return
-            if data:
+            if data and not self.plugged.is_set():
+                self.unplugged_bytes += len(data)
+            elif data:
                 for c in list(self.clients):
+                    out, setting = data, None
+                    if self.line is not None:
+                        setting = self.settings.get(c, self.line)
+                        out = line.receive(data, self.line, setting, self.errors)
                     try:
-                        c.sendall(data)
+                        if out:
+                            c.sendall(out)
+                        self.delivered[setting] += 1
                     except OSError:
                         self.clients.remove(c)
                 self.sent += len(data)
@@ -360,6 +420,13 @@ class Server:
         except OSError:
             pass  # not connected: nothing to wake
         self.sock.close()
+
+
+def parse_line(text):
+    try:
+        return line.parse(text)
+    except ValueError:
+        return None
 
 
 def replay_chunks(data, baud=BAUD, speed=1.0, bits=BITS["8E1"], go=None):
@@ -382,6 +449,12 @@ def register(subparsers):
     p.add_argument("--to", default="tcp://127.0.0.1:2400", help="tcp://HOST:PORT or serial:DEV")
     p.add_argument("--speed", type=float, default=1.0, help="meter time runs N times faster")
     p.add_argument("--replay", help="serve this capture (hex text or raw bytes) instead")
+    p.add_argument(
+        "--line",
+        help='TCP only: emulate the line, "meter" for the meter\'s own setting or one like '
+        '"2400 8E1 inverted": each client reads what a UART at the setting it announces '
+        "would (hanctl run's firmware announces its own); default: the bytes as sent",
+    )
     p.set_defaults(run=run_command)
 
 
@@ -410,7 +483,12 @@ def run_command(args):
                     time.sleep(wait)
             return 0  # a serial line is never done; only Ctrl-C ends this
         host, port = args.to[6:].rsplit(":", 1)
-        server = Server(chunks, host, int(port))
+        meter_line = None
+        if args.line == "meter":
+            meter_line = (BAUD, setting, False)
+        elif args.line:
+            meter_line = line.parse(args.line)
+        server = Server(chunks, host, int(port), line=meter_line)
         server.connected = go
         server.start()
         print(f"tcp://{host}:{server.port}", flush=True)
