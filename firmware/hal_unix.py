@@ -19,8 +19,15 @@ def log(*args):
 
 
 class Uart:
-    """The meter link. read() waits for bytes; configure() is logged (a socket has no
-    baud rate or parity; the simulator serves what the meter would)."""
+    """The meter link over TCP. read() waits for bytes.
+
+    A socket has no baud rate or parity, so configure() tells the far end instead: the HAN
+    link is one-way (meter to dongle), and the unused dongle-to-meter direction carries
+    the setting as one ASCII line, "line 2400 8E1\n" or "line 115200 8N1 inverted\n",
+    sent on each configure() and again on each new connection. The simulator
+    (tools/hanctl/simulate.py Server) then serves what a UART at that setting would read
+    from its meter (tools/hanctl/line.py); a program that ignores it serves the bytes as
+    they are."""
 
     def __init__(self, url):
         if not url.startswith("tcp://") or ":" not in url[6:]:
@@ -30,9 +37,23 @@ class Uart:
         self.port = int(port)
         self._reader = None
         self._writer = None
+        self._setting = None  # the announcement line, bytes
 
     def configure(self, baud, parity, invert):
         log("uart", baud, parity, "inverted" if invert else "")
+        text = "line %d %s%s\n" % (baud, parity, " inverted" if invert else "")
+        self._setting = text.encode()
+        self._announce()
+
+    def _announce(self):
+        if self._writer is None or self._setting is None:
+            return  # sent when the connection is made
+        try:
+            # A few bytes on a fresh socket: Stream.write() sends them at once, no drain.
+            self._writer.write(self._setting)
+        except OSError as e:
+            # The connection is gone; read() sees it, reconnects and announces again.
+            log("uart: setting not sent:", repr(e))
 
     async def read(self, buf):
         """Bytes into buf; returns how many, 0 when the line is down (then retried)."""
@@ -42,6 +63,7 @@ class Uart:
             except OSError:
                 await asyncio.sleep_ms(500)  # the "cable" is unplugged: try again shortly
                 return 0
+            self._announce()
         try:
             n = await self._reader.readinto(buf)
         except OSError:
