@@ -31,10 +31,13 @@ from test_runtime_more import (
     uart,
 )
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("mosquitto") is None and not rig.Path(rig.MOSQUITTO).exists(),
-    reason="Debian's mosquitto is not installed (.ci/run installs it)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which("mosquitto") is None and not rig.Path(rig.MOSQUITTO).exists(),
+        reason="Debian's mosquitto is not installed (.ci/run installs it)",
+    ),
+    pytest.mark.tls,
+]
 
 OTHER_NAME = "broker.example.net"
 BOTH = "DNS:localhost,IP:127.0.0.1"  # what rig.make_ca's server certificate names
