@@ -103,6 +103,7 @@ class Dongle:
             "last_frame_age_s": age,
             "line": setting_name(self.link.setting),
             "line_locked": self.link.locked,
+            "line_search": self.link.search(),
             "destination": dest.counters(),
         }
 

@@ -4,6 +4,9 @@
 # P1 ports run 115200 8N1 on an inverted line. With "auto" the link tries each setting
 # until a frame passes its checksum, then keeps it (and remembers it across reboots);
 # bytes that never make a valid frame under a setting are the sign to try the next.
+# A locked setting under which bytes keep coming but no frame passes for a minute (a meter
+# swapped, or its line changed) starts the search again, without a reboot; a silent line
+# (the cable pulled) never does: no bytes is no evidence against the setting.
 #
 # The reader never waits for anything but the UART: readings go to the destinations
 # through callbacks that only queue (destination.py), so a slow broker cannot stall it.
@@ -11,10 +14,22 @@
 import time
 
 # (baud, parity, inverted) in the order tried: the Nordic HAN settings first.
-SETTINGS = ((2400, "8E1", False), (2400, "8N1", False), (115200, "8N1", True))
+# Last, a 2400 baud line read inverted: a level shifter that inverts, on a board whose
+# board.json says it does not (or the other way round); tried when nothing else worked.
+SETTINGS = (
+    (2400, "8E1", False),
+    (2400, "8N1", False),
+    (115200, "8N1", True),
+    (2400, "8E1", True),
+    (2400, "8N1", True),
+)
 # No valid frame this long after bytes started to arrive under a setting: try the next.
 # Kaifa and Aidon push List 1 every 2 s, Kamstrup every 10 s: 25 s sees two or more.
 _DETECT_MS = 25000
+# Locked, then bytes for this long with no valid frame: the setting no longer works.
+# Over twice the search's step, so a burst of line noise or a few damaged frames (a
+# meter sends one every 2-10 s) do not throw a working setting away.
+_LOST_MS = 60000
 # A pause this long inside a frame means bytes were lost (frames are sent back to back;
 # a byte at 2400 baud takes 4.2 ms, so 100 ms is over 20 character times).
 _IDLE_MS = 100
@@ -50,9 +65,15 @@ class MeterLink:
             self.candidates.insert(0, remembered)
         self.index = 0
         self.locked = not self.auto
-        self.switches = 0
+        self.switches = 0  # settings changed by the search, since boot
+        self.searches = 1 if self.auto else 0  # the boot's, and each after a lost lock
+        self.search_from = self.setting if self.auto else None  # where the last one began
+        self.search_ms = None  # the last search: its first byte to the lock
+        self._search_t0 = None
         self.last_byte = self._ticked = self.clock()
-        self._since = None  # when bytes first arrived under the current setting
+        # When bytes first arrived under the current setting (searching), or since the
+        # last valid frame (locked)
+        self._since = None
         self._frames = 0
         self._idle_done = True
         self.apply()
@@ -83,7 +104,11 @@ class MeterLink:
             self.on_bytes(buf, n)
         self.decoder.feed(buf, n)
         if not self.locked:
+            if self._search_t0 is None:
+                self._search_t0 = now
             self._detect(now)
+        elif self.auto:
+            self._watch(now)
 
     def tick(self):
         """Called every ~50 ms by main's ticker: close a frame the line left open.
@@ -101,19 +126,59 @@ class MeterLink:
             self.decoder.idle()
         if not self.locked and self._since is not None:
             self._detect(now)
+        elif self._since is not None and time.ticks_diff(now, self.last_byte) > _DETECT_MS:
+            # Locked, and the line went silent after some bytes: a glitch as the cable
+            # was pulled is no evidence of a wrong setting, nor is the silence; the minute
+            # of bad bytes starts again with the next ones.
+            self._since = None
+
+    def search(self):
+        """What the line search did, for the stats: how many searches (the boot's, and one
+        per lost lock), the setting the last began on, the settings changed since boot,
+        and the seconds from the last search's first byte to its lock (None while
+        searching, or with the setting fixed)."""
+        return {
+            "searches": self.searches,
+            "from": setting_name(self.search_from) if self.search_from else None,
+            "switches": self.switches,
+            "lock_s": None if self.search_ms is None else self.search_ms // 1000,
+        }
+
+    def _watch(self, now):
+        good = _good(self.decoder)
+        if good != self._frames:
+            self._frames = good
+            self._since = None
+        elif self._since is None:
+            self._since = now
+        elif time.ticks_diff(now, self._since) > _LOST_MS:
+            self.locked = False
+            self.searches += 1
+            self.search_from = self.setting
+            self.search_ms = None
+            self._search_t0 = now
+            self._next()
+
+    def _next(self):
+        self.index = (self.index + 1) % len(self.candidates)
+        self.switches += 1
+        self.apply()
 
     def _detect(self, now):
         if _good(self.decoder) != self._frames:
             self.locked = True
+            self._frames = _good(self.decoder)
+            self._since = None
+            if self._search_t0 is not None:
+                self.search_ms = time.ticks_diff(now, self._search_t0)
+                self._search_t0 = None
             if self.on_locked:
                 self.on_locked(self.setting)
             return
         if self._since is None:
             self._since = now
         elif time.ticks_diff(now, self._since) > _DETECT_MS:
-            self.index = (self.index + 1) % len(self.candidates)
-            self.switches += 1
-            self.apply()
+            self._next()
 
 
 def _good(decoder):
