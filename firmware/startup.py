@@ -9,6 +9,7 @@
 import asyncio
 import gc
 import json
+import os
 import sys
 
 if sys.platform == "linux":
@@ -122,16 +123,27 @@ async def safe_state(problems):
 
 def load_json(path):
     try:
-        with open(path) as f:
+        f = open(path)
+    except OSError:
+        # MicroPython's FAT rename removes the old file, then renames (vfs_fat.c): a cut
+        # between leaves only save_json's temp file, written whole. Taken back, so the next
+        # save_json cannot cut the only copy short; else state.json's salt was made anew
+        # (Home Assistant ids changed). host_tests/test_power_loss.py cuts each write.
+        try:
+            os.rename(path + ".tmp", path)
+            f = open(path)
+        except OSError:  # never written
+            return {}
+    try:
+        with f:
             return json.load(f)
-    except (OSError, ValueError):
-        return {}
+    except (OSError, ValueError):  # unreadable, or not what save_json wrote: as if never
+        return {}  # written (the checked config is checked anew, the line found anew)
 
 
 def save_json(path, value):
-    # Written whole, then renamed: a power cut leaves the old file or the new one.
+    # Written whole, then renamed: a power cut leaves the old file or the new one (on FAT
+    # perhaps only the new one's temp file: load_json takes it back).
     with open(path + ".tmp", "w") as f:
         json.dump(value, f)
-    import os
-
     os.rename(path + ".tmp", path)
