@@ -83,7 +83,7 @@ def test_outbox_killed_at_random_keeps_every_message_but_the_one_being_written(t
 
 @needs_mosquitto
 def test_dongle_killed_through_outages_loses_no_hourly_message(tmp_path):
-    counts, why = _run(power_loss.dongle_run, tmp_path, 60, SEED)
+    counts, why = _run(power_loss.dongle_run, tmp_path, 30, SEED)
     assert counts["failures"] == [], why
     assert counts["missing"] == 0, why
     # At most the hour in flight at each kill (sent, not yet whole on flash).

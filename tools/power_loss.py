@@ -705,7 +705,7 @@ def dongle_run(work, kills, seed, out=print, queue_max=40):
             tmp = state / "queue-A.jsonl.tmp"
             tmp_before = _stat(tmp)
             board.boot()
-            time.sleep(rnd.uniform(0.02, 0.4) if broker_up[0] else rnd.uniform(0.1, 1.2))
+            time.sleep(rnd.uniform(0.05, 2.0) if broker_up[0] else rnd.uniform(0.05, 0.6))
             if not board.running():
                 failures.append(f"kill {k}: the dongle stopped by itself: {board.output[-8:]}")
             counts["max_queue"] = max(counts["max_queue"], _lines(queue))
