@@ -8,16 +8,17 @@ with share hourly), hanctl's meter simulator on the TCP "UART". Each broker is s
 started again several times (across hourly frames too), and the dongle loses its power once
 while both destinations hold hourly messages on its flash.
 
-What is checked (summary["failures"] lists each breach; none is the pass):
-- every List 3 sent while the dongle ran reaches both destinations' energy topic with the
-  very registers sent, once or as QoS 1 duplicates with the same meter_time, oldest first;
-- every reading sent while a destination was connected reaches it, the very values;
-- the heap (free_heap of the stats every --stats-interval seconds) in the last hours is
-  within HEAP_BOUND of the first hours, per boot and over the run;
-- no MemoryError, no task ended, no frame rejected.
+What is checked is host_tests/soak_check.py's (summary["failures"] lists each breach): every
+hourly message at both destinations, every live reading received or counted, the heap flat,
+no MemoryError, no task ended. host_tests/test_soak.py runs 4 hours of it in CI.
 
-    .venv/bin/python tools/soak.py --hours 24 --json build/soak.json
-    HANPORT_MICROPYTHON=build/frozen-unix/micropython .venv/bin/python tools/soak.py
+At the default speed, 120, the day takes 12 minutes and the dongle keeps the line's pace
+(measured on this shared 2-core host: no live reading missing after a session's start,
+latency p99 under 5 ms; at 240, p99 rose to 0.2-0.4 s and readings were dropped).
+
+    .venv/bin/python tools/soak.py --heap 128K --json build/soak.json   # stock interpreter
+    tools/frozen-unix/build && HANPORT_MICROPYTHON=build/frozen-unix/micropython \
+        .venv/bin/python tools/soak.py --json build/soak.json          # 96K, as on an ESP32
 
 --line scaled (default) runs the meter's line as much faster as its clock, so every push of
 the day is sent; --line real keeps 2400 baud, and the simulator leaves out the pushes that
@@ -43,8 +44,7 @@ from hanctl import runtime  # noqa: E402
 from hanctl.simulate import BAUD, Feed, Meter, Server  # noqa: E402
 from soak_check import MARGIN, START, summarise  # noqa: E402
 
-# Measured: at 120 the dongle keeps the line's pace on this 2-core host (see the report).
-DEFAULT_SPEED = 120
+DEFAULT_SPEED = 120  # measured: see the docstring
 
 
 class Broker(rig.Broker):
@@ -373,15 +373,19 @@ def main(argv=None):
     p.add_argument("--keep", help="work in this folder (kept): logs, the dongle's files")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="hanport-soak-") as tmp:
-        rec = run(
-            hours=args.hours,
-            speed=args.speed,
-            heap=runtime.check_heap(args.heap),
-            line=args.line,
-            stats_interval=args.stats_interval,
-            reboot=not args.no_reboot,
-            workdir=args.keep or tmp,
-        )
+        try:
+            rec = run(
+                hours=args.hours,
+                speed=args.speed,
+                heap=runtime.check_heap(args.heap),
+                line=args.line,
+                stats_interval=args.stats_interval,
+                reboot=not args.no_reboot,
+                workdir=args.keep or tmp,
+            )
+        except AssertionError as e:  # rig: the dongle never connected (e.g. no heap for it)
+            print(f"soak: the run did not start: {e}", file=sys.stderr)
+            return 1
     s = summarise(rec)
     print(report(s))
     if args.json:
