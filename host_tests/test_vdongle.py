@@ -116,6 +116,21 @@ def test_device_reads_writes_and_hashes_through_mpremotes_transport(dongle, fs):
     assert (fs / "certs" / "ca.pem").read_bytes() == b"replaced"
 
 
+def test_a_write_keeps_a_copy_left_only_as_its_temp_file(dongle, fs):
+    # A cut inside FAT's remove-then-rename left only config.json.tmp, whole. The next push
+    # must not write over that only copy before the new file is complete.
+    (fs / "config.json.tmp").write_bytes(b'{"old": 1}')
+    with device.connect(dongle.port) as dev:
+
+        def cut(*args, **kwargs):  # the power goes while the new bytes are sent
+            raise OSError("cut")
+
+        dev.transport.fs_writefile = cut
+        with pytest.raises(OSError, match="cut"):
+            dev.write_file("/config.json", b'{"new": 2}')
+    assert (fs / "config.json").read_bytes() == b'{"old": 1}'
+
+
 def test_sha256_without_hashlib_on_the_device_reads_the_file(dongle):
     with device.connect(dongle.port) as dev:
         dev.write_file("/board.json", b"{}")

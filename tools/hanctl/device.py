@@ -62,6 +62,21 @@ except OSError:
 """
 
 
+# A cut inside FAT's rename (MicroPython removes the old file, then renames) can leave only
+# path + ".tmp", whole: the only copy. It is renamed back before a new .tmp is written over
+# it, as the firmware's load_json takes it back at boot.
+_TAKE_BACK = """\
+import os
+try:
+    os.stat({path!r})
+except OSError:
+    try:
+        os.rename({tmp!r}, {path!r})
+    except OSError:
+        pass  # no .tmp either: a first write
+"""
+
+
 class DeviceError(Exception):
     """The port is missing, busy or silent, or the device refused an operation."""
 
@@ -107,6 +122,7 @@ class Device:
         if parent not in ("", "/"):
             self.makedirs(parent)
         tmp = path + ".tmp"
+        self.exec(_TAKE_BACK.format(tmp=tmp, path=path))
         self.transport.fs_writefile(tmp, bytes(data), chunk_size=CHUNK)
         self.exec(_REPLACE.format(tmp=tmp, path=path))
 
