@@ -19,12 +19,17 @@ import time
 import reading as reading_json
 from mqtt import MQTTClient, MQTTError
 from outbox import Outbox
-from share import Share, is_energy, is_hourly
+from share import FULL, Share, is_energy, is_hourly
 
 _JSON_MAX = 1536  # the longest reading seen: 27 registers of an Aidon SE List 3, ~1 KB
 _ENERGY_MAX = 512  # energy registers, their time and the meter id: ~300 bytes
 _RAW_MAX = 512  # line bytes waiting for the raw topic: 2 s of a 2400 baud line
 _HA_STATUS = "homeassistant/status"  # = discovery.HA_STATUS, without importing discovery
+_ERROR_MAX = 60  # characters of last_error kept: the stats of four destinations fit _JSON_MAX
+
+# This boot's destinations, in the order made: the stats of a "full" destination tell how
+# the others fare (see counters()). On the device one Dongle makes them all, once.
+_made = []
 
 
 class Destination:
@@ -58,7 +63,9 @@ class Destination:
         self.failures = 0
         self.published = 0
         self.dropped = 0
-        self.last_error = None
+        self.last_error = None  # what ended the last session or attempt (kept once connected)
+        self._down_at = time.ticks_ms()  # since when there is no session; None during one
+        _made.append(self)
         self._floor_ms = cfg.get("retry_min", 1) * 1000  # the first wait after a failure
         self.backoff_ms = self._floor_ms
 
@@ -132,12 +139,16 @@ class Destination:
                 # (after a gc the next one starts clean), never the destination's task; and
                 # ValueError: a CA file that is no certificate (counted, retried, logged).
                 self.failures += 1
-                self.last_error = _describe(e)
+                c = self.client
+                why = c.describe(e) if c is not None else "error: %s" % e  # a CA file
+                self.last_error = why[:_ERROR_MAX]
                 print("hanport: destination", self.name, "failed:", self.last_error)
             finally:
                 if self.client is not None:
                     self.client.close()
                 self.client = None
+                if self._down_at is None:
+                    self._down_at = time.ticks_ms()
                 if self._live is not None:  # the session ended before it went out
                     self.dropped += 1
                     self._live = None
@@ -170,7 +181,7 @@ class Destination:
         await client.connect()
         self.connects += 1
         self.backoff_ms = self._floor_ms
-        self.last_error = None
+        self._down_at = None
         print("hanport: destination", self.name, "connected")
         await client.publish(status, b"online", retain=True, qos=1)
         if cfg["discovery"]:
@@ -235,8 +246,13 @@ class Destination:
         now = time.ticks_ms()
         if time.ticks_diff(now, self._stats_at) >= self._stats_ms:
             self._stats_at = now
-            n = _write_stats(self.stats(self), self._buf)
-            await client.publish(self.base + "/stats", memoryview(self._buf)[:n])
+            try:
+                n = _write_stats(self.stats(self), self._buf)
+            except OverflowError:  # longer than the buffer (see _ERROR_MAX): counted, not sent
+                n = 0
+                self.dropped += 1
+            if n:
+                await client.publish(self.base + "/stats", memoryview(self._buf)[:n])
 
     def _message(self, topic, payload):
         # Home Assistant announces "online" after it starts: send discovery again.
@@ -244,27 +260,50 @@ class Destination:
             self._discover = True
             self.event.set()
 
-    def counters(self):
-        return {
+    def counters(self, other=False):
+        """This destination's counters, for its stats; other: only whether it works (if
+        not, for how long and why) and how fast its broker answers (ack_ms: the last
+        PUBACK's round trip), for the stats of another destination."""
+        client = self.client
+        down = self._down_at
+        out = {
             "name": self.name,
-            "connected": self.client is not None and self.client.connected,
-            "connects": self.connects,
-            "reconnects": max(0, self.connects - 1),
+            "connected": client is not None and client.connected,
+            "down_s": None if down is None else time.ticks_diff(time.ticks_ms(), down) // 1000,
             "failures": self.failures,
             "last_error": self.last_error,
-            "published": self.published,
-            "queued": len(self.outbox),
-            "dropped": self.dropped + self.outbox.dropped,
-            "raw_dropped_bytes": self.raw_dropped,
+            "ack_ms": None if client is None else client.ack_ms,
         }
+        if other:
+            return out
+        out["connects"] = self.connects
+        out["reconnects"] = max(0, self.connects - 1)
+        out["published"] = self.published
+        out["queued"] = len(self.outbox)
+        out["dropped"] = self.dropped + self.outbox.dropped
+        out["raw_dropped_bytes"] = self.raw_dropped
+        if self.share.level == FULL:
+            # A destination's own stats cannot reach a broker it fails to reach: the
+            # owner learns of it from another one. Only a "full" destination hears of
+            # the others (it gets everything already): one with a lesser share may be
+            # somebody else's broker, which need not know what else the dongle feeds.
+            out["others"] = [d.counters(True) for d in _made if d is not self]
+        return out
 
 
-def _write_stats(stats, buf):
-    """stats (a dict of numbers, texts and small dicts) as JSON into buf, piece by piece."""
-    n = reading_json.put(buf, 0, "{")
+def _write_stats(stats, buf, n=0):
+    """stats (a dict of numbers, texts, lists and dicts of them) as JSON into buf at n,
+    piece by piece, a dict in it too: no text of the whole destination's counters with
+    the others' is made. Returns the end."""
+    n = reading_json.put(buf, n, "{")
     sep = ""
     for k in stats:
-        n = reading_json.put(buf, n, sep + json.dumps(k) + ": " + json.dumps(stats[k]))
+        v = stats[k]
+        n = reading_json.put(buf, n, sep + json.dumps(k) + ": ")
+        if isinstance(v, dict):
+            n = _write_stats(v, buf, n)
+        else:
+            n = reading_json.put(buf, n, json.dumps(v))
         sep = ", "
     return reading_json.put(buf, n, "}")
 
@@ -308,14 +347,3 @@ def _der(ca):
     if len(parts) < 3:
         raise ValueError("CA file is not a PEM certificate")
     return a2b_base64(parts[2].replace(b"\n", b"").replace(b"\r", b""))
-
-
-def _describe(e):
-    if isinstance(e, MemoryError):
-        return "out of memory"
-    if isinstance(e, MQTTError):
-        return "refused (%s)" % e.code  # 4: bad user name or password, 5: not authorised
-    if isinstance(e, asyncio.TimeoutError):
-        return "timeout"
-    # OSError(code, reason): the reason says more (the TLS alert, "no PINGRESP").
-    return "%s %s" % (type(e).__name__, " ".join(str(a) for a in e.args))

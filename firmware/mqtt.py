@@ -13,6 +13,7 @@
 
 import asyncio
 import errno
+import socket
 import struct
 
 from micropython import const
@@ -53,6 +54,14 @@ _HEAD_ROOM = const(9)  # first byte, 4 length bytes, topic length, packet id
 # MQTTError.code below zero: the broker broke the protocol, or refused a subscription.
 PROTOCOL = const(-1)
 REFUSED = const(-2)
+
+# The kind of a link's OSError, by its code (see MQTTClient.describe()).
+_KINDS = {
+    errno.ECONNREFUSED: "refused",
+    errno.ETIMEDOUT: "timeout",
+    errno.ECONNRESET: "closed",
+    errno.ECONNABORTED: "tls",  # a certificate mbedTLS refused (_handshake)
+}
 
 
 class MQTTError(Exception):
@@ -131,6 +140,13 @@ class MQTTClient:
         self.open_connection = open_connection or _open_connection
         self.max_packet = max_packet  # larger incoming packets are skipped and counted
         self.error = None  # what ended the last link
+        # What the link awaited when it failed ("DNS" while the host name is looked up):
+        # the exceptions alone do not tell an owner a name that does not resolve (unix:
+        # OSError("[addrinfo error -2]"), ESP32: a bare lwIP number) from a port that
+        # refuses, nor a broker that never answers CONNECT from one that stopped
+        # answering (each an empty asyncio.TimeoutError). See describe().
+        self.stage = None
+        self.ack_ms = None  # the last PUBACK's round trip: a slow broker shows here
         self.pings = 0  # PINGREQs sent
         self.dropped = 0  # incoming packets over max_packet
         self._r = self._w = None
@@ -168,6 +184,16 @@ class MQTTClient:
 
     async def _handshake(self, clean_session):
         packet = self._connect_packet(clean_session)
+        self.stage = "DNS"
+        if self.open_connection is _open_connection:
+            # Looked up here, before open_connection() looks it up again, so a failed
+            # lookup is known as one (see stage). The second lookup is answered from
+            # the resolver's cache (lwIP's on an ESP32). Both block the event loop, as
+            # MicroPython has no other lookup: a DNS server that does not answer holds
+            # the meter reader for lwIP's DNS timeout, which the UART driver's receive
+            # buffer covers (hal_esp32.RXBUF). An injected opener resolves for itself.
+            socket.getaddrinfo(self.host, self.port)
+        self.stage = "TCP connection"
         if self.ssl:
             # A failed handshake is an exception, never a plaintext retry. MicroPython
             # runs it on the first write, CPython inside open_connection.
@@ -180,6 +206,7 @@ class MQTTClient:
         try:
             w.write(packet)
             await w.drain()
+            self.stage = "CONNACK"
             ack = await self._read(4)
         except ValueError as e:
             # MicroPython's mbedTLS raises ValueError for a certificate it rejects (wrong
@@ -189,6 +216,7 @@ class MQTTClient:
             raise MQTTError(PROTOCOL, "no CONNACK")
         if ack[3]:
             raise MQTTError(ack[3], "connection refused")
+        self.stage = "answer"
 
     def _connect_packet(self, clean_session):
         # §3.1.2: protocol name, level 4, flags, keepalive; then the payload fields in
@@ -253,11 +281,13 @@ class MQTTClient:
         head[i] = pid >> 8
         head[i + 1] = pid & 0xFF
         entry = self._expect(pid)
+        sent = ticks_ms()
         try:
             await self._send(self._head_to(i + 2), payload)
-            await self._ack(entry)
+            await self._ack(entry, "PUBACK")
         finally:
             self._acks.pop(pid, None)
+        self.ack_ms = ticks_diff(ticks_ms(), sent)
 
     async def subscribe(self, topic, qos=0):
         """Subscribe and wait for SUBACK; returns the granted QoS (§3.9.3)."""
@@ -269,7 +299,7 @@ class MQTTClient:
         entry = self._expect(pid)
         try:
             await self._send(packet, None)
-            granted = await self._ack(entry)
+            granted = await self._ack(entry, "SUBACK")
         finally:
             self._acks.pop(pid, None)
         if granted == 0x80:
@@ -288,6 +318,24 @@ class MQTTClient:
             self._end()
             if w:
                 _shut(w, True)
+
+    def describe(self, e):
+        """What ended the link (e: what connect(), publish() or subscribe() raised), for
+        the owner: a kind, a word told apart at a glance, then what went unanswered or
+        the system's words. dns: the host name does not resolve; refused: nothing
+        listens on the port; timeout: "no CONNACK" is a broker that takes the TCP
+        connection but never answers, "no PUBACK" or "no PINGRESP" one that stopped
+        answering, "no TCP connection" a host that does not answer at all; closed: the
+        broker hung up; mqtt: it said no (4: bad user name or password, 5: not
+        authorised) or is no MQTT broker; tls; memory; error: anything else."""
+        if isinstance(e, MemoryError):
+            return "memory: out of memory"
+        if isinstance(e, MQTTError):
+            return "mqtt: %s (%d)" % (e.args[1], e.code)
+        if isinstance(e, asyncio.TimeoutError):
+            return "timeout: no " + (self.stage or "answer")
+        kind = _KINDS.get(e.args[0] if e.args else None, "error")
+        return "%s: %s" % ("dns" if self.stage == "DNS" else kind, e)
 
     def close(self):
         """Drop the link without DISCONNECT: the broker publishes the will (§3.1.2.5)."""
@@ -334,12 +382,14 @@ class MQTTClient:
         self._acks[pid] = entry
         return entry
 
-    async def _ack(self, entry):
+    async def _ack(self, entry, stage):
         try:
             await _wait_for(entry[0].wait(), self.timeout)
         except asyncio.TimeoutError as e:
             # No session is kept, so the message will not be sent again on this link:
             # end it, and let the owner's reconnect path decide.
+            if self.error is None:
+                self.stage = stage
             self._fail(e)
             raise
         if entry[1] is None:
