@@ -27,10 +27,6 @@ _RAW_MAX = 512  # line bytes waiting for the raw topic: 2 s of a 2400 baud line
 _HA_STATUS = "homeassistant/status"  # = discovery.HA_STATUS, without importing discovery
 _ERROR_MAX = 60  # characters of last_error kept: the stats of four destinations fit _JSON_MAX
 
-# This boot's destinations, in the order made: the stats of a "full" destination tell how
-# the others fare (see counters()). On the device one Dongle makes them all, once.
-_made = []
-
 
 class Destination:
     def __init__(self, cfg, hostname, stats, state_dir=""):
@@ -65,7 +61,6 @@ class Destination:
         self.dropped = 0
         self.last_error = None  # what ended the last session or attempt (kept once connected)
         self._down_at = time.ticks_ms()  # since when there is no session; None during one
-        _made.append(self)
         self._floor_ms = cfg.get("retry_min", 1) * 1000  # the first wait after a failure
         self.backoff_ms = self._floor_ms
 
@@ -141,8 +136,9 @@ class Destination:
                 self.failures += 1
                 c = self.client
                 why = c.describe(e) if c is not None else "error: %s" % e  # a CA file
+                why = " ".join(why.split())  # one line: mbedTLS wraps its reasons in \n
                 self.last_error = why[:_ERROR_MAX]
-                print("hanport: destination", self.name, "failed:", self.last_error)
+                print("hanport: destination", self.name, "failed:", why)
             finally:
                 if self.client is not None:
                     self.client.close()
@@ -219,7 +215,11 @@ class Destination:
                 n = 0
                 self.dropped += 1
             if n:
-                await client.publish(self.base + "/reading", memoryview(self._buf)[:n])
+                try:
+                    await client.publish(self.base + "/reading", memoryview(self._buf)[:n])
+                except BaseException:  # the session ends with this reading: counted
+                    self.dropped += 1
+                    raise
                 self.published += 1
         if self._discover and self._meter is not None:
             self._discover = False
@@ -260,15 +260,17 @@ class Destination:
             self._discover = True
             self.event.set()
 
-    def counters(self, other=False):
-        """This destination's counters, for its stats; other: only whether it works (if
-        not, for how long and why) and how fast its broker answers (ack_ms: the last
+    def counters(self, others=(), other=False):
+        """This destination's counters, for its stats, with how `others` (the dongle's
+        other destinations) fare if its share is "full"; other: only whether it works
+        (if not, for how long and why) and how fast its broker answers (ack_ms: the last
         PUBACK's round trip), for the stats of another destination."""
         client = self.client
         down = self._down_at
         out = {
             "name": self.name,
-            "connected": client is not None and client.connected,
+            # A session, the broker's CONNACK received: not just a TCP link being made.
+            "connected": down is None,
             "down_s": None if down is None else time.ticks_diff(time.ticks_ms(), down) // 1000,
             "failures": self.failures,
             "last_error": self.last_error,
@@ -287,7 +289,7 @@ class Destination:
             # owner learns of it from another one. Only a "full" destination hears of
             # the others (it gets everything already): one with a lesser share may be
             # somebody else's broker, which need not know what else the dongle feeds.
-            out["others"] = [d.counters(True) for d in _made if d is not self]
+            out["others"] = [d.counters(other=True) for d in others if d is not self]
         return out
 
 

@@ -104,7 +104,7 @@ class Dongle:
             "line": setting_name(self.link.setting),
             "line_locked": self.link.locked,
             "line_search": self.link.search(),
-            "destination": dest.counters(),
+            "destination": dest.counters(self.destinations),
         }
 
     async def ticker(self, wdt):

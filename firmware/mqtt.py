@@ -334,8 +334,12 @@ class MQTTClient:
             return "mqtt: %s (%d)" % (e.args[1], e.code)
         if isinstance(e, asyncio.TimeoutError):
             return "timeout: no " + (self.stage or "answer")
-        kind = _KINDS.get(e.args[0] if e.args else None, "error")
-        return "%s: %s" % ("dns" if self.stage == "DNS" else kind, e)
+        args = e.args
+        kind = _KINDS.get(args[0] if args else None, "error")
+        # OSError(code, reason): the reason alone (mbedTLS's "The certificate validity
+        # has expired"), as the kind already says what the code would.
+        why = args[1] if len(args) > 1 and isinstance(args[1], str) else e
+        return "%s: %s" % ("dns" if self.stage == "DNS" else kind, why)
 
     def close(self):
         """Drop the link without DISCONNECT: the broker publishes the will (§3.1.2.5)."""

@@ -173,12 +173,6 @@ def test_a_bad_certificate_is_refused_counted_backed_off_and_never_plaintext(par
     print(f"{fault}: {failures} attempts refused, {tries} TLS connections, none plaintext")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not ours to fix (destination.py, mqtt.py): last_error is reset at connect, so no "
-    "published stats ever holds one; mbedTLS's reason ('\\nThe certificate validity has "
-    "expired\\n') goes into the log line and last_error with its newlines",
-)
 def test_the_refusal_reason_is_one_log_line_and_reaches_the_stats(parts):
     tmp, track = parts
     ca = rig.make_ca(tmp)
