@@ -132,12 +132,13 @@ class Dongle:
         self.config_path = self.state.parent / (self.state.name + "-config.json")
         self.config = config
         self.uart = uart
-        # Issue 3 asks for -X heapsize=96K. On this 64-bit unix port the firmware's code
-        # takes ~75 KB once loaded (pointers are twice an ESP32's, a heap block 32 bytes
-        # instead of 16). Every test here passes at 112K; at 104K those with one plain
-        # destination pass, those with two or with TLS run out (README, "Memory"). They
-        # run at 128K, for margin (HANPORT_TEST_HEAP=96K shows the gap).
-        self.heap = heap or os.environ.get("HANPORT_TEST_HEAP", "128K")
+        # The heap an ESP32 has, 96K, is proved on the frozen-unix image (./dev test's last
+        # stage sets HANPORT_TEST_HEAP=96K with it). The stock 64-bit interpreter loads the
+        # firmware's ~59 KB of code into its heap, in objects twice an ESP32's size: there
+        # the tests check behaviour, at 160K, where no test's layout of a fragmented heap
+        # decides the result (at 128K the discovery test failed on a 640-byte allocation
+        # with 10-18 KB free, about half the time).
+        self.heap = heap or os.environ.get("HANPORT_TEST_HEAP", "160K")
         self.proc = None
         self.output = []
 

@@ -6,7 +6,7 @@ message or grew its heap.
   very registers sent, once or as QoS 1 duplicates with the same meter_time, oldest first;
 - every live reading sent while a destination was connected arrives with the very values
   sent, or the dongle counted it as dropped (and those stay within PACE);
-- the heap in use in the last hours is within HEAP_BOUND of the first hours, over the run
+- the heap in use in the last hours is within heap_bound() of the first hours, over the run
   and within each boot;
 - no MemoryError, no task ended, no frame rejected, in the logs and the stats.
 """
@@ -25,13 +25,21 @@ ENERGY += ("reactive_energy_import", "reactive_energy_export")
 # is not decided: it may be on its way when the broker or the dongle goes. Generous, as
 # other jobs share this machine's two cores.
 MARGIN = 1.0
-# How far the heap in use (after a collect) may rise from the first hours to the last: 2 KB,
-# as the 10,000-frame test allows (test_runtime_more.py), on each window's floor (min) and
-# median. Not on its max: one stats in a few hundred is taken while a session is being
-# made or a QoS 1 message awaits its PUBACK, up to 2.3 KB above the rest (measured). 2 KB
-# is 64 of the 64-bit unix port's 32-byte blocks: one kept every 560 frames over a day
-# (36,000 frames between the windows), every 95 frames over the 4-hour CI run.
-HEAP_BOUND = 2048
+# How far the heap in use (after a collect) may rise from the first hours to the last, in
+# heap blocks (16 bytes on a 32-bit build, 32 on the 64-bit unix port: 2 or 4 KB), on each
+# window's floor (min) and median. Not on its max: one stats in a few hundred is taken
+# while a session is being made or a QoS 1 message awaits its PUBACK, up to 2.3 KB above
+# the rest (measured). Measured over 4 hours with outages: +76 blocks on the frozen-unix
+# image, +69 on the stock port, both within the first outage, flat after; over 24 hours
+# (36,000 frames between the windows) +8 blocks.
+HEAP_BOUND_BLOCKS = 128
+
+
+def heap_bound(rec):
+    """HEAP_BOUND_BLOCKS in bytes for the interpreter the run had."""
+    return HEAP_BOUND_BLOCKS * getattr(rec, "heap_block", 16)
+
+
 # Wall seconds after a (re)connection in which live readings may be dropped by design:
 # the session first publishes its status and the queued energy with QoS 1, one PUBACK
 # round trip each, and the one-slot live buffer keeps only the newest reading meanwhile.
@@ -295,6 +303,7 @@ def _heap(stats, rec, boot_of, failures):
     """Heap in use (heap size - free_heap after a collect) by simulated hour: the first
     hours against the last, over the run and within each boot."""
     size = _heap_bytes(rec.heap)
+    bound = heap_bound(rec)
     walls = [s[0] for s in rec.sent]
     points = []  # (simulated hours, boot, used)
     for t, s in stats:
@@ -324,13 +333,13 @@ def _heap(stats, rec, boot_of, failures):
     def compare(first, last, what):
         if first is None or last is None:
             failures.append(f"heap: no samples for {what}")
-        elif max(last["min"] - first["min"], last["median"] - first["median"]) > HEAP_BOUND:
+        elif max(last["min"] - first["min"], last["median"] - first["median"]) > bound:
             failures.append(f"heap grew {what}: {first} -> {last}")
 
     # The first hour aside: the first boot's connections and imports settle in it.
     first, last = window(hours / 24, hours / 24 + span), window(hours - span, hours + 1)
     compare(first, last, "over the run")
-    out = {"size": size, "bound": HEAP_BOUND, "first": first, "last": last, "per_boot": []}
+    out = {"size": size, "bound": bound, "first": first, "last": last, "per_boot": []}
     for k in sorted({b for _, b, _ in points if b is not None}):
         hs = [h for h, b, _ in points if b == k]
         if hs[-1] - hs[0] < 2 * span:

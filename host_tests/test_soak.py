@@ -6,7 +6,7 @@ dongle's flash. tools/soak.py runs the same for 24 hours; soak_check.py holds th
 
 With HANPORT_MICROPYTHON (an interpreter with the firmware frozen in) the dongle gets a
 96K heap, as on an ESP32; the stock interpreter, which loads the code into its heap, does
-not fit two destinations there and gets rig.py's test heap (128K unless HANPORT_TEST_HEAP).
+not fit two destinations there and gets rig.py's test heap (160K unless HANPORT_TEST_HEAP).
 """
 
 import copy
@@ -38,7 +38,7 @@ SPEED = 150
 def heap():
     if runtime.frozen_exe():
         return "96K"
-    return os.environ.get("HANPORT_TEST_HEAP", "128K")
+    return os.environ.get("HANPORT_TEST_HEAP", "160K")  # rig.py says why
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_four_hours_with_outages_and_a_power_cut_lose_nothing_and_keep_the_heap(
     assert s["destinations"]["hourly"]["readings"]["received"] >= 1  # its live List 3
     h = s["heap"]
     assert h["first"]["samples"] >= 10 and h["last"]["samples"] >= 10
-    assert h["last"]["median"] - h["first"]["median"] <= soak_check.HEAP_BOUND
+    assert h["last"]["median"] - h["first"]["median"] <= h["bound"]
     assert len(h["per_boot"]) == 2  # before and after the power cut
     assert s["log_problems"] == []
 
@@ -122,11 +122,13 @@ def test_live_readings_lost_without_a_count_fail_the_run(recording):
 
 
 def test_heap_growth_fails_the_run(recording):
+    bound = soak_check.heap_bound(recording)
+
     def leak(m):
         if not m[1].endswith("/stats"):
             return m
         s = json.loads(m[2])
-        s["free_heap"] -= int(soak_check.HEAP_BOUND * 2.5 * (m[0] - start) / (end - start))
+        s["free_heap"] -= int(bound * 2.5 * (m[0] - start) / (end - start))
         return (m[0], m[1], json.dumps(s).encode(), m[3])
 
     start, end = recording.sent[0][0], recording.sent[-1][0]

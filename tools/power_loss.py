@@ -57,7 +57,7 @@ from hanctl import device, encoder, run, runtime  # noqa: E402
 from hanctl.simulate import Server  # noqa: E402
 
 DRIVER = HOST_TESTS / "power_loss_driver.py"
-HEAP = "128K"  # rig.Dongle's heap for the stock unix interpreter (see rig.py)
+HEAP = "160K"  # rig.Dongle's heap for the stock unix interpreter (see rig.py)
 WRITERS = ("push", "write", "save_json")
 
 

@@ -16,7 +16,7 @@ At the default speed, 120, the day takes 12 minutes and the dongle keeps the lin
 (measured on this shared 2-core host: no live reading missing after a session's start,
 latency p99 under 5 ms; at 240, p99 rose to 0.2-0.4 s and readings were dropped).
 
-    .venv/bin/python tools/soak.py --heap 128K --json build/soak.json   # stock interpreter
+    .venv/bin/python tools/soak.py --heap 160K --json build/soak.json   # stock interpreter
     tools/frozen-unix/build && HANPORT_MICROPYTHON=build/frozen-unix/micropython \
         .venv/bin/python tools/soak.py --json build/soak.json          # 96K, as on an ESP32
 
@@ -28,6 +28,7 @@ no longer fit (counted as skipped). Only frames actually sent are expected anywh
 import argparse
 import datetime as dt
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -277,11 +278,22 @@ def run(hours=24, speed=DEFAULT_SPEED, heap="96K", line="scaled", stats_interval
             wall=time.monotonic() - started,
             interpreter=runtime.micropython_exe(),
             frozen=runtime.frozen_exe() is not None,
+            heap_block=_heap_block(),
         )
     finally:
         for x in reversed(stop):
             for y in x if isinstance(x, list) else [x]:
                 getattr(y, "stop", getattr(y, "close", None))()
+
+
+def _heap_block():
+    """Bytes in one of the interpreter's heap blocks: four machine words, so 16 on a 32-bit
+    build (the frozen-unix image, an ESP32) and 32 on the stock 64-bit unix port."""
+    out = subprocess.run(
+        [runtime.micropython_exe(), "-c", "import sys; print(sys.maxsize > 0x7FFFFFFF)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return 32 if out.stdout.strip() == "True" else 16
 
 
 def _queued(fs, name):
