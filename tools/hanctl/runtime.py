@@ -45,10 +45,12 @@ class StaleInterpreter(RuntimeError):
 
 def frozen_stamp():
     """SHA-256 over what an image with the firmware frozen in was built from: the
-    firmware's sources and the manifests (tools/frozen-unix/build stores it beside it)."""
+    firmware's sources, the manifests and the build script (tools/frozen-unix/build
+    stores it beside the image)."""
     root = repo_root()
     files = sorted(firmware_dir().glob("*.py")) + [
         root / "tools" / "frozen-unix" / "manifest.py",
+        root / "tools" / "frozen-unix" / "build",  # the MicroPython version and the flags
         root / "boards" / "firmware_manifest.py",
     ]
     h = hashlib.sha256()
@@ -139,7 +141,8 @@ def compile_firmware(out_dir=None, opt=None):
         mpy = out / (py.stem + ".mpy")
         if mpy.exists() and mpy.stat().st_mtime_ns >= py.stat().st_mtime_ns:
             continue
-        tmp = mpy.with_suffix(".tmp")
+        # Its own temp name per process: test workers (pytest-xdist) compile at once.
+        tmp = mpy.with_suffix(f".{os.getpid()}.tmp")
         subprocess.run([exe, f"-O{opt}", "-o", str(tmp), "-s", py.name, str(py)], check=True)
         os.replace(tmp, mpy)
     for mpy in out.glob("*.mpy"):  # a module removed from firmware/ must not linger
