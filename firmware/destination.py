@@ -17,7 +17,7 @@ import random
 import time
 
 import reading as reading_json
-from mqtt import MQTTClient, MQTTError
+from mqtt import MQTTClient
 from outbox import Outbox
 from share import FULL, Share, is_energy, is_hourly
 
@@ -129,14 +129,21 @@ class Destination:
         while True:
             try:
                 await self._session()
-            except (OSError, MQTTError, asyncio.TimeoutError, MemoryError, ValueError) as e:
-                # MemoryError too: a heap too fragmented for this message ends the session
-                # (after a gc the next one starts clean), never the destination's task; and
-                # ValueError: a CA file that is no certificate (counted, retried, logged).
+            except Exception as e:
+                # Whatever ends a session is counted, logged and retried with backoff,
+                # never the destination's task (the watchdog would reset the dongle, and
+                # again at each connect: a broker's malformed packet, an IndexError in the
+                # client, would take every destination down with it). MemoryError too: a
+                # heap too fragmented for this message (after a gc the next one starts
+                # clean); ValueError: a CA file that is no certificate.
                 self.failures += 1
                 c = self.client
-                why = c.describe(e) if c is not None else "error: %s" % e  # a CA file
-                why = " ".join(why.split())  # one line: mbedTLS wraps its reasons in \n
+                if isinstance(e, MemoryError):
+                    why = "memory: out of memory"  # nothing allocated while the heap is short
+                elif c is not None:
+                    why = " ".join(c.describe(e).split())  # one line: mbedTLS wraps in \n
+                else:
+                    why = "error: %s" % e  # before the client: the CA file
                 self.last_error = why[:_ERROR_MAX]
                 print("hanport: destination", self.name, "failed:", why)
             finally:
@@ -246,11 +253,21 @@ class Destination:
         now = time.ticks_ms()
         if time.ticks_diff(now, self._stats_at) >= self._stats_ms:
             self._stats_at = now
+            stats = self.stats(self)
             try:
-                n = _write_stats(self.stats(self), self._buf)
-            except OverflowError:  # longer than the buffer (see _ERROR_MAX): counted, not sent
-                n = 0
-                self.dropped += 1
+                n = _write_stats(stats, self._buf)
+            except OverflowError:
+                # Longer than the buffer: four destinations with long names and errors.
+                # The others' errors cut to their kind ("dns", "tls"), then counted if
+                # still too long (see _ERROR_MAX).
+                for other in stats.get("destination", {}).get("others", ()):
+                    if other["last_error"]:
+                        other["last_error"] = other["last_error"].split(":")[0]
+                try:
+                    n = _write_stats(stats, self._buf)
+                except OverflowError:
+                    n = 0
+                    self.dropped += 1
             if n:
                 await client.publish(self.base + "/stats", memoryview(self._buf)[:n])
 

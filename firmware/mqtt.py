@@ -60,7 +60,6 @@ _KINDS = {
     errno.ECONNREFUSED: "refused",
     errno.ETIMEDOUT: "timeout",
     errno.ECONNRESET: "closed",
-    errno.ECONNABORTED: "tls",  # a certificate mbedTLS refused (_handshake)
 }
 
 
@@ -203,6 +202,10 @@ class MQTTClient:
         else:
             r, w = await self.open_connection(self.host, self.port)
         self._r, self._w = r, w
+        if self.ssl:
+            # MicroPython runs the handshake on the first write: what fails now is TLS
+            # (told by the stage, not by an errno: lwIP uses ECONNABORTED for TCP too).
+            self.stage = "TLS handshake"
         try:
             w.write(packet)
             await w.drain()
@@ -336,6 +339,8 @@ class MQTTClient:
             return "timeout: no " + (self.stage or "answer")
         args = e.args
         kind = _KINDS.get(args[0] if args else None, "error")
+        if self.stage == "TLS handshake":
+            kind = "tls"
         # OSError(code, reason): the reason alone (mbedTLS's "The certificate validity
         # has expired"), as the kind already says what the code would.
         why = args[1] if len(args) > 1 and isinstance(args[1], str) else e

@@ -154,3 +154,67 @@ def test_four_destinations_three_failing_three_ways_stats_still_fit_and_name_eac
     powers = [r["active_power_import"] for r in rec.json("h/reading")]
     assert powers == [1000 + i for i in range(len(frames))], log
     assert stats["bytes_received"] == server.sent
+
+
+# -- a broker that breaks the protocol --------------------------------------------------------
+
+
+class MalformedBroker:
+    """Takes each connection, answers CONNECT with CONNACK, then sends a PUBACK without its
+    packet id (remaining length 0): what a broken or hostile broker may send."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed by stop()
+                return
+            self.connections += 1
+            with conn:
+                try:
+                    conn.recv(1024)  # CONNECT
+                    conn.sendall(b"\x20\x02\x00\x00" + b"\x40\x00")
+                    time.sleep(0.5)
+                except OSError:
+                    pass  # the dongle hung up first: the next connection is the same
+
+    def stop(self):
+        self.sock.close()
+
+
+def test_a_broker_breaking_the_protocol_is_a_failure_not_a_reset(parts):
+    # Before: the client's IndexError on the short PUBACK ended the destination's task, the
+    # watchdog was no longer fed and the dongle reset, at each connection to that broker.
+    from hanctl.simulate import Server
+    from test_runtime_more import Dongle, power_stream, uart
+
+    tmp, track = parts
+    good = track(rig.Broker(tmp, "good").start())
+    bad = track(MalformedBroker().start())
+    sub = track(rig.Subscriber(good))
+    meter = track(Server(power_stream(gap=0.2)).start())
+    cfg = rig.config(
+        rig.destination("G", good),
+        rig.destination("M", SimpleNamespace(port=bad.port), retry_min=1, retry_max=1),
+    )
+    dongle = track(Dongle(tmp / "fs", cfg, uart(meter)).start())
+    dongle.wait_lines("destination M failed:", 3, timeout=30)
+    sub.wait("G/reading", count=20)
+    assert bad.connections >= 3  # retried, with backoff, by a task that still runs
+    assert not dongle.lines("not feeding the watchdog"), dongle.output[-20:]
+    assert not dongle.lines("ended:"), dongle.output[-20:]
