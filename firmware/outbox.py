@@ -10,6 +10,7 @@
 # and FAT, and kills the unix port at random instants of each.
 
 import os
+from errno import ENOENT
 
 
 class Outbox:
@@ -25,10 +26,13 @@ class Outbox:
         """Count the complete lines; True when the last one is torn."""
         try:
             f = open(self.path)
-        except OSError:
+        except OSError as e:
             # MicroPython's FAT rename removes the old file, then renames (vfs_fat.c): a
             # cut between leaves only the temp file, which was written whole and closed
-            # before the rename began. Without this, that cut lost the whole queue.
+            # before the rename began. Without this, that cut lost the whole queue. Only
+            # when the queue is missing: never over one that failed to open for now.
+            if e.errno != ENOENT:
+                return False
             try:
                 os.rename(self.path + ".tmp", self.path)
                 f = open(self.path)

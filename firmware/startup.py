@@ -11,6 +11,7 @@ import gc
 import json
 import os
 import sys
+from errno import ENOENT
 
 if sys.platform == "linux":
     import hal_unix as hal
@@ -124,7 +125,9 @@ async def safe_state(problems):
 def load_json(path):
     try:
         f = open(path)
-    except OSError:
+    except OSError as e:
+        if e.errno != ENOENT:  # there, but not readable now: never replaced by the temp file
+            return {}
         # MicroPython's FAT rename removes the old file, then renames (vfs_fat.c): a cut
         # between leaves only save_json's temp file, written whole. Taken back, so the next
         # save_json cannot cut the only copy short; else state.json's salt was made anew
