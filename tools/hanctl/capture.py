@@ -15,7 +15,7 @@ import queue
 import socket
 import sys
 import time
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from . import runtime
 
@@ -127,8 +127,11 @@ class MqttLink:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.client.on_message = lambda c, u, msg: self.messages.put(bytes(msg.payload))
         self.client.on_subscribe = lambda *args: subscribed.put(True)
-        if parts.username:
-            self.client.username_pw_set(parts.username, parts.password)
+        if parts.username:  # percent-encoded in the URL: a password may hold / # ? @
+            password = parts.password
+            self.client.username_pw_set(
+                unquote(parts.username), None if password is None else unquote(password)
+            )
         self.client.connect(parts.hostname, number or 1883)
         self.client.subscribe(base.rstrip("/") + "/raw")
         self.client.loop_start()
@@ -157,7 +160,10 @@ class MqttLink:
 
 def shown(port):
     """port as output may show it: a URL's password (mqtt://USER:PASSWORD@...) starred."""
-    parts = urlsplit(port)
+    try:
+        parts = urlsplit(port)
+    except ValueError:  # not a URL urllib can read: shown only up to its user
+        return port.rpartition("@")[2] if "@" in port else port
     if parts.password is None:
         return port
     host = parts.netloc.rpartition("@")[2]
