@@ -240,6 +240,7 @@ def test_every_connection_lookup_and_message_of_a_run_with_every_share_level(par
         secret_free("the dongle's log", line)
 
     # -- every lookup and connection -------------------------------------------------------
+    dongle.stop()  # the logs whole: nothing more can be written to them
     configured = {("127.0.0.1", meter.port), ("localhost", f.tls_port)}
     configured |= {("127.0.0.1", brokers[n].port) for n in ("L", "H", "X")}
     lookups = dongle.lookups()

@@ -99,7 +99,8 @@ class AuditDongle(rig.Dongle):
         if not self.strace:
             return out
         for line in self.trace.read_text().splitlines():
-            m = re.match(r"\d+ (connect|sendto|sendmsg|sendmmsg)\((.*)", line)
+            # strace pads the pid to five columns: "5031  connect(", "12345 connect(".
+            m = re.match(r"\d+\s+(connect|sendto|sendmsg|sendmmsg)\((.*)", line)
             if not m:
                 continue
             call, rest = m.groups()
