@@ -191,6 +191,17 @@ class Dongle:
         runtime.stop_group(self.proc)
 
 
+def expected_readings(frames):
+    """What the firmware's decoder makes of the frames (it is proven on real captures)."""
+    from decoder import Decoder
+
+    out = []
+    d = Decoder(out.append)
+    for f in frames:
+        d.feed(f)
+    return out
+
+
 def destination(name, broker, share="full", **extra):
     d = {
         "name": name,

@@ -81,16 +81,6 @@ def meter_hours(hours):
     return frames
 
 
-def expected_readings(frames):
-    from decoder import Decoder
-
-    out = []
-    d = Decoder(out.append)
-    for f in frames:
-        d.feed(f)
-    return out
-
-
 def secret_free(what, text):
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
@@ -168,7 +158,7 @@ def test_every_connection_lookup_and_message_of_a_run_with_every_share_level(par
         dongle.wait_log(f"destination {name} connected", timeout=40)
     go.set()
 
-    want = expected_readings(frames)
+    want = rig.expected_readings(frames)
     hourly = [r for r in want if "active_energy_import" in r]
     assert len(hourly) == HOURS
     subs["H"].wait("H/energy", HOURS, timeout=60)

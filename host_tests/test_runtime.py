@@ -43,17 +43,6 @@ def kaifa_day(hours, first_hour=0, power=1000):
     return frames
 
 
-def expected_readings(frames):
-    """What the decoder makes of the frames (the decoder is proven on real captures)."""
-    from decoder import Decoder
-
-    out = []
-    d = Decoder(out.append)
-    for f in frames:
-        d.feed(f)
-    return out
-
-
 def test_each_destination_gets_its_share_and_no_one_else_anything(parts):
     tmp, track = parts
     a = track(rig.Broker(tmp, "a").start())
@@ -70,7 +59,7 @@ def test_each_destination_gets_its_share_and_no_one_else_anything(parts):
     dongle.wait_log("destination B connected")
     go.set()
 
-    want = expected_readings(frames)
+    want = rig.expected_readings(frames)
     got = sub_a.wait("A/reading", len(want))
     assert [m[1].decode() for m in got] == [to_json(r) for r in want]  # byte for byte
     assert all(not m[2] for m in got)  # live readings are not retained

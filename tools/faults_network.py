@@ -70,17 +70,6 @@ def hourly_frames(hours):
     return frames
 
 
-def decode(frames):
-    """What the firmware's decoder makes of the frames (proven on real captures)."""
-    from decoder import Decoder
-
-    out = []
-    d = Decoder(out.append)
-    for f in frames:
-        d.feed(f)
-    return out
-
-
 class Meter:
     """The frames for simulate.Server, `period` seconds apart once `go` is set; the time each
     went out is kept, and `hourly` is set as each List 3 goes."""
@@ -226,7 +215,7 @@ def broker_kills(
     tmp = Path(tmp)
     frames = hourly_frames(hours)
     want = []
-    for r in decode(frames):
+    for r in rig.expected_readings(frames):
         if "active_energy_import" in r:
             full = json.loads(rig_to_json(r))
             want.append({k: full[k] for k in ENERGY_FIELDS + ("meter_time", "meter_id")})
