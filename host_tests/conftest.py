@@ -18,12 +18,12 @@ RUNTIMES = ("micropython", "cpython")
 
 
 def pytest_collection_modifyitems(config, items):
-    """On the frozen-unix image (HANPORT_MICROPYTHON, tools/frozen-unix/build) the TLS tests
-    skip: Debian's source package it is built from leaves out the mbedTLS that MicroPython
-    bundles, so it has no `tls` module. ./dev test runs them on the stock interpreter."""
-    if not runtime.frozen_exe():
+    """The TLS tests skip on an interpreter built without a `tls` module: a frozen-unix image
+    (HANPORT_MICROPYTHON) built where Debian's mbedTLS source could not be fetched."""
+    exe = runtime.frozen_exe()
+    if not exe or runtime.has_tls(exe):
         return
-    skip = pytest.mark.skip(reason="the frozen-unix image has no TLS (see conftest.py)")
+    skip = pytest.mark.skip(reason=f"{exe} was built without TLS (tools/frozen-unix/build)")
     for item in items:
         if item.get_closest_marker("tls"):
             item.add_marker(skip)

@@ -79,6 +79,12 @@ def frozen_exe():
     return exe
 
 
+def has_tls(exe):
+    """Whether the interpreter exe has MicroPython's `tls` module."""
+    proc = subprocess.run([exe, "-c", "import tls"], capture_output=True, timeout=30)
+    return proc.returncode == 0
+
+
 def micropython_exe():
     """Path of the `micropython` executable, or None.
 
