@@ -22,6 +22,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 
 from hanctl import runtime
+from hanctl.loopback import make_ca  # noqa: F401 - the tests' CA, as rig.make_ca
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HANCTL = Path(sys.executable).parent / "hanctl"
@@ -244,62 +245,6 @@ def scripted(frames, go=None, gap=0.3, baud=2400):
         yield gap, b""
     while True:
         yield 0.5, b""
-
-
-def make_ca(tmp, name="ca", cn="hanport test CA"):
-    """A CA and a server certificate for 127.0.0.1/localhost, made with openssl."""
-    d = Path(tmp) / name
-    d.mkdir(parents=True, exist_ok=True)
-
-    def ssl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
-    ssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-subj",
-        f"/CN={cn}",
-    )
-    ssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    )
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    ssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    )
-    return d
 
 
 # -- Added for test_runtime_more.py: TLS brokers, times of log lines, the dongle's sockets --

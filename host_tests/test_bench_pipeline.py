@@ -41,3 +41,17 @@ def test_heap_sizes_parse_as_the_unix_port_reads_them():
     assert bench_pipeline._heap_bytes("1M") == 1024 * 1024
     assert bench_pipeline._heap_bytes("20000") == 20000
     assert bench_pipeline._heap_bytes("1000w") == 8000  # 64-bit words
+
+
+@pytest.mark.tls
+def test_short_run_over_tls_reports_the_heap_and_mbedtls_buffers():
+    text = bench_pipeline.report(heap="256K", frames=10, burst=30, idle=1.0, tls=True)
+
+    assert "over TLS (mosquitto's TLS listener; the dongle verifies its CA)" in text, text
+    row = re.search(r"^\| 256K \| (\w+) \|(.*)\|$", text, re.M)
+    assert row and row[1] == "yes", text  # the dongle published over its TLS session
+    assert "the dongle counted 100 readings in all" in text, text  # 10 paced + 3 x 30
+    tail = text.splitlines()[-1]
+    measured = rf"{NUMBER} B with no TLS connection; each of 2 TLS connections held open: "
+    measured += r"\+\d+ B, \+\d+ B\."
+    assert re.search(measured, tail) or "valgrind is not installed" in tail, tail

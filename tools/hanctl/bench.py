@@ -53,6 +53,11 @@ def register(subparsers):
     parser.add_argument(
         "--heap", default="96K", help="MicroPython heap of the pipeline run (default 96K)"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="the pipeline's destination over TLS, with a CA made by openssl for the run",
+    )
     parser.set_defaults(run=run_command)
 
 
@@ -216,5 +221,5 @@ def run_command(args):
     print(report(frames, source, args.rounds))
     if args.pipeline:
         print(flush=True)  # the decoder's report shows while the pipeline runs
-        print(bench_pipeline.report(heap=runtime.check_heap(args.heap)))
+        print(bench_pipeline.report(heap=runtime.check_heap(args.heap), tls=args.tls))
     return 0

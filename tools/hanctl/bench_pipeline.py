@@ -10,19 +10,23 @@ shipped -O3 .mpy), a meter on its TCP "UART" (simulate.Server), a paho-mqtt subs
   - CPU per frame: the `micropython` process's CPU time over frames sent back to back,
     minus its idle CPU (ticker, stats) over the same time;
   - .mpy: every firmware module as shipped (-O3).
+With tls=True (`--tls`) the destination is mosquitto's TLS listener, its certificate from a
+CA that openssl makes for the run, verified by the dongle (tls.ca), as an owner's would be.
 If the firmware does not run at the heap asked for, the report says why and runs again at
 FALLBACK_HEAP. About 30 s with the defaults, and ~8 s more for a heap that fails.
 """
 
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 from . import encoder, runtime
-from .loopback import Broker, CpuClock, Dongle, Line, Subscriber
+from .loopback import Broker, CpuClock, Dongle, Line, Subscriber, make_ca
 
 FALLBACK_HEAP = "256K"
 TARGETS = {"latency_ms": 20.0, "steady_heap": 48 * 1024}  # issue 3: median; steady state
@@ -34,20 +38,22 @@ GIVE_UP = 3  # frames lost in a row: the dongle is not working at this heap
 BURSTS = 3  # CPU bursts; the table shows their median
 
 
-def report(heap="96K", frames=200, burst=300, gap=0.1, idle=2.0):
+def report(heap="96K", frames=200, burst=300, gap=0.1, idle=2.0, tls=False):
     """Markdown report of one pipeline run at `heap` (and at FALLBACK_HEAP if that fails):
     `frames` paced frames for latency, `burst` back-to-back frames for CPU, `gap` seconds
-    of quiet after each paced frame's message, `idle` seconds of idle CPU measured."""
-    missing = _missing_parts()
+    of quiet after each paced frame's message, `idle` seconds of idle CPU measured; the
+    destination over TLS if `tls`."""
+    missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
-    runs = [measure(heap, frames, burst, gap, idle)]
+    runs = [measure(heap, frames, burst, gap, idle, tls)]
     if runs[0]["problem"] and _heap_bytes(heap) != _heap_bytes(FALLBACK_HEAP):
-        runs.append(measure(FALLBACK_HEAP, frames, burst, gap, idle))
-    return _markdown(runs, frames, burst, gap, mpy_total())
+        runs.append(measure(FALLBACK_HEAP, frames, burst, gap, idle, tls))
+    text = _markdown(runs, frames, burst, gap, mpy_total(), tls)
+    return text + ("\n" + tls_c_heap() if tls else "")
 
 
-def _missing_parts():
+def _missing_parts(tls):
     if not os.access(Broker.exe(), os.X_OK):
         return "Debian's mosquitto is not installed (apt-get install mosquitto; .ci/run does)"
     try:
@@ -56,22 +62,31 @@ def _missing_parts():
         return "paho-mqtt is not installed (pip install -e '.[dev]')"
     if runtime.micropython_exe() is None:
         return "the MicroPython unix port is not installed (./dev test installs it)"
+    if tls and not runtime.has_tls(runtime.micropython_exe()):
+        return f"{runtime.micropython_exe()} has no tls module"
+    if tls and not shutil.which("openssl"):
+        return "openssl is not installed (it makes the run's CA)"
     return None
 
 
-def measure(heap, frames, burst, gap, idle):
+def measure(heap, frames, burst, gap, idle, tls=False):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
     run.update(stats=[], log=[], frame_bytes=len(encoder.aidon(2)))
     with tempfile.TemporaryDirectory(prefix="hanport-bench-") as tmp:
-        broker = Broker(tmp).start()
+        certs = None
+        if tls:
+            certs = make_ca(tmp)
+            shutil.copy(certs / "ca.pem", Path(tmp) / "ca.pem")  # beside config.json
+        broker = Broker(tmp, certs).start()
         parts = [broker]  # stopped in reverse order
         try:
             sub = Subscriber(broker.port, BASE)
             parts.append(sub)
             line = Line()
             parts.append(line)
-            dongle = Dongle(tmp, _config(broker.port), heap, line.port).start()
+            config = _config(broker.tls_port or broker.port, "ca.pem" if tls else None)
+            dongle = Dongle(tmp, config, heap, line.port).start()
             parts.append(dongle)
             run["log"] = dongle.output
             _session(run, sub, line, dongle, frames, burst, gap, idle)
@@ -84,12 +99,12 @@ def measure(heap, frames, burst, gap, idle):
     return run
 
 
-def _config(broker_port):
+def _config(broker_port, ca=None):
     dest = {
         "name": "bench",
         "host": "127.0.0.1",
         "port": broker_port,
-        "tls": None,
+        "tls": {"ca": ca} if ca else None,
         "topic": BASE,
         "share": "full",
         "discovery": False,
@@ -191,7 +206,7 @@ def _counters(stats):
     )
 
 
-def _markdown(runs, frames, burst, gap, mpy):
+def _markdown(runs, frames, burst, gap, mpy, tls=False):
     last = runs[-1]
     lines = [
         "# hanctl bench --pipeline",
@@ -200,7 +215,8 @@ def _markdown(runs, frames, burst, gap, mpy):
         f"unix port, {_image()}; broker: {_mosquitto_version()} on 127.0.0.1; "
         "subscriber: paho-mqtt on the host",
         f"- frames: Aidon List 2 ({last['frame_bytes']} B), each with its own active power; "
-        "one destination, share `full`, stats every 1 s",
+        "one destination, share `full`, stats every 1 s"
+        + (", over TLS (mosquitto's TLS listener; the dongle verifies its CA)" if tls else ""),
         f"- latency: {frames} frames, the closing flag {BODY_PAUSE * 1000:.0f} ms after the "
         "body, from the simulator's sendall of it to the subscriber's receipt; "
         f"{gap * 1000:.0f} ms of quiet after each message",
@@ -328,3 +344,57 @@ def _mosquitto_version():
     except OSError:
         return "mosquitto"
     return out.splitlines()[0] if out else "mosquitto"
+
+
+# One TLS connection after another, kept open, to a broker's TLS listener (verified, as the
+# firmware's destination.py does it); run under valgrind's massif by tls_c_heap().
+_TLS_CLIENTS = """
+import socket, sys, tls
+ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+ctx.verify_mode = tls.CERT_REQUIRED
+ctx.load_verify_locations(open(sys.argv[1], "rb").read())
+held = []
+for _ in range(int(sys.argv[3])):
+    s = socket.socket()
+    s.connect(socket.getaddrinfo("127.0.0.1", int(sys.argv[2]))[0][-1])
+    held.append(ctx.wrap_socket(s, server_hostname="localhost"))
+print(len(held))
+"""
+
+
+def tls_c_heap(connections=(0, 1, 2)):
+    """Markdown line: the C heap's peak (valgrind massif) with 0, 1, 2 TLS connections open.
+    mbedTLS allocates its buffers there, not in MicroPython's heap, as on an ESP32, where
+    the same RAM holds them (the IDF heap beside MicroPython's)."""
+    if not shutil.which("valgrind"):
+        return "- mbedTLS's C heap: not measured (valgrind is not installed)."
+    peaks = []
+    with tempfile.TemporaryDirectory(prefix="hanport-bench-") as tmp:
+        certs = make_ca(tmp)
+        der = Path(tmp) / "ca.der"
+        subprocess.run(
+            ["openssl", "x509", "-in", str(certs / "ca.pem"), "-outform", "DER", "-out", str(der)],
+            check=True,
+        )
+        (Path(tmp) / "clients.py").write_text(_TLS_CLIENTS)
+        broker = Broker(tmp, certs).start()
+        try:
+            for n in connections:
+                out = Path(tmp) / f"massif.{n}"
+                argv = ["valgrind", "--tool=massif", f"--massif-out-file={out}"]
+                argv += runtime.micropython_argv(str(Path(tmp) / "clients.py"), "96K")
+                argv += [str(der), str(broker.tls_port), str(n)]
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+                if proc.stdout.strip() != str(n):
+                    return f"- mbedTLS's C heap: not measured ({n} connections failed)."
+                peaks.append(
+                    max(int(x[11:]) for x in out.read_text().split() if "mem_heap_B=" in x)
+                )
+        finally:
+            broker.stop()
+    steps = ", ".join(f"+{b - a} B" for a, b in zip(peaks, peaks[1:], strict=False))
+    return (
+        f"- mbedTLS's C heap (valgrind massif, peak; MicroPython's own heap included): "
+        f"{peaks[0]} B with no TLS connection; each of {len(peaks) - 1} TLS connections held "
+        f"open: {steps}. On an ESP32 these buffers come out of the same RAM as the heap."
+    )

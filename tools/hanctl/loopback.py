@@ -7,6 +7,7 @@ the moment each frame went on the line, readings keyed by their active power, an
 interpreter's pid.
 """
 
+import getpass
 import json
 import os
 import queue
@@ -28,15 +29,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+CERT_FILES = (("ca", "ca.pem"), ("cert", "server.pem"), ("key", "server.key"))
+
+
 class Broker:
     """Debian's mosquitto on 127.0.0.1, a free port, its config in `tmp`."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, certs=None):
+        """certs: a make_ca folder, for a TLS listener on .tls_port beside the plain one."""
         self.port = free_port()
         self.conf = Path(tmp) / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        )
+        conf = ["per_listener_settings true", "persistence false"]
+        conf += [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
+        self.tls_port = None
+        if certs:
+            self.tls_port = free_port()
+            conf += [f"listener {self.tls_port} 127.0.0.1", "allow_anonymous true"]
+            conf += [f"{k}file {Path(certs) / f}" for k, f in CERT_FILES]
+            # As root mosquitto would switch to `mosquitto`, which cannot read the key here.
+            conf.insert(0, f"user {getpass.getuser()}")
+        self.conf.write_text("\n".join(conf) + "\n")
         self.proc = None
 
     @staticmethod
@@ -156,6 +168,62 @@ class Line:
 
     def stop(self):
         self.server.stop()
+
+
+def make_ca(tmp, name="ca", cn="hanport test CA"):
+    """A CA and a server certificate for 127.0.0.1/localhost, made with openssl."""
+    d = Path(tmp) / name
+    d.mkdir(parents=True, exist_ok=True)
+
+    def ssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        f"/CN={cn}",
+    )
+    ssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    )
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+    return d
 
 
 class Dongle:
