@@ -51,7 +51,11 @@ def test_short_run_over_tls_reports_the_heap_and_mbedtls_buffers():
     row = re.search(r"^\| 256K \| (\w+) \|(.*)\|$", text, re.M)
     assert row and row[1] == "yes", text  # the dongle published over its TLS session
     assert "the dongle counted 100 readings in all" in text, text  # 10 paced + 3 x 30
+    # mbedTLS's buffers sit in the C heap, as on an ESP32 (its IDF heap), not in MicroPython's:
+    # each connection held adds at least the 16 KB record buffer of MicroPython's mbedTLS
+    # configuration there (.ci/run installs valgrind; a host without it says so).
     tail = text.splitlines()[-1]
-    measured = rf"{NUMBER} B with no TLS connection; each of 2 TLS connections held open: "
-    measured += r"\+\d+ B, \+\d+ B\."
-    assert re.search(measured, tail) or "valgrind is not installed" in tail, tail
+    if "valgrind is not installed" not in tail:
+        held = re.search(r"each of 2 TLS connections held open adds \+(\d+) B, \+(\d+) B", tail)
+        assert held, tail
+        assert all(16384 <= int(x) <= 64 * 1024 for x in held.groups()), tail
