@@ -349,7 +349,7 @@ def _mosquitto_version():
 # One TLS connection after another, kept open, to a broker's TLS listener (verified, as the
 # firmware's destination.py does it); run under valgrind's massif by tls_c_heap().
 _TLS_CLIENTS = """
-import socket, sys, tls
+import socket, sys, time, tls
 ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
 ctx.verify_mode = tls.CERT_REQUIRED
 ctx.load_verify_locations(open(sys.argv[1], "rb").read())
@@ -359,15 +359,15 @@ for _ in range(int(sys.argv[3])):
     s.connect(socket.getaddrinfo("127.0.0.1", int(sys.argv[2]))[0][-1])
     held.append(ctx.wrap_socket(s, server_hostname="localhost"))
 print(len(held))
+time.sleep(120)  # holding them until SIGTERM: an exit would run the sockets' finalisers
 """
 
 
 def tls_c_heap(heap="96K", connections=(0, 1, 2)):
     """Markdown line: what 1, 2 TLS connections held open add to the C heap (valgrind's
     massif), where this unix port's mbedTLS keeps its buffers, outside MicroPython's heap.
-    `held`: massif's last snapshot, taken with the connections still open (the clients'
-    script ends holding them); `peak`: its highest, the handshake's temporary memory
-    included."""
+    `held`: massif's last snapshot, taken as SIGTERM ends the clients' script while it
+    holds them; `peak`: its highest, the handshake's temporary memory included."""
     if not shutil.which("valgrind"):
         return "- mbedTLS's C heap: not measured (valgrind is not installed)."
     held, peaks = [], []
@@ -386,13 +386,9 @@ def tls_c_heap(heap="96K", connections=(0, 1, 2)):
                 argv = ["valgrind", "--tool=massif", f"--massif-out-file={out}"]
                 argv += runtime.micropython_argv(str(Path(tmp) / "clients.py"), heap)
                 argv += [str(der), str(broker.tls_port), str(n)]
-                try:
-                    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-                except subprocess.TimeoutExpired:
-                    return f"- mbedTLS's C heap: not measured ({n} connections took over 120 s)."
-                if proc.stdout.strip() != str(n):
-                    why = " / ".join(proc.stderr.strip().splitlines()[-2:])
-                    return f"- mbedTLS's C heap: not measured ({n} connections failed: {why})."
+                why = _massif(argv, str(n))
+                if why:
+                    return f"- mbedTLS's C heap: not measured ({n} connections: {why})."
                 sizes = [int(x[11:]) for x in out.read_text().split() if "mem_heap_B=" in x]
                 held.append(sizes[-1])
                 peaks.append(max(sizes))
@@ -408,3 +404,21 @@ def tls_c_heap(heap="96K", connections=(0, 1, 2)):
         f"connections held open adds {steps(held)} (peak during the handshakes "
         f"{steps(peaks)})."
     )
+
+
+def _massif(argv, ready):
+    """Run argv (valgrind's massif on the clients' script) until it prints `ready`, then
+    SIGTERM it (valgrind writes its file then too); None, or what went wrong."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()  # the script's count, once it holds them all
+        if line != ready:
+            proc.kill()
+            return "failed: " + " / ".join(proc.communicate(timeout=30)[1].splitlines()[-2:])
+        proc.terminate()
+        proc.communicate(timeout=60)
+        return None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
