@@ -29,12 +29,13 @@ _ERROR_MAX = 60  # characters of last_error kept: the stats of four destinations
 
 
 class Destination:
-    def __init__(self, cfg, hostname, stats, state_dir=""):
+    def __init__(self, cfg, hostname, stats, uptime, state_dir=""):
         self.cfg = cfg
         self.name = cfg["name"]
         self.base = cfg["topic"]
         self.hostname = hostname
         self.stats = stats  # callable: the shared counters as a dict
+        self.uptime = uptime  # the dongle's uptime.Uptime: down_s does not wrap
         self.share = Share(cfg)
         self.outbox = Outbox(state_dir + "queue-" + self.name + ".jsonl")
         self.event = asyncio.Event()
@@ -60,7 +61,7 @@ class Destination:
         self.published = 0
         self.dropped = 0
         self.last_error = None  # what ended the last session or attempt (kept once connected)
-        self._down_at = time.ticks_ms()  # since when there is no session; None during one
+        self._down_at = uptime.seconds()  # since when there is no session; None during one
         self._floor_ms = cfg.get("retry_min", 1) * 1000  # the first wait after a failure
         self.backoff_ms = self._floor_ms
 
@@ -151,7 +152,7 @@ class Destination:
                     self.client.close()
                 self.client = None
                 if self._down_at is None:
-                    self._down_at = time.ticks_ms()
+                    self._down_at = self.uptime.seconds()
                 if self._live is not None:  # the session ended before it went out
                     self.dropped += 1
                     self._live = None
@@ -288,7 +289,7 @@ class Destination:
             "name": self.name,
             # A session, the broker's CONNACK received: not just a TCP link being made.
             "connected": down is None,
-            "down_s": None if down is None else time.ticks_diff(time.ticks_ms(), down) // 1000,
+            "down_s": None if down is None else self.uptime.seconds() - down,
             "failures": self.failures,
             "last_error": self.last_error,
             "ack_ms": None if client is None else client.ack_ms,

@@ -15,6 +15,7 @@ from decoder import INTERNAL, MEMORY, Decoder
 from destination import Destination
 from meterlink import MeterLink, setting_name
 from startup import STATE, VERSION, hal, load_json, log, save_json
+from uptime import Uptime
 
 _WATCHDOG_MS = 30000
 
@@ -22,12 +23,12 @@ _WATCHDOG_MS = 30000
 class Dongle:
     def __init__(self, cfg):
         self.cfg = cfg
-        self.started = time.ticks_ms()
+        self.uptime = Uptime()  # read once a second by the ticker, so it never wraps
         self.reset_cause = hal.reset_cause()
         self.board = hal.board(cfg.get("board"))
         self.led = hal.led(self.board)
         self.destinations = []
-        self.last_frame = None
+        self.last_frame = None  # uptime seconds of the last reading
         self._told = False
         self.decoder = Decoder(self._reading, self._rejected)
         self.state = state = load_json(STATE)
@@ -51,7 +52,7 @@ class Dongle:
 
     def _reading(self, reading):
         now = time.ticks_ms()
-        self.last_frame = now
+        self.last_frame = self.uptime.seconds()
         for d in self.destinations:
             try:
                 d.offer(reading, now)
@@ -88,11 +89,10 @@ class Dongle:
         rejected = dict(a.rejected)
         for k in d.errors:  # "truncated" and "oversize" can come from either layer
             rejected[k] = rejected.get(k, 0) + d.errors[k]
-        now = time.ticks_ms()
-        age = None if self.last_frame is None else time.ticks_diff(now, self.last_frame) // 1000
+        now = self.uptime.seconds()
         return {
             "version": VERSION,
-            "uptime_s": time.ticks_diff(now, self.started) // 1000,
+            "uptime_s": now,
             "free_heap": hal.free_heap(),
             "reset_cause": self.reset_cause,
             "bytes_received": a.bytes_in,
@@ -100,7 +100,7 @@ class Dongle:
             "frames": {"hdlc": a.frames[1], "p1": a.frames[2], "mbus": a.frames[3]},
             "readings": d.readings,
             "rejected": rejected,
-            "last_frame_age_s": age,
+            "last_frame_age_s": None if self.last_frame is None else now - self.last_frame,
             "line": setting_name(self.link.setting),
             "line_locked": self.link.locked,
             "line_search": self.link.search(),
@@ -116,6 +116,7 @@ class Dongle:
             n += 1
             if n % 20:
                 continue
+            self.uptime.seconds()  # at least once per 6.2 days (uptime.py)
             for d in self.destinations:
                 d.event.set()  # once a second: stats timers, a dropped connection
             # Fed only while the meter reader and every destination task still run, from
@@ -151,7 +152,7 @@ class Dongle:
         cfg = self.cfg
         wdt = hal.Watchdog(_WATCHDOG_MS)
         for dcfg in cfg["destinations"]:
-            d = Destination(dcfg, cfg["hostname"], self.stats)
+            d = Destination(dcfg, cfg["hostname"], self.stats, self.uptime)
             d.salt = self.state["salt"]
             self.destinations.append(d)
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
