@@ -1,8 +1,9 @@
 """uptime.Uptime read from a fake ticks_ms() that wraps where the interpreter's own does:
 at 2**30 ms on a 32-bit port as the ESP32 (and the frozen-unix image), at 2**62 on the
 64-bit unix port, at 2**30 in uptime.py's CPython stand-in. Run under the MicroPython unix
-port, or imported by test_uptime.py on CPython. Prints one line per case:
-"<reads> <seconds counted> <seconds elapsed> <what ticks_diff alone says>"."""
+port, or imported by test_uptime.py on CPython. Prints count()'s five numbers per case."""
+
+from micropython import heap_lock, heap_unlock
 
 from uptime import Uptime, ticks_diff
 
@@ -18,18 +19,28 @@ LONGEST = PERIOD // 2 - 1  # the longest span ticks_diff() gets right
 
 
 def count(start, step, total):
-    """Reads `total` ms of ticks from `start`, `step` ms apart: (reads, Uptime's seconds,
-    the seconds that passed, ticks_diff(now, start) // 1000 as the stats counted before)."""
+    """Reads `total` ms of ticks from `start`, `step` ms apart: (reads, reads that did not
+    say the whole seconds passed, Uptime's last count, the seconds that passed, what
+    ticks_diff(now, start) // 1000 says, as the stats counted before). Each read runs
+    under heap_lock(): a read that allocated would raise MemoryError."""
     now = [start]
-    up = Uptime(lambda: now[0] % PERIOD)
-    elapsed = reads = 0
+    tick = [start % PERIOD]
+    up = Uptime(lambda: tick[0])
+    elapsed = reads = wrong = 0
     seconds = up.seconds()
     while elapsed < total:
         now[0] += step
+        tick[0] = now[0] % PERIOD  # outside the lock: a big int on a 32-bit port
         elapsed += step
         reads += 1
-        seconds = up.seconds()
-    return reads, seconds, elapsed // 1000, ticks_diff(now[0] % PERIOD, start % PERIOD) // 1000
+        heap_lock()
+        try:
+            seconds = up.seconds()
+        finally:
+            heap_unlock()
+        wrong += seconds != elapsed // 1000
+    naive = ticks_diff(now[0] % PERIOD, start % PERIOD) // 1000
+    return reads, wrong, seconds, elapsed // 1000, naive
 
 
 CASES = [
@@ -44,7 +55,7 @@ CASES = [
 
 def main():
     for case in CASES:
-        print("%d %d %d %d" % count(*case))
+        print("%d %d %d %d %d" % count(*case))
 
 
 if __name__ == "__main__":
