@@ -19,9 +19,11 @@ FALLBACK_HEAP. About 30 s with the defaults, and ~8 s more for a heap that fails
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -406,19 +408,29 @@ def tls_c_heap(heap="96K", connections=(0, 1, 2)):
     )
 
 
-def _massif(argv, ready):
+def _massif(argv, ready, limit=120):
     """Run argv (valgrind's massif on the clients' script) until it prints `ready`, then
-    SIGTERM it (valgrind writes its file then too); None, or what went wrong."""
+    SIGTERM it (valgrind writes its file then too); None, or what went wrong. Killed after
+    `limit` seconds if it never gets there (a handshake that never ends)."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    timer = threading.Timer(limit, proc.kill)
+    timer.start()
     try:
         line = proc.stdout.readline().strip()  # the script's count, once it holds them all
         if line != ready:
-            proc.kill()
-            return "failed: " + " / ".join(proc.communicate(timeout=30)[1].splitlines()[-2:])
+            err = proc.communicate(timeout=30)[1].splitlines()[-2:]
+            if not timer.is_alive():
+                return f"no answer in {limit} s"
+            return "failed: " + " / ".join(err)
         proc.terminate()
         proc.communicate(timeout=60)
+        if proc.returncode != -signal.SIGTERM:  # it had ended: its finalisers ran first
+            return f"the script ended by itself ({proc.returncode}) before SIGTERM"
         return None
+    except subprocess.TimeoutExpired:
+        return "valgrind did not end after SIGTERM"
     finally:
+        timer.cancel()
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()
