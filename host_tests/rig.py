@@ -335,3 +335,16 @@ def dongle_sockets(dongle):
                 local, remote = (int(a.rsplit(":", 1)[1], 16) for a in (f[1], f[2]))
                 out.append((proto, local, remote, f[3]))
     return out
+
+
+def wait_for(what, timeout=20, why=None, dongle=None):
+    """what()'s first true value within `timeout` s; if none comes, an AssertionError that
+    names what was awaited (`why`, else what's docstring) with the dongle's last log lines."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = what()
+        if got:
+            return got
+        time.sleep(0.1)
+    log = "; dongle log:\n" + dongle.log_tail() if dongle else ""
+    raise AssertionError(f"timed out waiting for {why or what.__doc__ or what}{log}")

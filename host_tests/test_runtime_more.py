@@ -245,16 +245,7 @@ def configs(sub):
     return out
 
 
-def wait_for(what, timeout=20, dongle=None):
-    """what()'s first true value; what's docstring says what was awaited if none comes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.1)
-    log = "; dongle log:\n" + dongle.log_tail() if dongle else ""
-    raise AssertionError(f"timed out waiting for {what.__doc__ or what}{log}")
+wait_for = rig.wait_for
 
 
 def wait_quiet(sub, suffix, quiet=1.5, timeout=20):
@@ -493,11 +484,11 @@ def test_ten_thousand_frames_without_heap_growth_or_memory_error(parts):
         """stats with `readings` n"""
         return [s for s in sub.json("F/stats") if s["readings"] == n][after:]
 
-    base = wait_for(lambda: stats_at(BASELINE), 30, dongle)[0]
+    base = wait_for(lambda: stats_at(BASELINE), 30, dongle=dongle)[0]
     resume.set()
-    wait_for(lambda: stats_at(FLOOD), 60, dongle)
+    wait_for(lambda: stats_at(FLOOD), 60, dongle=dongle)
     took = time.monotonic() - started
-    end = wait_for(lambda: stats_at(FLOOD, 1), 10, dongle)[0]  # one more, the line quiet
+    end = wait_for(lambda: stats_at(FLOOD, 1), 10, dongle=dongle)[0]  # one more, the line quiet
 
     log = "\n".join(dongle.output)
     for bad in ("MemoryError", "out of memory", "ended", "failed", "watchdog"):

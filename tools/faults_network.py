@@ -147,14 +147,7 @@ class Recorder:
             self.drop()
 
 
-def wait_for(what, timeout, why):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + why)
+wait_for = rig.wait_for  # (what, timeout, why)
 
 
 def last_stats(rec, suffix, readings):
