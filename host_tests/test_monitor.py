@@ -102,8 +102,9 @@ def test_the_broker_url_is_shown_without_user_or_password():
 
 
 class Monitor:
-    """`hanctl monitor` as a subprocess; stderr collected in a thread (it says when the
-    monitor has subscribed)."""
+    """`hanctl monitor` as a subprocess; stderr (and stdout, piped) collected in threads,
+    each pipe read by one thread only: a second reader (communicate()) would take lines the
+    first never sees. stderr says when the monitor has subscribed."""
 
     def __init__(self, *args, env=None, tty=False):
         self.master = None
@@ -121,18 +122,46 @@ class Monitor:
         if tty:
             os.close(out)
         self.err = []
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.out = []
+        pipes = [(self.proc.stderr, self.err)] + ([] if tty else [(self.proc.stdout, self.out)])
+        self.pumps = [threading.Thread(target=self._pump, args=p) for p in pipes]
+        for pump in self.pumps:
+            pump.start()
 
-    def _pump(self):
-        for line in self.proc.stderr:
-            self.err.append(line if isinstance(line, str) else line.decode())
+    @staticmethod
+    def _pump(pipe, lines):
+        for line in pipe:
+            lines.append(line if isinstance(line, str) else line.decode())
 
-    def wait_connected(self, timeout=10):
+    def wait_until(self, done, timeout=30):
         deadline = time.monotonic() + timeout
-        while not any("broker connected" in x for x in self.err):
-            assert time.monotonic() < deadline, "".join(self.err)
+        while not done():
+            assert time.monotonic() < deadline, ("".join(self.out), "".join(self.err))
+            assert self.proc.poll() is None, ("exited", "".join(self.out), "".join(self.err))
             time.sleep(0.05)
-        time.sleep(0.2)  # the SUBSCRIBE follows the CONNACK
+
+    def wait_err(self, text, timeout=30):
+        """Until a stderr line holds text (the monitor's own word on the broker)."""
+        self.wait_until(lambda: any(text in x for x in self.err), timeout)
+
+    def wait_connected(self, timeout=30):
+        self.wait_err("broker connected", timeout)  # said on the SUBACK: subscribed
+
+    def wait_out(self, count, timeout=30):
+        """Until stdout (piped) has count lines."""
+        self.wait_until(lambda: len(self.out) >= count, timeout)
+
+    def finish(self, timeout=30):
+        """(stdout, stderr) once the monitor has exited by itself and both pipes are read."""
+        self.proc.wait(timeout)
+        for pump in self.pumps:
+            pump.join(timeout)
+        return "".join(self.out), "".join(self.err)
+
+    def interrupt(self):
+        """Ctrl-C, then finish()."""
+        self.proc.send_signal(signal.SIGINT)
+        return self.finish()
 
     def screen(self, until=None, timeout=15):
         """What a tty-mode monitor wrote so far: until `until` shows, else until it exits."""
@@ -176,16 +205,17 @@ def test_piped_monitor_prints_a_line_per_message(parts):
     # Retained before the monitor starts, as the dongle leaves them: shown on subscribing.
     pub.publish("hanport/t/energy", '{"active_energy_import": 109552.25}', qos=1, retain=True)
     pub.publish("hanport/t/status", "online", qos=1, retain=True).wait_for_publish(5)
-    mon = Monitor(
-        "--broker", f"mqtt://127.0.0.1:{broker.port}", "--topic", "hanport/t", "--seconds", "3"
-    )
+    mon = Monitor("--broker", f"mqtt://127.0.0.1:{broker.port}", "--topic", "hanport/t")
     mon.wait_connected()
+    # Not its topic; sent first, so that it would be shown before the stats if at all (the
+    # broker keeps one publisher's messages in order).
+    pub.publish("hanport/other/reading", READING, qos=1).wait_for_publish(5)
     pub.publish("hanport/t/reading", READING, qos=1).wait_for_publish(5)
     pub.publish("hanport/t/stats", STATS, qos=1).wait_for_publish(5)
-    pub.publish("hanport/other/reading", READING, qos=1).wait_for_publish(5)  # not its topic
-    out, _ = mon.proc.communicate(timeout=15)
+    mon.wait_out(4)
+    out, err = mon.interrupt()
     pub.loop_stop()
-    assert mon.proc.returncode == 0
+    assert mon.proc.returncode == 130 and "Traceback" not in err, err
     assert sorted(out.splitlines()) == sorted(
         [
             "energy - A+ 109552.25 kWh",
@@ -198,18 +228,28 @@ def test_piped_monitor_prints_a_line_per_message(parts):
 
 
 @needs_mosquitto
+def test_seconds_ends_the_monitor_with_status_0(parts):
+    tmp, track = parts
+    broker = track(rig.Broker(tmp).start())
+    mon = Monitor(
+        "--broker", f"mqtt://127.0.0.1:{broker.port}", "--topic", "hanport/t", "--seconds", "1"
+    )
+    out, err = mon.finish()
+    assert mon.proc.returncode == 0 and out == "" and "Traceback" not in err, err
+
+
+@needs_mosquitto
 def test_on_a_terminal_it_redraws_in_place_and_ctrl_c_gives_the_terminal_back(parts):
     tmp, track = parts
     broker = track(rig.Broker(tmp).start())
     pub = publisher(broker.port)
     mon = Monitor("--broker", f"mqtt://127.0.0.1:{broker.port}", "--topic", "hanport/t", tty=True)
-    assert "broker: connected" in mon.screen(until="broker: connected")
-    time.sleep(0.2)  # the SUBSCRIBE follows the CONNACK
+    assert "broker: connected" in mon.screen(until="broker: connected", timeout=30)
     for watts in (500, 1500, 1000):
         pub.publish(
             "hanport/t/reading", f'{{"active_power_import": {watts}}}', qos=1
         ).wait_for_publish(5)
-    time.sleep(0.5)
+    assert "readings 3" in mon.screen(until="readings 3", timeout=30)
     mon.proc.send_signal(signal.SIGINT)
     screen = mon.screen()
     mon.proc.wait(10)
@@ -238,17 +278,34 @@ def test_tls_with_user_and_password_from_the_environment_never_printed(parts):
         str(certs / "ca.pem"),
     ]
     env = dict(os.environ, HANPORT_MQTT_PASSWORD="s3cret-pw")
-    mon = Monitor(*args, "--seconds", "3", env=env)
+    mon = Monitor(*args, env=env)
     mon.wait_connected()
     pub = publisher(broker.port)  # the plain, anonymous listener of the same broker
     pub.publish("hanport/t/reading", READING, qos=1).wait_for_publish(5)
-    out, _ = mon.proc.communicate(timeout=15)
+    mon.wait_out(1)
+    out, err = mon.interrupt()
     pub.loop_stop()
     assert out == "reading 2024-03-05T14:00:10 P+ 1234 W  I1 5.10 A\n"
-    assert "s3cret-pw" not in out + "".join(mon.err)
+    assert "s3cret-pw" not in out + err
 
-    env["HANPORT_MQTT_PASSWORD"] = "wrong"  # refused: it says so, and still not the password
-    mon = Monitor(*args, "--seconds", "2", env=env)
-    out, _ = mon.proc.communicate(timeout=15)
-    said = "".join(mon.err)
-    assert "refused" in said and "wrong" not in said + out
+
+@needs_mosquitto
+def test_a_wrong_password_is_said_to_be_refused_at_every_attempt(parts):
+    # mosquitto closes the connection right after its CONNACK "Not authorized", and paho
+    # reports that close as a disconnect ("Unspecified error"): the monitor must keep
+    # saying "refused", on every attempt, or the screen shows the close instead.
+    tmp, track = parts
+    certs = rig.make_ca(tmp)
+    broker = track(rig.tls_broker(tmp, "tls", certs, {"owner": "s3cret-pw"}).start())
+    env = dict(os.environ, HANPORT_MQTT_PASSWORD="wrong")
+    mon = Monitor(
+        *("--broker", f"mqtts://localhost:{broker.tls_port}", "--topic", "hanport/t"),
+        *("--user", "owner", "--cafile", str(certs / "ca.pem")),
+        env=env,
+    )
+    mon.wait_until(lambda: sum("broker refused" in x for x in mon.err) >= 2, 30)  # two attempts
+    out, err = mon.interrupt()
+    said = [x for x in err.splitlines() if x.startswith("hanctl monitor: broker ")]
+    assert said[:2] == ["hanctl monitor: broker refused (Not authorized)"] * 2, err
+    assert all("refused" in x for x in said), err
+    assert "wrong" not in err + out

@@ -255,14 +255,31 @@ def connect(broker, topic, messages):
     if broker.tls:
         client.tls_set(ca_certs=broker.cafile)
 
+    # The CONNACK's refusal, until the close that follows it. A broker closes the connection
+    # as soon as it has refused it, and paho then reports a disconnect of its own, "Unspecified
+    # error", which would take the refusal's place on the screen: an owner with a wrong
+    # password must read "refused (Not authorized)", however the two events are timed.
+    refusal = []
+
     def on_connect(client, userdata, flags, reason, properties):
         if reason.is_failure:
+            refusal[:] = [reason]
             messages.put(("broker", f"refused ({reason})", time.monotonic()))
             return
+        refusal.clear()
         client.subscribe([(f"{topic}/{kind}", 1) for kind in TOPICS])
-        messages.put(("broker", "connected", time.monotonic()))
+
+    def on_subscribe(client, userdata, mid, reasons, properties):
+        # "connected" once the broker has taken the subscription: from then on nothing
+        # published to the topic passes the monitor by (tests wait for this line).
+        failed = [r for r in reasons if r.is_failure]
+        state = f"subscription refused ({failed[0]})" if failed else "connected"
+        messages.put(("broker", state, time.monotonic()))
 
     def on_disconnect(client, userdata, flags, reason, properties):
+        if refusal:  # the close of a refused connection: "refused" stays what is shown
+            refusal.clear()
+            return
         messages.put(("broker", f"disconnected ({reason})", time.monotonic()))
 
     def on_message(client, userdata, msg):
@@ -272,6 +289,7 @@ def connect(broker, topic, messages):
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
+    client.on_subscribe = on_subscribe
     client.on_message = on_message
     client.reconnect_delay_set(1, 10)
     client.connect_async(broker.host, broker.port, keepalive=30)
