@@ -40,18 +40,31 @@ GIVE_UP = 3  # frames lost in a row: the dongle is not working at this heap
 BURSTS = 3  # CPU bursts; the table shows their median
 
 
-def report(heap="96K", frames=200, burst=300, gap=0.1, idle=2.0, tls=False):
-    """Markdown report of one pipeline run at `heap` (and at FALLBACK_HEAP if that fails):
-    `frames` paced frames for latency, `burst` back-to-back frames for CPU, `gap` seconds
-    of quiet after each paced frame's message, `idle` seconds of idle CPU measured; the
-    destination over TLS if `tls`."""
+def report(
+    heap=None,
+    frames=200,
+    burst=300,
+    gap=0.1,
+    idle=2.0,
+    tls=False,
+    destinations=1,
+    discovery=False,
+):
+    """Markdown report of one pipeline run at `heap` (default: the image's, runtime.
+    default_heap; and at FALLBACK_HEAP if that fails): `frames` paced frames for latency,
+    `burst` back-to-back frames for CPU, `gap` seconds of quiet after each paced frame's
+    message, `idle` seconds of idle CPU measured; the measured destination over TLS if
+    `tls`, with Home Assistant discovery if `discovery`, and `destinations` - 1 plain ones
+    beside it (each its own session and topic on the same broker)."""
     missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
-    runs = [measure(heap, frames, burst, gap, idle, tls)]
+    heap = heap or runtime.default_heap()
+    shape = (tls, destinations, discovery)
+    runs = [measure(heap, frames, burst, gap, idle, *shape)]
     if runs[0]["problem"] and _heap_bytes(heap) != _heap_bytes(FALLBACK_HEAP):
-        runs.append(measure(FALLBACK_HEAP, frames, burst, gap, idle, tls))
-    text = _markdown(runs, frames, burst, gap, mpy_total(), tls)
+        runs.append(measure(FALLBACK_HEAP, frames, burst, gap, idle, *shape))
+    text = _markdown(runs, frames, burst, gap, mpy_total(), *shape)
     return text + ("\n" + tls_c_heap(heap) if tls else "")
 
 
@@ -71,7 +84,7 @@ def _missing_parts(tls):
     return None
 
 
-def measure(heap, frames, burst, gap, idle, tls=False):
+def measure(heap, frames, burst, gap, idle, tls=False, destinations=1, discovery=False):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
     run.update(stats=[], log=[], frame_bytes=len(encoder.aidon(2)))
@@ -87,7 +100,13 @@ def measure(heap, frames, burst, gap, idle, tls=False):
             parts.append(sub)
             line = Line()
             parts.append(line)
-            config = _config(broker.tls_port or broker.port, "ca.pem" if tls else None)
+            config = _config(
+                broker.tls_port or broker.port,
+                "ca.pem" if tls else None,
+                destinations,
+                discovery,
+                broker.port,
+            )
             dongle = Dongle(tmp, config, heap, line.port).start()
             parts.append(dongle)
             run["log"] = dongle.output
@@ -101,7 +120,7 @@ def measure(heap, frames, burst, gap, idle, tls=False):
     return run
 
 
-def _config(broker_port, ca=None):
+def _config(broker_port, ca=None, destinations=1, discovery=False, plain_port=None):
     dest = {
         "name": "bench",
         "host": "127.0.0.1",
@@ -109,7 +128,7 @@ def _config(broker_port, ca=None):
         "tls": {"ca": ca} if ca else None,
         "topic": BASE,
         "share": "full",
-        "discovery": False,
+        "discovery": discovery,
         "retry_min": 1,
         "retry_max": 2,
         "stats_interval": 1,  # free_heap every second
@@ -119,7 +138,23 @@ def _config(broker_port, ca=None):
         "hostname": "hanport-bench",
         "meter": METER,
         "ntp": None,
-        "destinations": [dest],
+        "destinations": [dest]
+        + [_other(i, plain_port or broker_port) for i in range(1, destinations)],
+    }
+
+
+def _other(i, port):
+    """A plain destination beside the measured one: its own session, topic and stats."""
+    return {
+        "name": f"other{i}",
+        "host": "127.0.0.1",
+        "port": port,
+        "tls": None,
+        "topic": f"{BASE}-other{i}",
+        "share": "full",
+        "discovery": False,
+        "retry_min": 1,
+        "retry_max": 2,
     }
 
 
@@ -133,6 +168,9 @@ def _session(run, sub, line, dongle, frames, burst, gap, idle):
         return
     clock = CpuClock(dongle.interpreter_pid())
     run["clock"] = clock.name
+    # After boot, every session up and nothing decoded yet: the first stats that say so.
+    first = sub.wait_stats(lambda s: s.get("readings") == 0, 5)
+    run["boot_free"] = first.get("free_heap") if first else None
 
     # 1. Latency, one frame at a time; the paced run's CPU is measured too.
     lost = 0
@@ -208,7 +246,7 @@ def _counters(stats):
     )
 
 
-def _markdown(runs, frames, burst, gap, mpy, tls=False):
+def _markdown(runs, frames, burst, gap, mpy, tls=False, destinations=1, discovery=False):
     last = runs[-1]
     lines = [
         "# hanctl bench --pipeline",
@@ -217,8 +255,10 @@ def _markdown(runs, frames, burst, gap, mpy, tls=False):
         f"unix port, {_image()}; broker: {_mosquitto_version()} on 127.0.0.1; "
         "subscriber: paho-mqtt on the host",
         f"- frames: Aidon List 2 ({last['frame_bytes']} B), each with its own active power; "
-        "one destination, share `full`, stats every 1 s"
-        + (", over TLS (mosquitto's TLS listener; the dongle verifies its CA)" if tls else ""),
+        "one destination measured, share `full`, stats every 1 s"
+        + (", over TLS (mosquitto's TLS listener; the dongle verifies its CA)" if tls else "")
+        + (", Home Assistant discovery on" if discovery else "")
+        + (f"; {destinations - 1} plain destination(s) beside it" if destinations > 1 else ""),
         f"- latency: {frames} frames, the closing flag {BODY_PAUSE * 1000:.0f} ms after the "
         "body, from the simulator's sendall of it to the subscriber's receipt; "
         f"{gap * 1000:.0f} ms of quiet after each message",
@@ -228,9 +268,10 @@ def _markdown(runs, frames, burst, gap, mpy, tls=False):
         "- heap: the firmware's stats from the first frame on; used = heap size - free_heap "
         "(after gc.collect()); steady = median",
         "",
-        "| heap | ran | latency median ms | p99 ms | first frame ms | peak heap used B "
-        "| steady heap used B | CPU µs/frame, burst | CPU µs/frame, paced | idle CPU % |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| heap | ran | latency median ms | p99 ms | first frame ms | boot heap used B "
+        "| peak heap used B | steady heap used B | CPU µs/frame, burst | CPU µs/frame, paced "
+        "| idle CPU % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row(run) for run in runs]
     lines.append("")
@@ -270,6 +311,8 @@ def _row(run):
     cells = [run["heap"], "no" if run["problem"] else "yes"]
     cells += [f"{lat[0]:.1f}", f"{lat[1]:.1f}"] if lat else ["n/a", "n/a"]
     cells.append(f"{run['latency'][0]:.1f}" if run["latency"] else "n/a")
+    boot = run.get("boot_free")
+    cells.append(str(_heap_bytes(run["heap"]) - boot) if isinstance(boot, int) else "n/a")
     cells += [str(used[0]), str(used[1])] if used else ["n/a", "n/a"]
     cells += [num("cpu_burst_us"), num("cpu_paced_us"), num("idle_cpu_pct", "{:.1f}")]
     return "| " + " | ".join(cells) + " |"
@@ -335,9 +378,7 @@ def mpy_total():
 
 
 def _image():
-    if runtime.frozen_exe():
-        return "32-bit, the firmware frozen in at -O3 (tools/frozen-unix/build)"
-    return "stock 64-bit build, the shipped -O3 .mpy loaded into its heap"
+    return runtime.describe_image()
 
 
 def _mosquitto_version():
