@@ -29,7 +29,11 @@ def register(subparsers):
     )
     parser.add_argument("--config", required=True, help="config.json for the dongle")
     parser.add_argument("--uart", required=True, help="tcp://HOST:PORT serving the HAN stream")
-    parser.add_argument("--heap", default=runtime.DEFAULT_HEAP, help="MicroPython heap size")
+    parser.add_argument(
+        "--heap",
+        help="MicroPython heap size (default: 96K, an ESP32's, on a 32-bit image; twice that "
+        "on the stock 64-bit interpreter, whose objects are twice the size)",
+    )
     parser.add_argument("--state", help="the dongle's filesystem (kept between runs)")
     parser.set_defaults(run=run_command)
 
@@ -69,10 +73,12 @@ def run_command(args):
     state = args.state or tempfile.mkdtemp(prefix="hanport-")
     try:
         prepare(state, args.config)
+        heap = runtime.check_heap(args.heap or runtime.default_heap())
+        # The first line says what runs: memory figures mean little without it.
+        scaled = "" if args.heap or heap == runtime.DEFAULT_HEAP else ", scaled for 64-bit"
+        print(f"hanctl run: {runtime.describe_image()}, heap {heap}{scaled}", flush=True)
         while True:
-            proc = subprocess.run(
-                argv(runtime.check_heap(args.heap)), cwd=state, env=env(args.uart)
-            )
+            proc = subprocess.run(argv(heap), cwd=state, env=env(args.uart))
             if proc.returncode != RESTART:
                 return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     except KeyboardInterrupt:
