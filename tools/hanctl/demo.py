@@ -20,9 +20,6 @@ from pathlib import Path
 
 from . import broker, monitor, run, runtime, simulate
 
-# The firmware does not fit 96K on the 64-bit unix port yet (its pointers are twice an
-# ESP32's; one destination ran from 120K, see host_tests/rig.py): the demo runs at 128K.
-HEAP = "128K"
 TOPIC = "hanport/demo"
 # The meter's clock starts this long before a full hour, so the hourly List 3 (and the
 # energy topic) shows up within 20 s instead of the first hour.
@@ -93,7 +90,9 @@ class Firmware:
 
     def start(self):
         run.prepare(self.state, self.config)
-        self._argv, self._env = run.argv(HEAP), run.env(self.uart)  # MissingInterpreter
+        # The heap that stands for an ESP32's on the image that runs (runtime.default_heap).
+        self.heap = runtime.default_heap()  # MissingInterpreter
+        self._argv, self._env = run.argv(self.heap), run.env(self.uart)
         self._out = open(self.log, "wb")  # open while the firmware runs, closed by stop()
         self._launch()
         self._thread.start()
@@ -164,6 +163,7 @@ def run_command(args):
         notes = [
             f"meter    {args.meter} {args.phases}-phase {meter.line} x{args.speed:g} on {uart}",
             f"broker   {mqtt.name} {url}",
+            f"firmware {runtime.describe_image()}, heap {firmware.heap}",
             f"firmware log: {firmware.log}",
         ]
         print("\n".join(notes), flush=True)
