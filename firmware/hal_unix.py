@@ -27,9 +27,14 @@ class Uart:
     sent on each configure() and again on each new connection. The simulator
     (tools/hanctl/simulate.py Server) then serves what a UART at that setting would read
     from its meter (tools/hanctl/line.py); a program that ignores it serves the bytes as
-    they are."""
+    they are.
 
-    def __init__(self, url):
+    When the meter program goes away (its connection ends, or it refuses one), the link is
+    retried after backoff_ms[0], doubling to backoff_ms[1] while it stays down, so a
+    restarted meter is read again within backoff_ms[1] of its return. A real UART has no
+    connection to lose; this keeps the dongle's reader waiting on it as on a silent line."""
+
+    def __init__(self, url, backoff_ms=(250, 4000), sleep_ms=None):
         if not url.startswith("tcp://") or ":" not in url[6:]:
             raise ValueError("HANPORT_UART must be tcp://HOST:PORT, not %r" % url)
         host, port = url[6:].rsplit(":", 1)
@@ -38,6 +43,9 @@ class Uart:
         self._reader = None
         self._writer = None
         self._setting = None  # the announcement line, bytes
+        self.backoff_ms = backoff_ms
+        self._sleep_ms = sleep_ms or asyncio.sleep_ms  # injectable, as meterlink's clock
+        self._wait_ms = 0  # before the next connection attempt: 0 until the link is lost
 
     def configure(self, baud, parity, invert):
         log("uart", baud, parity, "inverted" if invert else "")
@@ -46,35 +54,64 @@ class Uart:
         self._announce()
 
     def _announce(self):
+        """Send the setting; the OSError when the connection turned out to be gone, which
+        read() then handles (the socket is not closed here: read() may be waiting on it)."""
         if self._writer is None or self._setting is None:
-            return  # sent when the connection is made
+            return None  # sent when the connection is made
         try:
             # A few bytes on a fresh socket: Stream.write() sends them at once, no drain.
             self._writer.write(self._setting)
         except OSError as e:
-            # The connection is gone; read() sees it, reconnects and announces again.
-            log("uart: setting not sent:", repr(e))
+            return e
+        return None
 
     async def read(self, buf):
         """Bytes into buf; returns how many, 0 when the line is down (then retried)."""
         if self._reader is None:
+            if self._wait_ms:
+                await self._sleep_ms(self._wait_ms)
             try:
                 self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-            except OSError:
-                await asyncio.sleep_ms(500)  # the "cable" is unplugged: try again shortly
+            except OSError as e:
+                self._lost(e)
                 return 0
-            self._announce()
+            # A connection refused shows here first: the non-blocking connect of
+            # open_connection() reports its error on the first write.
+            e = self._announce()
+            if e is not None:
+                self._lost(e)
+                return 0
         try:
             n = await self._reader.readinto(buf)
-        except OSError:
-            n = 0
+        except OSError as e:
+            self._lost(e)
+            return 0
+        if n is None:
+            return 0  # woken with nothing to read: the connection is still there
         if not n:
-            self.close()
-        return n or 0
+            self._lost(None)
+            return 0
+        if self._wait_ms:
+            log("uart: meter link up")
+            self._wait_ms = 0  # bytes flow: a later loss starts the backoff afresh
+        return n
+
+    def _lost(self, why):
+        """The connection ended (why None), or failed with OSError why: close the socket,
+        and wait longer before the next attempt, up to backoff_ms[1]."""
+        self.close()
+        lo, hi = self.backoff_ms
+        if not self._wait_ms:  # once per outage: a meter that stays away logs no more
+            log("uart: meter link down:", "closed" if why is None else repr(why),
+                "- retrying every %d-%d ms" % (lo, hi))  # fmt: skip
+        self._wait_ms = min(hi, self._wait_ms * 2) if self._wait_ms else lo
 
     def close(self):
         if self._writer is not None:
-            self._writer.close()
+            # MicroPython's Stream.close() does nothing; the socket's own close() frees its
+            # descriptor. Without it each attempt kept one: 20000 refused attempts in 3 s
+            # used up the process's descriptors, and no connection could be made again.
+            self._writer.s.close()
         self._reader = self._writer = None
 
 

@@ -9,7 +9,9 @@ import datetime as dt
 import json
 import random
 import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -393,6 +395,63 @@ def test_cable_pulled_for_90_s_and_plugged_back_recovers_without_a_reboot(parts)
         f"{last['last_frame_age_s']}, bytes_received flat at {last['bytes_received']}; first "
         f"reading {recovered:.1f} s after plugging back; after: {after['last_frame_age_s']} s"
     )
+
+
+class Simulate:
+    """`hanctl simulate` as its own process on a fixed port, as an owner runs it."""
+
+    def __init__(self, port, *args):
+        self.proc = subprocess.Popen(
+            [str(rig.HANCTL), "simulate", "--to", f"tcp://127.0.0.1:{port}", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        address = self.proc.stdout.readline().strip()
+        assert address == f"tcp://127.0.0.1:{port}", self.proc.stderr.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(10)
+
+
+@needs_mosquitto
+def test_the_meter_program_restarted_is_read_again_after_a_bounded_backoff(parts):
+    """hanctl run's socket UART: the meter program goes away for a while (its connection
+    ends, then each attempt is refused) and comes back on the same port. The dongle
+    retries with a backoff, one log line for the outage, no descriptor kept per attempt,
+    and reads the new program's pushes within the backoff's bound, without a reboot."""
+    tmp, track = parts
+    broker = track(rig.Broker(tmp).start())
+    sub = track(rig.Subscriber(broker, "hanport/#"))
+    port = rig.free_port()
+    meter = track(Simulate(port, "--meter", "kaifa"))
+    dongle = track(rig.Dongle(tmp / "fs", rig.config(rig.destination("M", broker)),
+                              f"tcp://127.0.0.1:{port}").start())  # fmt: skip
+    sub.wait("M/reading", 2, timeout=60)
+    sockets = len(rig.dongle_sockets(dongle))
+    boots = sum("hanport 0." in x for x in dongle.output)
+
+    meter.stop()  # its process ends: the connection closes, the port refuses
+    down = time.monotonic()
+    # Down past the backoff's ceiling (hal_unix.Uart: 250 ms doubling to 4 s): refused
+    # attempts at 0.25, 0.75, 1.75, 3.75, 7.75 s... Without a backoff and with a leaked
+    # descriptor per attempt, this was thousands of attempts, each logged, and then none
+    # possible (EMFILE) when the meter came back.
+    rig.wait_for(lambda: time.monotonic() - down > 9, timeout=20, why="an outage of 9 s")
+    n = len(sub.on("M/reading"))
+    meter = track(Simulate(port, "--meter", "kaifa"))
+    back = time.monotonic()
+    got = sub.wait("M/reading", n + 1, timeout=30)
+    recovered = got[n][3] - back
+    assert recovered < 4 + 2 + MARGIN_S  # the backoff's ceiling, then Kaifa's 2 s push
+    uart_lines = [x for x in dongle.output if "uart" in x]
+    assert sum("meter link down" in x for x in uart_lines) == 1, uart_lines
+    assert len(uart_lines) < 10, uart_lines  # the setting, down, up: nothing per attempt
+    assert dongle.proc.poll() is None and sum("hanport 0." in x for x in dongle.output) == boots
+    assert len(rig.dongle_sockets(dongle)) <= sockets, rig.dongle_sockets(dongle)
+    print(f"meter restarted after {back - down:.1f} s down: read again {recovered:.1f} s later")
 
 
 @needs_mosquitto
