@@ -335,6 +335,20 @@ def dongle_sockets(dongle):
     return out
 
 
+def group_pids(pgid):
+    """Pids of the processes in process group pgid, from /proc (a command started with
+    start_new_session=True: its pid is the group's id, and all it starts are members)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that just ended
+        if int(fields[2]) == pgid and fields[0] != "Z":  # after ")": state, ppid, pgrp
+            out.append(int(stat.parent.name))
+    return out
+
+
 def wait_for(what, timeout=20, why=None, dongle=None):
     """what()'s first true value within `timeout` s; if none comes, an AssertionError that
     names what was awaited (`why`, else what's docstring) with the dongle's last log lines."""

@@ -10,6 +10,7 @@ second run on the same DIR is a reboot.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,21 @@ MAIN = "import main"  # the boot file, as the board runs it
 # The unix HAL's restart() exits with this status: the board resets, and runs again on the
 # same filesystem (after a new config.json has been checked, for one).
 RESTART = 3
+# What ends `hanctl run`: a service manager's stop, a closed terminal, Ctrl-C. Each is raised
+# as Stopped, so that subprocess.run() ends the firmware before hanctl run exits (the default
+# action of SIGTERM and SIGHUP left it running, and publishing); the exit status is the
+# shell's 128 + the signal's number.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class Stopped(BaseException):  # as KeyboardInterrupt: no `except Exception` swallows it
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    raise Stopped(signum)
 
 
 def register(subparsers):
@@ -72,6 +88,8 @@ def run_command(args):
     keep = args.state is not None
     state = args.state or tempfile.mkdtemp(prefix="hanport-")
     try:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _stop)
         prepare(state, args.config)
         heap = runtime.check_heap(args.heap or runtime.default_heap())
         # The first line says what runs: memory figures mean little without it.
@@ -81,6 +99,8 @@ def run_command(args):
             proc = subprocess.run(argv(heap), cwd=state, env=env(args.uart))
             if proc.returncode != RESTART:
                 return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+    except Stopped as stop:
+        return 128 + stop.signum
     except KeyboardInterrupt:
         return 130
     except runtime.MissingInterpreter as err:
