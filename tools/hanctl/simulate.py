@@ -6,7 +6,8 @@ heater, morning and evening peaks, appliances now and then), integrates it into 
 registers, and pushes its lists at its own cadence (CADENCE below). --speed N runs the
 meter's clock N times faster; a push that finds the line still busy with an earlier frame
 is left out, as it would not fit at 2400 baud; the hourly List 3 waits its turn instead.
---replay CAPTURE serves recorded bytes (hex text or raw) instead of a meter.
+--replay CAPTURE serves recorded bytes (hex text or raw) instead of a meter, at the speed of
+the line they came from: a P1 port's 115200 baud for P1 telegrams, 2400 for HAN frames.
 """
 
 import collections
@@ -429,15 +430,38 @@ def parse_line(text):
         return None
 
 
-def replay_chunks(data, baud=BAUD, speed=1.0, bits=BITS["8E1"], go=None):
-    """A recorded capture at line speed (compressed by speed), then silence; it starts
-    when `go` (a threading.Event) is set, if one is given."""
+# A P1 port (DSMR; Sweden's HAN port) prints ASCII telegrams, each from a "/", at 115200
+# 8N1 on an inverted line; a Norwegian HAN port sends HDLC or M-Bus frames at 2400 baud.
+P1_LINE = (115200, "8N1", True)
+# Replayed bytes go out in pieces of this much line time: a pause between two pieces must
+# stay well under the 100 ms that ends a frame on the dongle (meterlink._IDLE_MS).
+PIECE_S = 0.02
+
+
+def capture_line(data, meter="aidon"):
+    """The line setting a capture was recorded from: a P1 port's when its bytes are P1
+    telegrams (text, and a "/" where the first whole telegram starts), else `meter`'s HAN
+    line at 2400 baud."""
+    start = data.find(b"/")
+    if start >= 0 and (start == 0 or data[start - 1] == 0x0A):
+        head = data[: start + 64]  # a partial telegram before it, then the meter's name
+        if all(32 <= c < 127 or c in (0x0D, 0x0A) for c in head):
+            return P1_LINE
+    return (BAUD, LINE[meter], False)
+
+
+def replay_chunks(data, setting, speed=1.0, go=None):
+    """A recorded capture at the speed of its line, setting (baud, "8E1"/"8N1", inverted),
+    compressed by speed, then silence; it starts when `go` (a threading.Event) is set, if
+    one is given. Paced at 2400 baud, a P1 capture's telegrams came in 64-byte bursts
+    0.27 s apart, and the dongle counted 6360 of 6592 bytes as noise."""
     if go is not None:
         go.wait()
-    step = 64
+    baud, fmt, _ = setting
+    step = max(1, int(PIECE_S * baud / BITS[fmt]))
     for i in range(0, len(data), step):
         piece = data[i : i + step]
-        yield line_seconds(piece, baud, bits) / speed, piece
+        yield line_seconds(piece, baud, BITS[fmt]) / speed, piece
     while True:
         yield 1.0, b""
 
@@ -448,12 +472,17 @@ def register(subparsers):
     p.add_argument("--phases", type=int, choices=(1, 3), default=3)
     p.add_argument("--to", default="tcp://127.0.0.1:2400", help="tcp://HOST:PORT or serial:DEV")
     p.add_argument("--speed", type=float, default=1.0, help="meter time runs N times faster")
-    p.add_argument("--replay", help="serve this capture (hex text or raw bytes) instead")
+    p.add_argument(
+        "--replay",
+        help="serve this capture (hex text or raw bytes) instead, at the speed of the line it "
+        "came from: 115200 baud for P1 telegrams, 2400 for HAN frames (or --line's)",
+    )
     p.add_argument(
         "--line",
-        help='TCP only: emulate the line, "meter" for the meter\'s own setting or one like '
-        '"2400 8E1 inverted": each client reads what a UART at the setting it announces '
-        "would (hanctl run's firmware announces its own); default: the bytes as sent",
+        help="the meter's line, \"meter\" for its own (a capture's: found from its bytes) or "
+        'one like "115200 8N1 inverted"; over TCP each client then reads what a UART at the '
+        "setting it announces would (hanctl run's firmware announces its own); default: "
+        "the bytes as sent",
     )
     p.set_defaults(run=run_command)
 
@@ -464,31 +493,33 @@ def run_command(args):
             "hanctl simulate: use --to tcp://HOST:PORT or serial:DEV, --speed > 0", file=sys.stderr
         )
         return 2
-    setting = LINE[args.meter]
     to_serial = args.to.startswith("serial:")
     go = None if to_serial else threading.Event()
     try:
+        # The meter's own line: the one --line names, else a simulated meter's HAN line, or
+        # the line a capture's bytes come from (P1 telegrams or HAN frames).
+        meter_line = (BAUD, LINE[args.meter], False)
+        if args.line and args.line != "meter":
+            meter_line = line.parse(args.line)
         if args.replay:
             with open(args.replay, "rb") as f:
                 capture = decode.parse_capture(f.read())
+            if not args.line or args.line == "meter":
+                meter_line = capture_line(capture, args.meter)
             # Over TCP a capture starts when someone listens, so its first frame is not lost.
-            chunks = replay_chunks(capture, speed=args.speed, bits=BITS[setting], go=go)
+            chunks = replay_chunks(capture, meter_line, args.speed, go)
         else:
             chunks = Feed(Meter(args.meter, args.phases), args.speed).chunks()
         if to_serial:
-            with serial_port(args.to[7:], setting) as port:
-                print(f"{args.to} {BAUD} {setting}", flush=True)
+            baud, fmt, _ = meter_line  # a P1 line's inversion is the cable's to make
+            with serial_port(args.to[7:], fmt, baud) as port:
+                print(f"{args.to} {baud} {fmt}", flush=True)
                 for wait, data in chunks:
                     port.write(data)
                     time.sleep(wait)
             return 0  # a serial line is never done; only Ctrl-C ends this
         host, port = args.to[6:].rsplit(":", 1)
-        meter_line = None
-        if args.line == "meter":
-            meter_line = (BAUD, setting, False)
-        elif args.line:
-            meter_line = line.parse(args.line)
-        server = Server(chunks, host, int(port), line=meter_line)
+        server = Server(chunks, host, int(port), line=meter_line if args.line else None)
         server.connected = go
         server.start()
         print(f"tcp://{host}:{server.port}", flush=True)
@@ -504,9 +535,9 @@ def run_command(args):
         return 130
 
 
-def serial_port(device, setting):
-    """The serial device opened at the meter's line setting: 2400 baud, 8E1 or 8N1."""
+def serial_port(device, fmt, baud=BAUD):
+    """The serial device opened at the meter's line setting: baud, 8E1 or 8N1."""
     import serial  # pyserial: only this path needs it
 
-    parity = serial.PARITY_EVEN if setting == "8E1" else serial.PARITY_NONE
-    return serial.Serial(device, BAUD, bytesize=8, parity=parity, stopbits=1)
+    parity = serial.PARITY_EVEN if fmt == "8E1" else serial.PARITY_NONE
+    return serial.Serial(device, baud, bytesize=8, parity=parity, stopbits=1)
