@@ -79,7 +79,14 @@ def _digest(path):
     return hexlify(h.digest()).decode()
 
 
-def main():
+def main(hal_module=None):
+    """Boot. hal_module: a hardware layer to run on instead of this platform's, named by the
+    caller; dongle.py then takes it from here (host_tests/esp32_boot.py runs hal_esp32 on
+    the unix port, on the model of the ESP32 port in host_tests/esp32_model/)."""
+    global hal, log
+    if hal_module is not None:
+        hal = hal_module
+        log = hal.log
     log("hanport", VERSION, "on", hal.NAME)
     cfg, problems, fresh = load_config()
     if cfg is None or problems:
