@@ -78,15 +78,18 @@ def parts(tmp_path):
                 break
 
 
-def run_driver(name, stdin, heap="96K", timeout=120):
+def run_driver(name, stdin, heap="96K", timeout=120, paths=(), env=None):
     """host_tests/<name> on the MicroPython unix port with the shipped firmware, stdin as
-    given (not argv: the PyPI wrapper dies on a long argument); the CompletedProcess."""
+    given (not argv: the PyPI wrapper dies on a long argument); the CompletedProcess.
+    paths: more folders on MicroPython's module path; env: more environment variables."""
+    full_env = runtime.micropython_env(paths)
+    full_env.update(env or {})
     return subprocess.run(
         runtime.micropython_argv(HERE / name, heap),
         input=stdin,
         capture_output=True,
         text=True,
-        env=runtime.micropython_env(),
+        env=full_env,
         timeout=timeout,
     )
 
