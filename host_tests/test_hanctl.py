@@ -2,8 +2,10 @@
 the real MicroPython interpreter, captures as hex text or raw bytes."""
 
 import json
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,34 @@ def test_errors_flag_prints_rejections():
         {"error": "truncated"},
     ]
     assert lines[2]["active_power_import"] == 99
+
+
+@pytest.mark.parametrize("runtime", ["micropython", "cpython"])
+@pytest.mark.parametrize("form", ["raw", "hex"])
+def test_each_frame_is_decoded_as_it_arrives(runtime, form):
+    """`hanctl decode -` on a pipe: a frame written to it comes out as its JSON line while
+    stdin is still open, as from a serial port that never closes."""
+    proc = subprocess.Popen(
+        [str(HANCTL), "decode", "--runtime", runtime, "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+    try:
+        for frame, power in ((FRAME, 1234), (OTHER, 99)):
+            proc.stdin.write(frame.hex().encode() + b"\n" if form == "hex" else frame)
+            proc.stdin.flush()
+            line = lines.get(timeout=60)  # queue.Empty: the frame waited for more input
+            assert json.loads(line)["active_power_import"] == power
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert lines.empty()
 
 
 def test_odd_hex_is_an_error_not_garbage():

@@ -1,4 +1,4 @@
-# What the model of the ESP32 port (machine.py, network.py, ntptime.py beside this file)
+# What the model of the ESP32 port (machine*.py, network.py, ntptime.py beside this file)
 # shares: the world the board runs in, the record of what the firmware did to it, and the
 # argument checks of MicroPython's C functions.
 #
