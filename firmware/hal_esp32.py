@@ -99,8 +99,9 @@ class Watchdog:
 
 class Network:
     def __init__(self, hostname):
-        network.hostname(hostname)
-        self._wlan = network.WLAN(network.STA_IF)
+        network.hostname(hostname)  # before connect(): the DHCP request carries it
+        # WLAN.IF_STA, not network.STA_IF: kept only for backwards compatibility since 1.25.
+        self._wlan = network.WLAN(network.WLAN.IF_STA)
 
     async def connect(self, networks):
         """Try the configured networks in order; True once one is joined."""
@@ -109,17 +110,34 @@ class Network:
         for net in networks:
             if w.isconnected():
                 return True
-            w.connect(net["ssid"], net.get("password", ""))
+            # A station asked to connect keeps trying by itself, after a dropped link too,
+            # and connect() meanwhile raises OSError("Wifi Internal Error"): ESP-IDF's
+            # "sta is connecting" (micropython#17661). So stop it first, and give the
+            # driver a second, as mqtt_as does (peterhinch/micropython-mqtt#132).
+            w.disconnect()
+            await asyncio.sleep_ms(1000)
+            try:
+                w.connect(net["ssid"], net.get("password", ""))
+            except OSError as e:  # the next network, or the next round, then
+                log("wifi", net["ssid"], "connect failed:", repr(e))
+                continue
             for _ in range(100):  # 10 s per network
                 if w.isconnected():
-                    log("wifi", net["ssid"], w.ifconfig()[0])
+                    log("wifi", net["ssid"], _address(w))
                     return True
                 await asyncio.sleep_ms(100)
-            w.disconnect()
         return w.isconnected()
 
     def isconnected(self):
         return self._wlan.isconnected()
+
+
+def _address(wlan):
+    # ipconfig() came in MicroPython 1.24 and ifconfig() is deprecated since; 1.23 has
+    # only ifconfig().
+    if hasattr(wlan, "ipconfig"):
+        return wlan.ipconfig("addr4")[0]
+    return wlan.ifconfig()[0]
 
 
 _CAUSES = {
