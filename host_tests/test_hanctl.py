@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hanctl import encoder
+from hanctl import bench, encoder
 from test_stream import FRAME, OTHER, P1
 
 HANCTL = Path(sys.executable).parent / "hanctl"
@@ -101,6 +101,17 @@ def test_bench_runs_and_reports_the_targets():
     status, out, err = hanctl("bench", "--rounds", "1")
     assert status == 0, err
     assert "Decoder as a HAN dongle loads it" in out and "Heap per List 3 frame" in out
+
+
+def test_bench_whole_process_prints_both_processes():
+    pytest.importorskip("han.autodecoder")
+    status, out, err = hanctl("bench", "--rounds", "1", "--whole-process", "--repeat", "2")
+    assert status == 0, err
+    table = out.split("# hanctl bench --whole-process", 1)[1]
+    rows = [x for x in table.splitlines() if x.startswith("| ") and "µs" not in x]
+    frames = len(bench.norwegian_frames()[0]) * 2
+    assert len(rows) == 2 and all(r.endswith(f"| {frames} |") for r in rows), table
+    assert "the frames per second into JSON that amshan does" in table
 
 
 BAD_CONFIG = (

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from . import bench_pipeline, encoder, runtime
+from . import bench_pipeline, bench_process, encoder, runtime
 
 SCRIPT = runtime.MP_DIR / "bench_decode.py"
 # What a Nordic HAN dongle loads to decode; the rest is loaded on first use or is output.
@@ -70,6 +70,18 @@ def register(subparsers):
         "--discovery",
         action="store_true",
         help="the measured destination with Home Assistant discovery on",
+    )
+    parser.add_argument(
+        "--whole-process",
+        action="store_true",
+        help="also time one `hanctl decode` process against one amshan + json.dumps process "
+        "over the same capture (bench_process.py)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=100,
+        help="--whole-process: the frames repeated this many times (default %(default)s)",
     )
     parser.set_defaults(run=run_command)
 
@@ -232,6 +244,9 @@ def _mean(results, labels, key):
 def run_command(args):
     frames, source = norwegian_frames()
     print(report(frames, source, args.rounds))
+    if args.whole_process:
+        print(flush=True)
+        print(bench_process.report(frames, args.repeat))
     if args.pipeline or args.tls or args.destinations > 1 or args.discovery:
         print(flush=True)  # the decoder's report shows while the pipeline runs
         heap = runtime.check_heap(args.heap) if args.heap else None
