@@ -172,8 +172,10 @@ def _ntp(server):
     try:
         ntptime.settime()
         return True
-    except OSError as e:
-        log("ntp", server, "failed:", e)
+    # The server's reply is untrusted: a short one fails ntptime's struct.unpack with a
+    # ValueError, an absurd time gmtime's with an OverflowError. Tried again in 10 s.
+    except (OSError, ValueError, OverflowError) as e:
+        log("ntp", server, "failed:", repr(e))
         return False
 
 
