@@ -372,7 +372,11 @@ def _field(f):
 
 
 def parse(raw, name=PATH, unix=False):
-    """(config or None, problems) from the bytes of a config file."""
+    """(config or None, problems) from the bytes of a config file, at most MAX_BYTES long
+    (load() looks at the size before reading; hanctl's commands hand over what they read)."""
+    if len(raw) > MAX_BYTES:
+        return None, [name + ": %d bytes is too big; a config is at most %d bytes"
+                      % (len(raw), MAX_BYTES)]  # fmt: skip
     if raw[:3] == b"\xef\xbb\xbf":  # the UTF-8 byte order mark some editors write
         raw = raw[3:]
     if not raw.strip():

@@ -725,6 +725,17 @@ def test_load_reports_every_broken_file_and_never_raises(tmp_path, which):
                         "readable file"]  # fmt: skip
 
 
+def test_parse_refuses_a_file_too_big_for_load_as_load_does():
+    # The bytes hanctl's commands read and hand to parse(): valid JSON, but longer than the
+    # dongle's load() takes, so validate and push must not call it valid.
+    raw = json.dumps(EXAMPLE).encode() + b" " * 8192
+    assert config.parse(raw, "config.json") == (
+        None,
+        [f"config.json: {len(raw)} bytes is too big; a config is at most 8192 bytes"],
+    )
+    assert config.parse(raw[:8192], "config.json")[1] == []  # 8192 bytes: still taken
+
+
 @pytest.mark.parametrize("which", ["cpython", "micropython"])
 def test_write_is_atomic(tmp_path, which):
     path = tmp_path / "config.json"

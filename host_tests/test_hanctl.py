@@ -148,3 +148,41 @@ def test_config_validate_says_what_the_dongle_would(tmp_path):
     assert (status, out) == (0, f"{path}: valid (1 destination(s))\n")
     status, out, _ = hanctl("config", "validate", str(path))  # on a device: Wi-Fi, board
     assert status == 1 and out.startswith("wifi: is empty")
+
+
+def test_each_command_says_which_firmware_it_checks_a_config_for_and_they_agree(tmp_path):
+    import rig
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(rig.config()))  # no Wi-Fi networks, no board
+    status, out, _ = hanctl("config", "validate", str(path))  # for a board, by default
+    assert (status, out.splitlines()) == (
+        1,
+        [
+            'wifi: is empty; add a network: [{"ssid": "home", "password": "..."}]',
+            'board: missing; add the board\'s name, e.g. "esp32-devkit-tss721"',
+        ],
+    )
+    for target in (["--target", "unix"], ["--unix"]):
+        status, out, _ = hanctl("config", "validate", *target, str(path))
+        assert (status, out) == (0, f"{path}: valid (0 destination(s))\n")
+    # hanctl run's firmware takes the file too: it checks for the unix port.
+    dongle = rig.Dongle(tmp_path / "fs", path.read_text(), "tcp://127.0.0.1:9").start()
+    try:
+        dongle.wait_log("running: 0 destination(s)")
+    finally:
+        dongle.stop()
+
+    def help_of(*command):
+        status, out, _ = hanctl(*command, "--help")
+        assert status == 0
+        return " ".join(out.split())
+
+    for command in (("config", "validate"), ("config", "push")):
+        text = help_of(*command)
+        assert "(for a board unless --target unix)" in text and "{board,unix}" in text
+    for command in (("install",), ("flash",)):
+        assert "--config FILE config.json to install as well, checked for a board" in help_of(
+            *command
+        )
+    assert "the firmware checks it for the unix port" in help_of("run")

@@ -207,6 +207,30 @@ def test_an_invalid_config_is_not_pushed(dongle, fs, tmp_path):
     assert (fs / "config.json").read_bytes() == b'{"the": "config that works"}'
 
 
+def test_push_checks_for_a_board_unless_told_the_unix_port_and_refuses_an_oversize_file(
+    dongle, fs, tmp_path
+):
+    # What `hanctl run` runs on: no Wi-Fi networks, no board (rig.config's shape).
+    unix = tmp_path / "unix.json"
+    unix.write_text(json.dumps({"hostname": "hanport-test", "wifi": [], "destinations": []}))
+    status, out, _ = hanctl("config", "push", "--port", dongle.port, str(unix))
+    assert status == 1 and out.startswith("wifi: is empty") and "not pushed" in out
+    assert not (fs / "config.json").exists()
+    status, out, err = hanctl(
+        "config", "push", "--target", "unix", "--port", dongle.port, str(unix)
+    )
+    assert status == 0, out + err
+    assert (fs / "config.json").read_bytes() == unix.read_bytes()
+
+    # Valid JSON, but longer than the dongle reads (firmware/config.py MAX_BYTES).
+    big = tmp_path / "big.json"
+    big.write_text(board_config(tmp_path).read_text() + " " * 8192)
+    status, out, _ = hanctl("config", "push", "--port", dongle.port, str(big))
+    assert status == 1 and "not pushed" in out
+    assert f"big.json: {big.stat().st_size} bytes is too big; a config is at most 8192" in out
+    assert (fs / "config.json").read_bytes() == unix.read_bytes()
+
+
 def test_pull_from_a_dongle_without_config_says_so(dongle, tmp_path):
     status, out, _ = hanctl("config", "pull", "--port", dongle.port, str(tmp_path / "c.json"))
     assert status == 1 and "has no /config.json" in out

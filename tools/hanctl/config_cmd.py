@@ -2,6 +2,8 @@
 
 `validate FILE` runs the firmware's own validator (firmware/config.py, in this CPython), so
 the owner sees exactly the messages the dongle would log, before flashing anything.
+It checks for a board, as `push` and `install` do; `--target unix` checks as `hanctl run`'s
+firmware does (the unix port: no Wi-Fi networks, no board).
 `init` asks for Wi-Fi networks and destinations and writes a config.json (wizard.py);
 `push` and `pull` copy it to and from a dongle over mpremote (device.py).
 """
@@ -14,28 +16,55 @@ from . import runtime
 def register(subparsers):
     parser = subparsers.add_parser("config", help="write, check, push and pull a config.json")
     sub = parser.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
-    v = sub.add_parser("validate", help="check FILE as the dongle would, same messages")
+    about = "check FILE as the dongle would, same messages (for a board unless --target unix)"
+    v = sub.add_parser("validate", help=about, description=about)
     v.add_argument("file", metavar="FILE")
+    add_target(v)
     v.add_argument(
         "--unix",
-        action="store_true",
-        help="for `hanctl run` on the unix port: no Wi-Fi or board needed",
+        dest="target",
+        action="store_const",
+        const="unix",
+        help="the same as --target unix",
     )
     v.set_defaults(run=validate_command)
 
-    i = sub.add_parser("init", help="answer a few questions, get a config.json")
+    i = sub.add_parser(
+        "init", help="answer a few questions, get a config.json (for a board: Wi-Fi, board)"
+    )
     i.add_argument("file", metavar="FILE", nargs="?", default="config.json")
     i.set_defaults(run=_lazy("wizard", "init_command"))
 
-    push = sub.add_parser("push", help="write FILE to the dongle as config.json")
+    about = (
+        "write FILE to the dongle as config.json, once checked "
+        "(for a board unless --target unix)"
+    )
+    push = sub.add_parser("push", help=about, description=about)
     push.add_argument("--port", required=True, help="serial port or virtual dongle path")
     push.add_argument("file", metavar="FILE")
+    add_target(push)
     push.set_defaults(run=_lazy("device", "push_command"))
 
     pull = sub.add_parser("pull", help="read the dongle's config.json into FILE")
     pull.add_argument("--port", required=True, help="serial port or virtual dongle path")
     pull.add_argument("file", metavar="FILE")
     pull.set_defaults(run=_lazy("device", "pull_command"))
+
+
+# Which firmware a config is checked for (firmware/config.py's unix flag): a board's needs
+# "wifi" networks and a "board"; the MicroPython unix port's (`hanctl run`, whose firmware
+# checks with unix=True) needs neither. Every command that checks a config says which.
+TARGETS = ("board", "unix")
+
+
+def add_target(parser):
+    parser.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="board",
+        help='the firmware FILE is for: "board" (default; Wi-Fi networks and a board name '
+        'needed) or "unix", the MicroPython unix port of `hanctl run` (neither needed)',
+    )
 
 
 def _lazy(module, function):
@@ -58,7 +87,7 @@ def validate_command(args):
     except OSError as err:
         print(f"{path}: cannot be read ({err.strerror}); give the path of a config.json")
         return 1
-    cfg, problems = config.parse(raw, path.name, unix=args.unix)
+    cfg, problems = config.parse(raw, path.name, unix=args.target == "unix")
     for problem in problems:
         print(problem)  # the validator never quotes a secret
     if cfg is None or problems:

@@ -234,9 +234,10 @@ def config_files(config_path, cfg):
     return files, missing
 
 
-def check_config(path):
+def check_config(path, target="board"):
     """(raw bytes, validated cfg, problems) of the config file at path, checked by the
-    firmware's own validator as `hanctl config validate` does (for a board: Wi-Fi needed)."""
+    firmware's own validator as `hanctl config validate --target` does: for a board (Wi-Fi
+    networks and a board name needed), or for the unix port ("unix", neither)."""
     runtime.use_firmware_in_cpython()
     import config  # firmware/config.py
 
@@ -245,12 +246,12 @@ def check_config(path):
         raw = path.read_bytes()
     except OSError as err:
         return None, None, [f"{path}: cannot be read ({err.strerror}); give a config.json"]
-    cfg, problems = config.parse(raw, path.name, unix=False)
+    cfg, problems = config.parse(raw, path.name, unix=target == "unix")
     return raw, cfg, problems
 
 
 def push_command(args):
-    raw, cfg, problems = check_config(args.file)
+    raw, cfg, problems = check_config(args.file, args.target)
     if cfg is None or problems:
         for problem in problems:
             print(problem)  # the validator never quotes a secret

@@ -127,7 +127,11 @@ def register(subparsers):
     p.add_argument("--board", required=True, help="a folder name under boards/")
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM3")
     p.add_argument("--firmware", metavar="FILE.bin", help="the MicroPython image (.bin)")
-    p.add_argument("--config", metavar="FILE", help="config.json to install as well")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config.json to install as well, checked for a board (as `hanctl config validate`)",
+    )
     p.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="default %(default)s")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.set_defaults(run=run_command)

@@ -46,7 +46,12 @@ def register(subparsers):
     )
     parser.add_argument("--board", required=True, help="a folder name under boards/")
     parser.add_argument("--port", required=True, help="serial port or virtual dongle path")
-    parser.add_argument("--config", metavar="FILE", help="config.json to install as well")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config.json to install as well, checked for a board (Wi-Fi networks, and the "
+        "board name of --board), as `hanctl config validate` checks",
+    )
     parser.add_argument(
         "--frozen",
         action="store_true",

@@ -43,7 +43,12 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "run", help="run the firmware under the MicroPython unix port against a TCP meter"
     )
-    parser.add_argument("--config", required=True, help="config.json for the dongle")
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="config.json for the dongle; the firmware checks it for the unix port (no Wi-Fi "
+        "networks or board needed), as `hanctl config validate --target unix` does",
+    )
     parser.add_argument("--uart", required=True, help="tcp://HOST:PORT serving the HAN stream")
     parser.add_argument(
         "--heap",
