@@ -93,13 +93,16 @@ class Subscriber:
         self.lock = threading.Lock()
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
         self.client.on_message = self._on_message
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.connect("127.0.0.1", port or broker.port)
         self.client.subscribe(topic, qos=1)
         self.client.loop_start()
-        self._wait_subscribed()
-
-    def _wait_subscribed(self):
-        time.sleep(0.2)
+        # The broker's SUBACK: from then on nothing published to topic passes unseen (a
+        # fixed sleep here was too short on a loaded machine, and long on an idle one).
+        if not self.subscribed.wait(30):
+            self.close()
+            raise AssertionError(f"no SUBACK for {topic!r} from the broker in 30 s")
 
     def _on_message(self, client, userdata, msg):
         with self.lock:

@@ -153,8 +153,13 @@ def run_command(args):
             args.meter, args.phases, start=now + dt.timedelta(hours=1) - BEFORE_HOUR
         )
         feed = simulate.Feed(meter, args.speed)
-        line = simulate.Server(feed.chunks()).start()
+        # The meter starts once the firmware's UART has connected: pushed before that, the
+        # List 3 due BEFORE_HOUR later would reach no one on a machine slow to boot it.
+        go = threading.Event()
+        line = simulate.Server(_once(go, feed.chunks()))
+        line.connected = go  # set by the first client, and by stop()
         parts.append(line)
+        line.start()
         uart = f"tcp://127.0.0.1:{line.port}"
         firmware = Firmware(folder, demo_config(mqtt.port, meter), uart)
         parts.append(firmware)
@@ -185,3 +190,9 @@ def run_command(args):
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def _once(go, chunks):
+    """chunks, from when go (a threading.Event) is set."""
+    go.wait()
+    yield from chunks
