@@ -92,10 +92,6 @@ class Reader:
         self.pos += 1
         return b
 
-    def peek(self, ahead=0):
-        p = self.pos + ahead
-        return self.buf[p] if p < self.end else -1
-
     def length(self):
         """A-XDR length: one byte below 0x80, else 0x8N and N big-endian bytes."""
         n = self.byte()
@@ -125,10 +121,14 @@ class Reader:
         size = _INTS.get(tag)
         if size is not None:
             k = size if size > 0 else -size
-            p = self.take(k)
+            p = self.pos  # take(k) without its call: an integer is most of what is read
+            e = p + k
+            if e > self.end:
+                raise DecodeError(TRUNCATED)
+            self.pos = e
             buf = self.buf
             v = 0
-            for i in range(p, p + k):
+            for i in range(p, e):
                 v = v << 8 | buf[i]
             if size < 0 and v >> (8 * k - 1):
                 v -= 1 << (8 * k)
