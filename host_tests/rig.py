@@ -338,6 +338,23 @@ def dongle_sockets(dongle):
     return out
 
 
+def read_until(sock, enough, timeout=30):
+    """Bytes from sock until enough(bytes so far) is true (or the timeout, or the far end
+    closed): a condition, not a time, so a loaded machine reads as much as an idle one."""
+    sock.settimeout(0.2)
+    data = b""
+    end = time.monotonic() + timeout
+    while not enough(data) and time.monotonic() < end:
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def group_pids(pgid):
     """Pids of the processes in process group pgid, from /proc (a command started with
     start_new_session=True: its pid is the group's id, and all it starts are members)."""

@@ -182,24 +182,27 @@ def test_only_a_right_setting_decodes_and_a_wrong_one_shows_as_noise(meter, mete
 
 def test_hanctl_simulate_line_serves_what_the_announced_setting_reads():
     from decoder import Decoder
-    from test_simulate import interrupt, read_for, start_simulate
 
-    proc, port = start_simulate(
-        "--meter", "kamstrup", "--speed", "10", "--line", "meter", "--to", "tcp://127.0.0.1:0"
-    )
+    def decoded(data):
+        readings = []
+        d = Decoder(readings.append)
+        d.feed(data)
+        d.end()
+        return len(readings), d.assembler.noise
+
+    port = rig.free_port()
+    meter = Simulate(port, "--meter", "kamstrup", "--speed", "10", "--line", "meter")
     try:
         with socket.create_connection(("127.0.0.1", port)) as sock:
             got = {}
             for setting in (b"2400 8E1", b"2400 8N1"):
                 sock.sendall(b"line " + setting + b"\n")
                 time.sleep(0.3)  # announced before the next push
-                readings = []
-                d = Decoder(readings.append)
-                d.feed(read_for(sock, 3.5))  # pushes every 10 s / 10
-                d.end()
-                got[setting] = (len(readings), d.assembler.noise)
+                # Pushes every 10 s / 10: two readings, or 100 bytes of noise, or 30 s.
+                data = rig.read_until(sock, lambda d: decoded(d)[0] >= 2 or decoded(d)[1] > 100)
+                got[setting] = decoded(data)
     finally:
-        interrupt(proc)
+        meter.stop()
     assert got[b"2400 8E1"][0] == 0 and got[b"2400 8E1"][1] > 100, got  # garbage
     assert got[b"2400 8N1"][0] >= 2, got  # the meter's own setting
 

@@ -143,23 +143,6 @@ def test_at_high_speed_what_does_not_fit_is_left_out_but_list_3_goes_hourly(kind
     assert hours[:3] == [14, 15, 16]  # List 3 still goes out every (meter) hour
 
 
-def read_until(sock, enough, timeout=30):
-    """Bytes from sock until enough(bytes so far) (or the timeout, or the far end closed):
-    a condition, not a time, so a loaded machine reads as much as an idle one."""
-    sock.settimeout(0.2)
-    data = b""
-    end = time.monotonic() + timeout
-    while not enough(data) and time.monotonic() < end:
-        try:
-            chunk = sock.recv(4096)
-        except TimeoutError:
-            continue
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def frames_in(data):
     """How many readings the firmware's decoder (in this CPython) makes of data."""
     from decoder import Decoder
@@ -193,7 +176,7 @@ def test_simulate_serves_a_one_phase_meter_on_tcp_with_compressed_time():
     )
     try:
         with socket.create_connection(("127.0.0.1", port)) as sock:
-            data = read_until(sock, lambda d: frames_in(d) >= 5)
+            data = rig.read_until(sock, lambda d: frames_in(d) >= 5)
     finally:
         interrupt(proc)
     readings = decoded(data)
@@ -215,7 +198,7 @@ def test_replay_serves_a_capture_from_its_first_byte(tmp_path):
     try:
         time.sleep(0.5)  # no listener yet: the capture waits (the bytes below all came)
         with socket.create_connection(("127.0.0.1", port)) as sock:
-            data = read_until(sock, lambda d: len(d) >= len(capture))
+            data = rig.read_until(sock, lambda d: len(d) >= len(capture))
     finally:
         interrupt(proc)
     assert data == capture
