@@ -36,8 +36,7 @@ def register(subparsers):
     i.set_defaults(run=_lazy("wizard", "init_command"))
 
     about = (
-        "write FILE to the dongle as config.json, once checked "
-        "(for a board unless --target unix)"
+        "write FILE to the dongle as config.json, once checked (for a board unless --target unix)"
     )
     push = sub.add_parser("push", help=about, description=about)
     push.add_argument("--port", required=True, help="serial port or virtual dongle path")
