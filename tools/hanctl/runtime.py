@@ -268,13 +268,13 @@ def check_heap(heap):
     return heap
 
 
-def micropython_argv(script, heap=None):
-    """argv that runs `script` on the unix port with a device-sized heap (default: the one
-    that stands for an ESP32's on this image, default_heap()).
+def micropython_argv(script, heap=None, exe=None):
+    """argv that runs `script` on the unix port (exe, default micropython_exe()) with a
+    device-sized heap (default: the one that stands for an ESP32's on it, default_heap()).
 
     Raises MissingInterpreter when the interpreter is not installed.
     """
-    exe = micropython_exe()
+    exe = exe or micropython_exe()
     if exe is None:
         raise MissingInterpreter(
             "the MicroPython unix interpreter `micropython` was not found; "
