@@ -98,7 +98,7 @@ def frozen_exe():
     Raises StaleInterpreter when its stamp (image.sha256 beside it) is not that of the
     firmware now: its frozen modules would shadow the changed sources.
     """
-    exe = os.environ.get("HANPORT_MICROPYTHON")
+    exe = _named_exe()
     if not exe or not Path(exe).with_name("image.sha256").is_file():
         return None
     if _built_image(exe, official_stamp()):
@@ -109,6 +109,13 @@ def frozen_exe():
             "run tools/frozen-unix/build again, or unset HANPORT_MICROPYTHON"
         )
     return exe
+
+
+def _named_exe():
+    """HANPORT_MICROPYTHON as an absolute path: `hanctl run` starts it from the dongle's
+    folder, where a relative one would name nothing."""
+    exe = os.environ.get("HANPORT_MICROPYTHON")
+    return os.path.abspath(exe) if exe and os.sep in exe else exe
 
 
 def official_exe():
@@ -147,7 +154,7 @@ def micropython_exe():
     an official image with the firmware's .mpy loaded (what an owner's board runs), then the
     stock 64-bit interpreter.
     """
-    return frozen_exe() or os.environ.get("HANPORT_MICROPYTHON") or official_exe() or stock_exe()
+    return frozen_exe() or _named_exe() or official_exe() or stock_exe()
 
 
 _bits = {}

@@ -61,9 +61,8 @@ class Interpreter:
         _serial_line(slave)
         # The virtual dongle is a REPL for mpremote, not a memory model: it needs the raw
         # REPL (Ctrl-A) and raw-paste a board has, which the unix port's REPL gained after
-        # 1.25 (the 32-bit images' version): the stock interpreter runs it unless
-        # HANPORT_MICROPYTHON names another.
-        exe = os.environ.get("HANPORT_MICROPYTHON") or runtime.stock_exe()
+        # 1.25 (the 32-bit images' version): the stock interpreter runs it.
+        exe = runtime.stock_exe()
         argv = runtime.micropython_argv(BOOT_SCRIPT, heap, exe)
         argv[-1:-1] = ["-i"]  # run the boot script, then the REPL
         argv.append(str(fs_dir))
