@@ -64,7 +64,7 @@ class Decoder:
         if kind == framing.P1:
             import p1  # on first use: a HAN dongle never spends RAM on the P1 code
 
-            return p1.decode(buf, n)
+            return p1.decode(buf, n, self.normalizer)
         if kind == framing.APDU:
             return self.decode_apdu(buf, 0, n)
         lk = self.link

@@ -27,6 +27,11 @@ _ENERGY_MAX = 512  # energy registers, their time and the meter id: ~300 bytes
 _RAW_MAX = 512  # line bytes waiting for the raw topic: 2 s of a 2400 baud line
 _HA_STATUS = "homeassistant/status"  # = discovery.HA_STATUS, without importing discovery
 _ERROR_MAX = 60  # characters of last_error kept: the stats of four destinations fit _JSON_MAX
+# Fields learned for discovery: the 50 canonical ones and 30 more. The most in a real
+# reading is 45, 17 of them codes without a name (a DSMR 5 telegram, ../shared/vectors).
+# A line of ever new OBIS codes grew the set until MicroPython's set, failing to grow,
+# was left corrupt: a segfault at the next lookup (issue 12).
+_FIELDS_MAX = 80
 
 
 class Destination:
@@ -61,6 +66,7 @@ class Destination:
         self.failures = 0
         self.published = 0
         self.dropped = 0
+        self.discovery_dropped = 0  # fields not learned, _fields full: one per field a reading
         self.last_error = None  # what ended the last session or attempt (kept once connected)
         self._down_at = uptime.seconds()  # since when there is no session; None during one
         self._floor_ms = cfg.get("retry_min", 1) * 1000  # the first wait after a failure
@@ -110,10 +116,16 @@ class Destination:
 
     def _learn(self, view, reading):
         new = False
+        fields = self._fields
         for k in view:
-            if k not in self._fields:
-                self._fields.add(k)
-                new = True
+            if k not in fields:
+                if len(fields) < _FIELDS_MAX:  # checked before the set grows, not after
+                    fields.add(k)
+                    new = True
+                else:
+                    if not self.discovery_dropped:
+                        print("hanport: destination", self.name, "learns no field past", k)
+                    self.discovery_dropped += 1
         if self._meter is None and "meter_id" in reading:
             self._meter = (
                 reading["meter_id"],
@@ -309,6 +321,7 @@ class Destination:
         out["queued"] = len(self.outbox)
         out["dropped"] = self.dropped + self.outbox.dropped
         out["raw_dropped_bytes"] = self.raw_dropped
+        out["discovery_dropped"] = self.discovery_dropped
         if self.share.level == FULL:
             # A destination's own stats cannot reach a broker it fails to reach: the
             # owner learns of it from another one. Only a "full" destination hears of

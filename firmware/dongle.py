@@ -99,6 +99,7 @@ class Dongle:
             "noise_bytes": a.noise,
             "frames": {"hdlc": a.frames[1], "p1": a.frames[2], "mbus": a.frames[3]},
             "readings": d.readings,
+            "fields_dropped": d.normalizer.dropped,  # past obis.FIELDS_MAX a reading
             "rejected": rejected,
             "last_frame_age_s": None if self.last_frame is None else now - self.last_frame,
             "line": setting_name(self.link.setting),

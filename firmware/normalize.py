@@ -89,6 +89,7 @@ class Normalizer:
         self.positional = []
         self.quirk = None
         self.labels = 0
+        self.dropped = 0  # registers and values past obis.FIELDS_MAX, since boot
         self._label = -1  # buffer position of the pending register's OBIS (A at +0)
         self._value = None
         self._have = False
@@ -176,7 +177,10 @@ class Normalizer:
                 t = _text(v)  # a list id (or device name) opens the list: who made it
                 if t:
                     self.identify(t)
-            self.positional.append(v)
+            if len(self.positional) < obis.FIELDS_MAX:  # no quirk's list is longer
+                self.positional.append(v)
+            else:
+                self.dropped += 1
 
     def flush(self):
         if self._have:
@@ -220,6 +224,9 @@ class Normalizer:
             self.quirk = _quirk(m)
 
     def put(self, p, v, s, raw=False):
+        if len(self.reading) >= obis.FIELDS_MAX:  # before the dict grows, not after
+            self.dropped += 1
+            return
         buf = self.data
         if raw and isinstance(v, int) and not isinstance(v, bool):
             # No scaler in the push and none declared: keep the raw count under its code.

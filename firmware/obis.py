@@ -95,6 +95,10 @@ for _i in range(0, len(_TABLE), 6):
         ORDER.append(_name)
 del BY_KEY[0]
 del _TABLE, _i, _name
+# Registers a reading holds; those past it are counted (Normalizer.dropped), not read. The
+# most in a real reading is 45 (a DSMR 5 telegram, ../shared/vectors); a 2 KB frame of new
+# codes carries 195, whose dict and names once found no room at 96K (issue 12).
+FIELDS_MAX = 64
 
 # List identifiers (the first text of a push) tell the maker where the frame carries none.
 MANUFACTURERS = (

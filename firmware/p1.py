@@ -28,8 +28,9 @@ _UNITS = {
 }
 
 
-def decode(buf, n):
-    """Canonical reading of the P1 telegram buf[0:n] ('/' .. '\\n')."""
+def decode(buf, n, norm):
+    """Canonical reading of the P1 telegram buf[0:n] ('/' .. '\\n'); lines past
+    obis.FIELDS_MAX are counted in norm.dropped (the decoder's normalize.Normalizer)."""
     reading = {}
     # One copy, not three (a slice, bytes of it, then its text): a 1.4 KB telegram once
     # found no room at 96K for the three (tools/fuzz, docs/reliability.md).
@@ -44,7 +45,10 @@ def decode(buf, n):
             if len(line) == 1:
                 reading["unchecked"] = True  # no CRC: DSMR 2/3 and some Nordic meters
             break
-        _line(reading, line)
+        if len(reading) < obis.FIELDS_MAX:  # before the dict grows, not after
+            _line(reading, line)
+        else:
+            norm.dropped += 1
     return reading
 
 
