@@ -26,6 +26,8 @@ _JSON_MAX = 1536  # the longest reading seen: 27 registers of an Aidon SE List 3
 _ENERGY_MAX = 512  # energy registers, their time and the meter id: ~300 bytes
 _RAW_MAX = 512  # line bytes waiting for the raw topic: 2 s of a 2400 baud line
 _HA_STATUS = "homeassistant/status"  # = discovery.HA_STATUS, without importing discovery
+_HA_AGAIN_MS = 30000  # Home Assistant takes longer than this to restart
+_HEALTHY_MS = 60000  # a session this long starts the backoff over
 _ERROR_MAX = 60  # characters of last_error kept: the stats of four destinations fit _JSON_MAX
 # Fields learned for discovery: the 50 canonical ones and 30 more. The most in a real
 # reading is 45, 17 of them codes without a name (a DSMR 5 telegram, ../shared/vectors).
@@ -71,6 +73,9 @@ class Destination:
         self._down_at = uptime.seconds()  # since when there is no session; None during one
         self._floor_ms = cfg.get("retry_min", 1) * 1000  # the first wait after a failure
         self.backoff_ms = self._floor_ms
+        self._up_ms = None  # ticks when the session began
+        self._ha_ms = None  # ticks of the last discovery Home Assistant's "online" asked for
+        self.incoming_dropped = 0  # of sessions past: messages over the client's rate
 
     # -- called by the meter link: never waits ---------------------------------------------
 
@@ -163,6 +168,7 @@ class Destination:
             finally:
                 if self.client is not None:
                     self.client.close()
+                    self.incoming_dropped += self.client.dropped
                 self.client = None
                 if self._down_at is None:
                     self._down_at = self.uptime.seconds()
@@ -173,6 +179,13 @@ class Destination:
                 # a capture would splice two streams without a mark.
                 self.raw_dropped += self._raw_n
                 self._raw_n = 0
+            # It starts again from retry_min only after a session that lasted _HEALTHY_MS: a
+            # broker that answers CONNECT and drops the link at once (over TLS a handshake
+            # each time) got 15-31 attempts in 30 s when each CONNACK reset it (issue 12).
+            up = self._up_ms
+            self._up_ms = None
+            if up is not None and time.ticks_diff(time.ticks_ms(), up) >= _HEALTHY_MS:
+                self.backoff_ms = self._floor_ms
             # Exponential backoff with jitter (0.5x..1.5x): dongles that lost the same
             # broker do not all come back in the same second.
             wait = self.backoff_ms // 2 + random.getrandbits(20) % (self.backoff_ms + 1)
@@ -194,10 +207,11 @@ class Destination:
             will=(status, b"offline", True, 1),
             timeout=cfg.get("timeout", 10),
             on_message=self._message,
+            max_packet=128,  # we subscribe to homeassistant/status only: "online", "offline"
         )
         await client.connect()
         self.connects += 1
-        self.backoff_ms = self._floor_ms
+        self._up_ms = time.ticks_ms()
         self._down_at = None
         print("hanport: destination", self.name, "connected")
         await client.publish(status, b"online", retain=True, qos=1)
@@ -292,10 +306,14 @@ class Destination:
                 await client.publish(self.base + "/stats", memoryview(self._buf)[:n])
 
     def _message(self, topic, payload):
-        # Home Assistant announces "online" after it starts: send discovery again.
+        # Home Assistant announces "online" after it starts: send discovery again, at most
+        # once in _HA_AGAIN_MS (a broker repeating it kept the dongle sending configs).
         if topic == _HA_STATUS and payload == b"online":
-            self._discover = True
-            self.event.set()
+            now = time.ticks_ms()
+            if self._ha_ms is None or time.ticks_diff(now, self._ha_ms) >= _HA_AGAIN_MS:
+                self._ha_ms = now
+                self._discover = True
+                self.event.set()
 
     def counters(self, others=(), other=False):
         """This destination's counters, for its stats, with how `others` (the dongle's
@@ -317,6 +335,7 @@ class Destination:
             return out
         out["connects"] = self.connects
         out["reconnects"] = max(0, self.connects - 1)
+        out["incoming_dropped"] = self.incoming_dropped + (client.dropped if client else 0)
         out["published"] = self.published
         out["queued"] = len(self.outbox)
         out["dropped"] = self.dropped + self.outbox.dropped

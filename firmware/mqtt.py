@@ -36,6 +36,7 @@ except ImportError:  # CPython
 _Event = asyncio.Event
 _open_connection = asyncio.open_connection
 _wait_for = asyncio.wait_for
+_sleep_ms = getattr(asyncio, "sleep_ms", None) or (lambda ms: asyncio.sleep(ms / 1000))
 
 # Control packet types, first byte with the flags each must carry (§2.2).
 _CONNECT = const(0x10)
@@ -50,6 +51,10 @@ _DISCONNECT = b"\xe0\x00"
 
 _MAX_LENGTH = const(268435455)  # four bytes of remaining length (§2.2.3)
 _HEAD_ROOM = const(9)  # first byte, 4 length bytes, topic length, packet id
+# A packet over the rate waits this long after it is read, so a broker sending 40,000
+# a second gets the reader a few hundred times a second, not all of the CPU (issue 12:
+# 99.6% of the unix port's CPU before, docs/reliability.md).
+_PACE_MS = const(2)
 
 # MQTTError.code below zero: the broker broke the protocol, or refused a subscription.
 PROTOCOL = const(-1)
@@ -121,7 +126,7 @@ class MQTTClient:
     # fmt: off
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=60,
                  ssl=None, server_hostname=None, will=None, timeout=10, on_message=None,
-                 open_connection=None, max_packet=4096):
+                 open_connection=None, max_packet=4096, rate=10):
         # fmt: on
         if password is not None and user is None:
             raise ValueError("password without user")  # §3.1.2.9
@@ -137,7 +142,8 @@ class MQTTClient:
         self.timeout = timeout
         self.on_message = on_message
         self.open_connection = open_connection or _open_connection
-        self.max_packet = max_packet  # larger incoming packets are skipped and counted
+        self.max_packet = max_packet  # a larger incoming packet ends the link, unread
+        self.rate = rate  # incoming packets a second (as many at once); beyond, see _receive
         self.error = None  # what ended the last link
         # What the link awaited when it failed ("DNS" while the host name is looked up):
         # the exceptions alone do not tell an owner a name that does not resolve (unix:
@@ -147,7 +153,7 @@ class MQTTClient:
         self.stage = None
         self.ack_ms = None  # the last PUBACK's round trip: a slow broker shows here
         self.pings = 0  # PINGREQs sent
-        self.dropped = 0  # incoming packets over max_packet
+        self.dropped = 0  # incoming messages over the rate: read, not delivered
         self._r = self._w = None
         self._tasks = ()
         self._turn = _Event()  # set while no packet is being written
@@ -175,6 +181,7 @@ class MQTTClient:
             self.close()
             raise
         self._sent = self._heard = ticks_ms()
+        self._tokens = self.rate * 1000
         self._pinged = False
         tasks = [asyncio.create_task(self._read_loop())]
         if self.keepalive:
@@ -481,16 +488,26 @@ class MQTTClient:
             if shift > 21:
                 raise MQTTError(PROTOCOL, "remaining length")
         if n > self.max_packet:
-            while n:  # skip it in small reads rather than hold it whole
-                n -= len(await self._read(min(n, 256)))
-            self.dropped += 1
-            body = None
-        else:
-            body = await self._read(n) if n else b""
-        self._heard = ticks_ms()
+            # Refused unread: skipping a PUBLISH that announces 268 MB held the reader
+            # for the whole keepalive window (issue 12).
+            raise MQTTError(PROTOCOL, "packet of %d bytes" % n)
+        body = await self._read(n) if n else b""
+        now = ticks_ms()
+        # A token bucket, in thousandths of a packet: `rate` a second, as many at once.
+        # Beyond it a message is dropped and counted, and any packet waits _PACE_MS.
+        t = self._tokens + min(ticks_diff(now, self._heard), 1000) * self.rate
+        self._heard = now
         self._pinged = False  # any packet proves the broker is there
         kind = first & 0xF0
-        if body is None or kind == _PINGRESP:
+        if t >= 1000:
+            self._tokens = min(t, self.rate * 1000) - 1000
+        else:
+            self._tokens = t
+            await _sleep_ms(_PACE_MS)
+            if kind == _PUBLISH:
+                self.dropped += 1
+                return
+        if kind == _PINGRESP:
             return
         if kind == _PUBLISH:
             await self._deliver(first, body)

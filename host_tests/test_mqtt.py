@@ -622,28 +622,44 @@ def test_broker_breaking_the_protocol_ends_the_link_with_mqtterror():
     assert asyncio.run(scripted(broker)(body)) == (False, mqtt.PROTOCOL)
 
 
-def test_oversize_message_is_skipped_and_counted_and_the_next_one_arrives():
-    got = []
-
+def test_oversize_message_ends_the_link_unread_and_names_its_size():
     async def broker(reader, writer):
         await read_packet(reader)
-        writer.write(CONNACK)
-        big = b"\x00\x01t" + bytes(1000)
-        writer.write(b"\x30\xeb\x07" + big)  # remaining length 1003 = EB 07
-        writer.write(b"\x30\x05\x00\x01tok")
+        writer.write(CONNACK + b"\x30\xff\xff\xff\x7f")  # 268,435,455 bytes announced
         await reader.read()
 
     async def body(c):
         await c.connect()
         for _ in range(50):
-            if got:
+            if c.error:
                 break
             await asyncio.sleep(0.01)
-        return c.dropped, c.connected
+        return c.connected, c.describe(c.error)
+
+    connected, why = asyncio.run(scripted(broker, max_packet=256)(body))
+    assert not connected and why == "mqtt: packet of 268435455 bytes (-1)"
+
+
+def test_messages_over_the_rate_are_read_counted_and_not_delivered():
+    got = []
+
+    async def broker(reader, writer):
+        await read_packet(reader)
+        writer.write(CONNACK + b"\x30\x05\x00\x01tok" * 30)
+        await asyncio.sleep(0.3)
+        writer.write(b"\x30\x05\x00\x01tok")  # 0.3 s later: 3 tokens more
+        await reader.read()
+
+    async def body(c):
+        await c.connect()
+        for _ in range(100):
+            if c.dropped + len(got) == 31:
+                break
+            await asyncio.sleep(0.01)
+        return c.dropped, len(got), c.connected
 
     on_message = lambda topic, payload: got.append((topic, payload))  # noqa: E731
-    assert asyncio.run(scripted(broker, max_packet=256, on_message=on_message)(body)) == (1, True)
-    assert got == [("t", b"ok")]
+    assert asyncio.run(scripted(broker, rate=10, on_message=on_message)(body)) == (20, 11, True)
 
 
 def test_refused_subscription_raises_and_keeps_the_link():
