@@ -9,7 +9,10 @@
 #
 # Unknown keys are problems, not warnings: a misspelt `"shares": "live"` or `"verfy": true`
 # would otherwise leave a privacy or security setting silently at another value.
-# Secrets never appear in a message: a bad password is described, never quoted.
+# Secrets never appear in a message: a bad password is described, never quoted, and so is
+# any value where an object or a list of them is wanted (the wifi list and its networks,
+# destinations, tls, meter, the file itself): a Wi-Fi entry written as "password" text,
+# or a password in place of a destination, is named by its kind ("a text"), never shown.
 #
 # TLS `"verify": false` accepts any certificate: whoever sits between the dongle and the
 # broker can then read the readings and the MQTT password, and pose as the broker. Only the
@@ -57,6 +60,7 @@ METER_KEYS = ("baud", "invert", "parity")
 _SHOWN = TOP_KEYS + tuple(k for k in DEST_KEYS if k != "password") + TLS_KEYS + ("ssid",)
 _SHOWN += METER_KEYS
 SECRET = "***"
+SECRET_KEYS = ("password", "key", "auth_key")  # a value of these is never quoted
 
 _MISSING = object()
 _BIG = 10**20  # a bigger int is not printed (CPython refuses str() of 4300 digits)
@@ -98,6 +102,15 @@ def _show(v):
     return "a list" if isinstance(v, list) else "an object"
 
 
+def _kind(v):
+    """What v is, without its value: for where a secret could be."""
+    if isinstance(v, str):
+        return "a text"
+    if isinstance(v, (list, dict)):
+        return "a list" if isinstance(v, list) else "an object"
+    return _show(v) if v is None or v is True or v is False else "a number"
+
+
 def _key(path, k):
     """Path of key k inside path; a key that is not plain text is shown quoted."""
     s = _show(k)
@@ -109,6 +122,7 @@ def _text(pr, path, v, what, fix, hi, lo=1, secret=False):
     if v is _MISSING:
         pr.add(path, "missing; add " + fix)
     elif not isinstance(v, str):
+        secret = secret or path[path.rfind(".") + 1 :] in SECRET_KEYS
         pr.add(path, "%s is not %s; use %s" % ("the value" if secret else _show(v), what, fix))
     elif len(v) < lo:
         pr.add(path, "is empty; use " + fix)
@@ -135,7 +149,7 @@ def _flag(pr, path, v):
 
 def _object(pr, path, v, known, example):
     if not isinstance(v, dict):
-        pr.add(path, "%s is not an object; use one like %s" % (_show(v), example))
+        pr.add(path, "%s is not an object; use one like %s" % (_kind(v), example))
         return False
     unknown = [k for k in v if k not in known]
     if unknown:
@@ -155,13 +169,31 @@ def _plain(s, extra):
     return True
 
 
+# MQTT 3.1.1 section 1.5.3: a UTF-8 string holds no surrogate (U+D800..U+DFFF) or NUL, and
+# "SHOULD NOT" hold control characters or noncharacters, on which a broker "MAY close the
+# connection": mosquitto refuses each CONNECT that has one, so the dongle retried forever.
+_MQTT_TEXT = "holds a control character, a noncharacter or a surrogate (MQTT 3.1.1 section "
+_MQTT_TEXT += "1.5.3), which brokers refuse"
+
+
+def _mqtt_text(s):
+    """s holds nothing MQTT 3.1.1 section 1.5.3 forbids or discourages."""
+    for ch in s:
+        c = ord(ch)
+        if c < 0x20 or 0x7F <= c <= 0x9F or 0xD800 <= c <= 0xDFFF or 0xFDD0 <= c <= 0xFDEF:
+            return False
+        if c & 0xFFFE == 0xFFFE:  # U+FFFE, U+FFFF and their like in every plane
+            return False
+    return True
+
+
 def validate(cfg, unix=False):
     """(config, problems): a new dict with every default filled in (cfg is not touched), or
     None when there is any problem. unix: the unix port, where "wifi" may be empty and
     "board" absent."""
     pr = _Problems()
     if not isinstance(cfg, dict):
-        pr.add("config", "%s is not an object; use {...} with the keys of the README" % _show(cfg))
+        pr.add("config", "%s is not an object; use {...} with the keys of the README" % _kind(cfg))
         return None, pr.result()
     _object(pr, "", cfg, TOP_KEYS, "")
     fix = 'a name of letters, digits and "-", e.g. "hanport-1a2b3c"'
@@ -189,7 +221,7 @@ def _wifi(pr, v, unix):
         return []
     if not isinstance(v, list) or len(v) > MAX_NETWORKS:
         pr.add("wifi", "%s is not a list of at most %d networks; use one like %s"
-               % (_show(v), MAX_NETWORKS, example))  # fmt: skip
+               % (_kind(v), MAX_NETWORKS, example))  # fmt: skip
         return []
     nets = []
     for i, net in enumerate(v):
@@ -224,7 +256,7 @@ def _meter(pr, v):
 
 def _destinations(pr, v, hostname):
     if not isinstance(v, list):
-        pr.add("destinations", "%s is not a list; use [] or a list of destinations" % _show(v))
+        pr.add("destinations", "%s is not a list; use [] or a list of destinations" % _kind(v))
         return []
     if len(v) > MAX_DESTINATIONS:
         pr.add("destinations", "has %d destinations; use at most %d" % (len(v), MAX_DESTINATIONS))
@@ -267,6 +299,8 @@ def _destination(pr, path, d, hostname, i):
     user, pw = get("user"), get("password")
     fix = "the user name the broker knows"
     out["user"] = None if user is None else _text(pr, path + ".user", user, "a name", fix, 128)
+    if out["user"] is not None and not _mqtt_text(user):
+        pr.add(path + ".user", "%s; use %s" % (_MQTT_TEXT, fix))
     fix = "the broker's password as text"
     out["password"] = pw if pw is None else _text(pr, path + ".password", pw, "a password", fix,
                                                   128, 0, True)  # fmt: skip
@@ -275,6 +309,8 @@ def _destination(pr, path, d, hostname, i):
     cid = get("client_id", "%s-%d" % (hostname, i))  # unique per destination of this dongle
     fix = 'a client id, e.g. "hanport-1a2b3c" (every broker accepts 23 characters)'
     out["client_id"] = _text(pr, path + ".client_id", cid, "a client id", fix, 64)
+    if out["client_id"] is not None and not _mqtt_text(cid):
+        pr.add(path + ".client_id", "%s %s; use %s" % (_show(cid), _MQTT_TEXT, fix))
     tail = hostname[8:] if hostname and hostname[:8] == "hanport-" else hostname
     out["topic"] = _topic(pr, path + ".topic", get("topic", "hanport/%s" % tail))
     out["discovery"] = _flag(pr, path + ".discovery", get("discovery", False))
@@ -305,6 +341,12 @@ def _tls(pr, path, v, host):
     fix = 'the CA certificate file on the dongle, e.g. "ca.pem" (or "verify": false, which lets '
     fix += "anyone on the path read and change the data)"
     ca = ca if ca is None else _text(pr, path + ".ca", ca, "a file name", fix, 64)
+    # The dongle opens ca from its own folder, and hanctl copies it there from beside the
+    # config file: "../x.pem" or "/etc/x.pem" would be read from, or written to, elsewhere.
+    if ca is not None and (ca[0] in "/\\" or ":" in ca or ".." in ca.replace("\\", "/").split("/")):
+        pr.add(path + ".ca", '%s is outside the dongle\'s folder; use a file next to config.json, '
+               'e.g. "ca.pem" (no "..", no "/" or drive at the start)' % _show(ca))  # fmt: skip
+        ca = None
     sni = v.get("server_hostname", host)
     fix = "the name in the broker's certificate"
     sni = sni if sni is None else _text(pr, path + ".server_hostname", sni, "a name", fix, 253)
@@ -324,6 +366,8 @@ def _topic(pr, path, v):
         why = 'has an empty level (a "/" at the start, at the end or twice)'
     elif v[0] == "$" or "\x00" in v:
         why = 'starts with "$" (the broker\'s own topics) or holds a NUL'
+    elif not _mqtt_text(v):
+        why = _MQTT_TEXT
     if why:
         pr.add(path, "%s %s; use %s" % (_show(v), why, fix))
         return None
@@ -381,6 +425,9 @@ def parse(raw, name=PATH, unix=False):
         raw = raw[3:]
     if not raw.strip():
         return None, [name + ": is empty; write the configuration as JSON (see the README)"]
+    why = _chars(raw)
+    if why:
+        return None, [name + ": " + why]
     try:
         cfg = json.loads(raw.decode("utf-8"))
     except UnicodeError:  # before ValueError: CPython's is a ValueError too
@@ -395,6 +442,34 @@ def parse(raw, name=PATH, unix=False):
         return None, [name + ": is not valid JSON; look for a missing comma, quote or bracket, "
                       "or a file cut short"]  # fmt: skip
     return validate(cfg, unix)
+
+
+def _chars(raw):
+    """Why the text of raw's strings would differ between the dongle and hanctl, or None.
+
+    MicroPython's json.loads takes a tab or line break inside quotes, which CPython's (and
+    RFC 8259 section 7) refuse, and turns a "\\ud800" escape (alone, or half of a pair) and
+    the UTF-8 bytes of a surrogate, which CPython's refuse, into text that is not UTF-8.
+    Checked before either reads the file, so that both refuse alike, in one line."""
+    inside = False
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        i += 1
+        if c == 0x22:  # '"'
+            inside = not inside
+        elif c == 0xED and i < n and raw[i] >= 0xA0:  # U+D800..U+DFFF in UTF-8
+            return "is not UTF-8 text; save it as UTF-8 JSON"
+        elif not inside:
+            continue
+        elif c < 0x20:
+            return "holds a control character (a tab or line break) inside quotes; remove it"
+        elif c == 0x5C:  # an escape: "\\uD8.." to "\\uDF.." is half a UTF-16 pair
+            if raw[i : i + 2] in (b"ud", b"uD") and i + 2 < n and raw[i + 2] in b"89abcdefABCDEF":
+                return ("holds a \\ud800-\\udfff escape; write the character itself (the file is "
+                        "UTF-8), not as a UTF-16 pair")  # fmt: skip
+            i += 1
+    return None
 
 
 # MicroPython's json.loads takes commas and colons as optional (`{"a": 1 "b": 2}`, `[1 2]`,

@@ -388,7 +388,11 @@ def _tls(cfg):
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     if opts.get("verify", True):
         ctx.verify_mode = tls.CERT_REQUIRED
-        with open(opts["ca"], "rb") as f:
+        try:
+            f = open(opts["ca"], "rb")
+        except OSError as e:  # "[Errno 2] ENOENT" alone named neither the file nor the key
+            raise OSError("tls.ca: %s cannot be read (%s)" % (opts["ca"], e))
+        with f:
             ctx.load_verify_locations(_der(f.read()))  # the built-in takes cadata only
     else:
         ctx.verify_mode = tls.CERT_NONE

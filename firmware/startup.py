@@ -43,6 +43,16 @@ def load_config():
         # know (a firmware update is checked once, like an edit).
         if checked.get("sha256") == digest and checked.get("version") == VERSION:
             return checked["config"], [], False
+    # The checked copy holds config.json's passwords in plain text, as the dongle runs from
+    # it. It goes away with the config.json it was checked from (deleted, or edited), here
+    # at boot and at each look of the safe state, so that deleting config.json leaves no
+    # password behind (issue 12). Keeping passwords out of it instead would mean reading and
+    # merging config.json at every boot, two files that must agree.
+    for path in (CHECKED, CHECKED + ".tmp"):
+        try:
+            os.remove(path)
+        except OSError:  # ENOENT: none was written
+            pass
     import config
 
     cfg, problems = config.load(CONFIG, unix=hal.NAME == "unix")

@@ -186,3 +186,39 @@ def test_each_command_says_which_firmware_it_checks_a_config_for_and_they_agree(
             *command
         )
     assert "the firmware checks it for the unix port" in help_of("run")
+
+
+def test_validate_push_and_install_refuse_what_the_dongle_refuses(tmp_path):
+    """Issue 12: the size, depth and character rules of the dongle's load() hold in each
+    command that checks a config, with the dongle's message, and no secret in it."""
+    secret = "WIFISECRET-q8Zr"
+    good = {
+        "wifi": [{"ssid": "home", "password": "correct horse"}],
+        "hostname": "hanport-1a2b3c",
+        "board": "esp32-devkit-tss721",
+        "destinations": [{"name": "a", "host": "h", "share": "full", "topic": "TOPIC"}],
+    }
+    text = json.dumps(good)
+    cases = {
+        "too big": (text + " " * 8192, "bytes is too big; a config is at most 8192 bytes"),
+        "deep": ("[" * 4000 + "]" * 4000, "config.json: nests too deeply to read"),
+        "tab": (text.replace("TOPIC", "han\tport"), "holds a control character (a tab"),
+        "surrogate": (text.replace("TOPIC", "han\\udc00"), "holds a \\ud800-\\udfff escape"),
+        "ffff": (text.replace("TOPIC", "han\\uffff"), "holds a control character, a nonchar"),
+        "wifi text": (text.replace('{"ssid": "home", "password": "correct horse"}',
+                                   f'"home", "{secret}"'), "wifi[1]: a text is not an object"),
+        "ca outside": (text.replace('"topic"', '"tls": {"ca": "../ca.pem"}, "topic"'),
+                       "tls.ca: \"../ca.pem\" is outside the dongle's folder"),
+    }  # fmt: skip
+    for case, (raw, message) in cases.items():
+        path = tmp_path / "config.json"
+        path.write_text(raw)
+        for command in (
+            ("config", "validate", str(path)),
+            ("config", "push", "--port", str(tmp_path / "no-dongle"), str(path)),
+            ("install", "--board", "esp32-devkit-tss721", "--port", "/nonexistent", "--config",
+             str(path)),
+        ):  # fmt: skip
+            status, out, err = hanctl(*command)
+            assert status == 1 and message in out, (case, command, out + err)
+            assert secret not in out + err and "Traceback" not in err, (case, out + err)

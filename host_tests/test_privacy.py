@@ -266,7 +266,8 @@ def test_every_connection_lookup_and_message_of_a_run_with_every_share_level(par
 
 BROKEN = "mqtt-Secret-Broken9z"
 SHORT_WIFI = "Zq7#x"  # 5 characters: too short for WPA2, and distinctive
-HIDDEN = (BROKEN, SHORT_WIFI, WIFI_PASSWORD)
+NUMBER = 73197319731  # a password written as a number
+HIDDEN = (BROKEN, SHORT_WIFI, WIFI_PASSWORD, str(NUMBER))
 _DROP = object()
 
 
@@ -289,6 +290,26 @@ def broken_configs(broker):
         "wifi password too short": dict(cfg, wifi=[{"ssid": "home", "password": SHORT_WIFI}]),
         "wifi password not text": dict(cfg, wifi=[{"ssid": "home", "password": [WIFI_PASSWORD]}]),
         "wifi network without ssid": dict(cfg, wifi=[{"password": WIFI_PASSWORD}]),
+        # Issue 12: every wrong shape a secret can take, where a secret could be.
+        "wifi entry as text": dict(cfg, wifi=["home", WIFI_PASSWORD]),
+        "wifi as text": dict(cfg, wifi=WIFI_PASSWORD),
+        "wifi as an object": dict(cfg, wifi={"home": WIFI_PASSWORD}),
+        "wifi as a list of lists": dict(cfg, wifi=[["home", WIFI_PASSWORD]]),
+        "wifi password a number": dict(cfg, wifi=[{"ssid": "home", "password": NUMBER}]),
+        "wifi password in an object": dict(
+            cfg, wifi=[{"ssid": "home", "password": {"psk": WIFI_PASSWORD}}]
+        ),
+        "wifi key misspelt": dict(cfg, wifi=[{"ssid": "home", "key": WIFI_PASSWORD}]),
+        "password a number": with_dest(password=NUMBER),
+        "password in an object": with_dest(password={"value": BROKEN}),
+        "password in a list of lists": with_dest(password=[[BROKEN, NUMBER]]),
+        "auth_key unknown": with_dest(auth_key=BROKEN),
+        "destination as text": dict(cfg, destinations=[BROKEN]),
+        "destinations as text": dict(cfg, destinations=BROKEN),
+        "tls holding it": with_dest(tls={"ca": "ca.pem", "key": BROKEN}),
+        "tls as text": with_dest(tls=BROKEN),
+        "config a list": [cfg["wifi"], BROKEN],
+        "config text": BROKEN,
     }
     out = {case: json.dumps(c).encode() for case, c in cases.items()}
     out["a comma missing after it"] = good.replace(

@@ -7,8 +7,6 @@ test, any program) serves the HAN byte stream. The dongle's filesystem is --stat
 second run on the same DIR is a reboot.
 """
 
-import json
-import os
 import shutil
 import signal
 import subprocess
@@ -60,22 +58,28 @@ def register(subparsers):
 
 
 def prepare(state_dir, config_path):
-    """Put config.json (as given, even if broken) and the files it names into state_dir."""
+    """Put config.json (as given, even if broken) and the files it names into state_dir.
+
+    The CA files are copied only for a config the firmware's validator passes, which
+    refuses a CA path with ".." or an absolute one: "../x.pem" was copied out of state_dir
+    before (issue 12). A broken config is copied alone; the firmware says what is wrong
+    (a file of any size or depth: json.loads of one nested 100,000 deep was a traceback).
+    Raises OSError when config_path is there but cannot be read."""
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
     src = Path(config_path)
     if not src.exists():
         (state / "config.json").unlink(missing_ok=True)
         return
-    shutil.copyfile(src, state / "config.json")
-    try:
-        cfg = json.loads(src.read_text())
-    except (ValueError, UnicodeDecodeError):
-        return  # the firmware says what is wrong with it
-    for dest in cfg.get("destinations", []) if isinstance(cfg, dict) else []:
-        tls = dest.get("tls") if isinstance(dest, dict) else None
-        ca = tls.get("ca") if isinstance(tls, dict) else None
-        if isinstance(ca, str) and not os.path.isabs(ca) and (src.parent / ca).is_file():
+    raw = src.read_bytes()
+    (state / "config.json").write_bytes(raw)
+    runtime.use_firmware_in_cpython()
+    import config  # firmware/config.py, as `hanctl config validate --target unix` runs it
+
+    cfg, problems = config.parse(raw, src.name, unix=True)
+    for dest in [] if cfg is None or problems else cfg["destinations"]:
+        ca = (dest["tls"] or {}).get("ca")
+        if ca and (src.parent / ca).is_file():
             shutil.copyfile(src.parent / ca, state / ca)
 
 
@@ -95,7 +99,11 @@ def run_command(args):
     try:
         for signum in STOP_SIGNALS:
             signal.signal(signum, _stop)
-        prepare(state, args.config)
+        try:
+            prepare(state, args.config)
+        except OSError as err:  # a folder, or not readable: one line, not a traceback
+            print(f"hanctl run: {args.config}: cannot be read ({err.strerror})", file=sys.stderr)
+            return 1
         heap = runtime.check_heap(args.heap or runtime.default_heap())
         # The first line says what runs: memory figures mean little without it.
         scaled = "" if args.heap or heap == runtime.DEFAULT_HEAP else ", scaled for 64-bit"
