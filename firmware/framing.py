@@ -15,6 +15,13 @@
 # check is counted by kind and the buffered bytes after its first byte are searched again,
 # so a frame cut mid-way never swallows the good frame behind it. Assembling and checking
 # allocates nothing (proved under micropython.heap_lock() in host_tests/test_heap.py).
+#
+# The search again stays linear whatever the bytes (issue 12; `hanctl bench --hostile`,
+# docs/reliability.md): an HDLC header is checked (addresses, HCS) as soon as it is in, a
+# replayed frame's last byte is looked at where it lies before its body is copied, a P1
+# identification line holds no '/', and a rejection puts back only its own bytes. 2 KB of
+# `7ea7` cost 650 ms in one idle() before; valid HDLC headers 19 bytes apart still make
+# each rejection copy the next candidate (~60 bytes of work per byte: docs/reliability.md).
 
 from micropython import const
 
@@ -37,8 +44,10 @@ FORMAT = "format"  # a frame start, then what no frame holds: HDLC addresses, bi
 KINDS = (CHECKSUM, LENGTH, OVERSIZE, TRUNCATED, FORMAT)
 
 _HDLC_MIN = const(9)  # 7E, format (2), dst, src, control, FCS (2), 7E: no information
+_HDLC_HEAD = const(14)  # 7E, format (2), addresses (4 + 4), control, HCS (2)
 _MBUS_MIN = const(11)  # 68 L L 68 C A CI STSAP DTSAP CS 16: the DLMS transport layer
 _P1_MAX_CRC_DIGITS = const(4)
+_P1_IDENT_MAX = const(96)  # "/XXXZ" and up to 16 characters in IEC 62056-21; DSMR's are longer
 
 
 class Assembler:
@@ -63,6 +72,8 @@ class Assembler:
         self._n = 0  # bytes held in buf
         self._state = _IDLE  # _IDLE or the protocol being assembled, or _P1_END
         self._need = 0  # total length of the HDLC/M-Bus frame being assembled
+        self._stop = 0  # _need once the header passed its checks: copy the body unlooked
+        self.work = 0  # bytes of rejected candidates, searched again: tools/fuzz bounds it
         self._rp = 0  # replay queue: buf[_rp:_rm] waits to be searched again
         self._rm = 0
         self._shared = False  # buf[0] is the closing flag of the frame just emitted
@@ -77,8 +88,8 @@ class Assembler:
             # Inside an HDLC or M-Bus frame of known length nothing needs deciding until
             # its last byte: copy in a local loop. Two method calls per byte cost 0.5 us
             # each on the unix port; this cut an Aidon List 3 frame from 224 to ~70 us.
-            k = self._need - 1 - self._n
-            if k > 0 and (self._state == HDLC or self._state == MBUS):
+            k = self._stop - 1 - self._n
+            if k > 0:
                 if k > end - i:
                     k = end - i
                 buf = self.buf
@@ -127,7 +138,7 @@ class Assembler:
                 return
             self.buf[0] = b
             self._n = 1
-            self._need = 0  # not known until the header is in
+            self._need = 0  # not known until the header is in (_stop is 0: every exit clears it)
             self._shared = False
             return
         n = self._n
@@ -143,11 +154,19 @@ class Assembler:
         if state == HDLC:
             self._hdlc(b, n)
         elif state == P1:
-            if n == 2 and not (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A):
+            if n <= 4 and not (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A):
                 # A telegram starts "/XXX": the maker's three-letter FLAG id. Any other '/'
                 # is noise, not a telegram read to its '!' and failing its CRC (1,336 '/'
-                # before a telegram cost 1.0 s on the unix port: tools/fuzz).
+                # before a telegram cost 1.0 s on the unix port: tools/fuzz; "/Ah" x 680
+                # 0.57 s in one feed() when only the first letter was looked at).
                 self._reject(None)
+            elif not self._need:  # the identification line, "/XXXZ<ident>"
+                if b == 0x0A:
+                    self._need = n
+                elif b == 0x2F or b > 0x7E or b == 0 or n > _P1_IDENT_MAX:
+                    # No '/' in it, short: else each '/' of "x/ABC5" x 340 held a candidate
+                    # to the next '!', 170 us/byte. Binary there: no telegram either.
+                    self._reject(None)
             elif b == 0x21 and self.buf[n - 2] == 0x0A:
                 # '!' ends a telegram only at the start of a line (DSMR: "\r\n!CRC\r\n").
                 # Inside a line it is text, or a bit flipped on the line (')' 0x29 to 0x21):
@@ -180,22 +199,34 @@ class Assembler:
             self._expect(((buf[1] & 0x07) << 8 | b) + 2, _HDLC_MIN)
             return
         if n < self._need:
+            if n == _HDLC_HEAD:
+                # The header's checks as soon as the longest one is in, not at the frame's
+                # end: else each 0x7E of 2 KB of `7ea7` held a 1,920-byte candidate to
+                # replay (570 us/byte, 618 ms in one idle()).
+                kind = self._bad_header(buf, self._need)
+                if kind:
+                    self._reject(kind)
+                else:
+                    self._stop = self._need
             return
         # The whole frame is in buf[0:n].
-        if b != 0x7E:
-            self._reject(LENGTH)
-            return
-        i = hcs_index(buf, n)
-        if i < 0:
-            self._reject(FORMAT)
-            return
-        if i + 2 < n - 3 and crc16.x25(buf, 1, i) != buf[i] | buf[i + 1] << 8:
-            self._reject(CHECKSUM)
+        kind = LENGTH if b != 0x7E else self._bad_header(buf, n)
+        if kind:
+            self._reject(kind)
             return
         if crc16.x25(buf, 1, n - 3) != buf[n - 3] | buf[n - 2] << 8:
             self._reject(CHECKSUM)
             return
         self._emit(HDLC, n)
+
+    def _bad_header(self, buf, n):
+        """The rejection kind of the header of an n-byte HDLC frame, or None."""
+        i = hcs_index(buf, n)
+        if i < 0:
+            return FORMAT
+        if i + 2 < n - 3 and crc16.x25(buf, 1, i) != buf[i] | buf[i + 1] << 8:
+            return CHECKSUM
+        return None
 
     def _p1_end(self, b, n):
         buf = self.buf
@@ -229,6 +260,7 @@ class Assembler:
                 self._reject(None)  # a 0x68 in noise or text ("kWh"), not a telegram
             elif n == 4:
                 self._expect(buf[1] + 6, _MBUS_MIN)
+                self._stop = self._need
             return
         if n < self._need:
             return
@@ -257,6 +289,7 @@ class Assembler:
         self._state = _IDLE
         self._n = 0
         self._need = 0
+        self._stop = 0
         self.on_frame(kind, self.buf, n)
         if kind == HDLC:  # the closing flag may also open the next frame
             self.buf[0] = 0x7E
@@ -273,17 +306,24 @@ class Assembler:
         """Count a bad frame and queue its bytes after the first to be searched again.
 
         The start of a good frame may hide in a bad one's tail (a frame cut mid-way is
-        followed by the next whole frame). The bytes still to be replayed from an earlier
-        rejection are appended, so the queue stays one contiguous run at the buffer's front.
+        followed by the next whole frame). The queue is buf[_rp:_rm]; a frame being
+        replayed was copied to buf[0:n] from buf[_rp-n:_rp], so its bytes go back there,
+        and only those: moving the whole queue made 2 KB of "/Ah" quadratic (0.5 s).
         """
         if kind is not None:
             self._count(kind)
         buf = self.buf
-        end = self._n
-        for j in range(self._rp, self._rm):  # end <= j: bytes move down, never over
-            buf[end] = buf[j]
-            end += 1
-        i = 1
+        n = self._n
+        self.work = (self.work + n) & 0x3FFFFFFF
+        end = self._rm
+        i = 0  # where the frame started in the queue
+        if end:
+            i = self._rp - n
+            for j in range(n - 1, 0, -1):  # i >= 0: bytes move up, top first
+                buf[i + j] = buf[j]
+        else:
+            end = n
+        i += 1
         while i < end:  # to the next byte that may start a frame
             c = buf[i]
             if c != skip and (c == 0x7E or c == 0x2F or c == 0x68):
@@ -291,21 +331,35 @@ class Assembler:
             i += 1
         if kind is None and not self._rm:  # a false start's bytes are noise, a bad frame's not
             self.noise += i
-        m = end - i
-        for j in range(m):
-            buf[j] = buf[i + j]
         self._state = _IDLE
         self._n = 0
-        self._rp = 0
-        self._rm = m
+        self._stop = 0
+        if i >= end:
+            i = end = 0
+        self._rp = i
+        self._rm = end
 
     def _drain(self):
         # Replay queued bytes. _byte() writes at index _n <= _rp, behind the read position.
         buf = self.buf
         while self._rp < self._rm:
-            b = buf[self._rp]
-            self._rp += 1
-            self._byte(b)
+            rp = self._rp
+            self._rp = rp + 1
+            self._byte(buf[rp])
+            n = self._n
+            k = self._stop - 1 - n  # a checked header: the body needs no looking at
+            if k > 0:
+                rp += 1
+                if rp + k < self._rm:  # the frame's last byte is queued: look at it first
+                    if buf[rp + k] != (0x7E if self._state == HDLC else 0x16):
+                        self._reject(LENGTH)
+                        continue
+                else:
+                    k = self._rm - rp
+                for j in range(rp, rp + k):  # buf[n:n+k], below: never over unread bytes
+                    buf[j + n - rp] = buf[j]
+                self._n = n + k
+                self._rp = rp + k
         self._rp = 0
         self._rm = 0
 

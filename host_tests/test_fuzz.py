@@ -98,6 +98,32 @@ def test_the_checks_can_fail(checking, data, defect):
         check.Harness(reference=checking, checking=checking).run(data)
 
 
+# -- the frame search's cost (issue 12) ------------------------------------------------------
+
+
+def _hostile():
+    from hanctl import bench_hostile
+
+    return bench_hostile.streams(test_stream.FRAME)
+
+
+@pytest.mark.parametrize("label, stream", [(x[0], x[2]) for x in _hostile()])
+def test_hostile_streams_cost_linear_work_and_keep_the_frame_after(label, stream):
+    # Work counted, not time: the same on every machine. µs are in `hanctl bench --hostile`.
+    check.linear_work(stream, check.HOSTILE_WORK_PER_BYTE)
+    (events,) = _decode(stream)
+    assert 1234 in events, events[-5:]  # the real frame (test_stream.FRAME) after the block
+
+
+def test_the_work_bound_can_fail():
+    # Valid HDLC headers 19 bytes apart, each claiming 2 KB: every rejection replays the
+    # next one's ~2 KB (61 per byte, what HOSTILE_WORK_PER_BYTE allows; the code before
+    # issue 12 made 548 per byte of 2 KB of `7ea7`, 310 of "/Ah", 155 of "x/ABC5").
+    (hcs19,) = [x[2] for x in _hostile() if x[0] == "hcs19"]
+    with pytest.raises(check.Defect, match="frame search examined"):
+        check.linear_work(hcs19, check.WORK_PER_BYTE)
+
+
 # -- the MicroPython unix port at 96 KB ----------------------------------------------------
 
 

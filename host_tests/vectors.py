@@ -206,7 +206,9 @@ def corrupt_kind(frame):
         declared, actual = (int(x) for x in reason[len("length field ") :].split(" != "))
         # Shorter than declared: the stream ends inside it. Longer: the byte where the
         # closing flag should be decides between "length" and a failing FCS.
-        return ("truncated",) if actual < declared else ("length", "checksum")
+        # A header whose HCS fails (the HCS covers the length field) is rejected as soon
+        # as it is in (framing.py, issue 12): "checksum" before the stream ends.
+        return ("truncated", "checksum") if actual < declared else ("length", "checksum")
     if "no 7E end" in reason:
         return ("length",)
     if "end-of-telegram" in reason:

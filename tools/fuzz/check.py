@@ -43,6 +43,12 @@ FAILING = frozenset((INTERNAL, MEMORY))  # a decoder bug met, or a reading the h
 # object sizes; measured at most 13.7 KB over a million atheris inputs.
 FOOTPRINT_LIMIT = 48 * 1024
 UART_BUF = 256  # meterlink.py reads the UART 256 bytes at a time
+# The assembler's work (framing.Assembler.work: bytes of every candidate it examined) per
+# byte fed (issue 12). Real and mutated streams: ~1. The hostile blocks of `hanctl bench
+# --hostile`: up to 61 (valid HDLC headers every 19 bytes, each claiming 2 KB); before the
+# fix 2 KB of `7ea7` cost ~960 per byte.
+WORK_PER_BYTE = 8
+HOSTILE_WORK_PER_BYTE = 72
 
 
 class Defect(Exception):
@@ -154,6 +160,7 @@ class Harness:
             got = self._fresh(lambda d: _chunked(d, body, rng, self.uart))
             if got != want:
                 raise Defect("in chunks differs: " + _diff(got, want))
+            linear_work(body, WORK_PER_BYTE, self.max_frame)
 
         # The dongle's decoder: chunks, idle() when the line goes quiet, never end().
         self.lived.events = []
@@ -225,6 +232,17 @@ class Harness:
             f"apdu={m[corpus.APDU]} readings={self.readings} "
             f"max_footprint={self.max_footprint} kinds={dict(sorted(self.kinds.items()))}"
         )
+
+
+def linear_work(body, per_byte, max_frame=MAX_FRAME, assembler=framing.Assembler):
+    """The frame search's work on body (bytes) fed whole, then idle(): at most per_byte
+    for each byte plus one frame's worth, whatever the bytes. Raises Defect."""
+    a = assembler(lambda kind, buf, n: None, None, max_frame)
+    a.feed(body)
+    a.idle()
+    if a.work > per_byte * len(body) + max_frame:
+        raise Defect(f"frame search examined {a.work} bytes for {len(body)} fed")
+    return a.work
 
 
 def _bytewise(d, body):

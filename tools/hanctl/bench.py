@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from . import bench_pipeline, bench_process, encoder, runtime
+from . import bench_hostile, bench_pipeline, bench_process, encoder, runtime
 
 SCRIPT = runtime.MP_DIR / "bench_decode.py"
 # What a Nordic HAN dongle loads to decode; the rest is loaded on first use or is output.
@@ -76,6 +76,12 @@ def register(subparsers):
         action="store_true",
         help="also time one `hanctl decode` process against one amshan + json.dumps process "
         "over the same capture (bench_process.py)",
+    )
+    parser.add_argument(
+        "--hostile",
+        action="store_true",
+        help="also time the frame assembler on 2 KB blocks of hostile bytes, each before a "
+        "real frame (bench_hostile.py, issue 12)",
     )
     parser.add_argument(
         "--repeat",
@@ -244,6 +250,9 @@ def _mean(results, labels, key):
 def run_command(args):
     frames, source = norwegian_frames()
     print(report(frames, source, args.rounds))
+    if args.hostile:
+        print(flush=True)
+        print(bench_hostile.report(frames[0][1]))
     if args.whole_process:
         print(flush=True)
         print(bench_process.report(frames, args.repeat))
