@@ -391,7 +391,7 @@ def _tls(cfg):
         try:
             f = open(opts["ca"], "rb")
         except OSError as e:  # "[Errno 2] ENOENT" alone named neither the file nor the key
-            raise OSError("tls.ca: %s cannot be read (%s)" % (opts["ca"], e))
+            raise OSError("tls.ca: %s cannot be read (%s)" % (opts["ca"], e)) from None
         with f:
             ctx.load_verify_locations(_der(f.read()))  # the built-in takes cadata only
     else:
