@@ -512,6 +512,8 @@ class MQTTClient:
         if kind == _PUBLISH:
             await self._deliver(first, body)
         elif kind == _PUBACK or kind == _SUBACK:
+            if len(body) < (3 if kind == _SUBACK else 2):  # a broken broker's: not IndexError
+                raise MQTTError(PROTOCOL, "short packet 0x%02x" % first)
             entry = self._acks.get(body[0] << 8 | body[1])
             if entry:  # else a late ack of a message that already failed: nothing waits
                 entry[1] = body[2] if kind == _SUBACK else 0
@@ -523,9 +525,10 @@ class MQTTClient:
         qos = first >> 1 & 3
         if qos > 1:
             raise MQTTError(PROTOCOL, "QoS 2 delivery")  # we never subscribe above 1
-        n = body[0] << 8 | body[1]
-        topic = body[2 : 2 + n].decode()
-        i = 2 + n
+        i = 2 + (body[0] << 8 | body[1]) if len(body) > 1 else 0
+        if len(body) < i + 2 * qos or not i:  # topic or packet id cut short
+            raise MQTTError(PROTOCOL, "short packet 0x%02x" % first)
+        topic = body[2:i].decode()
         if qos:
             pid = body[i] << 8 | body[i + 1]
             i += 2

@@ -622,6 +622,36 @@ def test_broker_breaking_the_protocol_ends_the_link_with_mqtterror():
     assert asyncio.run(scripted(broker)(body)) == (False, mqtt.PROTOCOL)
 
 
+@pytest.mark.parametrize(
+    "packet",
+    [
+        b"\x40\x01\x00",  # PUBACK of 1 byte: its packet id needs 2
+        b"\x90\x02\x00\x01",  # SUBACK without its granted QoS
+        b"\x30\x01\x00",  # PUBLISH whose topic length is cut
+        b"\x30\x04\x00\x09ab",  # PUBLISH announcing a 9-byte topic in 2
+        b"\x32\x04\x00\x01ab",  # QoS 1 PUBLISH with 1 byte of its 2-byte packet id
+    ],
+    ids=["puback", "suback", "publish-len", "publish-topic", "publish-pid"],
+)
+def test_a_short_packet_is_an_mqtt_protocol_error_not_an_indexerror(packet):
+    # Before: "bytes index out of range", which the owner's stats showed as it was.
+    async def broker(reader, writer):
+        await read_packet(reader)
+        writer.write(CONNACK + packet)
+        await reader.read()
+
+    async def body(c):
+        await c.connect()
+        for _ in range(50):
+            if c.error:
+                break
+            await asyncio.sleep(0.01)
+        return c.connected, c.describe(c.error)
+
+    connected, why = asyncio.run(scripted(broker)(body))
+    assert not connected and why.startswith("mqtt: short packet 0x"), why
+
+
 def test_oversize_message_ends_the_link_unread_and_names_its_size():
     async def broker(reader, writer):
         await read_packet(reader)
