@@ -490,9 +490,20 @@ def outbox_run(work, kills, seed, out=print):
         tmp_before = _stat(tmp)
         proc.stdin.write("".join(" ".join(map(str, op)) + "\n" for op in ops))
         proc.stdin.flush()
-        time.sleep(rnd.uniform(0.005, 0.08 if kind == "fill" else 0.25))  # fill: before capacity
+        early = []
+        if kind == "fill" and not counts["max_queue"] >= CAPACITY and k >= kills // 2:
+            # Until one life has filled the queue, a fill in the second half is cut only
+            # once it has: on a loaded machine the timed cut below came before capacity
+            # in every life, so whether the run reached it depended on the load.
+            while len(model) + len(early) <= CAPACITY:
+                line = proc.stdout.readline()
+                if not line.endswith("\n"):
+                    break
+                early.append(line)
+        else:
+            time.sleep(rnd.uniform(0.005, 0.08 if kind == "fill" else 0.25))  # fill: early
         sigkill(proc)
-        acked = [ln.split() for ln in _lines_of(proc.stdout.read())]
+        acked = [ln.split() for ln in early + _lines_of(proc.stdout.read())]
         err = proc.stderr.read().strip()
         if err:
             failures.append(f"kill {k}: the driver said {err[-300:]}")
