@@ -62,6 +62,7 @@ class Share:
             raise ValueError("share")  # config.validate() lets no other value through
         self.interval_ms = dest_cfg.get("interval", DEFAULT_INTERVAL) * 1000
         self._sent_ms = None  # live: when the last view went out
+        self._rich = 0  # live: fields of the fullest reading since (see view())
         self._hour = None  # hourly: the meter hour ("YYYY-MM-DDTHH") of the last view
 
     def allows(self, field):
@@ -97,14 +98,24 @@ class Share:
         if level == LIVE:
             # Negative: ticks wrapped past half their period since the last view (days of
             # silence), which is long enough ago too.
-            if (
-                self._sent_ms is not None
-                and 0 <= ticks_diff(now_ms, self._sent_ms) < self.interval_ms
-            ):
-                return None
+            n = len(reading)
+            if self._sent_ms is not None:
+                age = ticks_diff(now_ms, self._sent_ms)
+                if 0 <= age < self.interval_ms:
+                    self._rich = max(self._rich, n)
+                    return None
+                # A real meter pushes List 1 (power import alone) every 2 s and List 2 (all
+                # power, export and reactive too) every 10 s: a 10 s gate opened by the
+                # first reading after it locked onto List 1, and export and reactive power
+                # never went out (issue 13: Kaifa, 35 minutes). So a reading with fewer
+                # fields than one the gate held back waits for a fuller one, for at most
+                # one more interval. len() only: nothing is counted per field per reading.
+                if n < self._rich and 0 <= age < 2 * self.interval_ms:
+                    return None
             out = _pick(reading, is_power)
             if out is not None:
                 self._sent_ms = now_ms
+                self._rich = n
             return out
         if level == HOURLY:
             # One view per meter hour: DLMS meters push List 3 once an hour, P1 meters their
