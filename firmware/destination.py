@@ -12,7 +12,9 @@
 # "offline"), stats (diagnostics, every 60 s).
 
 import asyncio
+import gc
 import json
+import os
 import random
 import sys
 import time
@@ -34,11 +36,20 @@ _ERROR_MAX = 60  # characters of last_error kept: the stats of four destinations
 # A line of ever new OBIS codes grew the set until MicroPython's set, failing to grow,
 # was left corrupt: a segfault at the next lookup (issue 12).
 _FIELDS_MAX = 80
+# Readings without a meter id before discovery goes ahead without one: a meter names itself
+# in List 2 (every 10 s, so within 5 readings) or in every P1 telegram; one that never
+# does is announced after this many, under the node alone (discovery.device_key).
+_ID_WAIT = 15
 _ebuf = None  # made by the first Destination: see __init__
+# The destination sending a discovery round, if any: one at a time. Two rounds at once (a
+# full and a live destination, both at the first List 2) held two sets of their
+# transient names and ran out of memory at 96K (test_runtime_more's discovery test); the
+# other waits for the ticker's next wake-up (1 s).
+_announcing = None
 
 
 class Destination:
-    def __init__(self, cfg, hostname, stats, uptime, state_dir=""):
+    def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None):
         self.cfg = cfg
         self.name = cfg["name"]
         self.base = cfg["topic"]
@@ -47,11 +58,16 @@ class Destination:
         self.uptime = uptime  # the dongle's uptime.Uptime: down_s does not wrap
         self.share = Share(cfg)
         self.outbox = Outbox(state_dir + "queue-" + self.name + ".jsonl")
+        self.state_dir = state_dir
+        # (load_json, save_json) of startup: where discovery keeps what it announced, so it
+        # can remove it again (discovery.py). None: nothing kept, nothing ever removed.
+        self._files = files or (None, None)
         self.event = asyncio.Event()
         self.client = None
         self._live = None  # the latest live message not yet sent
         self._fields = set()  # reading fields seen, for discovery
         self._meter = None  # (id, manufacturer, model) for discovery
+        self._unnamed = 0  # readings without a meter id while _meter is None, up to _ID_WAIT
         self._discover = False  # discovery to (re)send
         self._stats_at = None
         self._queued_hour = None  # meter hour of the last energy message queued
@@ -86,6 +102,11 @@ class Destination:
     # -- called by the meter link: never waits ---------------------------------------------
 
     def offer(self, reading, now_ms):
+        if self.cfg["discovery"]:
+            # From every reading, not only those a live share lets out: its gate let List 1
+            # through (no meter id, power import alone) and discovery waited forever
+            # (issue 13). What the share allows of it is what may be announced.
+            self._learn(reading)
         view = self.share.view(reading, now_ms)
         if view is None:
             return
@@ -109,8 +130,6 @@ class Destination:
             self._live = view  # made into JSON when it goes out, in this destination's buffer
         else:
             self.dropped += 1
-        if self.cfg["discovery"]:
-            self._learn(view, reading)
         self.event.set()
 
     def offer_raw(self, buf, n):
@@ -125,25 +144,31 @@ class Destination:
         self._raw_n = k + n
         self.event.set()
 
-    def _learn(self, view, reading):
+    def _learn(self, reading):
         new = False
         fields = self._fields
-        for k in view:
-            if k not in fields:
-                if len(fields) < _FIELDS_MAX:  # checked before the set grows, not after
-                    fields.add(k)
-                    new = True
-                else:
-                    if not self.discovery_dropped:
-                        print("hanport: destination", self.name, "learns no field past", k)
-                    self.discovery_dropped += 1
-        if self._meter is None and "meter_id" in reading:
-            self._meter = (
-                reading["meter_id"],
-                reading.get("meter_manufacturer"),
-                reading.get("meter_model"),
-            )
-            new = True
+        allows = self.share.allows
+        for k in reading:
+            if k in fields or not allows(k):
+                continue
+            if len(fields) < _FIELDS_MAX:  # checked before the set grows, not after
+                fields.add(k)
+                new = True
+            else:
+                if not self.discovery_dropped:
+                    print("hanport: destination", self.name, "learns no field past", k)
+                self.discovery_dropped += 1
+        if self._meter is None:
+            if "meter_id" in reading:
+                self._meter = (
+                    reading["meter_id"],
+                    reading.get("meter_manufacturer"),
+                    reading.get("meter_model"),
+                )
+                new = True
+            elif self._unnamed < _ID_WAIT:
+                self._unnamed += 1
+                new = self._unnamed == _ID_WAIT or new
         if new:
             self._discover = True
 
@@ -224,6 +249,13 @@ class Destination:
         if cfg["discovery"]:
             await client.subscribe(_HA_STATUS)
             self._discover = True
+        elif self._files[0] is not None:
+            # Discovery turned off: what it announced before is withdrawn once.
+            try:
+                os.stat(self.state_dir + "discovery-" + self.name + ".json")
+                self._discover = True
+            except OSError:  # never announced, or withdrawn already
+                pass
         self._stats_at = time.ticks_add(time.ticks_ms(), -self._stats_ms)  # stats right away
         while client.connected:
             self.event.clear()  # before flushing: an offer() during it sets it again
@@ -262,33 +294,32 @@ class Destination:
                     self.dropped += 1
                     raise
                 self.published += 1
-        if self._discover and self._meter is not None:
+        # With the meter's id (List 2, within 10 s on a real meter), or without one after
+        # _ID_WAIT readings; a withdrawal (discovery turned off) needs neither.
+        global _announcing
+        if (
+            self._discover
+            and _announcing is None
+            and (self._meter is not None or self._unnamed >= _ID_WAIT or not self.cfg["discovery"])
+        ):
             self._discover = False
-            import discovery  # only destinations with discovery on pay for it (4 KB)
+            _announcing = self
+            # Collected first: the reading and its JSON, garbage by now, left 8.5 KB free at
+            # 96K and the import failed; collected, 15 KB (unix port, two destinations).
+            gc.collect()
+            import discovery  # only destinations with discovery on pay for it (8.8 KB)
 
-            ident = self._meter
-            configs = discovery.iter_messages(
-                self._buf,
-                self.base,
-                self._fields,
-                self.share,
-                ident[0],
-                ident[1],
-                ident[2],
-                self.hostname,
-                self.salt,
-            )
             try:
-                for topic, n in configs:
-                    await client.publish(topic, memoryview(self._buf)[:n], retain=True, qos=1)
+                await discovery.send(client, self._buf, self, self._files[0], self._files[1])
             except OverflowError:  # a config longer than the buffer (a meter's odd strings):
                 self.dropped += 1  # the rest of this round is dropped, counted, not retried
                 print("hanport: destination", self.name, "discovery config too long")
             finally:
-                # Sent on connect and when Home Assistant restarts, not in between: its code
-                # leaves the heap until then (a destination still sending keeps its own
-                # reference). Measured on the 32-bit .mpy-loaded image: README "Memory".
-                del configs, discovery
+                _announcing = None
+                # Sent on connect, when Home Assistant restarts and when a field is new, not
+                # in between: its code leaves the heap until then. Measured on the 32-bit
+                # .mpy-loaded image: README "Memory".
+                del discovery
                 sys.modules.pop("discovery", None)
         now = time.ticks_ms()
         if time.ticks_diff(now, self._stats_at) >= self._stats_ms:

@@ -1,13 +1,22 @@
 # Home Assistant MQTT discovery: one retained config message per sensor, for each field the
-# meter sends that the destination's share level allows (issue 3, "Home Assistant discovery").
+# meter sends that the destination's share level allows (issue 3, "Home Assistant discovery"),
+# the dongle's diagnostics from its stats, and the removal of what it announced before and
+# no longer does (issue 13). Loaded only while a round is sent (destination.py _flush).
 #
 # Schema choices, from Home Assistant's documentation (developers.home-assistant.io
 # docs/core/entity/sensor.md, "Available device classes"; home-assistant.io
-# integrations/sensor.mqtt):
+# integrations/sensor.mqtt, binary_sensor.mqtt):
+# - One device per destination: node <hostname>_<destination name>, in every topic, unique
+#   id and device identifier. Two destinations on one broker (full and live, say) announced
+#   one node and overwrote each other's configs (issue 13: which entity landed on which
+#   device, and which state topic a power sensor read, depended on the order of arrival);
+#   the hostname in it keeps two dongles on one broker apart too. The validator refuses two
+#   destination names that would still give the same entity ids (config.py).
 # - device_class and unit from the field's canonical unit (obis.UNIT): W power, var
-#   reactive_power, A current, V voltage, Hz frequency, kWh energy, kvarh reactive_energy
-#   (added in mid-2025, home-assistant/architecture#724; an older Home Assistant rejects
-#   just the two reactive energy sensors).
+#   reactive_power, A current, V voltage, Hz frequency, kWh energy. kvarh: unit and state
+#   class, no device class. reactive_energy came in 2025.7 (home-assistant/architecture#724);
+#   every older Home Assistant rejects the whole config ("expected SensorDeviceClass"), and
+#   without a device class any unit is taken by every version (issue 13, item 5).
 #   power_factor takes "%" or no unit; ours is a ratio 0..1, so no unit.
 # - state_class measurement, and total_increasing for the energy registers: the Energy
 #   dashboard takes device_class energy with total or total_increasing, and a meter swap
@@ -15,6 +24,11 @@
 # - Energy sensors read <base>/energy, the retained hourly message every destination with
 #   energy in its share gets (destination.py): Home Assistant has the counts at once after
 #   a restart, instead of an hour later.
+# - expire_after: a state goes "unavailable" when no message came on its topic for three
+#   of its periods (Home Assistant restarts the timer on each message on the topic, before
+#   the template): readings 3 x 10 s (List 2 and P1 push at least every 10 s), a live share
+#   3 x 2 x interval (share.py may hold a reading back one more interval), the hourly
+#   energy 2 h (one hour missed). A silent meter then shows, instead of its last value.
 # - value_template `{{ value_json.<field> | default('') }}`: List 1 messages do not carry
 #   List 2 fields, and Home Assistant ignores an empty state for a sensor with a state
 #   class (mqtt/sensor.py, "Ignore empty state"), keeping the last value without logging a
@@ -22,9 +36,19 @@
 # - default_entity_id "sensor.<node>_<field>": object_id was deprecated in 2025.10 and is
 #   ignored since 2026.4 (home-assistant/core#164460); it stays for the older versions.
 # - unique_id from the meter id; where the share level withholds the id, from a hash of it
-#   with a salt, so neither topics nor payloads carry the id. Meter ids have few digits
-#   beyond a maker prefix: pass a per-dongle secret as id_salt (the default, node_id, is
-#   known to the broker) or the hash can be reversed by trying every id.
+#   with the dongle's secret salt, so neither topics nor payloads carry the id (meter ids
+#   have few digits beyond a maker prefix: a hash with a known salt is reversed by trying
+#   every id). A meter that sends no id: the node alone (never the salt).
+# - Diagnostics (entity_category diagnostic) read <base>/stats, which every destination
+#   gets: the counters of the README's troubleshooting table, "meter silent", and for a
+#   "full" share how many of the other destinations are down (stats "others").
+#
+# What was announced is kept in <state dir>discovery-<destination>.json (startup.save_json,
+# the one atomic write): node, device key, and the object ids by component. A round first
+# sends an empty retained config (Home Assistant's "remove") for each recorded one under
+# another node or device key (hostname, meter or share changed), or that the share no
+# longer allows; then the configs. Without a record, the configs an older hanport sent
+# under homeassistant/sensor/<hostname>/<field> are removed once.
 
 import json
 from binascii import hexlify
@@ -32,26 +56,71 @@ from hashlib import sha256
 
 import obis
 from reading import put
-from share import is_energy
+from share import FULL, LIVE, is_energy
 
 HA_STATUS = "homeassistant/status"  # Home Assistant's birth message: "online" after a start
 PREFIX = "homeassistant"
 _COMPACT = (",", ":")
+_READING_S = 10  # the longest push period of a meter's List 1/2 or P1 telegram
+_ENERGY_S = 3600  # the hourly message
+_SILENT_S = 30  # no frame for this long: "meter silent" (meters push every 1 to 10 s)
+_RECORD_MAX = 100  # object ids per component in a record: 50 fields and the diagnostics fit
+
+_B, _S = "binary_sensor", "sensor"
+_TOTAL, _MEASURE = "total_increasing", "measurement"
+# Diagnostics, one line each: component (b binary_sensor, s sensor), object id (its name
+# too), the stats key it reads (dongle.stats(); "=i": the expression _SPECIAL[i]), unit,
+# device class, state class (t total_increasing, m measurement); "-": none. The stats keys
+# are those of the README's troubleshooting table. One text, not a tuple per row: the
+# table then costs ~1 KB while discovery is loaded instead of ~4 KB.
+_DIAG = """
+b meter_silent =0 - problem -
+s last_frame_age last_frame_age_s s duration m
+s bytes_received bytes_received B data_size t
+s noise_bytes noise_bytes B data_size t
+s frames =1 - - t
+s readings readings - - t
+s rejected =2 - - t
+s rejected_checksum rejected.checksum - - t
+s rejected_length rejected.length - - t
+s rejected_encrypted rejected.encrypted - - t
+s rejected_unsupported rejected.unsupported - - t
+s rejected_memory rejected.memory - - t
+s line line - - -
+b line_locked =3 - - -
+s free_heap free_heap B data_size m
+s uptime uptime_s s duration t
+s published destination.published - - t
+s queued destination.queued - - m
+s dropped destination.dropped - - t
+s failures destination.failures - - t
+s last_error destination.last_error - - -
+s others_down =4 - - m"""
+_SPECIAL = (
+    "'OFF' if value_json.last_frame_age_s is number and value_json.last_frame_age_s < %d else "
+    "'ON'" % _SILENT_S,
+    "value_json.frames.hdlc + value_json.frames.p1 + value_json.frames.mbus",
+    "value_json.rejected.values() | sum",
+    "'ON' if value_json.line_locked else 'OFF'",
+    # Only a "full" destination's stats carry the others (destination.counters()).
+    "value_json.destination.others | rejectattr('connected') | list | count",
+)
+_OTHERS_ATTRS = "{{ {'others': value_json.destination.others} | tojson }}"
 
 
 def _classes(field):
     """(device_class, state_class, unit) for a field Home Assistant can chart, else None."""
     unit = obis.UNIT.get(field)
     if unit == "kWh":
-        return "energy", "total_increasing", unit
+        return "energy", _TOTAL, unit
     if unit == "kvarh":
-        return "reactive_energy", "total_increasing", unit
+        return None, _TOTAL, unit  # no reactive_energy before 2025.7: see the top
     for u, cls in (("W", "power"), ("var", "reactive_power"), ("A", "current"), ("V", "voltage"),
                    ("Hz", "frequency")):  # fmt: skip
         if unit == u:
-            return cls, "measurement", unit
+            return cls, _MEASURE, unit
     if field[:12] == "power_factor":
-        return "power_factor", "measurement", None
+        return "power_factor", _MEASURE, None
     return None  # text fields (ids, time) and codes without a known unit
 
 
@@ -74,35 +143,85 @@ def _title(field):
     return s[0].upper() + s[1:]
 
 
+def node(hostname, name):
+    """The discovery node of a destination: <hostname>_<name> ([a-zA-Z0-9_-], as Home
+    Assistant's discovery topics take; config.py lets no other character in either)."""
+    return _slug(hostname, "-") + "_" + _slug(name, "-")
+
+
+def topic(component, node_id, object_id):
+    return "%s/%s/%s/%s/config" % (PREFIX, component, node_id, object_id)
+
+
 def device_key(meter_id, withhold, salt):
-    """The id part of unique ids: the meter id; its salted hash when withheld; the salt
-    (node_id) when the meter sends no id."""
+    """The meter part of unique ids: the meter id; its salted hash when withheld; "" when
+    the meter sends no id (the node alone then names the device)."""
     if not meter_id:
-        return _slug(salt).lower()
+        return ""
     if withhold:
         return "h" + hexlify(sha256((salt + "\n" + meter_id).encode()).digest()[:8]).decode()
     return _slug(meter_id).lower()
 
 
-def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, model, node_id,
-                  id_salt=None):  # fmt: skip
-    """(topic, n) for each discovery config, its JSON written into buf[:n] (overwritten by
-    the next): a full set is ~15 KB of text, too much to hold at once on the dongle, and
-    one config built as a dict and dumped took ~1 KB in pieces of up to 440 B, which two
-    destinations with discovery did not find at -X heapsize=116K (unix port). Written
-    piece by piece, nothing bigger than a line of it is allocated. Publish each retained
-    (QoS 1) before taking the next."""
-    node = _slug(node_id, "-")  # discovery topics: [a-zA-Z0-9_-] only
-    ent = _slug(node_id).lower()  # entity ids: lower case, "_"
-    key = "hanport_" + device_key(meter_id, share.withholds_id, id_salt or node_id)
-    device = {"identifiers": [key], "name": node_id}
+def expire_after(field, share):
+    """Seconds after its last message a field's state turns unavailable (see the top)."""
+    if is_energy(field):
+        return 2 * _ENERGY_S
+    if share.level == LIVE:
+        return 3 * 2 * share.interval_ms // 1000
+    return 3 * _READING_S
+
+
+def diagnostics(share):
+    """(component, object id, template expression, unit, device class, state class) of each
+    diagnostic this destination announces; None for none. One row at a time."""
+    i = 0
+    while i >= 0:
+        j = _DIAG.find("\n", i + 1)
+        row = [None if x == "-" else x for x in _DIAG[i + 1 : j if j > 0 else None].split(" ")]
+        i = j
+        if row[1] == "others_down" and share.level != FULL:
+            continue
+        row[0] = _B if row[0] == "b" else _S
+        row[1] = "stats_" + row[1]
+        path = row[2]
+        row[2] = (
+            _SPECIAL[int(path[1:])] if path[0] == "=" else "value_json.%s | default(0)" % (path)
+        )
+        row[5] = _TOTAL if row[5] == "t" else _MEASURE if row[5] == "m" else None
+        yield row
+
+
+def _wanted(component, object_id, share):
+    """Would this destination announce object_id (under its current node and key) now, or
+    later when the meter sends the field? False: a recorded config to remove."""
+    if component == _S and object_id in obis.UNIT:
+        return share.allows(object_id) and _classes(object_id) is not None
+    if object_id[:6] != "stats_" or object_id == "stats_others_down" and share.level != FULL:
+        return False
+    return _DIAG.find("\n%s %s " % (component[0], object_id[6:])) >= 0
+
+
+def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, model, hostname,
+                  name, id_salt=None, stats_s=60):  # fmt: skip
+    """(component, object id, n) for each discovery config, its JSON written into buf[:n]
+    (overwritten by the next): a full set is ~25 KB of text, too much to hold at once on the
+    dongle, and one config built as a dict and dumped took ~1 KB in pieces of up to 440 B,
+    which two destinations with discovery did not find at -X heapsize=116K (unix port).
+    Written piece by piece, nothing bigger than a line of it is allocated. Publish each
+    retained (QoS 1) before taking the next. stats_s: the destination's stats_interval."""
+    nid = node(hostname, name)
+    ent = nid.lower().replace("-", "_")  # entity ids: lower case, "_"
+    key = device_key(meter_id, share.withholds_id, id_salt or hostname)
+    ident = "hanport_" + (key + "_" if key else "") + nid
+    device = {"identifiers": [ident], "name": hostname + " " + name}
     if manufacturer and share.allows(obis.MANUFACTURER):
         device["manufacturer"] = manufacturer
     if model and share.allows(obis.METER_MODEL):
         device["model"] = model
     if meter_id and not share.withholds_id:
         device["serial_number"] = meter_id
-    # The same for every sensor of the device, made once.
+    # The same for every entity of the device, made once.
     tail = (
         ',"availability_topic":%s,"payload_available":"online","payload_not_available":'
         '"offline","device":%s,"origin":{"name":"hanport"}'
@@ -114,26 +233,159 @@ def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, mode
         classes = _classes(field)
         if classes is None:
             continue
-        oid = ent + "_" + field
-        topic = base + ("/energy" if is_energy(field) else "/reading")
-        n = put(buf, 0, '{"name":"%s","unique_id":"%s_%s"' % (_title(field), key, field))
-        n = put(buf, n, ',"object_id":"%s","default_entity_id":"sensor.%s"' % (oid, oid))
-        n = put(buf, n, ',"state_topic":' + json.dumps(topic))
-        n = put(buf, n, ',"value_template":"{{ value_json.%s | default(\'\') }}"' % field)
+        energy = is_energy(field)
+        n = _head(buf, ident, ent, _S, field, _title(field), base + ("/energy" if energy else
+                  "/reading"), "value_json.%s | default('')" % field)  # fmt: skip
         n = put(buf, n, tail)
-        n = put(buf, n, ',"device_class":"%s","state_class":"%s"' % (classes[0], classes[1]))
-        if classes[2]:
-            n = put(buf, n, ',"unit_of_measurement":"%s"' % classes[2])
-        n = put(buf, n, "}")
-        yield "%s/sensor/%s/%s/config" % (PREFIX, node, field), n
+        n = _classes_json(buf, n, classes[2], classes[0], classes[1])
+        n = put(buf, n, ',"expire_after":%d}' % expire_after(field, share))
+        yield _S, field, n
+    for component, object_id, expression, unit, device_class, state_class in diagnostics(share):
+        n = _head(buf, ident, ent, component, object_id, _title(object_id[6:]), base + "/stats",
+                  expression)  # fmt: skip
+        n = put(buf, n, tail)
+        n = _classes_json(buf, n, unit, device_class, state_class)
+        if object_id == "stats_others_down":
+            n = put(buf, n, ',"json_attributes_topic":%s,"json_attributes_template":%s' % (
+                json.dumps(base + "/stats"), json.dumps(_OTHERS_ATTRS)))  # fmt: skip
+        # Stats come every stats_s: three missed, and the dongle's counters show stale too.
+        n = put(buf, n, ',"entity_category":"diagnostic","expire_after":%d}' % (3 * stats_s))
+        yield component, object_id, n
 
 
-def messages(base, reading_fields, share, meter_id, manufacturer, model, node_id, id_salt=None):
+def _head(buf, ident, ent, component, object_id, title, state_topic, expression):
+    oid = ent + "_" + object_id
+    n = put(buf, 0, '{"name":"%s","unique_id":"%s_%s"' % (title, ident, object_id))
+    n = put(buf, n, ',"object_id":"%s","default_entity_id":"%s.%s"' % (oid, component, oid))
+    n = put(buf, n, ',"state_topic":' + json.dumps(state_topic))
+    return put(buf, n, ',"value_template":' + json.dumps("{{ " + expression + " }}"))
+
+
+def _classes_json(buf, n, unit, device_class, state_class):
+    if device_class:
+        n = put(buf, n, ',"device_class":"%s"' % device_class)
+    if state_class:
+        n = put(buf, n, ',"state_class":"%s"' % state_class)
+    if unit:
+        n = put(buf, n, ',"unit_of_measurement":"%s"' % unit)
+    return n
+
+
+def messages(base, reading_fields, share, meter_id, manufacturer, model, hostname, name,
+             id_salt=None, stats_s=60):  # fmt: skip
     """Every discovery config as a list of (topic, payload text), for tests and tools."""
     buf = bytearray(2048)
     out = []
-    for topic, n in iter_messages(
-        buf, base, reading_fields, share, meter_id, manufacturer, model, node_id, id_salt
-    ):
-        out.append((topic, str(buf[:n], "utf-8")))
+    nid = node(hostname, name)
+    for component, object_id, n in iter_messages(buf, base, reading_fields, share, meter_id,
+                                                 manufacturer, model, hostname, name, id_salt,
+                                                 stats_s):  # fmt: skip
+        out.append((topic(component, nid, object_id), str(buf[:n], "utf-8")))
     return out
+
+
+# -- what was announced, and its removal ------------------------------------------------------
+
+
+def record_path(state_dir, name):
+    return state_dir + "discovery-" + name + ".json"
+
+
+def _removals(record, share, nid, key, hostname, on):
+    """The topics of the configs to remove before this round, one at a time: every recorded
+    one under another node or key, or that the share (or discovery) no longer has. record:
+    the one loaded (a dict, as load_json gives it), or None when none was ever written:
+    then the configs of hanport before issue 13, one node per dongle, for every field the
+    share allows."""
+    if record is None:
+        if on:
+            old = _slug(hostname, "-")
+            for f in obis.ORDER:
+                if share.allows(f) and _classes(f) is not None:
+                    yield topic(_S, old, f)
+        return
+    old = record.get("node")
+    if not isinstance(old, str):
+        return
+    same = on and old == nid and record.get("key") == key
+    for component in (_S, _B):
+        for object_id in _ids(record, component):
+            if not same or not _wanted(component, object_id, share):
+                yield topic(component, old, object_id)
+
+
+def _ids(record, component):
+    ids = record.get(component)
+    if not isinstance(ids, list):
+        return ()
+    return [i for i in ids[:_RECORD_MAX] if isinstance(i, str)]
+
+
+def _record(record, fields, share, nid, key):
+    """The record of this round, written before its configs go out (a cut between leaves
+    more recorded than sent, never less): what it sends, and what the record held under
+    the same node and key that the share still allows (a field of List 3 not yet seen since
+    boot keeps its config in Home Assistant)."""
+    out = {"node": nid, "key": key}
+    same = record is not None and record.get("node") == nid and record.get("key") == key
+    for component in (_S, _B):
+        ids = []
+        if component == _S:
+            for f in obis.ORDER:
+                if f in fields and share.allows(f) and _classes(f) is not None:
+                    ids.append(f)
+        for row in diagnostics(share):
+            if row[0] == component:
+                ids.append(row[1])
+        if same:
+            for object_id in _ids(record, component):
+                if object_id not in ids and _wanted(component, object_id, share):
+                    ids.append(object_id)
+        ids.sort()
+        out[component] = ids[:_RECORD_MAX]
+    return out
+
+
+async def send(client, buf, dest, load_json, save_json):
+    """One discovery round of dest (a destination.Destination) over client: removals, the
+    record, the configs. load_json, save_json: startup's, or None for no record (then
+    nothing is ever removed). Raises what client.publish raises; OverflowError for a
+    config longer than buf (a meter's odd strings)."""
+    share = dest.share
+    hostname, name = dest.hostname, dest.name
+    meter = dest._meter or (None, None, None)
+    on = dest.cfg["discovery"]
+    nid = node(hostname, name)
+    key = device_key(meter[0], share.withholds_id, dest.salt or hostname)
+    path = dest.state_dir + "discovery-" + name + ".json"
+    if load_json is not None:
+        record = load_json(path) or None
+        if record is not None and not isinstance(record, dict):
+            record = {}
+        for component in (_S, _B):  # cut to _RECORD_MAX by _ids(); what is past it, counted
+            ids = record.get(component) if record else None
+            if isinstance(ids, list) and len(ids) > _RECORD_MAX:
+                dest.discovery_dropped += len(ids) - _RECORD_MAX
+        for gone in _removals(record, share, nid, key, hostname, on):
+            await client.publish(gone, b"", retain=True, qos=1)
+        if not on:
+            if record:
+                import os
+
+                os.remove(path)  # every config withdrawn: nothing to remember
+            return
+        new = _record(record, dest._fields, share, nid, key)
+        if new != record:  # flash is written only when what Home Assistant has changed
+            try:
+                save_json(path, new)
+            except OSError as e:  # a full flash: logged; the configs still go out
+                print("hanport: destination", name, "discovery record not written:", e)
+        del record, new  # ~3 KB of names for a full share: not held while the configs go
+    if not on:
+        return
+    every = dest.cfg.get("stats_interval", 60)
+    configs = iter_messages(buf, dest.base, dest._fields, share, meter[0], meter[1], meter[2],
+                            hostname, name, dest.salt, every)  # fmt: skip
+    for component, object_id, n in configs:
+        config = memoryview(buf)[:n]
+        await client.publish(topic(component, nid, object_id), config, retain=True, qos=1)

@@ -153,7 +153,8 @@ class Dongle:
         cfg = self.cfg
         wdt = hal.Watchdog(_WATCHDOG_MS)
         for dcfg in cfg["destinations"]:
-            d = Destination(dcfg, cfg["hostname"], self.stats, self.uptime)
+            d = Destination(dcfg, cfg["hostname"], self.stats, self.uptime,
+                            files=(load_json, save_json))  # fmt: skip
             d.salt = self.state["salt"]
             self.destinations.append(d)
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]

@@ -15,7 +15,7 @@ Commands:
   share_wrap DEST READING STEPS -> views at ticks_add(-3000 ms, each step): across the wrap
   allows DEST                   -> [fields(), withholds_id]
   is_hourly READING             -> bool
-  discovery BASE FIELDS DEST ID MAKER MODEL NODE SALT -> [[topic, payload], ...]
+  discovery BASE FIELDS DEST ID MAKER MODEL HOST NAME SALT -> [[topic, payload], ...]
   heap MODULE...                -> bytes allocated by importing each module in turn, then
                                    what stays allocated after the last is dropped again
 """
@@ -80,8 +80,9 @@ def handle(case):
     if cmd == "discovery":
         import discovery
 
-        base, fields, dest, meter_id, maker, model, node, salt = args
-        return discovery.messages(base, fields, Share(dest), meter_id, maker, model, node, salt)
+        base, fields, dest, meter_id, maker, model, host, name, salt = args
+        return discovery.messages(base, fields, Share(dest), meter_id, maker, model, host, name,
+                                  salt)  # fmt: skip
     raise ValueError(cmd)
 
 

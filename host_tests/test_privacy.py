@@ -177,7 +177,8 @@ def test_every_connection_lookup_and_message_of_a_run_with_every_share_level(par
                 assert METER_ID.encode() not in topic.encode() + payload, (name, topic)
             kind = topic[len(base) :] if topic.startswith(base) else "discovery"
             if kind == "discovery":
-                assert name in ("F", "L") and topic.startswith("homeassistant/sensor/"), topic
+                component = topic.split("/")[1]
+                assert name in ("F", "L") and component in ("sensor", "binary_sensor"), topic
             else:
                 assert kind in ("reading", "energy", "status", "stats"), topic
             counts.setdefault(name, {}).setdefault(kind, 0)
@@ -192,10 +193,12 @@ def test_every_connection_lookup_and_message_of_a_run_with_every_share_level(par
     full = [m[1].decode() for m in subs["F"].on("F/reading")]
     jsons = [to_json(r) for r in want]
     # Every reading byte for byte, in order; a live reading may give way to a newer one
-    # while discovery configs go out (counted as dropped), so a few may be missing.
+    # while discovery configs go out (counted as dropped), so a few may be missing: frames
+    # come every 0.3 s here, and the first round since issue 13 also removes what hanport
+    # announced before (some 80 configs over TLS, one at a time with L's).
     it = iter(jsons)
     assert all(any(x == y for y in it) for x in full), "F got a reading the meter never sent"
-    assert len(full) >= len(jsons) - 3, (len(full), len(jsons))
+    assert len(full) >= len(jsons) - 6, (len(full), len(jsons))
     energy = [json.loads(m[1]) for m in subs["F"].on("F/energy")]
     assert [e["meter_time"] for e in energy] == [r["meter_time"] for r in hourly]
     assert all(e["meter_id"] == METER_ID for e in energy)
@@ -209,9 +212,15 @@ def test_every_connection_lookup_and_message_of_a_run_with_every_share_level(par
     # The dongle lets one out per interval of its own clock; arrival adds a little jitter.
     assert gaps and min(gaps) >= LIVE_INTERVAL - 0.5, gaps
     assert not subs["L"].on("L/energy")
-    for _, payload, _, _ in subs["L"].on("/config"):
+    for topic, payload, _, _ in subs["L"].on("/config"):
+        if not payload:  # a removal (issue 13): of a field the share allows, by name only
+            assert is_power(topic.split("/")[3]), topic
+            continue
         p = json.loads(payload)
-        assert is_power(p["value_template"].split("value_json.")[1].split()[0]), p
+        if p.get("entity_category") == "diagnostic":  # from the stats L gets anyway
+            assert p["state_topic"] == "hanport/L/stats", p
+        else:
+            assert is_power(p["value_template"].split("value_json.")[1].split()[0]), p
         assert "serial_number" not in p["device"]
 
     h_msgs = subs["H"].on("H/reading") + subs["H"].on("H/energy")
