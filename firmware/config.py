@@ -262,6 +262,7 @@ def _destinations(pr, v, hostname):
         pr.add("destinations", "has %d destinations; use at most %d" % (len(v), MAX_DESTINATIONS))
     out = []
     seen = {}
+    announcing = []  # indexes of the destinations with discovery
     for i, d in enumerate(v):
         path = "destinations[%d]" % i
         if not _object(pr, path, d, DEST_KEYS, '{"name": ..., "host": ..., "share": ...}'):
@@ -271,13 +272,43 @@ def _destinations(pr, v, hostname):
         # (MQTT 3.1.1 section 3.1.4: the server drops the older session).
         name, broker = dest["name"], "%s:%s %s" % (dest["host"], dest["port"], dest["client_id"])
         name, broker = ("name", name), ("broker", broker)  # one dict for both kinds of key
-        if name[1] is not None and name in seen:
+        twin = name[1] is not None and name in seen
+        if twin:
             pr.add(path + ".name", "%s is already the name of destinations[%d]; give each "
                    "destination its own" % (_show(name[1]), seen[name]))  # fmt: skip
         if broker in seen:
             pr.add(path + ".client_id", "is the one of destinations[%d] on the same broker; "
                    "set another client_id" % seen[broker])  # fmt: skip
         seen[name] = seen[broker] = i
+        # Two destinations on one broker under one topic mix their readings (a live share's
+        # and a full one's), and each one's last will marks the other offline: Home
+        # Assistant's sensors of both then read both (issue 13). Refused where either
+        # announces itself to Home Assistant; without discovery a config that ran before
+        # still runs.
+        base = ("topic", "%s:%s %s" % (dest["host"], dest["port"], dest["topic"]))
+        if dest["topic"] is not None and base in seen:
+            j = seen[base]
+            if dest["discovery"] or j in announcing:
+                pr.add(path + ".topic", "%s is the topic of destinations[%d] on the same broker, "
+                       "and Home Assistant's sensors of both would read the messages of both; "
+                       "set another, e.g. %s" % (_show(dest["topic"]), j,
+                       _show(dest["topic"] + "/" + (name[1] or "2"))))  # fmt: skip
+        else:
+            seen[base] = i
+        if dest["discovery"]:
+            announcing.append(i)
+        # Home Assistant discovery: one device per destination, its entity ids
+        # <hostname>_<name>_<field> in lower case with "_" for "-" (discovery.py): names
+        # that differ only there would share entity ids, which Home Assistant renames.
+        ent = ("entity", (name[1] or "").lower().replace("-", "_"))
+        if dest["discovery"] and name[1] is not None:
+            if ent in seen and not twin:
+                pr.add(path + ".name", "%s gives the same Home Assistant entity ids as the name "
+                       "of destinations[%d] (discovery names entities <hostname>_<name>_<field> "
+                       'in lower case, "-" as "_"); give each destination with discovery a name '
+                       'that differs in more than case, "-" or "_"' % (_show(name[1]),
+                       seen[ent]))  # fmt: skip
+            seen[ent] = i
         out.append(dest)
     return out
 

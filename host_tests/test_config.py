@@ -173,7 +173,7 @@ CASES = [
     ),
     (
         "duplicate-client-id",
-        two({"name": "a", "client_id": "x"}, {"name": "b", "client_id": "x"}),
+        two({"name": "a", "client_id": "x"}, {"name": "b", "client_id": "x", "topic": "h/b"}),
         False,
         [
             "destinations[1].client_id: is the one of destinations[0] on the same broker; set "
@@ -564,7 +564,13 @@ CASES = [
     ),
     (
         "too-many-destinations",
-        cfg({"destinations": [dict(EXAMPLE["destinations"][0], name=str(i)) for i in range(5)]}),
+        cfg(
+            {
+                "destinations": [
+                    dict(EXAMPLE["destinations"][0], name=str(i), topic=f"h/{i}") for i in range(5)
+                ]
+            }
+        ),
         False,
         ["destinations: has 5 destinations; use at most 4"],
     ),
@@ -619,7 +625,9 @@ def test_micropython_gives_the_same_messages():
 def test_messages_never_show_a_secret_and_stay_short():
     c = cfg(password=["hunter2"], interval=1, share="live")
     c["wifi"][0]["password"] = 31337
-    c["destinations"].append(dict(EXAMPLE["destinations"][0], name="b", password="hunter2" * 99))
+    c["destinations"].append(
+        dict(EXAMPLE["destinations"][0], name="b", password="hunter2" * 99, topic="h/b")
+    )
     _, problems = config.validate(c)
     assert len(problems) == 3
     for p in problems:
