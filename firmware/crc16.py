@@ -40,3 +40,18 @@ def x25(buf, start, end):
 def arc(buf, start, end):
     """CRC-16/ARC of buf[start:end], as printed after '!' in a P1 telegram."""
     return crc16(_ARC, 0, buf, start, end)
+
+
+def _back(table):
+    # The high byte of a reflected CRC-16 table entry is different for each index: the
+    # index a register came through can be read back from the register (framing.py runs
+    # P1's CRC backwards with it).
+    b = bytearray(256)
+    for i in range(256):
+        b[table[i] >> 8] = i
+    return b
+
+
+X25 = _X25
+ARC = _ARC
+ARC_BACK = _back(_ARC)

@@ -11,17 +11,20 @@
 #         The CRC may be printed without its leading zero, or be absent (DSMR 2/3).
 #   M-Bus EN 13757-2 long frame 68 L L 68 C A CI data CS 16 (Austrian/Polish DLMS meters).
 #
-# Everything lives in one preallocated buffer of `max_frame` bytes. A frame that fails a
-# check is counted by kind and the buffered bytes after its first byte are searched again,
-# so a frame cut mid-way never swallows the good frame behind it. Assembling and checking
-# allocates nothing (proved under micropython.heap_lock() in host_tests/test_heap.py).
+# The bytes wait in one preallocated ring of `max_frame` bytes. The candidate frame starts
+# at the ring's read position and is judged where it lies: its header once the header is
+# in, its end byte and checksum once its length is, a P1 line as it arrives. A candidate
+# that fails is counted by kind and the search moves on by one byte, so a frame cut
+# mid-way never swallows the good frame behind it, and nothing is copied back to be
+# searched again. Assembling and checking allocates nothing (proved under
+# micropython.heap_lock() in host_tests/test_heap.py).
 #
-# The search again stays linear whatever the bytes (issue 12; `hanctl bench --hostile`,
-# docs/reliability.md): an HDLC header is checked (addresses, HCS) as soon as it is in, a
-# replayed frame's last byte is looked at where it lies before its body is copied, a P1
-# identification line holds no '/', and a rejection puts back only its own bytes. 2 KB of
-# `7ea7` cost 650 ms in one idle() before; valid HDLC headers 19 bytes apart still make
-# each rejection copy the next candidate (~60 bytes of work per byte: docs/reliability.md).
+# The search is linear whatever the bytes (issue 12; `hanctl bench --hostile`,
+# docs/reliability.md). Before the ring, a rejected candidate's bytes were copied back
+# and fed through the byte loop again: 2 KB of `7ea7` cost 9.8 us/byte and valid HDLC
+# headers 19 bytes apart 12 ms in one idle(). The one cost that still grows with a
+# candidate is its checksum, paid only by a candidate whose header checks and whose last
+# byte is where its length says.
 
 from micropython import const
 
@@ -33,7 +36,6 @@ MBUS = const(3)
 APDU = const(0)  # not a link frame: a bare DLMS APDU handed to the decoder
 
 _IDLE = const(0)
-_P1_END = const(4)  # P1 after '!': reading the CRC digits up to '\n'
 
 # Rejection kinds: strings, so counters and error lines read the same everywhere.
 CHECKSUM = "checksum"  # HCS, FCS, P1 CRC or M-Bus sum wrong
@@ -48,6 +50,7 @@ _HDLC_HEAD = const(14)  # 7E, format (2), addresses (4 + 4), control, HCS (2)
 _MBUS_MIN = const(11)  # 68 L L 68 C A CI STSAP DTSAP CS 16: the DLMS transport layer
 _P1_MAX_CRC_DIGITS = const(4)
 _P1_IDENT_MAX = const(96)  # "/XXXZ" and up to 16 characters in IEC 62056-21; DSMR's are longer
+_WRAP = const(0x3FFFFFFF)  # counters wrap here: no bigint on an ESP32
 
 
 class Assembler:
@@ -56,9 +59,12 @@ class Assembler:
     buf[0:n] is the whole frame (HDLC flags included) and stays valid only during the call.
     on_reject(kind) is called once per rejected frame; `rejected` counts them by kind,
     `noise` counts bytes seen outside any frame, `frames` counts good frames by protocol.
+    max_frame, the ring's size, is a power of two.
     """
 
     def __init__(self, on_frame, on_reject=None, max_frame=2048):
+        if max_frame & (max_frame - 1) or max_frame < 64:
+            raise ValueError("max_frame must be a power of two, at least 64")
         self.on_frame = on_frame
         self.on_reject = on_reject
         self.buf = bytearray(max_frame)
@@ -69,45 +75,70 @@ class Assembler:
         self.frames = [0, 0, 0, 0]
         self.noise = 0
         self.bytes_in = 0
-        self._n = 0  # bytes held in buf
-        self._state = _IDLE  # _IDLE or the protocol being assembled, or _P1_END
-        self._need = 0  # total length of the HDLC/M-Bus frame being assembled
-        self._stop = 0  # _need once the header passed its checks: copy the body unlooked
-        self.work = 0  # bytes of rejected candidates, searched again: tools/fuzz bounds it
-        self._rp = 0  # replay queue: buf[_rp:_rm] waits to be searched again
-        self._rm = 0
-        self._shared = False  # buf[0] is the closing flag of the frame just emitted
+        self.work = 0  # bytes the judges read (headers, checksums, P1 lines): tools/fuzz bounds it
+        self._s = 0  # ring index of the first byte held: the candidate's first byte
+        self._h = 0  # bytes held from _s
+        self._kind = _IDLE  # protocol of the candidate at _s, or _IDLE: none open
+        self._want = 1  # bytes held before the candidate can be judged further
+        self._head = False  # HDLC: the header passed its checks
+        self._p = 1  # P1: offset of the next byte to look at
+        self._line = 0  # P1: offset after the identification line's LF, 0 inside it
+        self._bang = 0  # P1: offset after the '!' that ends the data, 0 before it
+        self._quiet = 0  # bytes from _s that belong to a frame already counted: not noise
+        self._skip = 0  # a '/' before this offset starts no telegram: it was judged already
+        self._allow = -1  # ... except the one at this offset, whose CRC was seen to hold
 
     def feed(self, chunk, n=-1):
         """Process the bytes of chunk (bytes, bytearray or memoryview), its first n only
         when n is given: a UART reader reuses one buffer without slicing it."""
         end = len(chunk) if n < 0 else n
-        self.bytes_in = (self.bytes_in + end) & 0x3FFFFFFF  # wraps: no bigint on an ESP32
+        self.bytes_in = (self.bytes_in + end) & _WRAP
+        buf = self.buf
+        size = self.max_frame
         i = 0
         while i < end:
-            # Inside an HDLC or M-Bus frame of known length nothing needs deciding until
-            # its last byte: copy in a local loop. Two method calls per byte cost 0.5 us
-            # each on the unix port; this cut an Aidon List 3 frame from 224 to ~70 us.
-            k = self._stop - 1 - self._n
-            if k > 0:
-                if k > end - i:
-                    k = end - i
-                buf = self.buf
-                n = self._n
-                d = n - i  # one addition a byte, not two: 9% fewer instructions
-                for j in range(i, i + k):
-                    buf[j + d] = chunk[j]
-                self._n = n + k
-                i += k
+            h = self._h
+            if h == 1 and self._kind == HDLC:
+                # A run of flags: keep the one held. Frames that each bring their own flags
+                # then start on the last one's closing flag, at 0 (_emit), in one piece.
+                while chunk[i] == 0x7E:
+                    i += 1
+                    if i == end:
+                        return
+            if h == size:  # a telegram that never ends: dropped whole, too long to search
+                self._count(OVERSIZE)
+                self._clear()
                 continue
-            self._byte(chunk[i])
-            i += 1
-            if self._rm:
-                self._drain()
+            s = self._s
+            k = end - i
+            if k > size - h:
+                k = size - h
+            if self._head:  # an HDLC frame whose header checked: its length is known
+                # Up to the byte the frame waits for, no further: a good frame then leaves
+                # only its closing flag behind (_emit).
+                x = self._want - h
+                if 0 < x < k:
+                    k = x
+            # Copy in a local loop, up to the ring's end then from its start: one addition
+            # a byte. Per-byte method calls cost 0.5 us each on the unix port.
+            w = (s + h) & (size - 1)
+            j = i + k
+            if w + k > size:
+                j = i + size - w
+            d = w - i
+            for x in range(i, j):
+                buf[x + d] = chunk[x]
+            d = -j
+            for x in range(j, i + k):
+                buf[x + d] = chunk[x]
+            self._h = h + k
+            i += k
+            if self._h >= self._want:
+                self._search()
 
     def busy(self):
         """True while a frame is being assembled (a lone HDLC flag does not count)."""
-        return self._state != _IDLE and not (self._state == HDLC and self._n == 1)
+        return self._kind != _IDLE and not (self._kind == HDLC and self._h == 1)
 
     def idle(self):
         """The line went quiet (or the stream ended): a frame still open is truncated.
@@ -116,252 +147,411 @@ class Assembler:
         character times inside a frame means bytes were lost. The UART reader calls this.
         """
         while self.busy():  # the search may open another candidate: it is cut off too
-            self._reject(TRUNCATED)
-            self._drain()
-        self._state = _IDLE  # a lone flag: nothing was lost
-        self._n = 0
+            self._reject(TRUNCATED, self._h)
+            self._search()
+        self._clear()  # a lone flag: nothing was lost
 
     # -- internals ------------------------------------------------------------------------
 
-    def _byte(self, b):
-        state = self._state
-        if state == _IDLE:
-            if b == 0x7E:
-                self._state = HDLC
-            elif b == 0x2F:  # '/'
-                self._state = P1
-            elif b == 0x68:
-                self._state = MBUS
-            else:
-                if not self._rm:  # replayed bytes belong to a frame already counted
-                    self.noise = (self.noise + 1) & 0x3FFFFFFF  # wraps, as bytes_in
-                return
-            self.buf[0] = b
-            self._n = 1
-            self._need = 0  # not known until the header is in (_stop is 0: every exit clears it)
-            self._shared = False
-            return
-        n = self._n
-        if n >= self.max_frame:  # dropped whole: too long to search again
-            self._count(OVERSIZE)
-            self._state = _IDLE
-            self._n = 0
-            self._byte(b)  # state is idle now: one level deep at most
-            return
-        self.buf[n] = b
-        n += 1
-        self._n = n
-        if state == HDLC:
-            self._hdlc(b, n)
-        elif state == P1:
-            if n <= 4 and not (0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A):
-                # A telegram starts "/XXX": the maker's three-letter FLAG id. Any other '/'
-                # is noise, not a telegram read to its '!' and failing its CRC (1,336 '/'
-                # before a telegram cost 1.0 s on the unix port: tools/fuzz; "/Ah" x 680
-                # 0.57 s in one feed() when only the first letter was looked at).
-                self._reject(None)
-            elif not self._need:  # the identification line, "/XXXZ<ident>"
-                if b == 0x0A:
-                    self._need = n
-                elif b == 0x2F or b > 0x7E or b == 0 or n > _P1_IDENT_MAX:
-                    # No '/' in it, short: else each '/' of "x/ABC5" x 340 held a candidate
-                    # to the next '!', 170 us/byte. Binary there: no telegram either.
-                    self._reject(None)
-            elif b == 0x21 and self.buf[n - 2] == 0x0A:
-                # '!' ends a telegram only at the start of a line (DSMR: "\r\n!CRC\r\n").
-                # Inside a line it is text, or a bit flipped on the line (')' 0x29 to 0x21):
-                # ending there would pass off the first lines as a telegram without a CRC.
-                self._state = _P1_END
-                self._need = n  # the CRC covers buf[0:n]
-            elif b > 0x7E or b == 0:
-                # P1 is 7-bit text: wrong speed, parity or a cipher. Every '/' before this
-                # byte would fail on it too, so the search skips them (else 2 KB of '/'
-                # cost 2000 nested searches).
-                self._reject(FORMAT, 0x2F)
-        elif state == _P1_END:
-            self._p1_end(b, n)
-        else:
-            self._mbus(b, n)
+    def _clear(self):
+        self._s = self._h = 0
+        self._kind = _IDLE
+        self._want = 1
+        self._quiet = self._skip = 0
+        self._allow = -1
 
-    def _hdlc(self, b, n):
+    def _search(self):
+        # Judge the candidate at _s until one waits for bytes or none are left.
         buf = self.buf
-        if n == 2:
-            if b == 0x7E:  # run of flags between frames: keep one
-                self._n = 1
-            elif b & 0xF0 != 0xA0:  # a stray 0x7E, or the last frame's closing flag
-                if not self._rm and not self._shared:
-                    self.noise += 1
-                self._state = _IDLE
-                self._n = 0
-                self._byte(b)
-            return
-        if n == 3:
-            self._expect(((buf[1] & 0x07) << 8 | b) + 2, _HDLC_MIN)
-            return
-        if n < self._need:
-            if n == _HDLC_HEAD:
-                # The header's checks as soon as the longest one is in, not at the frame's
-                # end: else each 0x7E of 2 KB of `7ea7` held a 1,920-byte candidate to
-                # replay (570 us/byte, 618 ms in one idle()).
-                kind = self._bad_header(buf, self._need)
-                if kind:
-                    self._reject(kind)
-                else:
-                    self._stop = self._need
-            return
-        # The whole frame is in buf[0:n].
-        kind = LENGTH if b != 0x7E else self._bad_header(buf, n)
-        if kind:
-            self._reject(kind)
-            return
-        if crc16.x25(buf, 1, n - 3) != buf[n - 3] | buf[n - 2] << 8:
-            self._reject(CHECKSUM)
-            return
-        self._emit(HDLC, n)
+        m = self.max_frame - 1
+        while True:
+            kind = self._kind
+            h = self._h
+            if kind == _IDLE:
+                # To the next byte that may start a frame. A start whose next byte already
+                # rules it out is passed over here, not judged: 2 KB of '/' or `7e` cost
+                # 3.5 and 2.3 us/byte through the judges, 0.5 here.
+                s = self._s
+                q = self._quiet
+                skip = self._skip
+                noise = 0
+                i = 0
+                while i < h:
+                    c = buf[(s + i) & m]
+                    if c == 0x7E:
+                        if i + 1 == h:
+                            break
+                        d = buf[(s + i + 1) & m]
+                        if d & 0xF0 == 0xA0:
+                            break
+                        if d == 0x7E:  # a run of flags between frames: not noise
+                            if i < q < i + 2:
+                                q = i + 2  # the flag kept is what the first one was
+                            i += 1
+                            continue
+                    elif c == 0x2F:
+                        if i >= skip or i == self._allow:
+                            if i + 1 == h:
+                                break
+                            d = buf[(s + i + 1) & m]
+                            if 0x41 <= d <= 0x5A or 0x61 <= d <= 0x7A:
+                                break
+                    elif c == 0x68:
+                        if i + 2 >= h or buf[(s + i + 2) & m] == buf[(s + i + 1) & m]:
+                            break
+                    if i >= q:
+                        noise += 1
+                    i += 1
+                self.noise = (self.noise + noise) & _WRAP
+                self._quiet = q
+                self._advance(i, False)
+                if i == h:
+                    self._want = 1
+                    return
+                kind = HDLC if c == 0x7E else P1 if c == 0x2F else MBUS
+                self._kind = kind
+                self._head = False
+                self._p = 1
+                self._line = self._bang = 0
+                h = self._h
+            if kind == HDLC:
+                wait = self._hdlc(h)
+            elif kind == P1:
+                wait = self._p1(h)
+            else:
+                wait = self._mbus(h)
+            if wait:
+                self._want = wait
+                return
 
-    def _bad_header(self, buf, n):
-        """The rejection kind of the header of an n-byte HDLC frame, or None."""
-        i = hcs_index(buf, n)
-        if i < 0:
-            return FORMAT
-        if i + 2 < n - 3 and crc16.x25(buf, 1, i) != buf[i] | buf[i + 1] << 8:
-            return CHECKSUM
+    def _at(self, i):
+        return self.buf[(self._s + i) & (self.max_frame - 1)]
+
+    def _hdlc(self, h):
+        """Judge the HDLC candidate: the bytes it waits for, or 0 once it is decided."""
+        buf = self.buf
+        m = self.max_frame - 1
+        s = self._s
+        if h < 3:
+            if h < 2:
+                return 2
+            if buf[(s + 1) & m] & 0xF0 == 0xA0:
+                return 3
+        b = buf[(s + 1) & m]
+        if b == 0x7E:  # a run of flags between frames: keep one (not noise)
+            q = self._quiet
+            self._advance(1, False)
+            if q and not self._quiet:
+                self._quiet = 1
+            return 0
+        if b & 0xF0 != 0xA0:  # a stray 0x7E, or the last frame's closing flag
+            self._advance(1, True)
+            self._kind = _IDLE
+            return 0
+        need = ((b & 0x07) << 8 | buf[(s + 2) & m]) + 2
+        if need > self.max_frame:
+            return self._reject(OVERSIZE, 3)
+        if need < _HDLC_MIN:
+            return self._reject(LENGTH, 3)
+        if not self._head:
+            # The header's checks as soon as the longest one is in, not at the frame's
+            # end: a 0x7E in noise claims up to 2 KB.
+            k = need if need < _HDLC_HEAD else _HDLC_HEAD
+            if h < k:
+                return k
+            if k == _HDLC_HEAD:
+                kind = self._bad_header(need)
+                if kind:
+                    return self._reject(kind, k)
+                self._head = True
+        if h < need:
+            return need
+        if buf[(s + need - 1) & m] != 0x7E:
+            return self._reject(LENGTH, need)
+        if not self._head:
+            kind = self._bad_header(need)
+            if kind:
+                return self._reject(kind, need)
+        fcs = buf[(s + need - 3) & m] | buf[(s + need - 2) & m] << 8
+        if self._crc(crc16.X25, 0xFFFF, 1, need - 3) ^ 0xFFFF != fcs:
+            return self._reject(CHECKSUM, need)
+        return self._emit(HDLC, need)
+
+    def _bad_header(self, n):
+        """The rejection kind of the header of an n-byte HDLC candidate, or None."""
+        buf = self.buf
+        m = self.max_frame - 1
+        s = self._s
+        i = 3
+        for _ in range(2):  # addresses, extended while bit 0 is clear (IEC 62056-46 6.4.2)
+            k = 0
+            while not buf[(s + i) & m] & 1:
+                i += 1
+                k += 1
+                if k >= 4 or i >= n - 3:
+                    return FORMAT
+            if k == 2:  # a 3-byte address does not exist
+                return FORMAT
+            i += 1
+        self.work = (self.work + i) & _WRAP
+        i += 1  # after the control byte: the HCS, if an information field follows
+        if i + 2 < n - 3:
+            hcs = buf[(s + i) & m] | buf[(s + i + 1) & m] << 8
+            if s + i <= m:  # in one piece: most headers, one call less
+                self.work = (self.work + i) & _WRAP
+                crc = crc16.crc16(crc16.X25, 0xFFFF, buf, s + 1, s + i)
+            else:
+                crc = self._crc(crc16.X25, 0xFFFF, 1, i)
+            if crc ^ 0xFFFF != hcs:
+                return CHECKSUM
         return None
 
-    def _p1_end(self, b, n):
+    def _p1(self, h):
+        """Judge the P1 candidate up to the bytes held: the bytes it waits for, or 0."""
         buf = self.buf
-        if b != 0x0A:
-            if n - self._need > _P1_MAX_CRC_DIGITS + 1:  # digits then '\r'
-                self._reject(FORMAT)
-            return
-        end = n - 1  # buf[need:n] is "[CRC digits]\r\n"
-        if buf[end - 1] == 0x0D:
+        m = self.max_frame - 1
+        s = self._s
+        p = self._p
+        line = self._line
+        bang = self._bang
+        p0 = p
+        verdict = -1  # still open; 0 no telegram, 1 a bad one, 2 its last byte is in
+        while p < h:
+            c = buf[(s + p) & m]
+            p += 1  # p is now the count of bytes looked at
+            if p <= 4:
+                # A telegram starts "/XXX": the maker's three-letter FLAG id. Any other '/'
+                # is noise, not a telegram read to its '!' and failing its CRC (1,336 '/'
+                # before a telegram cost 1.0 s on the unix port: tools/fuzz).
+                if not (0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A):
+                    verdict = 0
+                    break
+            elif not line:  # the identification line, "/XXXZ<ident>"
+                if c == 0x0A:
+                    line = p
+                elif c == 0x2F or c > 0x7E or c == 0 or p > _P1_IDENT_MAX:
+                    # No '/' in it, short: else each '/' of "x/ABC5" x 340 held a candidate
+                    # to the next '!'. Binary there: no telegram either.
+                    verdict = 0
+                    break
+            elif not bang:
+                if c == 0x21 and buf[(s + p - 2) & m] == 0x0A:
+                    # '!' ends a telegram only at the start of a line (DSMR: "\r\n!CRC\r\n").
+                    # Inside a line it is text, or a bit flipped on the line (')' 0x29 to
+                    # 0x21): ending there would pass off the first lines as a telegram.
+                    bang = p
+                elif c > 0x7E or c == 0:
+                    # P1 is 7-bit text: wrong speed, parity or a cipher. Every '/' before
+                    # this byte would fail on it too: the search skips them.
+                    verdict = 1
+                    break
+            elif c != 0x0A:
+                if p - bang > _P1_MAX_CRC_DIGITS + 1:  # digits then '\r'
+                    verdict = 1
+                    break
+            else:
+                verdict = 2
+                break
+        self.work = (self.work + p - p0) & _WRAP
+        if verdict < 0:
+            self._p = p
+            self._line = line
+            self._bang = bang
+            return h + 1
+        if verdict == 0:
+            return self._false_start()
+        if verdict == 1:
+            return self._reject(FORMAT, p, p)
+        return self._p1_end(p, bang)
+
+    def _p1_end(self, n, start):
+        """The telegram's last byte is in: buf[start:n] is "[CRC digits]\\r\\n"."""
+        end = n - 1
+        if self._at(end - 1) == 0x0D:
             end -= 1
-        start = self._need
         if end == start:
-            self._emit(P1, n)  # no CRC (DSMR 2.2/3.0): the decoder marks it unchecked
-            return
+            return self._emit(P1, n)  # no CRC (DSMR 2.2/3.0): the decoder marks it unchecked
         crc = 0
         for i in range(start, end):
-            d = _hex_digit(buf[i])
+            d = _hex_digit(self._at(i))
             if d < 0:
-                self._reject(FORMAT)
-                return
+                # Every telegram that starts inside this one ends at the same '!': skip them.
+                return self._reject(FORMAT, n, n)
             crc = crc << 4 | d
-        if crc != crc16.arc(buf, 0, start):
-            self._reject(CHECKSUM)
-            return
-        self._emit(P1, n)
+        if crc == self._crc(crc16.ARC, 0, 0, start):
+            return self._emit(P1, n)
+        # Each '/' inside this one would read on to the same '!' and take its CRC over a
+        # tail of the same bytes: "x/ABC5\r\n" x 290 cost that 290 times. One pass
+        # backwards from the printed CRC finds the one start whose CRC holds, if any.
+        return self._reject(CHECKSUM, n, n, self._nested_p1(crc, start))
 
-    def _mbus(self, b, n):
+    def _nested_p1(self, crc, end):
+        """Offset of the first '/' in 1..end whose telegram to end has the CRC crc, or -1.
+
+        CRC-16/ARC runs backwards: the table's high byte names the index it came from
+        (crc16.ARC_BACK), so the register before each byte follows from the one after it.
+        The telegram from offset i holds iff the register before byte i is 0, ARC's init.
+        """
         buf = self.buf
-        if n <= 4:
-            if (n == 3 and b != buf[1]) or (n == 4 and b != 0x68):
-                self._reject(None)  # a 0x68 in noise or text ("kWh"), not a telegram
-            elif n == 4:
-                self._expect(buf[1] + 6, _MBUS_MIN)
-                self._stop = self._need
-            return
-        if n < self._need:
-            return
-        if b != 0x16:
-            self._reject(LENGTH)
-            return
-        s = 0
-        for i in range(4, n - 2):
-            s += buf[i]
-        if s & 0xFF != buf[n - 2]:
-            self._reject(CHECKSUM)
-            return
-        self._emit(MBUS, n)
+        m = self.max_frame - 1
+        s = self._s
+        table = crc16.ARC
+        back = crc16.ARC_BACK
+        self.work = (self.work + end) & _WRAP
+        found = -1
+        for i in range(end - 1, 0, -1):
+            c = buf[(s + i) & m]
+            t = back[crc >> 8]
+            crc = ((crc ^ table[t]) << 8) | (t ^ c)
+            if not crc and c == 0x2F and self._ident(i, end):
+                found = i
+        return found
 
-    def _expect(self, need, least):
-        """The header says the frame is `need` bytes long: drop it if it cannot be."""
+    def _ident(self, i, end):
+        """True if offset i starts an identification line that ends before offset end."""
+        for j in range(i + 1, end):
+            c = self._at(j)
+            k = j - i + 1
+            if k <= 4:
+                if not (0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A):
+                    return False
+            elif c == 0x0A:
+                return True
+            elif c == 0x2F or c > 0x7E or c == 0 or k > _P1_IDENT_MAX:
+                return False
+        return False
+
+    def _mbus(self, h):
+        """Judge the M-Bus candidate: the bytes it waits for, or 0 once it is decided."""
+        if h < 4:
+            if h >= 3 and self._at(2) != self._at(1):
+                return self._false_start()  # a 0x68 in noise or text ("kWh")
+            return h + 1
+        if self._at(2) != self._at(1) or self._at(3) != 0x68:
+            return self._false_start()
+        need = self._at(1) + 6
         if need > self.max_frame:
-            self._reject(OVERSIZE)
-        elif need < least:
-            self._reject(LENGTH)
-        else:
-            self._need = need
+            return self._reject(OVERSIZE, 4)
+        if need < _MBUS_MIN:
+            return self._reject(LENGTH, 4)
+        if h < need:
+            return need
+        if self._at(need - 1) != 0x16:
+            return self._reject(LENGTH, need)
+        buf = self.buf
+        m = self.max_frame - 1
+        s = self._s
+        total = 0
+        for i in range(4, need - 2):
+            total += buf[(s + i) & m]
+        self.work = (self.work + need) & _WRAP
+        if total & 0xFF != self._at(need - 2):
+            return self._reject(CHECKSUM, need)
+        return self._emit(MBUS, need)
+
+    def _crc(self, table, crc, a, b):
+        """A CRC-16 register run over the candidate's bytes a..b-1, across the ring's end."""
+        self.work = (self.work + b - a) & _WRAP
+        size = self.max_frame
+        i = (self._s + a) & (size - 1)
+        j = i + b - a
+        if j <= size:
+            return crc16.crc16(table, crc, self.buf, i, j)
+        crc = crc16.crc16(table, crc, self.buf, i, size)
+        return crc16.crc16(table, crc, self.buf, 0, j - size)
 
     def _emit(self, kind, n):
+        """The candidate is a good n-byte frame: hand it over as buf[0:n]."""
         self.frames[kind] += 1
-        self._state = _IDLE
-        self._n = 0
-        self._need = 0
-        self._stop = 0
-        self.on_frame(kind, self.buf, n)
+        buf = self.buf
+        s = self._s
+        size = self.max_frame
+        if s:
+            if s + self._h <= size:
+                # The bytes held lie in one piece above the frame: [0:n] is free or the
+                # frame's own. Each good frame's bytes move once.
+                for i in range(s, s + n):
+                    buf[i - s] = buf[i]
+            else:
+                # They run over the ring's end: turn the ring so they start at 0 (three
+                # reversals, 2 x max_frame byte swaps, at most once a turn of the ring).
+                _reverse(buf, 0, s)
+                _reverse(buf, s, size)
+                _reverse(buf, 0, size)
+                self._s = s = 0
+        self.on_frame(kind, buf, n)
         if kind == HDLC:  # the closing flag may also open the next frame
-            self.buf[0] = 0x7E
-            self._n = 1
-            self._state = HDLC
-            self._shared = True
+            buf[(s + n - 1) & (size - 1)] = 0x7E
+            self._advance(n - 1, False)
+            self._quiet = 1
+            self._kind = HDLC
+            self._head = False
+        else:
+            self._advance(n, False)
+            self._kind = _IDLE
+        s = self._s
+        h = self._h
+        if s and h <= n and s + h <= size:
+            # Move what follows to the ring's start, so the next frame lies in one piece
+            # from 0 and needs no move when it is handed over. At most the frame's own
+            # length: frames back to back in 256-byte chunks cost 13% more a byte without.
+            for i in range(h):
+                buf[i] = buf[s + i]
+            self._s = 0
+        return 0
+
+    def _advance(self, k, noise):
+        """Drop the first k bytes held; count those outside any frame as noise."""
+        q = self._quiet
+        if noise and k > q:
+            self.noise = (self.noise + k - q) & _WRAP
+        self._quiet = q - k if q > k else 0
+        self._skip = self._skip - k if self._skip > k else 0
+        self._allow = self._allow - k if self._allow >= k else -1
+        h = self._h - k
+        self._h = h
+        self._s = (self._s + k) & (self.max_frame - 1) if h else 0
 
     def _count(self, kind):
         self.rejected[kind] += 1
         if self.on_reject:
             self.on_reject(kind)
 
-    def _reject(self, kind, skip=-1):
-        """Count a bad frame and queue its bytes after the first to be searched again.
-
-        The start of a good frame may hide in a bad one's tail (a frame cut mid-way is
-        followed by the next whole frame). The queue is buf[_rp:_rm]; a frame being
-        replayed was copied to buf[0:n] from buf[_rp-n:_rp], so its bytes go back there,
-        and only those: moving the whole queue made 2 KB of "/Ah" quadratic (0.5 s).
-        """
-        if kind is not None:
-            self._count(kind)
-        buf = self.buf
-        n = self._n
-        self.work = (self.work + n) & 0x3FFFFFFF
-        end = self._rm
-        i = 0  # where the frame started in the queue
-        if end:
-            i = self._rp - n
-            for j in range(n - 1, 0, -1):  # i >= 0: bytes move up, top first
-                buf[i + j] = buf[j]
+    def _reject(self, kind, n, skip=0, allow=-1):
+        """Count a bad candidate whose first n bytes were looked at, and search on from
+        its second byte. No '/' before offset `skip` starts a telegram but at `allow`."""
+        self.rejected[kind] += 1
+        if self.on_reject:
+            self.on_reject(kind)
+        # A bad frame's bytes are not noise when the search skips them. Inline: the search
+        # of `7ea7` rejects a header every 2 bytes.
+        self._quiet = n - 1 if n > self._quiet else self._quiet - 1
+        if skip:
+            self._skip = skip - 1
+            self._allow = allow - 1
         else:
-            end = n
-        i += 1
-        while i < end:  # to the next byte that may start a frame
-            c = buf[i]
-            if c != skip and (c == 0x7E or c == 0x2F or c == 0x68):
-                break
-            i += 1
-        if kind is None and not self._rm:  # a false start's bytes are noise, a bad frame's not
-            self.noise += i
-        self._state = _IDLE
-        self._n = 0
-        self._stop = 0
-        if i >= end:
-            i = end = 0
-        self._rp = i
-        self._rm = end
+            self._skip = self._skip - 1 if self._skip > 1 else 0
+            self._allow = self._allow - 1 if self._allow >= 1 else -1
+        self._kind = _IDLE
+        self._head = False
+        h = self._h - 1
+        self._h = h
+        self._s = (self._s + 1) & (self.max_frame - 1) if h else 0
+        return 0
 
-    def _drain(self):
-        # Replay queued bytes. _byte() writes at index _n <= _rp, behind the read position.
-        buf = self.buf
-        while self._rp < self._rm:
-            rp = self._rp
-            self._rp = rp + 1
-            self._byte(buf[rp])
-            n = self._n
-            k = self._stop - 1 - n  # a checked header: the body needs no looking at
-            if k > 0:
-                rp += 1
-                if rp + k < self._rm:  # the frame's last byte is queued: look at it first
-                    if buf[rp + k] != (0x7E if self._state == HDLC else 0x16):
-                        self._reject(LENGTH)
-                        continue
-                else:
-                    k = self._rm - rp
-                for j in range(rp, rp + k):  # buf[n:n+k], below: never over unread bytes
-                    buf[j + n - rp] = buf[j]
-                self._n = n + k
-                self._rp = rp + k
-        self._rp = 0
-        self._rm = 0
+    def _false_start(self):
+        """A frame's first byte that started none: noise, and the search goes on after it."""
+        self._kind = _IDLE
+        self._advance(1, True)
+        return 0
+
+
+def _reverse(buf, i, j):
+    j -= 1
+    while i < j:
+        buf[i], buf[j] = buf[j], buf[i]
+        i += 1
+        j -= 1
 
 
 def _hex_digit(c):

@@ -116,12 +116,12 @@ def test_hostile_streams_cost_linear_work_and_keep_the_frame_after(label, stream
 
 
 def test_the_work_bound_can_fail():
-    # Valid HDLC headers 19 bytes apart, each claiming 2 KB: every rejection replays the
-    # next one's ~2 KB (61 per byte, what HOSTILE_WORK_PER_BYTE allows; the code before
-    # issue 12 made 548 per byte of 2 KB of `7ea7`, 310 of "/Ah", 155 of "x/ABC5").
-    (hcs19,) = [x[2] for x in _hostile() if x[0] == "hcs19"]
+    # Valid HDLC headers 19 bytes apart, each 951 bytes long and ending on a flag: every
+    # one is checked to its FCS (24 per byte, under HOSTILE_WORK_PER_BYTE; the search
+    # before the ring made 548 per byte of 2 KB of `7ea7`, 61 of headers 19 bytes apart).
+    (crafted,) = [x[2] for x in _hostile() if x[0] == "hcs19_fcs"]
     with pytest.raises(check.Defect, match="frame search examined"):
-        check.linear_work(hcs19, check.WORK_PER_BYTE)
+        check.linear_work(crafted, check.WORK_PER_BYTE)
 
 
 # -- the MicroPython unix port at 96 KB ----------------------------------------------------

@@ -30,19 +30,22 @@ def streams(real):
     spaced += bytes(19 - len(spaced))
     flagged = _header(19 * 105 - 1)  # each one's last byte is the next one's flag
     flagged += bytes(19 - len(flagged))
+    crafted = _header(19 * 50 - 1)  # each one's last byte is the flag 50 headers on
+    crafted += bytes(19 - len(crafted))
     out = [
         ("7ea7", "`7ea7` repeated", b"\x7e\xa7" * 1024),
         ("7ea7f0", "`7ea7f0` repeated", b"\x7e\xa7\xf0" * 683),
         ("slash_Ah", '`"/Ah"` x 680 then `0x80`', b"/Ah" * 680 + b"\x80"),
         ("hcs19", "HDLC headers with a valid HCS every 19 bytes", spaced * 108),
         ("hcs19_flag", "the same, each ending on the next one's flag", flagged * 108),
+        ("hcs19_fcs", "the same, each 951 bytes long and ending on a flag", crafted * 108),
         ("68ffff68", "`68ffff68` repeated", b"\x68\xff\xff\x68" * 512),
         ("slashes", "`/` x 2048", b"/" * 2048),
         ("p1_nested", '`"x/ABC5"` x 340 then `"\\r\\n!0000\\r\\n"`', b"x/ABC5" * 340),
         ("flags", "`7e` x 2048", b"\x7e" * 2048),
         ("random", "2 KB of random bytes", bytes(rng.randrange(256) for _ in range(2048))),
     ]
-    out[7] = out[7][:2] + (out[7][2] + b"\r\n!0000\r\n",)
+    out[8] = out[8][:2] + (out[8][2] + b"\r\n!0000\r\n",)
     return [("real", "real frames only (the reference)", real * 8)] + [
         (label, what, block + real) for label, what, block in out
     ]
