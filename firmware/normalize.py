@@ -32,7 +32,10 @@ _NULL = const(0x00)
 _ARRAY = const(0x01)
 _STRUCTURE = const(0x02)
 _OCTET_STRING = const(0x09)
+_INT32 = const(0x05)
+_UINT32 = const(0x06)
 _INT8 = const(0x0F)
+_INT16 = const(0x10)
 _UINT16 = const(0x12)
 _ENUM = const(0x16)
 _MAX_DEPTH = const(8)  # as axdr.py
@@ -93,6 +96,7 @@ class Normalizer:
         self._label = -1  # buffer position of the pending register's OBIS (A at +0)
         self._value = None
         self._have = False
+        self._levels = [0] * (2 * _MAX_DEPTH)
 
     def decode(self, note):
         """Canonical reading of a parsed dlms.Notification."""
@@ -109,7 +113,7 @@ class Normalizer:
 
             objlist.walk(self, r)
         else:
-            self.element(r, 0, True)
+            self.walk(r)
             self.flush()
             self.finish()
         if obis.METER_TIME not in reading and note.time is not None:
@@ -121,16 +125,23 @@ class Normalizer:
 
     # -- the walk ---------------------------------------------------------------------
 
-    def element(self, r, depth, top):
-        if depth > _MAX_DEPTH:
-            raise DecodeError(NESTING)
-        # Calls are most of the walk's cost on MicroPython, so the cursor is read here, a
-        # scalar member is read without a call of element(), and flush() is called only
-        # with a label pending (a no-op otherwise): 850 to 715 thousand instructions per
-        # frame for parse and normalize (32-bit unix image, the `hanctl bench` frames).
+    def walk(self, r):
+        """Store the registers of the data value at reader r: nested arrays and structures
+        of scalars, an OBIS code labelling the value after it (see the top of this file).
+
+        One call per push, in a loop rather than a recursion, the cursor, the pending
+        register and the enclosing levels in locals: on MicroPython a call costs ~1,600
+        instructions (32-bit unix image), a function with more than 11 locals and stack
+        slots also a heap block for its frame at every call (objfun.c,
+        VM_MAX_STATE_ON_STACK), an attribute ~250, an operator ~100. The usual members (an
+        OBIS code, an integer, a length, a {scaler, unit} structure) are read here without
+        a call. The recursive walk this replaces took 316 thousand instructions per frame
+        on the `hanctl bench` frames, this one N.
+        """
         buf = r.buf
+        end = r.end
         p = r.pos
-        if p >= r.end:
+        if p >= end:
             raise DecodeError(TRUNCATED)
         tag = buf[p]
         r.pos = p + 1
@@ -138,34 +149,133 @@ class Normalizer:
             if tag != _NULL:  # Kamstrup pads one-phase lists with null-data
                 self.value(r.scalar(tag))
             return
-        n = r.length()
-        p = r.pos
-        if n == 2 and p + 3 < r.end and buf[p] == _INT8 and buf[p + 2] == _ENUM:
-            r.pos = p + 4  # {scaler, unit}: the pending register's scaler
-            if self._have:
-                s = buf[p + 1]
-                self.put(self._label, self._value, s - 256 if s > 127 else s)
-            self._label = -1
-            self._have = False
-            return
-        if self._label >= 0:
-            self.flush()
-        for k in range(n):
-            p = r.pos
-            tag = buf[p] if p < r.end else _ARRAY  # at the end: element() says truncated
-            if tag == _OCTET_STRING and (k == 0 or top) and is_obis(r):
-                if self._label >= 0:
-                    self.flush()
-                self._label = r.take(2 + _OBIS_LEN) + 2
-                self.labels += 1
-            elif tag == _STRUCTURE or tag == _ARRAY or depth >= _MAX_DEPTH:
-                self.element(r, depth + 1, False)
+        p += 1
+        levels = self._levels  # [members read, members] of each enclosing level
+        values = self.positional
+        labels = 0  # OBIS codes seen (self.labels)
+        label = -1  # buffer position of the pending register's OBIS code (A at +0)
+        have = False  # whether its value came (the first after the code counts)
+        value = None
+        depth = -1  # of the structure or array whose members are read
+        k = n = 0
+        while True:
+            # p is just past a structure's or array's tag: its A-XDR length follows.
+            if p >= end:
+                raise DecodeError(TRUNCATED)
+            m = buf[p]
+            if m & 0x80:  # 0x8N and N bytes (r.length())
+                r.pos = p
+                m = r.length()
+                p = r.pos
             else:
-                r.pos = p + 1
-                if tag != _NULL:
-                    self.value(r.scalar(tag))
-        if self._label >= 0:
-            self.flush()
+                p += 1
+            if m == 2 and p + 3 < end and buf[p] == _INT8 and buf[p + 2] == _ENUM:
+                # {scaler, unit}: the pending register's scaler
+                if have:
+                    s = buf[p + 1]
+                    self.store(
+                        # obis.key() of the code at label, in place
+                        (buf[label] & 0x3F) << 24 | buf[label + 2] << 16 | buf[label + 3] << 8
+                        | buf[label + 4],
+                        label, value, s - 256 if s > 127 else s,
+                    )  # fmt: skip
+                p += 4
+                label = -1
+                have = False
+                if depth < 0:
+                    r.pos = p
+                    self.labels = labels
+                    return
+            else:
+                if label >= 0:  # flush(): a register without a scaler
+                    if have:
+                        self.store(
+                            (buf[label] & 0x3F) << 24 | buf[label + 2] << 16 | buf[label + 3] << 8
+                            | buf[label + 4],
+                            label, value, None,
+                        )  # fmt: skip
+                    label = -1
+                    have = False
+                if depth >= 0:
+                    levels[2 * depth] = k
+                    levels[2 * depth + 1] = n
+                depth += 1
+                k = 0
+                n = m
+            while True:
+                if k >= n:  # the end of this level's members
+                    if label >= 0:
+                        if have:
+                            self.store(
+                                (buf[label] & 0x3F) << 24 | buf[label + 2] << 16
+                                | buf[label + 3] << 8 | buf[label + 4],
+                                label, value, None,
+                            )  # fmt: skip
+                        label = -1
+                        have = False
+                    if depth == 0:
+                        r.pos = p
+                        self.labels = labels
+                        return
+                    depth -= 1
+                    k = levels[2 * depth]
+                    n = levels[2 * depth + 1]
+                    continue
+                k += 1
+                tag = buf[p] if p < end else _ARRAY  # at the end: truncated, below
+                # An OBIS code: octet-string of 6, A 0 or 1, F 255 (is_obis(), inline),
+                # first in a structure or anywhere in the top-level list.
+                if (tag == _OCTET_STRING and (k == 1 or depth == 0) and p + 7 < end
+                        and buf[p + 1] == _OBIS_LEN and buf[p + 2] <= 1 and buf[p + 7] == 0xFF):  # fmt: skip
+                    if label >= 0 and have:
+                        self.store(
+                            (buf[label] & 0x3F) << 24 | buf[label + 2] << 16 | buf[label + 3] << 8
+                            | buf[label + 4],
+                            label, value, None,
+                        )  # fmt: skip
+                    have = False
+                    label = p + 2
+                    labels += 1
+                    p += 8
+                    continue
+                if tag == _STRUCTURE or tag == _ARRAY or depth >= _MAX_DEPTH:
+                    if depth >= _MAX_DEPTH:
+                        raise DecodeError(NESTING)
+                    if p >= end:
+                        raise DecodeError(TRUNCATED)
+                    p += 1
+                    break  # a structure or array: its length, at the top of the outer loop
+                # A scalar: the integers meters send most, read here; the rest by r.scalar().
+                if tag == _UINT32 or tag == _INT32:
+                    if p + 5 > end:
+                        raise DecodeError(TRUNCATED)
+                    v = buf[p + 1] << 24 | buf[p + 2] << 16 | buf[p + 3] << 8 | buf[p + 4]
+                    if tag == _INT32 and v > 0x7FFFFFFF:
+                        v -= 0x100000000
+                    p += 5
+                elif tag == _UINT16 or tag == _INT16:
+                    if p + 3 > end:
+                        raise DecodeError(TRUNCATED)
+                    v = buf[p + 1] << 8 | buf[p + 2]
+                    if tag == _INT16 and v > 0x7FFF:
+                        v -= 0x10000
+                    p += 3
+                elif tag == _NULL:  # Kamstrup pads one-phase lists with null-data
+                    p += 1
+                    continue
+                else:
+                    r.pos = p + 1
+                    v = r.scalar(tag)
+                    p = r.pos
+                if label >= 0:  # value(v): a register's value, the first after its code
+                    if not have:
+                        value = v
+                        have = True
+                elif labels or not values or len(values) >= obis.FIELDS_MAX:
+                    self.labels = labels
+                    self.value(v)
+                else:  # a positional member
+                    values.append(v)
 
     def value(self, v):
         if self._label >= 0:
@@ -224,11 +334,13 @@ class Normalizer:
             self.quirk = _quirk(m)
 
     def put(self, p, v, s, raw=False):
-        if len(self.reading) >= obis.FIELDS_MAX:  # before the dict grows, not after
-            self.dropped += 1
-            return
+        """Store value v of the register whose OBIS code is at p, with scaler s (None: the
+        quirk's or 0); raw: a number is kept as sent, under its code (objlist.py)."""
         buf = self.data
         if raw and isinstance(v, int) and not isinstance(v, bool):
+            if len(self.reading) >= obis.FIELDS_MAX:  # before the dict grows, not after
+                self.dropped += 1
+                return
             # No scaler in the push and none declared: keep the raw count under its code.
             self.reading[obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])] = v
             return
@@ -236,22 +348,28 @@ class Normalizer:
 
     def store(self, k, p, v, s):
         """Store value v of table key k; p is where its OBIS code is (-1: positional)."""
+        reading = self.reading
+        if len(reading) >= obis.FIELDS_MAX:  # before the dict grows, not after
+            self.dropped += 1
+            return
         name = obis.BY_KEY.get(k)
         if name is None:
             if p < 0:
                 return
             buf = self.data
             name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
-        reading = self.reading
         t = type(v)  # not isinstance: a bool is an int on CPython, not on MicroPython
-        if t is int and name in TEXT_FIELDS:
+        if t is int:
+            if name not in TEXT_FIELDS:
+                if s is None:
+                    s = self.quirk.scaler(k, reading) if self.quirk else 0
+                if obis.UNIT.get(name) in obis.KILO:  # obis.energy_shift(), in place
+                    s -= 3
+                reading[name] = number(v, s) if s else v
+                return
             v = str(v)  # an id is text, whatever type the meter sent it as
             t = str
-        if t is int:
-            if s is None:
-                s = self.quirk.scaler(k, reading) if self.quirk else 0
-            reading[name] = number(v, s + obis.energy_shift(name))
-        elif t is bool or v is None:
+        if t is bool or v is None:
             reading[name] = v
         elif name == obis.METER_TIME:
             if isinstance(v, bytes) and len(v) == 12:
