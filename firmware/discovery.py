@@ -54,6 +54,8 @@ import json
 from binascii import hexlify
 from hashlib import sha256
 
+from micropython import const
+
 import obis
 from reading import put
 from share import FULL, LIVE, is_energy
@@ -61,13 +63,16 @@ from share import FULL, LIVE, is_energy
 HA_STATUS = "homeassistant/status"  # Home Assistant's birth message: "online" after a start
 PREFIX = "homeassistant"
 _COMPACT = (",", ":")
-_READING_S = 10  # the longest push period of a meter's List 1/2 or P1 telegram
-_ENERGY_S = 3600  # the hourly message
-_SILENT_S = 30  # no frame for this long: "meter silent" (meters push every 1 to 10 s)
-_RECORD_MAX = 100  # object ids per component in a record: 50 fields and the diagnostics fit
-
-_B, _S = "binary_sensor", "sensor"
-_TOTAL, _MEASURE = "total_increasing", "measurement"
+# const(): folded in by the compiler, no global and no interned name (each name a module
+# defines stays in the heap after it is dropped: 1.9 KB of them for this one).
+_READING_S = const(10)  # the longest push period of a meter's List 1/2 or P1 telegram
+_ENERGY_S = const(3600)  # the hourly message
+_SILENT_S = const(30)  # no frame for this long: "meter silent" (meters push every 1-10 s)
+_RECORD_MAX = const(100)  # object ids per component in a record: 50 fields and diagnostics fit
+_B = const("binary_sensor")
+_S = const("sensor")
+_TOTAL = const("total_increasing")
+_MEASURE = const("measurement")
 # Diagnostics, one line each: component (b binary_sensor, s sensor), object id (its name
 # too), the stats key it reads (dongle.stats(); "=i": the expression _SPECIAL[i]), unit,
 # device class, state class (t total_increasing, m measurement); "-": none. The stats keys
@@ -163,15 +168,6 @@ def device_key(meter_id, withhold, salt):
     return _slug(meter_id).lower()
 
 
-def expire_after(field, share):
-    """Seconds after its last message a field's state turns unavailable (see the top)."""
-    if is_energy(field):
-        return 2 * _ENERGY_S
-    if share.level == LIVE:
-        return 3 * 2 * share.interval_ms // 1000
-    return 3 * _READING_S
-
-
 def diagnostics(share):
     """(component, object id, template expression, unit, device class, state class) of each
     diagnostic this destination announces; None for none. One row at a time."""
@@ -227,68 +223,50 @@ def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, mode
         '"offline","device":%s,"origin":{"name":"hanport"}'
         % (json.dumps(base + "/status"), json.dumps(device, separators=_COMPACT))
     )
+    # Expiry (see the top): the readings' 3 x 10 s, a live share's 3 x 2 x interval.
+    live = 6 * share.interval_ms // 1000 if share.level == LIVE else 3 * _READING_S
     for field in obis.ORDER:
         if field not in reading_fields or not share.allows(field):
             continue
-        classes = _classes(field)
-        if classes is None:
+        r = _classes(field)
+        if r is None:
             continue
         energy = is_energy(field)
-        n = _head(buf, ident, ent, _S, field, _title(field), base + ("/energy" if energy else
-                  "/reading"), "value_json.%s | default('')" % field)  # fmt: skip
-        n = put(buf, n, tail)
-        n = _classes_json(buf, n, classes[2], classes[0], classes[1])
-        n = put(buf, n, ',"expire_after":%d}' % expire_after(field, share))
-        yield _S, field, n
-    for component, object_id, expression, unit, device_class, state_class in diagnostics(share):
-        n = _head(buf, ident, ent, component, object_id, _title(object_id[6:]), base + "/stats",
-                  expression)  # fmt: skip
-        n = put(buf, n, tail)
-        n = _classes_json(buf, n, unit, device_class, state_class)
-        if object_id == "stats_others_down":
-            n = put(buf, n, ',"json_attributes_topic":%s,"json_attributes_template":%s' % (
-                json.dumps(base + "/stats"), json.dumps(_OTHERS_ATTRS)))  # fmt: skip
-        # Stats come every stats_s: three missed, and the dongle's counters show stale too.
-        n = put(buf, n, ',"entity_category":"diagnostic","expire_after":%d}' % (3 * stats_s))
-        yield component, object_id, n
+        r = (_S, field, "value_json.%s | default('')" % field, r[2], r[0], r[1],
+             "/energy" if energy else "/reading", 2 * _ENERGY_S if energy else live)  # fmt: skip
+        yield _S, field, _config(buf, r, ident, ent, base, tail)
+    # Stats come every stats_s: three missed, and the dongle's counters show stale too.
+    for r in diagnostics(share):
+        yield r[0], r[1], _config(buf, r + ["/stats", 3 * stats_s], ident, ent, base, tail)
 
 
-def _head(buf, ident, ent, component, object_id, title, state_topic, expression):
-    oid = ent + "_" + object_id
-    n = put(buf, 0, '{"name":"%s","unique_id":"%s_%s"' % (title, ident, object_id))
-    n = put(buf, n, ',"object_id":"%s","default_entity_id":"%s.%s"' % (oid, component, oid))
-    n = put(buf, n, ',"state_topic":' + json.dumps(state_topic))
-    return put(buf, n, ',"value_template":' + json.dumps("{{ " + expression + " }}"))
-
-
-def _classes_json(buf, n, unit, device_class, state_class):
-    if device_class:
-        n = put(buf, n, ',"device_class":"%s"' % device_class)
-    if state_class:
-        n = put(buf, n, ',"state_class":"%s"' % state_class)
-    if unit:
-        n = put(buf, n, ',"unit_of_measurement":"%s"' % unit)
-    return n
-
-
-def messages(base, reading_fields, share, meter_id, manufacturer, model, hostname, name,
-             id_salt=None, stats_s=60):  # fmt: skip
-    """Every discovery config as a list of (topic, payload text), for tests and tools."""
-    buf = bytearray(2048)
-    out = []
-    nid = node(hostname, name)
-    for component, object_id, n in iter_messages(buf, base, reading_fields, share, meter_id,
-                                                 manufacturer, model, hostname, name, id_salt,
-                                                 stats_s):  # fmt: skip
-        out.append((topic(component, nid, object_id), str(buf[:n], "utf-8")))
-    return out
+def _config(b, r, i, e, base, tail):
+    """One config into b; its end. r: component, object id, template expression, unit,
+    device class, state class, topic under base, expire_after (diagnostics(), extended);
+    i, e: the device's id and entity id prefix."""
+    o = r[1]
+    d = o[:6] == "stats_"  # a diagnostic: named without "stats_"
+    oid = e + "_" + o
+    n = put(b, 0, '{"name":"%s","unique_id":"%s_%s"' % (_title(o[6:] if d else o), i, o))
+    n = put(b, n, ',"object_id":"%s","default_entity_id":"%s.%s"' % (oid, r[0], oid))
+    n = put(b, n, ',"state_topic":' + json.dumps(base + r[6]))
+    n = put(b, n, ',"value_template":' + json.dumps("{{ " + r[2] + " }}"))
+    n = put(b, n, tail)
+    if r[4]:
+        n = put(b, n, ',"device_class":"%s"' % r[4])
+    if r[5]:
+        n = put(b, n, ',"state_class":"%s"' % r[5])
+    if r[3]:
+        n = put(b, n, ',"unit_of_measurement":"%s"' % r[3])
+    if o == "stats_others_down":
+        n = put(b, n, ',"json_attributes_topic":%s,"json_attributes_template":%s' % (
+            json.dumps(base + r[6]), json.dumps(_OTHERS_ATTRS)))  # fmt: skip
+    if d:
+        n = put(b, n, ',"entity_category":"diagnostic"')
+    return put(b, n, ',"expire_after":%d}' % r[7])
 
 
 # -- what was announced, and its removal ------------------------------------------------------
-
-
-def record_path(state_dir, name):
-    return state_dir + "discovery-" + name + ".json"
 
 
 def _removals(record, share, nid, key, hostname, on):

@@ -78,12 +78,24 @@ def handle(case):
     if cmd == "is_hourly":
         return is_hourly(args[0])
     if cmd == "discovery":
-        import discovery
-
         base, fields, dest, meter_id, maker, model, host, name, salt = args
-        return discovery.messages(base, fields, Share(dest), meter_id, maker, model, host, name,
-                                  salt)  # fmt: skip
+        return messages(base, fields, Share(dest), meter_id, maker, model, host, name, salt)
     raise ValueError(cmd)
+
+
+def messages(base, fields, share, meter_id, maker, model, host, name, salt=None, stats_s=60):
+    """Every discovery config as a list of (topic, payload text), as a destination sends them
+    one at a time (discovery.iter_messages into its buffer)."""
+    import discovery
+
+    buf = bytearray(2048)
+    out = []
+    nid = discovery.node(host, name)
+    for component, object_id, n in discovery.iter_messages(
+        buf, base, fields, share, meter_id, maker, model, host, name, salt, stats_s
+    ):
+        out.append((discovery.topic(component, nid, object_id), str(buf[:n], "utf-8")))
+    return out
 
 
 def main():
