@@ -226,7 +226,8 @@ class Normalizer:
                 # An OBIS code: octet-string of 6, A 0 or 1, F 255 (is_obis(), inline),
                 # first in a structure or anywhere in the top-level list.
                 if (tag == _OCTET_STRING and (k == 1 or depth == 0) and p + 7 < end
-                        and buf[p + 1] == _OBIS_LEN and buf[p + 2] <= 1 and buf[p + 7] == 0xFF):  # fmt: skip
+                        and buf[p + 1] == _OBIS_LEN and buf[p + 2] <= 1
+                        and buf[p + 7] == 0xFF):  # fmt: skip
                     if label >= 0 and have:
                         self.store(
                             (buf[label] & 0x3F) << 24 | buf[label + 2] << 16 | buf[label + 3] << 8

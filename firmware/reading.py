@@ -92,15 +92,43 @@ def write(reading, buf, n=0):
     table's loop ending at the reading's last field.
     """
     start = n
+    size = len(buf)
     left = len(reading)
     sep = b"{"
-    for name in obis.ORDER:
-        if not left:
-            break
+    for name in obis.ORDER if left else ():
         if name in reading:
-            n = _put(buf, n, _member(sep, name.encode(), reading[name]))
+            # _member() in place for the usual values: a call costs ~1,600 instructions
+            # on MicroPython, and one with more than 11 locals and stack slots a heap
+            # block for its frame too (objfun.c, VM_MAX_STATE_ON_STACK).
+            v = reading[name]
+            t = type(v)
+            if t is int:
+                b = b'%s"%s": %d' % (sep, name.encode(), v)
+            elif t is tuple:
+                m, exp = v
+                p = 10**-exp
+                if m < 0:
+                    b = b'%s"%s": -%d.%0*d' % (sep, name.encode(), -m // p, -exp, -m % p)
+                else:
+                    b = b'%s"%s": %d.%0*d' % (sep, name.encode(), m // p, -exp, m % p)
+            elif t is str:
+                b = v.encode()
+                # isdigit(), isalpha(): a meter id, a maker, in C; _plain() iterates
+                if b.isdigit() or b.isalpha() or _plain(b):
+                    b = b'%s"%s": "%s"' % (sep, name.encode(), b)
+                else:
+                    b = _member(sep, name.encode(), v)
+            else:
+                b = _member(sep, name.encode(), v)
+            k = n + len(b)
+            if k > size:
+                raise OverflowError()
+            buf[n:k] = b
+            n = k
             sep = b", "
             left -= 1
+            if not left:
+                break
     if left:
         rest = [k for k in reading if k not in obis.UNIT]
         rest.sort()
