@@ -76,17 +76,11 @@ class Assembler:
         self.noise = 0
         self.bytes_in = 0
         self.work = 0  # bytes the judges read (headers, checksums, P1 lines): tools/fuzz bounds it
-        self._s = 0  # ring index of the first byte held: the candidate's first byte
-        self._h = 0  # bytes held from _s
-        self._kind = _IDLE  # protocol of the candidate at _s, or _IDLE: none open
-        self._want = 1  # bytes held before the candidate can be judged further
         self._head = False  # HDLC: the header passed its checks
         self._p = 1  # P1: offset of the next byte to look at
         self._line = 0  # P1: offset after the identification line's LF, 0 inside it
         self._bang = 0  # P1: offset after the '!' that ends the data, 0 before it
-        self._quiet = 0  # bytes from _s that belong to a frame already counted: not noise
-        self._skip = 0  # a '/' before this offset starts no telegram: it was judged already
-        self._allow = -1  # ... except the one at this offset, whose CRC was seen to hold
+        self._clear()
 
     def feed(self, chunk, n=-1):
         """Process the bytes of chunk (bytes, bytearray or memoryview), its first n only
@@ -154,11 +148,13 @@ class Assembler:
     # -- internals ------------------------------------------------------------------------
 
     def _clear(self):
-        self._s = self._h = 0
-        self._kind = _IDLE
-        self._want = 1
-        self._quiet = self._skip = 0
-        self._allow = -1
+        self._s = 0  # ring index of the first byte held: the candidate's first byte
+        self._h = 0  # bytes held from _s
+        self._kind = _IDLE  # protocol of the candidate at _s, or _IDLE: none open
+        self._want = 1  # bytes held before the candidate can be judged further
+        self._quiet = 0  # bytes from _s that belong to a frame already counted: not noise
+        self._skip = 0  # a '/' before this offset starts no telegram: it was judged already
+        self._allow = -1  # ... except the one at this offset, whose CRC was seen to hold
 
     def _search(self):
         # Judge the candidate at _s until one waits for bytes or none are left.
@@ -297,12 +293,7 @@ class Assembler:
         i += 1  # after the control byte: the HCS, if an information field follows
         if i + 2 < n - 3:
             hcs = buf[(s + i) & m] | buf[(s + i + 1) & m] << 8
-            if s + i <= m:  # in one piece: most headers, one call less
-                self.work = (self.work + i) & _WRAP
-                crc = crc16.crc16(crc16.X25, 0xFFFF, buf, s + 1, s + i)
-            else:
-                crc = self._crc(crc16.X25, 0xFFFF, 1, i)
-            if crc ^ 0xFFFF != hcs:
+            if self._crc(crc16.X25, 0xFFFF, 1, i) ^ 0xFFFF != hcs:
                 return CHECKSUM
         return None
 
@@ -389,14 +380,14 @@ class Assembler:
         """Offset of the first '/' in 1..end whose telegram to end has the CRC crc, or -1.
 
         CRC-16/ARC runs backwards: the table's high byte names the index it came from
-        (crc16.ARC_BACK), so the register before each byte follows from the one after it.
+        (crc16.arc_back()), so the register before each byte follows from the one after it.
         The telegram from offset i holds iff the register before byte i is 0, ARC's init.
         """
         buf = self.buf
         m = self.max_frame - 1
         s = self._s
         table = crc16.ARC
-        back = crc16.ARC_BACK
+        back = crc16.arc_back()
         self.work = (self.work + end) & _WRAP
         found = -1
         for i in range(end - 1, 0, -1):
@@ -423,29 +414,34 @@ class Assembler:
 
     def _mbus(self, h):
         """Judge the M-Bus candidate: the bytes it waits for, or 0 once it is decided."""
+        buf = self.buf
+        m = self.max_frame - 1
+        s = self._s
         if h < 4:
-            if h >= 3 and self._at(2) != self._at(1):
-                return self._false_start()  # a 0x68 in noise or text ("kWh")
-            return h + 1
-        if self._at(2) != self._at(1) or self._at(3) != 0x68:
-            return self._false_start()
-        need = self._at(1) + 6
+            if h < 3:
+                return h + 1
+            need = 0x68  # only the length bytes can be compared yet
+        else:
+            need = buf[(s + 3) & m]
+        n = buf[(s + 1) & m]
+        if buf[(s + 2) & m] != n or need != 0x68:
+            return self._false_start()  # a 0x68 in noise or text ("kWh")
+        if h < 4:
+            return 4
+        need = n + 6
         if need > self.max_frame:
             return self._reject(OVERSIZE, 4)
         if need < _MBUS_MIN:
             return self._reject(LENGTH, 4)
         if h < need:
             return need
-        if self._at(need - 1) != 0x16:
+        if buf[(s + need - 1) & m] != 0x16:
             return self._reject(LENGTH, need)
-        buf = self.buf
-        m = self.max_frame - 1
-        s = self._s
         total = 0
         for i in range(4, need - 2):
             total += buf[(s + i) & m]
         self.work = (self.work + need) & _WRAP
-        if total & 0xFF != self._at(need - 2):
+        if total & 0xFF != buf[(s + need - 2) & m]:
             return self._reject(CHECKSUM, need)
         return self._emit(MBUS, need)
 

@@ -211,6 +211,13 @@ CASES = {
     # '/' not followed by a maker's letter starts no telegram (tools/fuzz: these cost a
     # CRC of up to 2 KB each when every '/' was read to the next '!').
     "bare_slashes": ("p1", [b"/" * 1336 + P1]),
+    # A telegram cut mid-line, the next whole one right behind it (its '/' mid-line) or
+    # after a line end: the cut one reads on to the whole one's '!' and fails its CRC; the
+    # CRC run backwards from there finds where the whole one starts (issue 12).
+    "p1_cut_midline": ("p1", [P1[:120] + P1]),
+    "p1_cut_at_line": ("p1", [P1[: P1.index(b"\r\n", 60) + 2] + P1]),
+    # Nested identification lines, each read to the same '!': the backward CRC finds none.
+    "p1_nested_lines": ("p1", [b"x/ABC5\r\n" * 250 + b"!0000\r\n" + P1]),
     "three_byte_address": ("hdlc", [enc.hdlc(enc.LLC + LIST3, src=b"\x00\x02\x83") + OTHER]),
     "object_list_odd_name": (
         "hdlc",
@@ -291,6 +298,17 @@ def test_noise_between_frames_is_skipped(out):
     assert powers(out, "noise_between") == [1234, 99]
     assert errors(out, "noise_between") == ["noise", "format"]
     assert ("E", "noise 7 bytes") in out["noise_between"]
+
+
+@pytest.mark.parametrize("name", ["p1_cut_midline", "p1_cut_at_line"])
+def test_a_cut_telegram_does_not_swallow_the_next(out, name):
+    assert readings(out, name) == [P1_WANT]
+    assert errors(out, name) == ["checksum"]
+
+
+def test_nested_identification_lines_are_one_bad_telegram(out):
+    assert readings(out, "p1_nested_lines") == [P1_WANT]
+    assert errors(out, "p1_nested_lines") == ["noise", "checksum"]
 
 
 def test_frame_cut_midway_does_not_swallow_the_next(out):

@@ -42,13 +42,19 @@ def streams(real):
         ("68ffff68", "`68ffff68` repeated", b"\x68\xff\xff\x68" * 512),
         ("slashes", "`/` x 2048", b"/" * 2048),
         ("p1_nested", '`"x/ABC5"` x 340 then `"\\r\\n!0000\\r\\n"`', b"x/ABC5" * 340),
+        (
+            "p1_lines",
+            '`"x/ABC5\\r\\n"` x 250 then `"!0000\\r\\n"`',
+            b"x/ABC5\r\n" * 250 + b"!0000\r\n",
+        ),
         ("flags", "`7e` x 2048", b"\x7e" * 2048),
         ("random", "2 KB of random bytes", bytes(rng.randrange(256) for _ in range(2048))),
     ]
     out[8] = out[8][:2] + (out[8][2] + b"\r\n!0000\r\n",)
-    return [("real", "real frames only (the reference)", real * 8)] + [
-        (label, what, block + real) for label, what, block in out
-    ]
+    return [
+        ("real", "real frames only (the reference)", real * 8),
+        ("real_decoded", "the same through the whole decoder (what a frame costs)", real * 8),
+    ] + [(label, what, block + real) for label, what, block in out]
 
 
 def run(real):
