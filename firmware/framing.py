@@ -141,7 +141,10 @@ class Assembler:
         character times inside a frame means bytes were lost. The UART reader calls this.
         """
         while self.busy():  # the search may open another candidate: it is cut off too
-            self._reject(TRUNCATED, self._h)
+            # Each '/' inside a cut telegram would read on to the end and be cut off too:
+            # 200 nested identification lines cost 100 reads a byte (tools/fuzz).
+            h = self._h
+            self._reject(TRUNCATED, h, h if self._kind == P1 else 0)
             self._search()
         self._clear()  # a lone flag: nothing was lost
 

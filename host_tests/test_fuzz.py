@@ -115,6 +115,12 @@ def test_hostile_streams_cost_linear_work_and_keep_the_frame_after(label, stream
     assert 1234 in events, events[-5:]  # the real frame (test_stream.FRAME) after the block
 
 
+def test_a_cut_telegram_with_nested_identification_lines_costs_linear_work():
+    # Found by the fuzz: no '!' before the line went quiet, and each '/' inside was read on
+    # to the end and cut off again at idle() (101 reads a byte; one now).
+    assert check.linear_work(b"x/ABC5\r\n" * 200, check.WORK_PER_BYTE) <= 2 * 1600
+
+
 def test_the_work_bound_can_fail():
     # Valid HDLC headers 19 bytes apart, each 951 bytes long and ending on a flag: every
     # one is checked to its FCS (24 per byte, under HOSTILE_WORK_PER_BYTE; the search
