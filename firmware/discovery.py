@@ -39,6 +39,8 @@
 #   with the dongle's secret salt, so neither topics nor payloads carry the id (meter ids
 #   have few digits beyond a maker prefix: a hash with a known salt is reversed by trying
 #   every id). A meter that sends no id: the node alone (never the salt).
+# - The device: name "<hostname> <destination>", identifiers, the maker and model where the
+#   share allows them; no serial_number (2024.2+; see iter_messages).
 # - Diagnostics (entity_category diagnostic) read <base>/stats, which every destination
 #   gets: the counters of the README's troubleshooting table, "meter silent", and for a
 #   "full" share how many of the other destinations are down (stats "others").
@@ -215,8 +217,9 @@ def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, mode
         device["manufacturer"] = manufacturer
     if model and share.allows(obis.METER_MODEL):
         device["model"] = model
-    if meter_id and not share.withholds_id:
-        device["serial_number"] = meter_id
+    # No "serial_number": Home Assistant before 2024.2 refuses the whole config for it
+    # ("extra keys not allowed @ data['device']['serial_number']", test_ha_real on 2024.1);
+    # a shared meter id is in the device's identifiers already.
     # The same for every entity of the device, made once.
     tail = (
         ',"availability_topic":%s,"payload_available":"online","payload_not_available":'
