@@ -1,0 +1,205 @@
+"""Against a real Home Assistant (issue 13, opt-in): the dongle's discovery, states, expiry
+and removals as Home Assistant itself takes them. Not in the default suite: it needs a
+Home Assistant in a venv of its own, named by HANPORT_HA (its python), and takes ~2 min.
+
+    python3.11 -m venv /tmp/havenv
+    /tmp/havenv/bin/pip install homeassistant==2024.1.6 paho-mqtt==1.6.1 janus==1.0.0
+    HANPORT_HA=/tmp/havenv/bin/python .venv/bin/pytest host_tests/test_ha_real.py -q
+
+2024.1 is the last Home Assistant on Python 3.11 (2025.x needs 3.13), and older than the
+reactive_energy device class (2025.7): what hanport announces must work there too.
+Home Assistant runs as `python -m homeassistant` with an MQTT config entry on the test's
+mosquitto and mqtt_statestream, which publishes every entity's state and attributes back
+to the broker (ha_states/<domain>/<object id>/...): the test reads them there, and the
+device and entity registries from Home Assistant's .storage files.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+import rig
+from hanctl import encoder
+from hanctl.simulate import Server
+
+HA = os.environ.get("HANPORT_HA")
+pytestmark = pytest.mark.skipif(not HA, reason="HANPORT_HA (a Home Assistant's python) unset")
+
+CONFIG = """homeassistant:
+  name: hanport-test
+  latitude: 59.9
+  longitude: 10.7
+  elevation: 0
+  unit_system: metric
+  time_zone: Europe/Oslo
+  country: "NO"
+http:
+  server_port: {http}
+logger:
+  default: warning
+  logs:
+    homeassistant.components.mqtt: info
+mqtt_statestream:
+  base_topic: ha_states
+  publish_attributes: true
+"""
+METER_ID = "6970631401753985"
+LIVE_POWER = {"active_power_import", "active_power_export", "reactive_power_import",
+              "reactive_power_export"}  # fmt: skip
+
+
+class HomeAssistant:
+    def __init__(self, tmp, broker):
+        self.dir = Path(tmp) / "ha"
+        (self.dir / ".storage").mkdir(parents=True)
+        (self.dir / "configuration.yaml").write_text(CONFIG.format(http=rig.free_port()))
+        entry = {
+            "entry_id": "0123456789abcdef0123456789abcdef", "version": 1, "minor_version": 1,
+            "domain": "mqtt", "title": "mosquitto", "options": {}, "source": "user",
+            "data": {"broker": "127.0.0.1", "port": broker.port, "discovery": True,
+                     "discovery_prefix": "homeassistant"},
+            "pref_disable_new_entities": False, "pref_disable_polling": False,
+            "unique_id": None, "disabled_by": None,
+        }  # fmt: skip
+        entries = {"version": 1, "minor_version": 1, "key": "core.config_entries",
+                   "data": {"entries": [entry]}}  # fmt: skip
+        (self.dir / ".storage" / "core.config_entries").write_text(json.dumps(entries))
+        self.log = self.dir / "ha.log"
+        self.proc = None
+
+    def start(self):
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(
+                [HA, "-m", "homeassistant", "-c", str(self.dir), "--skip-pip"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        rig.wait_for(lambda: "Connected to MQTT server" in self.log.read_text(), timeout=90,
+                     why="Home Assistant connected to the broker")  # fmt: skip
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def registry(self, name):
+        """A .storage registry's data (Home Assistant writes it some seconds after a change)."""
+        path = self.dir / ".storage" / name
+        return json.loads(path.read_text())["data"] if path.exists() else {}
+
+    def errors(self):
+        return [x for x in self.log.read_text().splitlines() if " ERROR " in x or "rror '" in x]
+
+
+def states(sub):
+    """{entity id: state} of the latest ha_states/<domain>/<object id>/state messages."""
+    out = {}
+    for topic, payload, _, _ in sub.on("/state"):
+        _, domain, object_id, _ = topic.split("/")
+        out[f"{domain}.{object_id}"] = payload.decode()
+    return out
+
+
+def test_home_assistant_takes_what_hanport_announces(parts):
+    tmp, track = parts
+    if not shutil.which("mosquitto") and not Path(rig.MOSQUITTO).exists():
+        pytest.skip("Debian's mosquitto is not installed")
+    broker = track(rig.Broker(tmp, "ha-broker").start())
+    ha = HomeAssistant(tmp, broker).start()
+    track(ha)
+    sub = track(rig.Subscriber(broker))
+    values = {"p_import": 1500}
+    frames = [encoder.kaifa(n, values) for n in (1, 2, 1, 3, 1, 2)]
+    go = threading.Event()
+    meter = track(Server(rig.scripted(frames, go, gap=1.0)).start())
+    cfg = rig.config(
+        rig.destination("F", broker, discovery=True),
+        rig.destination("L", broker, share="live", interval=1, discovery=True),
+    )
+    dongle = track(rig.Dongle(tmp / "fs", cfg, f"tcp://127.0.0.1:{meter.port}").start())
+    dongle.wait_log("destination F connected")
+    dongle.wait_log("destination L connected")
+    go.set()
+
+    # -- one device per destination's share, every config taken -------------------------
+    def configs(node):
+        return {m[0]: json.loads(m[1]) for m in sub.on("/config") if f"/{node}/" in m[0] and m[1]}
+
+    def entities():
+        """every announced entity in Home Assistant's entity registry"""
+        reg = {e["unique_id"]: e for e in ha.registry("core.entity_registry").get("entities", ())}
+        want = [p["unique_id"] for n in ("hanport-test_F", "hanport-test_L")
+                for p in configs(n).values()]  # fmt: skip
+        return want and all(u in reg for u in want) and reg
+
+    reg = rig.wait_for(entities, timeout=60)
+    devices = {d["id"]: d for d in ha.registry("core.device_registry")["devices"]}
+    ours = {e["device_id"] for e in reg.values() if e["unique_id"].startswith("hanport_")}
+    assert sorted(devices[d]["name"] for d in ours) == ["hanport-test F", "hanport-test L"]
+    live = {e["unique_id"] for e in reg.values() if "hanport-test_L" in e["unique_id"]}
+    assert all(METER_ID not in u for u in live)
+    assert not [e for e in ha.errors() if "hanport" in e or "discovery" in e.lower()], ha.errors()
+
+    # -- states equal the payloads (reactive energy without device class included) ------
+    full = configs("hanport-test_F")
+    energy = json.loads(sub.wait("F/energy")[-1][1])
+
+    def equal():
+        """Home Assistant's state of every field equal to the last payload"""
+        got = states(sub)
+        reading = {}
+        for m in sub.on("F/reading"):
+            reading.update(json.loads(m[1]))
+        for topic, p in full.items():
+            field = topic.split("/")[3]
+            if field.startswith("stats_"):
+                continue
+            value = (energy if p["state_topic"].endswith("/energy") else reading).get(field)
+            state = got.get(p["default_entity_id"])
+            if value is None or state is None or float(state) != float(value):
+                return False
+        return True
+
+    rig.wait_for(equal, timeout=30)
+    got = states(sub)
+    assert got["sensor.hanport_test_f_reactive_energy_import"] == str(
+        energy["reactive_energy_import"]
+    )
+    assert got["binary_sensor.hanport_test_f_stats_meter_silent"] == "off"
+    assert float(got["sensor.hanport_test_f_stats_frames"]) >= 1
+
+    # -- expiry: the meter falls silent ---------------------------------------------------
+    def expired():
+        """power unavailable and the meter silent, 30 s after the last frame"""
+        s = states(sub)
+        return (s.get("sensor.hanport_test_f_active_power_import") == "unavailable"
+                and s.get("binary_sensor.hanport_test_f_stats_meter_silent") == "on")  # fmt: skip
+
+    rig.wait_for(expired, timeout=75)
+    assert states(sub)["sensor.hanport_test_f_active_energy_import"] != "unavailable"  # 2 h
+    dongle.stop()
+
+    # -- stale entities: the dongle renamed ---------------------------------------------
+    meter2 = track(Server(rig.scripted([encoder.kaifa(n) for n in (1, 2, 1, 2)], gap=0.5)).start())
+    cfg["hostname"] = "hanport-new"
+    track(rig.Dongle(tmp / "fs", cfg, f"tcp://127.0.0.1:{meter2.port}").start())
+
+    def renamed():
+        """the old entities gone from the registry, the new ones there"""
+        ids = [e["unique_id"] for e in ha.registry("core.entity_registry").get("entities", ())]
+        old = [u for u in ids if "hanport-test_" in u]
+        new = [u for u in ids if "hanport-new_L" in u]
+        return not old and len(new) >= len(LIVE_POWER)
+
+    rig.wait_for(renamed, timeout=60)
+    names = sorted(d["name"] for d in ha.registry("core.device_registry")["devices"]
+                   if d["name"] and d["name"].startswith("hanport"))  # fmt: skip
+    assert names == ["hanport-new F", "hanport-new L"], names
