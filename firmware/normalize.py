@@ -108,9 +108,6 @@ class Normalizer:
         self.quirk = None
         self.labels = 0
         self.dropped = 0  # registers and values past obis.FIELDS_MAX, since boot
-        self._label = -1  # buffer position of the pending register's OBIS (A at +0)
-        self._value = None
-        self._have = False
         self._levels = [0] * (2 * _MAX_DEPTH)
         self._list_id = None  # the last list id identify() looked up, and what it found
         self._maker = None
@@ -123,8 +120,6 @@ class Normalizer:
         self.positional.clear()
         self.quirk = None
         self.labels = 0
-        self._label = -1
-        self._have = False
         r = note.body
         if _is_object_list(r):
             import objlist  # on first use: only L&G E450 pushes describe themselves
@@ -132,7 +127,6 @@ class Normalizer:
             objlist.walk(self, r)
         else:
             self.walk(r)
-            self.flush()
             self.finish()
         if obis.METER_TIME not in reading and note.time is not None:
             t = dlms.date_time(note.data, note.time)
@@ -192,12 +186,7 @@ class Normalizer:
                 # {scaler, unit}: the pending register's scaler
                 if have:
                     s = buf[p + 1]
-                    self.store(
-                        # obis.key() of the code at label, in place
-                        (buf[label] & 0x3F) << 24 | buf[label + 2] << 16 | buf[label + 3] << 8
-                        | buf[label + 4],
-                        label, value, s - 256 if s > 127 else s,
-                    )  # fmt: skip
+                    self.store(None, label, value, s - 256 if s > 127 else s)
                 p += 4
                 label = -1
                 have = False
@@ -208,11 +197,7 @@ class Normalizer:
             else:
                 if label >= 0:  # flush(): a register without a scaler
                     if have:
-                        self.store(
-                            (buf[label] & 0x3F) << 24 | buf[label + 2] << 16 | buf[label + 3] << 8
-                            | buf[label + 4],
-                            label, value, None,
-                        )  # fmt: skip
+                        self.store(None, label, value, None)
                     label = -1
                     have = False
                 if depth >= 0:
@@ -225,11 +210,7 @@ class Normalizer:
                 if k >= n:  # the end of this level's members
                     if label >= 0:
                         if have:
-                            self.store(
-                                (buf[label] & 0x3F) << 24 | buf[label + 2] << 16
-                                | buf[label + 3] << 8 | buf[label + 4],
-                                label, value, None,
-                            )  # fmt: skip
+                            self.store(None, label, value, None)
                         label = -1
                         have = False
                     if depth == 0:
@@ -248,11 +229,7 @@ class Normalizer:
                         and buf[p + 1] == _OBIS_LEN and buf[p + 2] <= 1
                         and buf[p + 7] == 0xFF):  # fmt: skip
                     if label >= 0 and have:
-                        self.store(
-                            (buf[label] & 0x3F) << 24 | buf[label + 2] << 16 | buf[label + 3] << 8
-                            | buf[label + 4],
-                            label, value, None,
-                        )  # fmt: skip
+                        self.store(None, label, value, None)
                     have = False
                     label = p + 2
                     labels += 1
@@ -311,11 +288,8 @@ class Normalizer:
                     values.append(v)
 
     def value(self, v):
-        if self._label >= 0:
-            if not self._have:
-                self._value = v
-                self._have = True
-        elif not self.labels:
+        """A value with no OBIS code before it (the walk keeps a register's own)."""
+        if not self.labels:
             if not self.positional and isinstance(v, (bytes, str)):
                 t = _text(v)  # a list id (or device name) opens the list: who made it
                 if t:
@@ -324,12 +298,6 @@ class Normalizer:
                 self.positional.append(v)
             else:
                 self.dropped += 1
-
-    def flush(self):
-        if self._have:
-            self.put(self._label, self._value, None)
-        self._label = -1
-        self._have = False
 
     def finish(self):
         values = self.positional
@@ -382,19 +350,22 @@ class Normalizer:
             # No scaler in the push and none declared: keep the raw count under its code.
             self.reading[obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])] = v
             return
-        self.store(obis.key(buf[p], buf[p + 2], buf[p + 3], buf[p + 4]), p, v, s)
+        self.store(None, p, v, s)
 
     def store(self, k, p, v, s):
-        """Store value v of table key k; p is where its OBIS code is (-1: positional)."""
+        """Store value v of table key k (None: the key of the OBIS code at p); p is where
+        its OBIS code is (-1: positional)."""
         reading = self.reading
         if len(reading) >= obis.FIELDS_MAX:  # before the dict grows, not after
             self.dropped += 1
             return
+        buf = self.data
+        if k is None:  # obis.key() in place
+            k = (buf[p] & 0x3F) << 24 | buf[p + 2] << 16 | buf[p + 3] << 8 | buf[p + 4]
         name = obis.BY_KEY.get(k)
         if name is None:
             if p < 0:
                 return
-            buf = self.data
             name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
         t = type(v)  # not isinstance: a bool is an int on CPython, not on MicroPython
         if t is int:
