@@ -341,7 +341,7 @@ class Assembler:
                     break
             elif c != 0x0A:
                 if p - bang > _P1_MAX_CRC_DIGITS + 1:  # digits then '\r'
-                    verdict = 1
+                    verdict = 1  # the '/' from bang on may start the next telegram
                     break
             else:
                 verdict = 2
@@ -355,7 +355,7 @@ class Assembler:
         if verdict == 0:
             return self._false_start()
         if verdict == 1:
-            return self._reject(FORMAT, p, p)
+            return self._reject(FORMAT, p, bang or p)
         return self._p1_end(p, bang)
 
     def _p1_end(self, n, start):
@@ -369,15 +369,18 @@ class Assembler:
         for i in range(start, end):
             d = _hex_digit(self._at(i))
             if d < 0:
-                # Every telegram that starts inside this one ends at the same '!': skip them.
-                return self._reject(FORMAT, n, n)
+                # Every telegram that starts inside this one ends at the same '!': skip them
+                # (not what follows the '!': a cut CRC, then the next telegram's '/').
+                return self._reject(FORMAT, n, start)
             crc = crc << 4 | d
         if crc == self._crc(crc16.ARC, 0, 0, start):
             return self._emit(P1, n)
+        if crc > 0xFFFF:  # five digits, no '\r': no CRC-16, nothing inside holds either
+            return self._reject(CHECKSUM, n, start)
         # Each '/' inside this one would read on to the same '!' and take its CRC over a
         # tail of the same bytes: "x/ABC5\r\n" x 290 cost that 290 times. One pass
         # backwards from the printed CRC finds the one start whose CRC holds, if any.
-        return self._reject(CHECKSUM, n, n, self._nested_p1(crc, start))
+        return self._reject(CHECKSUM, n, start, self._nested_p1(crc, start))
 
     def _nested_p1(self, crc, end):
         """Offset of the first '/' in 1..end whose telegram to end has the CRC crc, or -1.

@@ -216,6 +216,10 @@ CASES = {
     # CRC run backwards from there finds where the whole one starts (issue 12).
     "p1_cut_midline": ("p1", [P1[:120] + P1]),
     "p1_cut_at_line": ("p1", [P1[: P1.index(b"\r\n", 60) + 2] + P1]),
+    # Cut right after its '!': the next telegram's '/' where the CRC digits should be.
+    "p1_cut_at_bang": ("p1", [P1[: P1.index(b"!") + 1] + P1]),
+    # Five digits and no CR: no CRC-16, and nothing inside can hold (once an IndexError).
+    "p1_five_digits": ("p1", [P1[: P1.index(b"!") + 1] + b"12345\n" + P1]),
     # Nested identification lines, each read to the same '!': the backward CRC finds none.
     "p1_nested_lines": ("p1", [b"x/ABC5\r\n" * 250 + b"!0000\r\n" + P1]),
     "three_byte_address": ("hdlc", [enc.hdlc(enc.LLC + LIST3, src=b"\x00\x02\x83") + OTHER]),
@@ -304,6 +308,16 @@ def test_noise_between_frames_is_skipped(out):
 def test_a_cut_telegram_does_not_swallow_the_next(out, name):
     assert readings(out, name) == [P1_WANT]
     assert errors(out, name) == ["checksum"]
+
+
+def test_a_telegram_cut_after_its_bang_does_not_swallow_the_next(out):
+    assert readings(out, "p1_cut_at_bang") == [P1_WANT]
+    assert errors(out, "p1_cut_at_bang") == ["format"]
+
+
+def test_five_crc_digits_are_a_bad_checksum(out):
+    assert readings(out, "p1_five_digits") == [P1_WANT]
+    assert errors(out, "p1_five_digits") == ["checksum"]
 
 
 def test_nested_identification_lines_are_one_bad_telegram(out):
