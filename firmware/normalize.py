@@ -62,19 +62,6 @@ def _quirk(maker):
     return __import__(name) if name else None
 
 
-def is_obis(r):
-    """Is the next element an OBIS code: octet-string of 6, A 0 or 1, F 255?"""
-    p = r.pos
-    buf = r.buf
-    return (
-        p + 7 < r.end
-        and buf[p] == _OCTET_STRING
-        and buf[p + 1] == _OBIS_LEN
-        and buf[p + 2] <= 1
-        and buf[p + 7] == 0xFF
-    )
-
-
 def _is_object_list(r):
     # structure{ array{ structure{ class-id (uint16), logical name, attribute, ... } }, ...}
     p = r.pos
@@ -223,7 +210,7 @@ class Normalizer:
                     continue
                 k += 1
                 tag = buf[p] if p < end else _ARRAY  # at the end: truncated, below
-                # An OBIS code: octet-string of 6, A 0 or 1, F 255 (is_obis(), inline),
+                # An OBIS code: octet-string of 6, A 0 or 1, F 255 (objlist.is_obis()),
                 # first in a structure or anywhere in the top-level list.
                 if (tag == _OCTET_STRING and (k == 1 or depth == 0) and p + 7 < end
                         and buf[p + 1] == _OBIS_LEN and buf[p + 2] <= 1
@@ -339,19 +326,6 @@ class Normalizer:
             self.reading[obis.MANUFACTURER] = m
             self.quirk = self._maker_quirk
 
-    def put(self, p, v, s, raw=False):
-        """Store value v of the register whose OBIS code is at p, with scaler s (None: the
-        quirk's or 0); raw: a number is kept as sent, under its code (objlist.py)."""
-        buf = self.data
-        if raw and isinstance(v, int) and not isinstance(v, bool):
-            if len(self.reading) >= obis.FIELDS_MAX:  # before the dict grows, not after
-                self.dropped += 1
-                return
-            # No scaler in the push and none declared: keep the raw count under its code.
-            self.reading[obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])] = v
-            return
-        self.store(None, p, v, s)
-
     def store(self, k, p, v, s):
         """Store value v of table key k (None: the key of the OBIS code at p); p is where
         its OBIS code is (-1: positional)."""
@@ -372,7 +346,7 @@ class Normalizer:
             if name not in TEXT_FIELDS:
                 if s is None:
                     s = self.quirk.scaler(k, reading) if self.quirk else 0
-                if obis.UNIT.get(name) in obis.KILO:  # obis.energy_shift(), in place
+                if obis.UNIT.get(name, "").startswith("k"):  # obis.energy_shift(), in place
                     s -= 3
                 reading[name] = number(v, s) if s else v
                 return

@@ -8,10 +8,11 @@
 
 from micropython import const
 
-from normalize import is_obis
+import obis
 
 _ARRAY = const(0x01)
 _STRUCTURE = const(0x02)
+_OCTET_STRING = const(0x09)
 _OBIS_LEN = const(6)
 
 
@@ -40,4 +41,30 @@ def walk(norm, r):
             continue
         v = r.scalar(tag)
         if i < len(labels) and labels[i] >= 0 and v is not None:
-            norm.put(labels[i], v, None, raw=True)
+            _put(norm, labels[i], v)
+
+
+def _put(norm, p, v):
+    """Store value v of the register whose OBIS code is at p: a number kept as sent,
+    under its code (no scaler in the push and none declared), anything else by name."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        if len(norm.reading) >= obis.FIELDS_MAX:  # before the dict grows, not after
+            norm.dropped += 1
+            return
+        buf = norm.data
+        norm.reading[obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])] = v
+        return
+    norm.store(None, p, v, None)
+
+
+def is_obis(r):
+    """Is the next element an OBIS code: octet-string of 6, A 0 or 1, F 255?"""
+    p = r.pos
+    buf = r.buf
+    return (
+        p + 7 < r.end
+        and buf[p] == _OCTET_STRING
+        and buf[p + 1] == _OBIS_LEN
+        and buf[p + 2] <= 1
+        and buf[p + 7] == 0xFF
+    )
