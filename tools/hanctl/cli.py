@@ -18,6 +18,7 @@ def subcommands(argv):
 
         return (decode,)
     from . import (
+        account,
         bench,
         capture,
         config_cmd,
@@ -42,6 +43,7 @@ def subcommands(argv):
         demo,
         run,
         decode,
+        account,
         bench,
     )
 

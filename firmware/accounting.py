@@ -1,0 +1,389 @@
+# What the owner pays: each hour's energy, the month's three peak hours and the capacity
+# step of a Norwegian grid bill (kapasitetsledd, since July 2022). Fed the canonical
+# readings; pure, no I/O: the caller saves state() where it keeps its files.
+#
+# The rules, in the meter's own time (its clock is local time):
+# - An hour's energy is the difference of the registers at its two ends, in Wh, exact. A
+#   register counts as an hour's boundary when its meter_time is within the first minute
+#   of the hour (List 3 comes at hh:00:00 to hh:00:10; a P1 meter prints its registers in
+#   every telegram, and the first one of the hour serves).
+# - A lost boundary (a lost List 3, an outage, a reboot) never merges two hours into one:
+#   the energy between the two known registers is split over the hours between them, in
+#   proportion to the power integrated in each (evenly where none was seen), and those
+#   hours are marked estimated. The sum stays exact.
+# - Summer time follows the EU rule (the switch at 01:00 UTC), with the zone's offset from
+#   the config: the day in March has 23 hours, the day in October 25, the repeated hour
+#   comes twice with the same meter time.
+# - Month peaks: the largest hour of each day; the month's three largest days; their mean
+#   is the capacity in kW (kWh in an hour), and the ladder's interval holding it the step.
+
+from micropython import const
+
+_SNAP_S = const(60)  # a register this many seconds into its hour is the hour's boundary
+_GAP_S = const(30)  # power is integrated only between readings this close in time
+_PENDING_MAX = const(48)  # hours kept with their estimates while a boundary is missing
+_SPLIT_MAX = const(1488)  # hours (62 days) a missing stretch is split over; longer: restart
+_MONTHS = const(13)  # months kept in the history
+STEPS_KW = (0, 2, 5, 10, 15, 20, 25, 50, 75, 100)  # a typical ladder (Elvia, Tensio, BKK)
+
+
+def _days(y, m, d):
+    """Days from 1970-01-01 to the civil date y-m-d (proleptic Gregorian)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    return era * 146097 + (yoe * 365 + yoe // 4 - yoe // 100 + doy) - 719468
+
+
+def _civil(z):
+    """(y, m, d) of the day z days from 1970-01-01."""
+    z += 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + (3 if mp < 10 else -9)
+    return yoe + era * 400 + (m <= 2), m, d
+
+
+def _last_sunday(y, m):
+    """Day number of the last Sunday of month m (March or October) in year y."""
+    z = _days(y, m, 31)
+    return z - (z + 4) % 7  # 1970-01-01 was a Thursday: (z + 4) % 7 is 0 on a Sunday
+
+
+def parse_time(text):
+    """(local hour number, seconds into the hour) of "YYYY-MM-DDTHH:MM:SS", or None."""
+    try:
+        if len(text) < 19 or text[4] != "-" or text[10] != "T":
+            return None
+        y, mo, d = int(text[0:4]), int(text[5:7]), int(text[8:10])
+        h, mi, s = int(text[11:13]), int(text[14:16]), int(text[17:19])
+    except (TypeError, ValueError):
+        return None
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 62):
+        return None
+    return _days(y, mo, d) * 24 + h, mi * 60 + s
+
+
+def hour_text(h):
+    """ "YYYY-MM-DDTHH:00:00" of local hour number h."""
+    y, m, d = _civil(h // 24)
+    return "%04d-%02d-%02dT%02d:00:00" % (y, m, d, h % 24)
+
+
+def kwh(wh):
+    """Exact decimal text of wh Wh in kWh: 3412 -> "3.412", 3400 -> "3.4", 0 -> "0"."""
+    sign = "-" if wh < 0 else ""
+    wh = -wh if wh < 0 else wh
+    frac = "%03d" % (wh % 1000)
+    frac = frac.rstrip("0")
+    return sign + str(wh // 1000) + ("." + frac if frac else "")
+
+
+def _wh(v):
+    """Wh of a kWh register (an int or (mantissa, exponent)), rounded half up, or None."""
+    if type(v) is int:
+        return v * 1000
+    if type(v) is tuple:
+        m, e = v
+        e += 3
+        if e >= 0:
+            return m * 10**e
+        p = 10**-e
+        return (m + p // 2) // p
+    return None
+
+
+def _w(v):
+    """Whole W of a power value, or None."""
+    if type(v) is int:
+        return v
+    if type(v) is tuple:
+        m, e = v
+        return m * 10**e if e >= 0 else m // 10**-e
+    return None
+
+
+class Accounting:
+    """Hours, days and months of one meter. on_hour(hour, import_wh, export_wh, estimated)
+    is called as each hour closes, on_month(summary) as a month ends (see month())."""
+
+    def __init__(self, tariff=None, state=None, on_hour=None, on_month=None):
+        tariff = tariff or {}
+        self.steps = [int(x * 1000 + 0.5) for x in tariff.get("steps_kw", STEPS_KW)]
+        self.prices = tariff.get("prices")
+        self.offset = tariff.get("utc_offset_h", 1)  # CET: Norway, Sweden, Denmark
+        self.summer = tariff.get("summer_time", True)
+        self.on_hour = on_hour
+        self.on_month = on_month
+        st = state or {}
+        self._b = st.get("b")  # [real hour, import Wh, export Wh, local hour] of the last boundary
+        self._est = st.get("e", [])  # [[real hour, import Ws, export Ws], ...] since _b
+        self._month = st.get("m", "")  # "YYYY-MM" of the hours in _days_max
+        self._days_max = st.get(
+            "d", {}
+        )  # day of month (str) -> [local hour, Wh], the day's largest
+        self._totals = st.get("t", [0, 0, "", 0])  # month import, export Wh; day text, its import
+        self.history = st.get("y", [])  # the last months: summaries, oldest first
+        self._t = None  # seconds (real) of the last reading with a time
+        self._local = None  # local hour of that reading
+        self._fold = None  # the repeated local hour, while in its second pass
+        self._p = [0, 0]  # the last power, import and export W
+        self._progress = None  # import Wh since the boundary, from a register mid-hour (P1)
+        self.dropped = (
+            0  # hours not split: a stretch longer than _SPLIT_MAX, or a register that fell
+        )
+
+    def state(self):
+        """What to save to survive a reboot (JSON-able)."""
+        return {
+            "b": self._b,
+            "e": self._est,
+            "m": self._month,
+            "d": self._days_max,
+            "t": self._totals,
+            "y": self.history,
+        }
+
+    # -- time -----------------------------------------------------------------------------
+
+    def _switch(self, h):
+        """(first summer hour, repeated hour) of local hour h's year, as local hours."""
+        y = _civil(h // 24)[0]
+        at = 1 + self.offset  # 01:00 UTC in standard local time
+        return _last_sunday(y, 3) * 24 + at, _last_sunday(y, 10) * 24 + at
+
+    def _real(self, h, fold=False):
+        """Hour number in standard time of local hour h (the second pass of the repeated
+        hour when fold)."""
+        if not self.summer:
+            return h
+        start, end = self._switch(h)
+        return h - 1 if start < h < end or (h == end and not fold) or h == start else h
+
+    # -- feeding --------------------------------------------------------------------------
+
+    def offer(self, reading):
+        """Take one reading; True when an hour closed (the state is worth saving)."""
+        closed = False
+        t = reading.get("meter_time")
+        pt = parse_time(t) if t else None
+        if pt:
+            h, sec = pt
+            if self._fold is not None and h != self._fold:
+                self._fold = None
+            r = self._real(h, self._fold is not None)
+            imp = _wh(reading.get("active_energy_import"))
+            if self._real(h, True) != r and self._t is not None:
+                # The repeated hour of October, its second pass: the clock went back, or
+                # its boundary comes again an hour after the first (List 3 alone).
+                again = imp is not None and sec < _SNAP_S and self._b and self._b[0] == r
+                if again or r * 3600 + sec < self._t:
+                    self._fold = h
+                    r += 1
+            now = r * 3600 + sec
+            if self._t is not None and r != self._t // 3600:
+                self._progress = None  # a new hour: the last one's register progress is done
+            if imp is not None:
+                closed = self._register(r, h, sec, imp, _wh(reading.get("active_energy_export")))
+            self._integrate(now, r)
+            self._local = h
+        p = _w(reading.get("active_power_import"))
+        if p is not None:
+            self._p[0] = p
+            q = _w(reading.get("active_power_export"))
+            self._p[1] = q if q is not None else 0
+        return closed
+
+    def _integrate(self, now, r):
+        t = self._t
+        self._t = now
+        if t is None or not 0 < now - t <= _GAP_S:
+            return
+        start = r * 3600  # the part of the interval before this hour began goes to the last
+        if t < start:
+            self._add(r - 1, start - t)
+            t = start
+        self._add(r, now - t)
+
+    def _add(self, r, dt):
+        for e in self._est:
+            if e[0] == r:
+                break
+        else:
+            if len(self._est) >= _PENDING_MAX:
+                del self._est[0]
+            e = [r, 0, 0]
+            self._est.append(e)
+        e[1] += self._p[0] * dt
+        e[2] += self._p[1] * dt
+
+    def _register(self, r, h, sec, imp, exp):
+        if exp is None:
+            exp = 0
+        b = self._b
+        if sec >= _SNAP_S:  # mid-hour (P1): this hour's progress, exact
+            if b is not None and b[0] == r:
+                self._progress = imp - b[1]
+            return False
+        if b is None:
+            self._restart(r, h, imp, exp)
+            return False
+        gap = r - b[0]
+        if gap <= 0:
+            return False  # the same boundary again (a List 3 sent twice), or older
+        di, de = imp - b[1], exp - b[2]
+        if di < 0 or de < 0 or gap > _SPLIT_MAX:
+            # A register that fell (a new meter) or an outage of months: no hour can be
+            # told from these two numbers. Start again from this one.
+            self.dropped += 1
+            self._restart(r, h, imp, exp)
+            return False
+        if gap == 1:
+            self._close(b[0], b[3], di, de, False)
+        else:
+            self._split(b[0], gap, di, de)
+        self._restart(r, h, imp, exp)
+        return True
+
+    def _restart(self, r, h, imp, exp):
+        self._b = [r, imp, exp, h]
+        self._est = [e for e in self._est if e[0] >= r]
+        self._progress = None
+
+    def _split(self, r0, gap, di, de):
+        weights = [0] * gap if gap <= _PENDING_MAX else None
+        if weights is not None:
+            for e in self._est:
+                if r0 <= e[0] < r0 + gap:
+                    weights[e[0] - r0] = e[1]
+        total = sum(weights) if weights else 0
+        done_i = done_e = 0
+        for k in range(gap):
+            if k == gap - 1:  # the remainders go to the last hour: the sum stays exact
+                i, x = di - done_i, de - done_e
+            elif total:
+                i = di * weights[k] // total
+                x = de * weights[k] // total
+            else:
+                i, x = di // gap, de // gap
+            done_i += i
+            done_e += x
+            self._close(r0 + k, self._local_of(r0 + k), i, x, True)
+
+    def _local_of(self, r):
+        """Local hour whose standard-time hour is r (the first pass where two are)."""
+        return r + 1 if self.summer and self._real(r + 1) == r else r
+
+    def _close(self, r, h, imp, exp, estimated):
+        text = hour_text(h)
+        month = text[:7]
+        if month != self._month:
+            if self._month:
+                self._end_month()
+            self._month = month
+            self._days_max = {}
+            self._totals = [0, 0, "", 0]
+        t = self._totals
+        t[0] += imp
+        t[1] += exp
+        if t[2] != text[:10]:
+            t[2], t[3] = text[:10], 0
+        t[3] += imp
+        day = text[8:10]
+        best = self._days_max.get(day)
+        if best is None or imp > best[1]:
+            self._days_max[day] = [h, imp]
+        if self.on_hour:
+            self.on_hour(text, imp, exp, estimated)
+
+    # -- figures --------------------------------------------------------------------------
+
+    def peaks(self):
+        """The month's three largest days: [[local hour, Wh], ...], largest first."""
+        days = sorted(self._days_max.values(), key=lambda p: -p[1])
+        return days[:3]
+
+    def capacity_w(self, peaks=None):
+        """Mean of the month's peaks in Wh per hour (= W), rounded half up; 0 with none."""
+        peaks = self.peaks() if peaks is None else peaks
+        if not peaks:
+            return 0
+        n = len(peaks)
+        return (sum(p[1] for p in peaks) * 2 + n) // (2 * n)
+
+    def step(self, cap_w):
+        """(lower, upper) W of the ladder's interval holding cap_w; upper None at the top."""
+        steps = self.steps
+        for i in range(len(steps) - 1, -1, -1):
+            if cap_w >= steps[i]:
+                return steps[i], steps[i + 1] if i + 1 < len(steps) else None
+        return 0, steps[0] if steps else None
+
+    def month(self):
+        """The month so far: {"month", "peaks", "capacity_w", "step", import/export Wh}."""
+        peaks = self.peaks()
+        cap = self.capacity_w(peaks)
+        return {
+            "month": self._month,
+            "peaks": peaks,
+            "capacity_w": cap,
+            "step": self.step(cap),
+            "import_wh": self._totals[0],
+            "export_wh": self._totals[1],
+        }
+
+    def _end_month(self):
+        summary = self.month()
+        self.history.append([summary["month"], summary["peaks"], summary["capacity_w"],
+                             summary["import_wh"], summary["export_wh"]])  # fmt: skip
+        if len(self.history) > _MONTHS:
+            del self.history[0]
+        if self.on_month:
+            self.on_month(summary)
+
+    def finish(self):
+        """End of the input (hanctl account): report the month so far."""
+        if self._month and self.on_month:
+            self.on_month(self.month())
+
+    def hour_so_far(self):
+        """(Wh imported this hour so far, projected to its end, seconds left): the register
+        mid-hour where the meter prints one, else the integrated power."""
+        if self._hour_now() is None:
+            return 0, 0, 0
+        r = self._hour_now()
+        left = 3600 - (self._t - r * 3600)
+        if self._progress is not None:
+            so_far = self._progress
+        else:
+            so_far = 0
+            for e in self._est:
+                if e[0] == r:
+                    so_far = e[1] // 3600
+        return so_far, so_far + self._p[0] * left // 3600, left
+
+    def _hour_now(self):
+        return None if self._t is None else self._t // 3600
+
+    def allowed_wh(self, so_far=0):
+        """Wh this hour may still import before the month's capacity reaches the next step
+        (0 when it has, None at the ladder's top)."""
+        upper = self.step(self.capacity_w())[1]
+        if upper is None:
+            return None
+        text = hour_text(self._local) if self._local is not None else ""
+        days = self._days_max if text[:7] == self._month else {}  # a new month starts empty
+        today = text[8:10]
+        mine = days.get(today)
+        others = sorted((p[1] for d, p in days.items() if d != today), reverse=True)
+        others = others[:2] if len(others) >= 2 else others
+        k = len(others) + 1
+        limit = k * upper - sum(others) - 1  # the largest hour that keeps the mean below
+        if mine is not None and mine[1] > limit:
+            return 0
+        return max(0, limit - so_far)

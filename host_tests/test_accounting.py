@@ -1,0 +1,299 @@
+"""The accounting module (firmware/accounting.py) against independent calculations: hours
+from register differences, the month's peaks on different days, DST days, reboots, a lost
+List 3; and `hanctl account` on a capture made by the encoder."""
+
+import datetime as dt
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_driver
+from hanctl import encoder as enc
+from hanctl import runtime
+
+runtime.use_firmware_in_cpython()
+import accounting  # noqa: E402  (firmware/, on the path only now)
+
+UTC = dt.UTC
+
+
+def _oslo(t_utc):
+    """Europe/Oslo local time of an aware UTC datetime, by the EU rule (as the meter shows)."""
+    y = t_utc.year
+    start = _last_sunday(y, 3).replace(hour=1, tzinfo=UTC)
+    end = _last_sunday(y, 10).replace(hour=1, tzinfo=UTC)
+    offset = 2 if start <= t_utc < end else 1
+    return (t_utc + dt.timedelta(hours=offset)).replace(tzinfo=None)
+
+
+def _last_sunday(y, m):
+    d = dt.datetime(y, m, 31)
+    return d - dt.timedelta(days=(d.weekday() + 1) % 7)
+
+
+def _text(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _kwh(wh):
+    return (wh, -3)
+
+
+def _run(readings, tariff=None, state=None):
+    hours, months = [], []
+    acc = accounting.Accounting(
+        tariff, state, lambda *h: hours.append(h), lambda m: months.append(m)
+    )
+    for r in readings:
+        acc.offer(r)
+    return acc, hours, months
+
+
+def _month_of_registers(start_utc, hours, rng, every_s=None):
+    """Readings of `hours` hours from start_utc: a List 3 on each hour (registers in Wh, a
+    random load) and, every every_s seconds, a List 2 with the power; returns (readings,
+    {utc hour start: (import Wh, export Wh)}) -- the second is the independent answer."""
+    readings, truth = [], {}
+    imp, exp = 5_000_000, 10_000
+    for k in range(hours):
+        t0 = start_utc + dt.timedelta(hours=k)
+        readings.append(
+            {
+                "meter_time": _text(_oslo(t0)),
+                "active_energy_import": _kwh(imp),
+                "active_energy_export": _kwh(exp),
+            }  # fmt: skip
+        )
+        w = rng.randrange(200, 9000)  # this hour's mean power, W
+        x = rng.choice((0, 0, 0, 300))
+        if every_s:
+            for s in range(every_s, 3600, every_s):
+                t = t0 + dt.timedelta(seconds=s)
+                readings.append({"meter_time": _text(_oslo(t)), "active_power_import": w,
+                                 "active_power_export": x})  # fmt: skip
+        truth[t0] = (w, x)
+        imp += w
+        exp += x
+    t = start_utc + dt.timedelta(hours=hours)
+    readings.append({"meter_time": _text(_oslo(t)), "active_energy_import": _kwh(imp),
+                     "active_energy_export": _kwh(exp)})  # fmt: skip
+    return readings, truth
+
+
+def _expected_month(truth, month):
+    """Top 3 days by their largest hour, the capacity (mean, Wh per hour = W), by hand."""
+    best = {}
+    for t0, (w, _) in truth.items():
+        local = _oslo(t0)
+        if local.strftime("%Y-%m") != month:
+            continue
+        day = local.date()
+        if day not in best or w > best[day][1]:
+            best[day] = (local, w)
+    top = sorted(best.values(), key=lambda p: -p[1])[:3]
+    return top, round(sum(w for _, w in top) / len(top))
+
+
+def test_a_month_at_speed_hours_peaks_and_step():
+    rng = random.Random(1)
+    start = dt.datetime(2026, 1, 1, 0, tzinfo=UTC) - dt.timedelta(hours=1)  # 00:00 in Oslo
+    readings, truth = _month_of_registers(start, 31 * 24, rng)
+    acc, hours, months = _run(readings)
+    assert len(hours) == 31 * 24
+    for (hour, imp, exp, estimated), t0 in zip(hours, sorted(truth), strict=True):
+        assert hour == _text(_oslo(t0))
+        assert (imp, exp) == truth[t0]
+        assert not estimated
+    acc.finish()
+    (m,) = months
+    top, cap = _expected_month(truth, "2026-01")
+    assert [(accounting.hour_text(h), wh) for h, wh in m["peaks"]] == [
+        (_text(t), w) for t, w in top
+    ]
+    assert m["capacity_w"] == cap
+    lo, hi = m["step"]
+    assert lo <= cap < hi and [lo, hi] in [[a, b] for a, b in zip(
+        [x * 1000 for x in accounting.STEPS_KW], [x * 1000 for x in accounting.STEPS_KW[1:]],
+        strict=False)]  # fmt: skip
+
+
+def test_a_new_month_starts_fresh_and_the_last_one_is_reported():
+    rng = random.Random(2)
+    start = dt.datetime(2026, 1, 31, 12, tzinfo=UTC)
+    readings, truth = _month_of_registers(start, 30, rng)
+    acc, hours, months = _run(readings)
+    assert [m["month"] for m in months] == ["2026-01"]
+    assert months[0]["peaks"] == [
+        [accounting.parse_time(_text(t))[0], w] for t, w in _expected_month(truth, "2026-01")[0]
+    ]
+    assert acc.month()["month"] == "2026-02"
+    assert acc.history[-1][0] == "2026-01"
+
+
+@pytest.mark.parametrize(
+    "day, hours_that_day",
+    [(dt.datetime(2026, 3, 29), 23), (dt.datetime(2026, 10, 25), 25)],
+    ids=["spring", "autumn"],
+)
+def test_summer_time_days_have_their_hours(day, hours_that_day):
+    rng = random.Random(3)
+    start = day.replace(tzinfo=UTC) - dt.timedelta(hours=3)  # the evening before, UTC
+    readings, truth = _month_of_registers(start, 30, rng)
+    _, hours, _ = _run(readings)
+    assert len(hours) == 30  # every real hour once, none merged, none invented
+    assert [(h[1], h[2]) for h in hours] == [truth[t] for t in sorted(truth)]
+    assert [h[0] for h in hours] == [_text(_oslo(t)) for t in sorted(truth)]
+    that_day = [h for h in hours if h[0][:10] == day.strftime("%Y-%m-%d")]
+    assert len(that_day) == hours_that_day
+
+
+@pytest.mark.parametrize("cut", [17, 17 * 360 + 100, 400 * 360 + 50])  # mid-hour, mid-month
+def test_a_reboot_keeps_the_month(cut):
+    rng = random.Random(4)
+    start = dt.datetime(2026, 4, 30, 22, tzinfo=UTC)
+    readings, _ = _month_of_registers(start, 24 * 20, rng, every_s=10)
+    _, hours, months = _run(readings)
+    acc, hours1, months1 = _run(readings[:cut])
+    saved = json.loads(json.dumps(acc.state()))  # through JSON, as on flash
+    acc2, hours2, months2 = _run(readings[cut:], state=saved)
+    assert hours1 + hours2 == hours
+    assert months1 + months2 == months
+    acc2.finish()
+    assert acc2.month()["peaks"] == _run(readings)[0].month()["peaks"]
+
+
+def test_a_lost_list3_is_split_by_the_power_seen_not_merged():
+    rng = random.Random(5)
+    start = dt.datetime(2026, 2, 10, 5, tzinfo=UTC)
+    readings, truth = _month_of_registers(start, 6, rng, every_s=10)
+    lost = _text(_oslo(start + dt.timedelta(hours=3)))
+    kept = [r for r in readings if not (r["meter_time"] == lost and "active_energy_import" in r)]
+    assert len(kept) == len(readings) - 1
+    _, hours, _ = _run(kept)
+    want = [truth[t] for t in sorted(truth)]
+    assert len(hours) == 6
+    assert [h[3] for h in hours] == [False, False, True, True, False, False]
+    # The two hours around the lost register add up exactly, each near its own energy
+    # (the power seen in it, integrated): no hour holds both. The integral lags a reading:
+    # each hour's first 10 s count the power before, at most 9 kW x 10 s = 25 Wh off.
+    assert hours[2][1] + hours[3][1] == want[2][0] + want[3][0]
+    for h, (w, _) in zip(hours[2:4], want[2:4], strict=True):
+        assert abs(h[1] - w) <= 9000 * 10 // 3600 + 1
+    assert [(h[1], h[2]) for h in hours[:2] + hours[4:]] == want[:2] + want[4:]
+
+
+def test_a_lost_list3_without_power_readings_splits_evenly():
+    rng = random.Random(6)
+    start = dt.datetime(2026, 2, 10, 5, tzinfo=UTC)
+    readings, truth = _month_of_registers(start, 4, rng)
+    del readings[2]  # the register that ends the second hour
+    _, hours, _ = _run(readings)
+    want = [truth[t] for t in sorted(truth)]
+    total = want[1][0] + want[2][0]
+    assert [h[1] for h in hours[1:3]] == [total // 2, total - total // 2]
+    assert [h[3] for h in hours] == [False, True, True, False]
+
+
+def test_a_register_that_falls_restarts_without_a_negative_hour():
+    r = [{"meter_time": f"2026-05-01T0{h}:00:00", "active_energy_import": _kwh(e)}
+         for h, e in ((0, 1000), (1, 2000), (2, 500), (3, 900))]  # fmt: skip
+    acc, hours, _ = _run(r)
+    assert [(h[0], h[1]) for h in hours] == [
+        ("2026-05-01T00:00:00", 1000),
+        ("2026-05-01T02:00:00", 400),
+    ]
+    assert acc.dropped == 1
+
+
+def test_this_hour_its_projection_and_the_kwh_still_allowed():
+    days = [(f"2026-03-0{d}T18:00:00", w) for d, w in ((2, 4000), (3, 4500), (4, 3000))]
+    readings = []
+    e = 1_000_000
+    for text, w in days:
+        readings.append({"meter_time": text, "active_energy_import": _kwh(e)})
+        e += w
+        readings.append({"meter_time": text[:11] + "19:00:00", "active_energy_import": _kwh(e)})
+    readings.append({"meter_time": "2026-03-05T10:00:00", "active_energy_import": _kwh(e)})
+    for s in range(10, 1810, 10):  # half an hour at 3 kW
+        t = f"2026-03-05T10:{s // 60:02d}:{s % 60:02d}"
+        readings.append({"meter_time": t, "active_power_import": 3000})
+    acc, _, _ = _run(readings)
+    assert acc.capacity_w() == round((4000 + 4500 + 3000) / 3)  # 3833 W: step 2-5 kW
+    assert acc.step(acc.capacity_w()) == (2000, 5000)
+    so_far, projected, left = acc.hour_so_far()
+    assert left == 1800 and abs(so_far - 1500) <= 10  # the first 10 s: no power known yet
+    assert abs(projected - 3000) <= 20
+    # Today would replace the smallest peak (3000): the mean stays below 5 kW while this
+    # hour stays below 3 x 5000 - 4500 - 4000 = 6500 Wh.
+    assert acc.allowed_wh(so_far) == 6499 - so_far
+
+
+def _aidon3(when, energy_wh):
+    body = (
+        "array",
+        [
+            ("struct", [("obis", "1.1.0.2.129.255"), ("vstr", "AIDON_V0001")]),
+            ("struct", [("obis", "0.0.96.1.0.255"), ("vstr", "7359992890497997")]),
+            ("struct", [("obis", "0.0.1.0.0.255"), ("datetime", when)]),
+            enc.register("1.0.1.8.0.255", "u32", energy_wh // 10, 1, 30),
+            enc.register("1.0.2.8.0.255", "u32", 0, 1, 30),
+        ],
+    )
+    return enc.hdlc(enc.LLC + enc.notification(body))
+
+
+def test_hanctl_account_prints_hours_and_the_month(tmp_path):
+    energies = [1_000_000 + 10 * k * k for k in range(50)]  # growing hours, exact in 10 Wh
+    start = dt.datetime(2026, 1, 30, 0)
+    capture = b"".join(
+        _aidon3((t.year, t.month, t.day, t.hour, 0, 0), e)
+        for t, e in ((start + dt.timedelta(hours=k), e) for k, e in enumerate(energies))
+    )
+    path = tmp_path / "capture.bin"
+    path.write_bytes(capture)
+    hanctl = Path(sys.executable).parent / "hanctl"
+    proc = subprocess.run(
+        [hanctl, "account", str(path)], capture_output=True, text=True, check=True
+    )
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    hours = [x for x in lines if "hour" in x]
+    assert len(hours) == 49
+    assert hours[0] == {"hour": "2026-01-30T00:00:00", "active_energy_import": 0.01,
+                        "active_energy_export": 0, "estimated": False}  # fmt: skip
+    assert hours[48]["active_energy_import"] == (energies[49] - energies[48]) / 1000
+    months = [x for x in lines if "month" in x]
+    assert [m["month"] for m in months] == ["2026-01", "2026-02"]
+    jan = months[0]
+    # Jan 30 and 31: the largest hour of each is its last (23:00), 10*(k+1)^2 - 10*k^2 Wh.
+    assert [p["hour"] for p in jan["peaks"]] == ["2026-01-31T23:00:00", "2026-01-30T23:00:00"]
+    assert jan["capacity_kw"] == round((0.47 + 0.95) / 2, 3)
+    assert jan["step"] == [0, 2]
+
+
+def test_the_same_on_micropython_at_96k_with_a_reboot_on_an_autumn_night():
+    rng = random.Random(7)
+    start = dt.datetime(2026, 10, 24, 12, tzinfo=UTC)
+    readings, _ = _month_of_registers(start, 48, rng, every_s=30)
+    text = [json.dumps(r) for r in readings]
+    text.insert(len(text) // 2, "STATE")
+    proc = run_driver("accounting_driver.py", "\n".join(text) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    got = [json.loads(x) for x in proc.stdout.splitlines()]
+    _, hours, months = _run(readings)
+    acc = _run(readings)[0]
+    acc.finish()
+    want = [["hour", *h] for h in hours] + [
+        [
+            "month",
+            "2026-10",
+            acc.month()["peaks"],
+            acc.month()["capacity_w"],
+            list(acc.month()["step"]),
+        ]
+    ]
+    assert got[:-1] == want
+    assert got[-1][1] < 2048  # the state kept on flash after two days: bytes of JSON
