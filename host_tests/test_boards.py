@@ -54,11 +54,11 @@ def test_board_json_has_valid_values(board):
 
 
 def test_flash_reads_the_same_offsets():
-    from hanctl import flash
+    from hanctl import boards
 
     for board in BOARDS:
-        b = flash.load_board(board.name)
-        assert f"{flash.IMAGE_OFFSET[b['chip']]:#x}" == CHIPS[b["chip"]][0]
+        b = boards.load_board(board.name)
+        assert f"{boards.IMAGE_OFFSET[b['chip']]:#x}" == CHIPS[b["chip"]][0]
 
 
 def run_manifest(path, port_dir="/mpy/ports/esp32"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import esptool
 import pytest
 
-from hanctl import flash
+from hanctl import boards, flash
 
 HANCTL = Path(sys.executable).parent / "hanctl"
 # Board, chip, offset: the esptool lines of micropython.org/download/ESP32_GENERIC (0x1000),
@@ -52,13 +52,13 @@ def esptool_accepts(argv, capsys):
 
 
 def test_the_boards_are_the_expected_ones():
-    assert flash.board_names() == [name for name, _, _ in EXPECTED]
+    assert boards.board_names() == [name for name, _, _ in EXPECTED]
 
 
 @pytest.mark.parametrize("name,chip,offset", EXPECTED)
 def test_commands_erase_then_write_at_the_chips_offset(tmp_path, name, chip, offset):
     fw = image(tmp_path / "fw.bin", int(offset, 16))
-    commands = flash.esptool_commands(flash.load_board(name), "/dev/ttyUSB7", fw)
+    commands = flash.esptool_commands(boards.load_board(name), "/dev/ttyUSB7", fw)
     common = ["--chip", chip, "--port", "/dev/ttyUSB7", "--baud", "460800"]
     assert commands == [common + ["erase-flash"], common + ["write-flash", offset, str(fw)]]
 
@@ -66,7 +66,7 @@ def test_commands_erase_then_write_at_the_chips_offset(tmp_path, name, chip, off
 @pytest.mark.parametrize("name,chip,offset", EXPECTED)
 def test_esptool_accepts_the_commands(tmp_path, capsys, name, chip, offset):
     fw = image(tmp_path / "fw.bin", int(offset, 16))
-    erase, write = flash.esptool_commands(flash.load_board(name), "COM3", fw, baud=115200)
+    erase, write = flash.esptool_commands(boards.load_board(name), "COM3", fw, baud=115200)
     accepted, out = esptool_accepts(erase, capsys)
     assert accepted and " erase-flash [OPTIONS]" in out, out
     accepted, out = esptool_accepts(write, capsys)
@@ -94,7 +94,7 @@ def test_dry_run_prints_the_commands(tmp_path, name, chip, offset):
     )
     assert status == 0, err
     lines = out.splitlines()
-    commands = flash.esptool_commands(flash.load_board(name), "/dev/ttyACM0", fw)
+    commands = flash.esptool_commands(boards.load_board(name), "/dev/ttyACM0", fw)
     assert lines[:2] == ["esptool " + shlex.join(argv) for argv in commands]
     assert f"write-flash {offset} {fw}" in lines[1]
     assert lines[2] == f"then install hanport for {name} on /dev/ttyACM0"
@@ -126,7 +126,7 @@ def test_an_app_only_or_uf2_image_is_refused(tmp_path):
     app.write_bytes(b"\xe9" + bytes(0x9000))  # an app image: no partition table at 0x8000
     uf2 = tmp_path / "fw.uf2"
     uf2.write_bytes(b"UF2\n" + bytes(0x9000))
-    board = flash.load_board("esp32-devkit-tss721")
+    board = boards.load_board("esp32-devkit-tss721")
     for wrong in (app, uf2):
         assert "not a whole MicroPython image" in flash.check_image(board, wrong)
     # The same bytes shifted for a 0x0 chip are no image for a 0x1000 one.
@@ -157,9 +157,9 @@ def test_a_board_json_with_a_wrong_offset_is_refused(tmp_path, monkeypatch):
     board = tmp_path / "c3-wrong"
     board.mkdir()
     (board / "board.json").write_text(json.dumps({"chip": "esp32c3", "flash_offset": "0x1000"}))
-    monkeypatch.setattr(flash, "boards_dir", lambda: tmp_path)
-    with pytest.raises(flash.BoardError, match="goes at 0x0"):
-        flash.load_board("c3-wrong")
+    monkeypatch.setattr(boards, "boards_dir", lambda: tmp_path)
+    with pytest.raises(boards.BoardError, match="goes at 0x0"):
+        boards.load_board("c3-wrong")
 
 
 def test_esptool_really_runs_and_a_failure_stops_before_install(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hanctl import flash, install, runtime
+from hanctl import boards, install, runtime
 
 BIN = Path(sys.executable).parent
 HANCTL = BIN / "hanctl"
@@ -80,7 +80,7 @@ def test_install_puts_every_module_the_boot_file_board_and_config(dongle, fs, tm
     for name in expected:
         assert (fs / name).read_bytes() == (build / name).read_bytes(), name
     assert (fs / "main.py").read_bytes() == (runtime.firmware_dir() / "main.py").read_bytes()
-    board_json = flash.boards_dir() / BOARD / "board.json"
+    board_json = boards.boards_dir() / BOARD / "board.json"
     assert (fs / "board.json").read_bytes() == board_json.read_bytes()
     assert (fs / "config.json").read_bytes() == config.read_bytes()
     assert (fs / "ca.pem").read_bytes() == CA
@@ -178,7 +178,7 @@ def test_an_invalid_config_installs_nothing(dongle, fs, tmp_path):
 def test_an_unknown_board_or_port_is_a_message_not_a_traceback(tmp_path):
     status, out, err = hanctl("install", "--board", "esp8266", "--port", "/dev/ttyUSB9")
     assert status == 1 and "Traceback" not in err
-    assert all(name in out for name in flash.board_names())
+    assert all(name in out for name in boards.board_names())
     status, out, err = hanctl("install", "--board", BOARD, "--port", str(tmp_path / "ttyUSB9"))
     assert status == 1 and "no such serial port" in out and "Traceback" not in err
 

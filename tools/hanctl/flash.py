@@ -5,10 +5,9 @@ with esptool at the address the chip's ROM bootloader reads it from, as MicroPyt
 download pages do it (erase, then write); then install.install() puts hanport, the board's
 board.json and an optional config.json on it, as `hanctl install` does.
 
-Boards are data (boards/<name>/board.json); this module is also where the host reads them.
+Boards are data (boards/<name>/board.json), read by boards.py.
 """
 
-import json
 import os
 import shlex
 import subprocess
@@ -16,13 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import runtime
+from . import install
+from .boards import IMAGE_OFFSET, BoardError, check_config, load_board
 
 DEFAULT_BAUD = 460800  # what MicroPython's download pages use; 115200 if a cable is poor
-# Where MicroPython's combined image (bootloader, partition table, app) goes: the address the
-# ROM bootloader loads the second-stage bootloader from. The download pages' esptool lines:
-# esp32 and esp32s2 at 0x1000, esp32c3 and esp32s3 at 0x0.
-IMAGE_OFFSET = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32c3": 0x0, "esp32s3": 0x0}
 # The generic image of each chip at https://micropython.org/download/<NAME>/.
 GENERIC_IMAGE = {
     "esp32": "ESP32_GENERIC",
@@ -40,37 +36,6 @@ PARTITION_TABLE = 0x8000
 PARTITION_MAGIC = b"\xaa\x50"
 # Boards with native USB (S2, S3, C3) leave the bus on reset and come back as a new port.
 PORT_RETURN_S = 10
-
-
-class BoardError(ValueError):
-    """A board name hanport does not know, or a board.json that contradicts its chip."""
-
-
-def boards_dir():
-    return runtime.repo_root() / "boards"
-
-
-def board_names():
-    return sorted(p.parent.name for p in boards_dir().glob("*/board.json"))
-
-
-def load_board(name):
-    """The board.json of boards/<name> as a dict; BoardError when it is unknown or wrong."""
-    path = boards_dir() / name / "board.json"
-    if not path.is_file():
-        raise BoardError(f"unknown board {name!r}; use one of: {', '.join(board_names())}")
-    board = json.loads(path.read_text())
-    chip = board.get("chip")
-    if chip not in IMAGE_OFFSET:
-        raise BoardError(f"{path}: chip {chip!r} is not one of {', '.join(IMAGE_OFFSET)}")
-    offset = board.get("flash_offset")
-    if not isinstance(offset, str) or int(offset, 16) != IMAGE_OFFSET[chip]:
-        # A wrong address leaves a board whose ROM finds no bootloader: refuse, do not guess.
-        raise BoardError(
-            f"{path}: flash_offset {offset!r} is wrong for {chip}; "
-            f"MicroPython's image goes at {IMAGE_OFFSET[chip]:#x}"
-        )
-    return board
 
 
 def download_page(board):
@@ -100,21 +65,6 @@ def check_image(board, firmware):
             "file, not the .app-bin, .uf2 or .elf)"
         )
     return None
-
-
-def check_config(path, board_name):
-    """Problems of the config.json that install will copy, as the dongle would state them."""
-    runtime.use_firmware_in_cpython()
-    import config  # firmware/config.py
-
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as err:
-        return [f"{path}: cannot be read ({err.strerror})"]
-    cfg, problems = config.parse(raw, Path(path).name)
-    if cfg is not None and cfg["board"] != board_name:
-        problems = [f'board: "{cfg["board"]}" in {path}, but --board is {board_name}']
-    return problems
 
 
 def register(subparsers):
@@ -168,8 +118,6 @@ def run_command(args):
                 "while pressing RESET and run hanctl flash again"
             )
     _wait_for_port(args.port)
-    from hanctl import install  # imported on use: only a flash that got here needs it
-
     return install.install(args.board, args.port, config=args.config, out=print)
 
 

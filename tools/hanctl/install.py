@@ -23,7 +23,7 @@ import hashlib
 import subprocess
 import time
 
-from . import device, flash, runtime
+from . import boards, device, runtime
 
 MANIFEST = "/hanport.files"
 CHECKED = "/config.checked"  # the firmware's checked copy of config.json
@@ -70,14 +70,14 @@ def install(board, port, config=None, out=print, frozen=False):
     first on sys.path and load into the heap, which is what freezing avoids."""
     started = time.monotonic()
     try:
-        flash.load_board(board)  # BoardError names the known boards
+        boards.load_board(board)  # BoardError names the known boards
         settings = _config_files(config, board, out) if config else {}
         modules = {} if frozen else _compiled_modules()
         with device.connect(port) as dev:
             _check_bytecode(dev, modules)
             code = device_code(dev.platform(), board, {} if frozen else modules)
             copied, unchanged = _install(dev, code, settings, out)
-    except (InstallError, flash.BoardError, device.DeviceError) as err:
+    except (InstallError, boards.BoardError, device.DeviceError) as err:
         out(f"hanctl install: {err}")
         return 1
     except OSError as err:  # a local file unreadable, the link broken mid-copy
@@ -92,7 +92,7 @@ def install(board, port, config=None, out=print, frozen=False):
 
 def _config_files(config, board, out):
     """{device path: bytes} of config.json and its CA files; InstallError when invalid."""
-    problems = flash.check_config(config, board)  # the validator, and board == --board
+    problems = boards.check_config(config, board)  # the validator, and board == --board
     if problems:
         for problem in problems:
             out(problem)  # the validator never quotes a secret
@@ -127,7 +127,7 @@ def device_code(platform, board, modules):
     hal = HALS.get(platform, BOARD_HAL)
     skip = ({BOARD_HAL, *HALS.values()} - {hal}) | {"main"}
     code = {f"/{name}.mpy": data for name, data in modules.items() if name not in skip}
-    code[BOARD_FILE] = (flash.boards_dir() / board / "board.json").read_bytes()
+    code[BOARD_FILE] = (boards.boards_dir() / board / "board.json").read_bytes()
     code[BOOT_FILE] = (runtime.firmware_dir() / "main.py").read_bytes()
     return code
 

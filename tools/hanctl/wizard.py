@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import flash, runtime
+from . import boards, runtime
 
 runtime.use_firmware_in_cpython()
 import config  # noqa: E402 - firmware/config.py, on the path only from here on
@@ -169,7 +169,7 @@ class Wizard:
                      f"Password of {ssid} (blank: an open network)", secret=True)  # fmt: skip
 
     def board(self):
-        names = flash.board_names()
+        names = boards.board_names()
         self.io.say("Boards: " + ", ".join(f"{n}) {name}" for n, name in enumerate(names, 1)))
         while True:
             answer = self.ask("Board (number or name)", names[0] if len(names) == 1 else None)
