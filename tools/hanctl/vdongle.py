@@ -135,7 +135,9 @@ def _serial_line(fd):
 class Link:
     """The serial line: bytes between the public pty and the current Interpreter."""
 
-    def __init__(self, fs_dir, heap=runtime.DEFAULT_HEAP):
+    # The stock interpreter is 64-bit: objects twice an ESP32's size, so twice its heap
+    # (96K held the firmware's modules by a few hundred bytes, and stopped holding them).
+    def __init__(self, fs_dir, heap=runtime.SCALED_HEAP):
         self.fs_dir = Path(fs_dir).resolve()
         if not self.fs_dir.is_dir():
             raise NotADirectoryError(f"{fs_dir}: not a folder; create it first")
@@ -311,7 +313,7 @@ class VirtualDongle:
     `error` holds why it stopped by itself (DeviceFailed), else None.
     """
 
-    def __init__(self, fs_dir, heap=runtime.DEFAULT_HEAP):
+    def __init__(self, fs_dir, heap=runtime.SCALED_HEAP):
         self.fs_dir = fs_dir
         self.heap = heap
         self.port = None
@@ -375,7 +377,12 @@ def register(subparsers):
         help="a dongle on a pty: the MicroPython unix port with DIR as its filesystem",
     )
     parser.add_argument("--fs", required=True, metavar="DIR", help="the dongle's filesystem")
-    parser.add_argument("--heap", default=runtime.DEFAULT_HEAP, help="MicroPython heap size")
+    parser.add_argument(
+        "--heap",
+        default=runtime.SCALED_HEAP,
+        help="MicroPython heap size (default %(default)s: the stock 64-bit interpreter runs "
+        "the virtual dongle, its objects twice an ESP32's size)",
+    )
     parser.set_defaults(run=run_command)
 
 
