@@ -44,17 +44,6 @@ _MAX_DEPTH = const(8)  # as axdr.py
 # Always text. A set: `in` hashes once where a tuple compares item by item (1.7 thousand
 # instructions per miss on the 32-bit unix image, 0.4 with the set).
 TEXT_FIELDS = {obis.METER_ID, obis.METER_MODEL, obis.LIST_ID}
-# An empty dict with room for 16 fields, copied for each reading. MicroPython grows a dict
-# to 2, 4, 6, 8, 10, 12, then 17 slots, rehashing each time (py/map.c), and copy() keeps
-# the room (dict.copy, objdict.c): 14 fields stored cost 21.8 thousand instructions in a
-# new dict, 6.6 in a copy of this one. Small ints 0-15 fill slots 0-15 of 17; deleted
-# from the last, each slot is left empty (not a tombstone), as its next one is.
-_ROOMY = {}
-for _i in range(16):
-    _ROOMY[_i] = None
-for _i in range(15, -1, -1):
-    del _ROOMY[_i]
-del _i
 
 
 def _quirk(maker):
@@ -95,7 +84,6 @@ class Normalizer:
         self.quirk = None
         self.labels = 0
         self.dropped = 0  # registers and values past obis.FIELDS_MAX, since boot
-        self._levels = [0] * (2 * _MAX_DEPTH)
         self._list_id = None  # the last list id identify() looked up, and what it found
         self._maker = None
         self._maker_quirk = None
@@ -103,7 +91,7 @@ class Normalizer:
     def decode(self, note):
         """Canonical reading of a parsed dlms.Notification."""
         self.data = note.data
-        self.reading = reading = _ROOMY.copy()
+        self.reading = reading = {}
         self.positional.clear()
         self.quirk = None
         self.labels = 0
@@ -149,7 +137,7 @@ class Normalizer:
                 self.value(r.scalar(tag))
             return
         p += 1
-        levels = self._levels  # [members read, members] of each enclosing level
+        levels = []  # [members read, members] of each enclosing level (none on most pushes)
         values = self.positional
         labels = 0  # OBIS codes seen (self.labels)
         label = -1  # buffer position of the pending register's OBIS code (A at +0)
@@ -188,8 +176,8 @@ class Normalizer:
                     label = -1
                     have = False
                 if depth >= 0:
-                    levels[2 * depth] = k
-                    levels[2 * depth + 1] = n
+                    levels.append(k)
+                    levels.append(n)
                 depth += 1
                 k = 0
                 n = m
@@ -205,8 +193,8 @@ class Normalizer:
                         self.labels = labels
                         return
                     depth -= 1
-                    k = levels[2 * depth]
-                    n = levels[2 * depth + 1]
+                    n = levels.pop()
+                    k = levels.pop()
                     continue
                 k += 1
                 tag = buf[p] if p < end else _ARRAY  # at the end: truncated, below
