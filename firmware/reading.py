@@ -9,27 +9,6 @@
 import obis
 
 
-def _member(sep, key, v):
-    """b'<sep>"<key>": <value>' of one field (key: bytes, already escaped), made by one
-    %-format into bytes: a new str is looked up among the interned names (qstr_find_strn,
-    a tenth of the writer's time under perf), a new bytes is not. A decimal is its integer
-    part and its -exp digits zero-padded: (23312, -2) -> 233.12, (-5, -1) -> -0.5."""
-    t = type(v)  # bool is not int here, on either runtime
-    if t is int:
-        return b'%s"%s": %d' % (sep, key, v)
-    if t is tuple:
-        m, exp = v
-        p = 10**-exp
-        if m < 0:
-            return b'%s"%s": -%d.%0*d' % (sep, key, -m // p, -exp, -m % p)
-        return b'%s"%s": %d.%0*d' % (sep, key, m // p, -exp, m % p)
-    if t is str:
-        b = v.encode()
-        if _plain(b):
-            return b'%s"%s": "%s"' % (sep, key, b)
-    return b'%s"%s": %s' % (sep, key, value_json(v).encode())
-
-
 def _plain(b):
     """Whether the UTF-8 bytes b are printable ASCII with no quote or backslash: a JSON
     string as they are (the usual case; min and max look at the bytes in C)."""
@@ -56,7 +35,7 @@ def _string(s):
 
 
 def value_json(v):
-    """JSON text of the values _member does not write itself."""
+    """JSON text of the values write() does not write itself."""
     if v is None:
         return "null"
     if v is True:
@@ -95,31 +74,37 @@ def write(reading, buf, n=0):
     size = len(buf)
     left = len(reading)
     sep = b"{"
-    for name in obis.ORDER if left else ():
-        if name in reading:
-            # _member() in place for the usual values: a call costs ~1,600 instructions
-            # on MicroPython, and one with more than 11 locals and stack slots a heap
-            # block for its frame too (objfun.c, VM_MAX_STATE_ON_STACK).
+    names = obis.ORDER if left else ()
+    known = True  # names from the table: plain ASCII, no escaping
+    while True:
+        for name in names:
+            if name not in reading:
+                continue
+            # Each field in place, no call: a call costs ~1,600 instructions on MicroPython,
+            # and one with more than 11 locals and stack slots a heap block for its frame
+            # too (objfun.c, VM_MAX_STATE_ON_STACK). One %-format into bytes per field: a
+            # new str would be looked up among the interned names (qstr_find_strn), a new
+            # bytes is not. A decimal is its integer part and its -exp digits zero-padded:
+            # (23312, -2) -> 233.12, (-5, -1) -> -0.5.
+            key = name.encode() if known else _string(name)[1:-1].encode()
             v = reading[name]
-            t = type(v)
+            t = type(v)  # bool is not int here, on either runtime
             if t is int:
-                b = b'%s"%s": %d' % (sep, name.encode(), v)
+                b = b'%s"%s": %d' % (sep, key, v)
             elif t is tuple:
                 m, exp = v
                 p = 10**-exp
                 if m < 0:
-                    b = b'%s"%s": -%d.%0*d' % (sep, name.encode(), -m // p, -exp, -m % p)
+                    b = b'%s"%s": -%d.%0*d' % (sep, key, -m // p, -exp, -m % p)
                 else:
-                    b = b'%s"%s": %d.%0*d' % (sep, name.encode(), m // p, -exp, m % p)
-            elif t is str:
-                b = v.encode()
-                # isdigit(), isalpha(): a meter id, a maker, in C; _plain() iterates
-                if b.isdigit() or b.isalpha() or _plain(b):
-                    b = b'%s"%s": "%s"' % (sep, name.encode(), b)
-                else:
-                    b = _member(sep, name.encode(), v)
+                    b = b'%s"%s": %d.%0*d' % (sep, key, m // p, -exp, m % p)
             else:
-                b = _member(sep, name.encode(), v)
+                b = v.encode() if t is str else None
+                # isdigit(), isalpha(): a meter id, a maker, in C; _plain() iterates
+                if b is not None and (b.isdigit() or b.isalpha() or _plain(b)):
+                    b = b'%s"%s": "%s"' % (sep, key, b)
+                else:
+                    b = b'%s"%s": %s' % (sep, key, value_json(v).encode())
             k = n + len(b)
             if k > size:
                 raise OverflowError()
@@ -129,12 +114,12 @@ def write(reading, buf, n=0):
             left -= 1
             if not left:
                 break
-    if left:
-        rest = [k for k in reading if k not in obis.UNIT]
-        rest.sort()
-        for name in rest:
-            n = _put(buf, n, _member(sep, _string(name)[1:-1].encode(), reading[name]))
-            sep = b", "
+        if not left or not known:
+            break
+        # Codes hanport has no field for (every key not in the table), sorted.
+        names = [k for k in reading if k not in obis.UNIT]
+        names.sort()
+        known = False
     return _put(buf, n, b"{}" if n == start else b"}")
 
 
