@@ -10,7 +10,7 @@ import struct
 
 from micropython import const
 
-from errors import MALFORMED, NESTING, TRUNCATED, UNSUPPORTED, DecodeError
+from errors import MALFORMED, TRUNCATED, UNSUPPORTED, DecodeError
 
 _NULL = const(0x00)
 _ARRAY = const(0x01)
@@ -158,21 +158,6 @@ class Reader:
         if tag == _COMPACT_ARRAY:
             raise DecodeError(UNSUPPORTED)  # valid A-XDR that no known push uses
         raise DecodeError(MALFORMED)  # no such type: damaged data
-
-    def skip(self, depth=0):
-        """Step over one whole data element."""
-        if depth > _MAX_DEPTH:
-            raise DecodeError(NESTING)
-        tag = self.byte()
-        if tag == _ARRAY or tag == _STRUCTURE:
-            for _ in range(self.length()):
-                self.skip(depth + 1)
-            return
-        size = _INTS.get(tag)
-        if size is not None:
-            self.take(size if size > 0 else -size)
-        else:
-            self.scalar(tag)
 
 
 def _decimal(v, fmt):

@@ -9,11 +9,13 @@
 from micropython import const
 
 import obis
+from errors import NESTING, DecodeError
 
 _ARRAY = const(0x01)
 _STRUCTURE = const(0x02)
 _OCTET_STRING = const(0x09)
 _OBIS_LEN = const(6)
+_MAX_DEPTH = const(8)  # as axdr.py
 
 
 def walk(norm, r):
@@ -25,19 +27,19 @@ def walk(norm, r):
     for _ in range(r.length()):
         r.byte()
         fields = r.length()
-        r.skip()  # class id
+        _skip(r)  # class id
         if is_obis(r):
             labels.append(r.take(2 + _OBIS_LEN) + 2)
         else:  # a logical name hanport does not read (F not 255...): step over it
-            r.skip()
+            _skip(r)
             labels.append(-1)
         for _ in range(fields - 2):
-            r.skip()
+            _skip(r)
     for i in range(1, count):
         tag = r.byte()
         if tag == _ARRAY or tag == _STRUCTURE:
             r.pos -= 1
-            r.skip()
+            _skip(r)
             continue
         v = r.scalar(tag)
         if i < len(labels) and labels[i] >= 0 and v is not None:
@@ -68,3 +70,15 @@ def is_obis(r):
         and buf[p + 2] <= 1
         and buf[p + 7] == 0xFF
     )
+
+
+def _skip(r, depth=0):
+    """Step over one whole data element at reader r."""
+    if depth > _MAX_DEPTH:
+        raise DecodeError(NESTING)
+    tag = r.byte()
+    if tag == _ARRAY or tag == _STRUCTURE:
+        for _ in range(r.length()):
+            _skip(r, depth + 1)
+    else:
+        r.scalar(tag)  # read to step over it: as rare as these pushes
