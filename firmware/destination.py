@@ -19,6 +19,7 @@ import random
 import sys
 import time
 
+import obis
 import reading as reading_json
 from mqtt import MQTTClient
 from outbox import Outbox
@@ -153,7 +154,10 @@ class Destination:
                 continue
             if len(fields) < _FIELDS_MAX:  # checked before the set grows, not after
                 fields.add(k)
-                new = True
+                # A round for a field it can announce, not for each code without a name: a
+                # line of ever new codes kept the 8 KB module loaded, and the readings beside
+                # it ran short of heap (test_bounded, full frames).
+                new = new or k in obis.UNIT
             else:
                 if not self.discovery_dropped:
                     print("hanport: destination", self.name, "learns no field past", k)
