@@ -122,8 +122,9 @@ class Normalizer:
         slots also a heap block for its frame at every call (objfun.c,
         VM_MAX_STATE_ON_STACK), an attribute ~250, an operator ~100. The usual members (an
         OBIS code, an integer, a length, a {scaler, unit} structure) are read here without
-        a call. The recursive walk this replaces took 316 thousand instructions per frame
-        on the `hanctl bench` frames, this one N.
+        a call. On the 63 frames of `hanctl bench`, the recursive walk this replaces took
+        316 thousand instructions per frame (its integers already read in place), this one
+        212 thousand.
         """
         buf = r.buf
         end = r.end
