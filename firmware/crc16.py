@@ -40,26 +40,3 @@ def x25(buf, start, end):
 def arc(buf, start, end):
     """CRC-16/ARC of buf[start:end], as printed after '!' in a P1 telegram."""
     return crc16(_ARC, 0, buf, start, end)
-
-
-_arc_back = None
-
-
-def arc_back():
-    """For each high byte of a CRC-16/ARC table entry, the entry's index.
-
-    The high bytes of a reflected CRC-16 table are all different, so the index a register
-    went through can be read back from it: framing.py runs P1's CRC backwards with this.
-    Made on first use (256 bytes): only a P1 telegram that fails its CRC needs it.
-    """
-    global _arc_back
-    if _arc_back is None:
-        b = bytearray(256)
-        for i in range(256):
-            b[_ARC[i] >> 8] = i
-        _arc_back = b
-    return _arc_back
-
-
-X25 = _X25
-ARC = _ARC

@@ -25,6 +25,11 @@
 # headers 19 bytes apart 12 ms in one idle(). The one cost that still grows with a
 # candidate is its checksum, paid only by a candidate whose header checks and whose last
 # byte is where its length says.
+#
+# Names: attributes and methods reuse names the firmware already has (clear, search, pos,
+# line, skip, wanted, _len, _next, _noise, ...). Each new name is a qstr interned in the
+# heap when the .mpy loads; the owner's image held 616 in five pools, and one name more
+# made a sixth pool of 4.3 KB (MicroPython 1.25 unix model, `micropython.qstr_info()`).
 
 from micropython import const
 
@@ -77,10 +82,11 @@ class Assembler:
         self.bytes_in = 0
         self.work = 0  # bytes the judges read (headers, checksums, P1 lines): tools/fuzz bounds it
         self._head = False  # HDLC: the header passed its checks
-        self._p = 1  # P1: offset of the next byte to look at
-        self._line = 0  # P1: offset after the identification line's LF, 0 inside it
-        self._bang = 0  # P1: offset after the '!' that ends the data, 0 before it
-        self._clear()
+        self.pos = 1  # P1: offset of the next byte to look at
+        self.line = 0  # P1: offset after the identification line's LF, 0 inside it
+        self._end = 0  # P1: offset after the '!' that ends the data, 0 before it
+        self._table = None  # CRC-16/ARC run backwards, made on first use (_nested_p1)
+        self.clear()
 
     def feed(self, chunk, n=-1):
         """Process the bytes of chunk (bytes, bytearray or memoryview), its first n only
@@ -91,7 +97,7 @@ class Assembler:
         size = self.max_frame
         i = 0
         while i < end:
-            h = self._h
+            h = self._len
             if h == 1 and self._kind == HDLC:
                 # A run of flags: keep the one held. Frames that each bring their own flags
                 # then start on the last one's closing flag, at 0 (_emit), in one piece.
@@ -101,7 +107,7 @@ class Assembler:
                         return
             if h == size:  # a telegram that never ends: dropped whole, too long to search
                 self._count(OVERSIZE)
-                self._clear()
+                self.clear()
                 continue
             s = self._s
             k = end - i
@@ -110,7 +116,7 @@ class Assembler:
             if self._head:  # an HDLC frame whose header checked: its length is known
                 # Up to the byte the frame waits for, no further: a good frame then leaves
                 # only its closing flag behind (_emit).
-                x = self._want - h
+                x = self.wanted - h
                 if 0 < x < k:
                     k = x
             # Copy in a local loop, up to the ring's end then from its start: one addition
@@ -125,14 +131,14 @@ class Assembler:
             d = -j
             for x in range(j, i + k):
                 buf[x + d] = chunk[x]
-            self._h = h + k
+            self._len = h + k
             i += k
-            if self._h >= self._want:
-                self._search()
+            if self._len >= self.wanted:
+                self.search()
 
     def busy(self):
         """True while a frame is being assembled (a lone HDLC flag does not count)."""
-        return self._kind != _IDLE and not (self._kind == HDLC and self._h == 1)
+        return self._kind != _IDLE and not (self._kind == HDLC and self._len == 1)
 
     def idle(self):
         """The line went quiet (or the stream ended): a frame still open is truncated.
@@ -143,36 +149,38 @@ class Assembler:
         while self.busy():  # the search may open another candidate: it is cut off too
             # Each '/' inside a cut telegram would read on to the end and be cut off too:
             # 200 nested identification lines cost 100 reads a byte (tools/fuzz).
-            h = self._h
+            h = self._len
             self._reject(TRUNCATED, h, h if self._kind == P1 else 0)
-            self._search()
-        self._clear()  # a lone flag: nothing was lost
+            self.search()
+        self.clear()  # a lone flag: nothing was lost
 
     # -- internals ------------------------------------------------------------------------
 
-    def _clear(self):
+    def clear(self):
+        """Drop every byte held: the line starts afresh."""
+        self._head = False
         self._s = 0  # ring index of the first byte held: the candidate's first byte
-        self._h = 0  # bytes held from _s
+        self._len = 0  # bytes held from _s
         self._kind = _IDLE  # protocol of the candidate at _s, or _IDLE: none open
-        self._want = 1  # bytes held before the candidate can be judged further
+        self.wanted = 1  # bytes held before the candidate can be judged further
         self._quiet = 0  # bytes from _s that belong to a frame already counted: not noise
-        self._skip = 0  # a '/' before this offset starts no telegram: it was judged already
-        self._allow = -1  # ... except the one at this offset, whose CRC was seen to hold
+        self.skip = 0  # a '/' before this offset starts no telegram: it was judged already
+        self._pick = -1  # ... except the one at this offset, whose CRC was seen to hold
 
-    def _search(self):
+    def search(self):
         # Judge the candidate at _s until one waits for bytes or none are left.
         buf = self.buf
         m = self.max_frame - 1
         while True:
             kind = self._kind
-            h = self._h
+            h = self._len
             if kind == _IDLE:
                 # To the next byte that may start a frame. A start whose next byte already
                 # rules it out is passed over here, not judged: 2 KB of '/' or `7e` cost
                 # 3.5 and 2.3 us/byte through the judges, 0.5 here.
                 s = self._s
                 q = self._quiet
-                skip = self._skip
+                skip = self.skip
                 noise = 0
                 i = 0
                 while i < h:
@@ -189,7 +197,7 @@ class Assembler:
                             i += 1
                             continue
                     elif c == 0x2F:
-                        if i >= skip or i == self._allow:
+                        if i >= skip or i == self._pick:
                             if i + 1 == h:
                                 break
                             d = buf[(s + i + 1) & m]
@@ -203,16 +211,16 @@ class Assembler:
                     i += 1
                 self.noise = (self.noise + noise) & _WRAP
                 self._quiet = q
-                self._advance(i, False)
+                self._next(i, False)
                 if i == h:
-                    self._want = 1
+                    self.wanted = 1
                     return
                 kind = HDLC if c == 0x7E else P1 if c == 0x2F else MBUS
                 self._kind = kind
                 self._head = False
-                self._p = 1
-                self._line = self._bang = 0
-                h = self._h
+                self.pos = 1
+                self.line = self._end = 0
+                h = self._len
             if kind == HDLC:
                 wait = self._hdlc(h)
             elif kind == P1:
@@ -220,11 +228,8 @@ class Assembler:
             else:
                 wait = self._mbus(h)
             if wait:
-                self._want = wait
+                self.wanted = wait
                 return
-
-    def _at(self, i):
-        return self.buf[(self._s + i) & (self.max_frame - 1)]
 
     def _hdlc(self, h):
         """Judge the HDLC candidate: the bytes it waits for, or 0 once it is decided."""
@@ -239,12 +244,12 @@ class Assembler:
         b = buf[(s + 1) & m]
         if b == 0x7E:  # a run of flags between frames: keep one (not noise)
             q = self._quiet
-            self._advance(1, False)
+            self._next(1, False)
             if q and not self._quiet:
                 self._quiet = 1
             return 0
         if b & 0xF0 != 0xA0:  # a stray 0x7E, or the last frame's closing flag
-            self._advance(1, True)
+            self._next(1, True)
             self._kind = _IDLE
             return 0
         need = ((b & 0x07) << 8 | buf[(s + 2) & m]) + 2
@@ -272,7 +277,7 @@ class Assembler:
             if kind:
                 return self._reject(kind, need)
         fcs = buf[(s + need - 3) & m] | buf[(s + need - 2) & m] << 8
-        if self._crc(crc16.X25, 0xFFFF, 1, need - 3) ^ 0xFFFF != fcs:
+        if self.crc(crc16._X25, 0xFFFF, 1, need - 3) ^ 0xFFFF != fcs:
             return self._reject(CHECKSUM, need)
         return self._emit(HDLC, need)
 
@@ -296,7 +301,7 @@ class Assembler:
         i += 1  # after the control byte: the HCS, if an information field follows
         if i + 2 < n - 3:
             hcs = buf[(s + i) & m] | buf[(s + i + 1) & m] << 8
-            if self._crc(crc16.X25, 0xFFFF, 1, i) ^ 0xFFFF != hcs:
+            if self.crc(crc16._X25, 0xFFFF, 1, i) ^ 0xFFFF != hcs:
                 return CHECKSUM
         return None
 
@@ -305,9 +310,9 @@ class Assembler:
         buf = self.buf
         m = self.max_frame - 1
         s = self._s
-        p = self._p
-        line = self._line
-        bang = self._bang
+        p = self.pos
+        line = self.line
+        bang = self._end
         p0 = p
         verdict = -1  # still open; 0 no telegram, 1 a bad one, 2 its last byte is in
         while p < h:
@@ -348,12 +353,12 @@ class Assembler:
                 break
         self.work = (self.work + p - p0) & _WRAP
         if verdict < 0:
-            self._p = p
-            self._line = line
-            self._bang = bang
+            self.pos = p
+            self.line = line
+            self._end = bang
             return h + 1
         if verdict == 0:
-            return self._false_start()
+            return self._noise()
         if verdict == 1:
             return self._reject(FORMAT, p, bang or p)
         return self._p1_end(p, bang)
@@ -361,19 +366,19 @@ class Assembler:
     def _p1_end(self, n, start):
         """The telegram's last byte is in: buf[start:n] is "[CRC digits]\\r\\n"."""
         end = n - 1
-        if self._at(end - 1) == 0x0D:
+        if self.buf[(self._s + end - 1) & (self.max_frame - 1)] == 0x0D:
             end -= 1
         if end == start:
             return self._emit(P1, n)  # no CRC (DSMR 2.2/3.0): the decoder marks it unchecked
         crc = 0
         for i in range(start, end):
-            d = _hex_digit(self._at(i))
+            d = _hex_digit(self.buf[(self._s + i) & (self.max_frame - 1)])
             if d < 0:
                 # Every telegram that starts inside this one ends at the same '!': skip them
                 # (not what follows the '!': a cut CRC, then the next telegram's '/').
                 return self._reject(FORMAT, n, start)
             crc = crc << 4 | d
-        if crc == self._crc(crc16.ARC, 0, 0, start):
+        if crc == self.crc(crc16._ARC, 0, 0, start):
             return self._emit(P1, n)
         if crc > 0xFFFF:  # five digits, no '\r': no CRC-16, nothing inside holds either
             return self._reject(CHECKSUM, n, start)
@@ -386,37 +391,27 @@ class Assembler:
         """Offset of the first '/' in 1..end whose telegram to end has the CRC crc, or -1.
 
         CRC-16/ARC runs backwards: the table's high byte names the index it came from
-        (crc16.arc_back()), so the register before each byte follows from the one after it.
+        (self._table), so the register before each byte follows from the one after it.
         The telegram from offset i holds iff the register before byte i is 0, ARC's init.
         """
         buf = self.buf
         m = self.max_frame - 1
         s = self._s
-        table = crc16.ARC
-        back = crc16.arc_back()
+        table = crc16._ARC
+        back = self._table
+        if back is None:  # made on first use (256 bytes): only a P1 CRC failure needs it
+            back = self._table = bytearray(256)
+            for i in range(256):
+                back[table[i] >> 8] = i
         self.work = (self.work + end) & _WRAP
         found = -1
         for i in range(end - 1, 0, -1):
             c = buf[(s + i) & m]
             t = back[crc >> 8]
             crc = ((crc ^ table[t]) << 8) | (t ^ c)
-            if not crc and c == 0x2F and self._ident(i, end):
+            if not crc and c == 0x2F and _ident(buf, s, m, i, end):
                 found = i
         return found
-
-    def _ident(self, i, end):
-        """True if offset i starts an identification line that ends before offset end."""
-        for j in range(i + 1, end):
-            c = self._at(j)
-            k = j - i + 1
-            if k <= 4:
-                if not (0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A):
-                    return False
-            elif c == 0x0A:
-                return True
-            elif c == 0x2F or c > 0x7E or c == 0 or k > _P1_IDENT_MAX:
-                return False
-        return False
 
     def _mbus(self, h):
         """Judge the M-Bus candidate: the bytes it waits for, or 0 once it is decided."""
@@ -431,7 +426,7 @@ class Assembler:
             need = buf[(s + 3) & m]
         n = buf[(s + 1) & m]
         if buf[(s + 2) & m] != n or need != 0x68:
-            return self._false_start()  # a 0x68 in noise or text ("kWh")
+            return self._noise()  # a 0x68 in noise or text ("kWh")
         if h < 4:
             return 4
         need = n + 6
@@ -451,7 +446,7 @@ class Assembler:
             return self._reject(CHECKSUM, need)
         return self._emit(MBUS, need)
 
-    def _crc(self, table, crc, a, b):
+    def crc(self, table, crc, a, b):
         """A CRC-16 register run over the candidate's bytes a..b-1, across the ring's end."""
         self.work = (self.work + b - a) & _WRAP
         size = self.max_frame
@@ -469,7 +464,7 @@ class Assembler:
         s = self._s
         size = self.max_frame
         if s:
-            if s + self._h <= size:
+            if s + self._len <= size:
                 # The bytes held lie in one piece above the frame: [0:n] is free or the
                 # frame's own. Each good frame's bytes move once.
                 for i in range(s, s + n):
@@ -477,22 +472,25 @@ class Assembler:
             else:
                 # They run over the ring's end: turn the ring so they start at 0 (three
                 # reversals, 2 x max_frame byte swaps, at most once a turn of the ring).
-                _reverse(buf, 0, s)
-                _reverse(buf, s, size)
-                _reverse(buf, 0, size)
+                for i, j in ((0, s), (s, size), (0, size)):
+                    j -= 1
+                    while i < j:
+                        buf[i], buf[j] = buf[j], buf[i]
+                        i += 1
+                        j -= 1
                 self._s = s = 0
         self.on_frame(kind, buf, n)
         if kind == HDLC:  # the closing flag may also open the next frame
             buf[(s + n - 1) & (size - 1)] = 0x7E
-            self._advance(n - 1, False)
+            self._next(n - 1, False)
             self._quiet = 1
             self._kind = HDLC
             self._head = False
         else:
-            self._advance(n, False)
+            self._next(n, False)
             self._kind = _IDLE
         s = self._s
-        h = self._h
+        h = self._len
         if s and h <= n and s + h <= size:
             # Move what follows to the ring's start, so the next frame lies in one piece
             # from 0 and needs no move when it is handed over. At most the frame's own
@@ -502,16 +500,16 @@ class Assembler:
             self._s = 0
         return 0
 
-    def _advance(self, k, noise):
+    def _next(self, k, noise):
         """Drop the first k bytes held; count those outside any frame as noise."""
         q = self._quiet
         if noise and k > q:
             self.noise = (self.noise + k - q) & _WRAP
         self._quiet = q - k if q > k else 0
-        self._skip = self._skip - k if self._skip > k else 0
-        self._allow = self._allow - k if self._allow >= k else -1
-        h = self._h - k
-        self._h = h
+        self.skip = self.skip - k if self.skip > k else 0
+        self._pick = self._pick - k if self._pick >= k else -1
+        h = self._len - k
+        self._len = h
         self._s = (self._s + k) & (self.max_frame - 1) if h else 0
 
     def _count(self, kind):
@@ -519,9 +517,9 @@ class Assembler:
         if self.on_reject:
             self.on_reject(kind)
 
-    def _reject(self, kind, n, skip=0, allow=-1):
+    def _reject(self, kind, n, skip=0, first=-1):
         """Count a bad candidate whose first n bytes were looked at, and search on from
-        its second byte. No '/' before offset `skip` starts a telegram but at `allow`."""
+        its second byte. No '/' before offset `skip` starts a telegram but at `first`."""
         self.rejected[kind] += 1
         if self.on_reject:
             self.on_reject(kind)
@@ -529,31 +527,38 @@ class Assembler:
         # of `7ea7` rejects a header every 2 bytes.
         self._quiet = n - 1 if n > self._quiet else self._quiet - 1
         if skip:
-            self._skip = skip - 1
-            self._allow = allow - 1
+            self.skip = skip - 1
+            self._pick = first - 1
         else:
-            self._skip = self._skip - 1 if self._skip > 1 else 0
-            self._allow = self._allow - 1 if self._allow >= 1 else -1
+            self.skip = self.skip - 1 if self.skip > 1 else 0
+            self._pick = self._pick - 1 if self._pick >= 1 else -1
         self._kind = _IDLE
         self._head = False
-        h = self._h - 1
-        self._h = h
+        h = self._len - 1
+        self._len = h
         self._s = (self._s + 1) & (self.max_frame - 1) if h else 0
         return 0
 
-    def _false_start(self):
+    def _noise(self):
         """A frame's first byte that started none: noise, and the search goes on after it."""
         self._kind = _IDLE
-        self._advance(1, True)
+        self._next(1, True)
         return 0
 
 
-def _reverse(buf, i, j):
-    j -= 1
-    while i < j:
-        buf[i], buf[j] = buf[j], buf[i]
-        i += 1
-        j -= 1
+def _ident(buf, s, m, i, end):
+    """True if ring offset i (from s) starts an identification line that ends before end."""
+    for j in range(i + 1, end):
+        c = buf[(s + j) & m]
+        k = j - i + 1
+        if k <= 4:
+            if not (0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A):
+                return False
+        elif c == 0x0A:
+            return True
+        elif c == 0x2F or c > 0x7E or c == 0 or k > _P1_IDENT_MAX:
+            return False
+    return False
 
 
 def _hex_digit(c):

@@ -201,8 +201,8 @@ class Harness:
         problems = []
         if len(a.buf) != self.max_frame or a.max_frame != self.max_frame:
             problems.append(f"frame buffer is {len(a.buf)} bytes")
-        if not 0 <= a._h <= self.max_frame or (a._h > 1 and not a.busy()):  # unsearched
-            problems.append(f"assembler holds {a._h} bytes, busy={a.busy()}")
+        if not 0 <= a._len <= self.max_frame or (a._len > 1 and not a.busy()):  # unsearched
+            problems.append(f"assembler holds {a._len} bytes, busy={a.busy()}")
         if sorted(a.rejected) != sorted(framing.KINDS) or len(a.frames) != 4:
             problems.append(f"assembler counters {a.rejected!r} {a.frames!r}")
         if not (0 <= a.noise < 2**30 and 0 <= a.bytes_in < 2**30):
