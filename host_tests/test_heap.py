@@ -1,5 +1,9 @@
 """Memory claims, measured on the MicroPython unix port with a device-sized heap."""
 
+import subprocess
+
+import pytest
+
 from conftest import run_driver
 from hanctl import encoder as enc
 from hanctl import runtime
@@ -23,3 +27,30 @@ def test_every_firmware_module_compiles_with_mpy_cross(tmp_path):
     out = runtime.compile_firmware(tmp_path)
     sources = sorted(p.stem for p in runtime.firmware_dir().glob("*.py"))
     assert sorted(p.stem for p in out.glob("*.mpy")) == sources
+
+
+def test_the_dongles_names_fit_five_qstr_pools_on_the_official_image():
+    """Each name in a .mpy is a qstr interned in the heap when it loads. On the model of an
+    official image the dongle's modules held 616 in five pools; 626 made a sixth pool of
+    4.3 KB, and four destinations no longer fit 96K. Keep the count under the fifth pool's
+    end, or grow it knowingly (this limit, the README's memory table)."""
+    exe = runtime.official_exe()
+    if exe is None:
+        pytest.skip("the official-image model is not built (tools/frozen-unix/build)")
+    code = (
+        "import micropython\n"
+        "import dongle, destination, mqtt, decoder, framing, link, dlms, axdr, normalize, obis\n"
+        "import reading, share, meterlink, startup, uptime, outbox\n"
+        "micropython.qstr_info()\n"
+    )
+    proc = subprocess.run(
+        [exe, "-X", "heapsize=256K", "-c", code],
+        capture_output=True,
+        text=True,
+        env=runtime.micropython_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    info = dict(kv.split("=") for kv in proc.stdout.split(":", 1)[1].replace(",", " ").split())
+    assert int(info["n_pool"]) <= 5, proc.stdout
+    assert int(info["n_qstr"]) <= 616, proc.stdout
