@@ -1,0 +1,381 @@
+# AES-128-GCM decryption and tag check (NIST SP 800-38D), for DLMS security suite 0: the
+# ciphered APDUs of Danish, Austrian, Swiss and Luxembourg meters (security.py unwraps them).
+# Pure layer: no I/O, no allocation per frame once a Key is made.
+#
+# The block cipher is MicroPython's cryptolib, mode 1 (ECB) only. Read in micropython/
+# micropython at v1.23.0, v1.24.0, v1.25.0, v1.26.0 and v1.26.1:
+# - ports/esp32/mpconfigport.h sets MICROPY_PY_CRYPTOLIB (1) and not MICROPY_PY_CRYPTOLIB_CTR,
+#   which py/mpconfig.h defaults to (0): on an ESP32 board aes(key, 6, iv) raises
+#   ValueError("mode"). The unix port builds CTR only in its coverage variant
+#   (ports/unix/variants/coverage/mpconfigvariant.h); both host images here lack it.
+#   (v1.27 and v1.28 drop the esp32 line: py/mpconfig.h then enables cryptolib with SSL.)
+# - extmod/modcryptolib.c, aes_process(): ECB (mode 1) takes any multiple of 16 bytes, and
+#   with an `out` buffer writes there and allocates nothing; on an ESP32 it is
+#   mbedtls_aes_crypt_ecb, which ESP-IDF runs on the AES peripheral. An aes object that has
+#   encrypted refuses to decrypt ("can't encrypt & decrypt"): GCM only encrypts.
+# So the counter mode and GHASH are written here.
+#
+# GHASH, multiplication by H in GF(2^128), is the cost. Measured on the 32-bit unix port
+# (MicroPython 1.25, build/official-unix), 20 blocks (320 bytes), x86 instructions counted
+# by valgrind (wall time here varies by +-30 % with the machine's load):
+#   Python ints, 256 ints of b*H (12 KB), one reduction a block  0.38 M, 41,856 B garbage
+#   Shoup's 4-bit table, 8 16-bit words shifted 4 bits a step      5.41 M
+#   16-bit words renamed, 4 nibble tables a word (2 KB)            1.99 M, 0 B
+#   16-bit words renamed, 2 byte tables a word in lists (16 KB)    1.03 M, 0 B
+#   16-bit words renamed, 2 byte tables in array('H') (8 KB)       1.12 M, 0 B   <- this
+# Ints are fastest on an empty heap (58 us against 150 us), but every operation allocates:
+# 41 KB of garbage is 20 times the 2 KB a frame may take, and at -X heapsize=96K with 51 KB
+# live, as a dongle runs, collections bring them to 156-173 us. 32-bit words would not be
+# small ints on a 32-bit port (31 bits), so the state is eight 16-bit words. A step
+# multiplies by x^16: rather than shifting eight words, the code renames them (word i
+# lives in z[(i - step) % 8]) and folds the one word that falls off back in with x^128 =
+# x^7 + x^2 + x + 1. Each 16-bit digit of the block then costs two table rows (its high
+# and low byte times H), 8 words each. Lists would save 8 % for 8 KB more heap.
+
+from array import array
+
+from cryptolib import aes
+from micropython import const
+
+_ECB = const(1)
+# Counter blocks 2 .. 0xFFFF: the counter's top two bytes stay 0 (and longer input than
+# any buffer of the dongle is refused rather than counted wrongly).
+_MAX_BYTES = const(0xFFFD * 16)
+_MIN_TAG = const(12)  # DLMS sends 12 bytes; SP 800-38D's 96..128-bit tags
+
+
+class Key:
+    """One AES-128 key made ready for GCM: its cryptolib schedule, the GHASH tables of
+    H = E(K, 0^128) (16 x 256 16-bit words, 8 KB) and the buffers of a frame's work. A
+    dongle makes it once per configured key and reuses it for every frame.
+
+    Raises ValueError when key is not 16 bytes (config validation's job to say first).
+    """
+
+    def __init__(self, key):
+        if len(key) != 16:
+            raise ValueError("key")
+        self._aes = aes(key, _ECB)
+        self._ctr = bytearray(16)  # IV || 32-bit counter
+        self._ks = bytearray(16)  # the counter block encrypted: keystream, then E(J0)
+        self._part = bytearray(16)  # a partial block waiting to go through GHASH
+        self._fill = 0
+        self._y = [0] * 8  # the GHASH state, 8 big-endian 16-bit words
+        self._aad = None  # the AAD last hashed, and the state after it (DLMS: SC || AK)
+        self._aad_y = [0] * 8
+        h = self._ks
+        self._aes.encrypt(self._part, h)  # H = E(K, 0^128)
+        self._a, self._b = _tables(h)
+
+    def decrypt(self, iv, aad, buf, start, end, out, tag_at=-1, tag_len=12):
+        """Decrypt buf[start:end] into out[start:end] (out may be buf: in place) with the
+        12-byte iv; with tag_at >= 0, first check the tag buf[tag_at:tag_at + tag_len] over
+        aad and the ciphertext. True when done; False, and out untouched, when the tag does
+        not hold or the arguments do not fit (lengths, offsets): never raises on them."""
+        n = end - start
+        if not (0 <= start <= end <= len(buf) and end <= len(out) and len(iv) == 12):
+            return False
+        if n > _MAX_BYTES:
+            return False
+        self._set_iv(iv)
+        if tag_at >= 0:
+            if not self._fits(buf, tag_at, tag_len):
+                return False
+            self._start(aad)
+            self._absorb(buf, start, end)
+            self._pad()
+            if not self._tag_holds(len(aad), n, buf, tag_at, tag_len):
+                return False
+        self._ctr_xor(buf, start, end, out)
+        return True
+
+    def verify(self, iv, aad, buf, start, end, tag_at, tag_len=12):
+        """GMAC: True when the tag buf[tag_at:tag_at + tag_len] holds over aad followed by
+        buf[start:end], nothing encrypted (DLMS security control 0x10). Never raises on
+        lengths or offsets that do not fit: False."""
+        if not (0 <= start <= end <= len(buf) and len(iv) == 12):
+            return False
+        if end - start > _MAX_BYTES or not self._fits(buf, tag_at, tag_len):
+            return False
+        self._set_iv(iv)
+        self._start(b"")
+        self._absorb(aad, 0, len(aad))
+        self._absorb(buf, start, end)
+        self._pad()
+        return self._tag_holds(len(aad) + end - start, 0, buf, tag_at, tag_len)
+
+    @staticmethod
+    def _fits(buf, tag_at, tag_len):
+        return _MIN_TAG <= tag_len <= 16 and 0 <= tag_at and tag_at + tag_len <= len(buf)
+
+    def _set_iv(self, iv):
+        c = self._ctr
+        for i in range(12):
+            c[i] = iv[i]
+        c[12] = 0
+        c[13] = 0
+
+    def _start(self, aad):
+        """The GHASH state after aad, zero-padded: from the last frame's when aad is the same
+        (a DLMS meter's SC || AK is), which spares two of a List 3 frame's ~20 blocks."""
+        y = self._y
+        self._fill = 0
+        if aad == self._aad:
+            for i in range(8):
+                y[i] = self._aad_y[i]
+            return
+        for i in range(8):
+            y[i] = 0
+        self._absorb(aad, 0, len(aad))
+        self._pad()
+        self._aad = bytes(aad)  # a new AAD: a new key or security byte, not every frame
+        for i in range(8):
+            self._aad_y[i] = y[i]
+
+    def _absorb(self, src, start, end):
+        """GHASH src[start:end], a partial last block kept for the next call or _pad()."""
+        p = self._part
+        f = self._fill
+        if f:
+            while f < 16 and start < end:
+                p[f] = src[start]
+                f += 1
+                start += 1
+            if f < 16:
+                self._fill = f
+                return
+            _ghash(self._y, self._a, self._b, p, 0, 16)
+            f = 0
+        full = start + ((end - start) & ~15)
+        if full > start:
+            _ghash(self._y, self._a, self._b, src, start, full)
+        while full < end:
+            p[f] = src[full]
+            f += 1
+            full += 1
+        self._fill = f
+
+    def _pad(self):
+        f = self._fill
+        if f:
+            p = self._part
+            while f < 16:
+                p[f] = 0
+                f += 1
+            _ghash(self._y, self._a, self._b, p, 0, 16)
+            self._fill = 0
+
+    def _tag_holds(self, aad_len, text_len, buf, tag_at, tag_len):
+        # The lengths block: bit lengths of the AAD and the text, 64-bit big-endian each.
+        p = self._part
+        a = aad_len << 3
+        c = text_len << 3
+        for i in range(4):
+            p[i] = 0
+            p[8 + i] = 0
+            p[7 - i] = (a >> (8 * i)) & 255
+            p[15 - i] = (c >> (8 * i)) & 255
+        y = self._y
+        _ghash(y, self._a, self._b, p, 0, 16)
+        # T = E(K, J0) xor GHASH, J0 = IV || 0^31 || 1. Every byte compared, no early exit.
+        c = self._ctr
+        c[15] = 1
+        s = self._ks
+        self._aes.encrypt(c, s)
+        diff = 0
+        for k in range(tag_len):
+            w = y[k >> 1]
+            diff |= ((w & 255) if k & 1 else (w >> 8)) ^ s[k] ^ buf[tag_at + k]
+        return diff == 0
+
+    def _ctr_xor(self, buf, start, end, out):
+        # The text's counter blocks are 2, 3, ...; one block encrypted per step into a
+        # 16-byte buffer (a call costs less than filling a many-block one).
+        c = self._ctr
+        ks = self._ks
+        e = self._aes  # not e = ....encrypt: a bound method is a heap object
+        n = 2
+        o = start
+        full = start + ((end - start) & ~15)
+        while o < full:
+            c[14] = n >> 8
+            c[15] = n & 255
+            e.encrypt(c, ks)
+            out[o] = buf[o] ^ ks[0]
+            out[o + 1] = buf[o + 1] ^ ks[1]
+            out[o + 2] = buf[o + 2] ^ ks[2]
+            out[o + 3] = buf[o + 3] ^ ks[3]
+            out[o + 4] = buf[o + 4] ^ ks[4]
+            out[o + 5] = buf[o + 5] ^ ks[5]
+            out[o + 6] = buf[o + 6] ^ ks[6]
+            out[o + 7] = buf[o + 7] ^ ks[7]
+            out[o + 8] = buf[o + 8] ^ ks[8]
+            out[o + 9] = buf[o + 9] ^ ks[9]
+            out[o + 10] = buf[o + 10] ^ ks[10]
+            out[o + 11] = buf[o + 11] ^ ks[11]
+            out[o + 12] = buf[o + 12] ^ ks[12]
+            out[o + 13] = buf[o + 13] ^ ks[13]
+            out[o + 14] = buf[o + 14] ^ ks[14]
+            out[o + 15] = buf[o + 15] ^ ks[15]
+            o += 16
+            n += 1
+        if o < end:
+            c[14] = n >> 8
+            c[15] = n & 255
+            e.encrypt(c, ks)
+            for k in range(end - o):
+                out[o + k] = buf[o + k] ^ ks[k]
+
+
+def _tables(h):
+    """a[i][b], b[i][b]: word i of (b as the digit's high byte) * H and of (b as its low
+    byte) * H. Bit 0x80 of a high byte is x^0; H * x^k by shifting right, reducing with
+    0xE1 (SP 800-38D 6.3); the other entries by linearity."""
+    v = [(h[2 * i] << 8) | h[2 * i + 1] for i in range(8)]
+    zeros = bytes(512)
+    a = [array("H", zeros) for _ in range(8)]
+    b = [array("H", zeros) for _ in range(8)]
+    for k in range(16):
+        t = a if k < 8 else b
+        bit = 0x80 >> (k & 7)
+        for i in range(8):
+            t[i][bit] = v[i]
+        low = v[7] & 1  # v = v * x
+        for i in range(7, 0, -1):
+            v[i] = (v[i] >> 1) | ((v[i - 1] & 1) << 15)
+        v[0] >>= 1
+        if low:
+            v[0] ^= 0xE100
+    for t in (a, b):
+        for i in range(8):
+            w = t[i]
+            for d in range(3, 256):
+                one = d & -d
+                if one != d:
+                    w[d] = w[one] ^ w[d ^ one]
+    return a, b
+
+
+def _ghash(y, a, b, buf, start, end):
+    """y = (y xor block) * H for each 16-byte block of buf[start:end] (a multiple of 16).
+
+    The block's 16-bit word j is its digit j, taken apart into bytes hj and lj (x^16j
+    .. x^16j+7 and x^16j+8 .. x^16j+15). Digit 7 goes in first, as in Shoup's method, and
+    each one before it after Z = Z * x^16. Unrolled, the tables in locals: the renaming is
+    in the variable names. Word i of the state lives in z[(i + 1) % 8] between blocks.
+    """
+    a0, a1, a2, a3, a4, a5, a6, a7 = a
+    b0, b1, b2, b3, b4, b5, b6, b7 = b
+    z1, z2, z3, z4, z5, z6, z7, z0 = y
+    for o in range(start, end, 16):
+        # X = Y xor block, as bytes: all of them before z is overwritten
+        h0 = (z1 >> 8) ^ buf[o]
+        l0 = (z1 & 255) ^ buf[o + 1]
+        h1 = (z2 >> 8) ^ buf[o + 2]
+        l1 = (z2 & 255) ^ buf[o + 3]
+        h2 = (z3 >> 8) ^ buf[o + 4]
+        l2 = (z3 & 255) ^ buf[o + 5]
+        h3 = (z4 >> 8) ^ buf[o + 6]
+        l3 = (z4 & 255) ^ buf[o + 7]
+        h4 = (z5 >> 8) ^ buf[o + 8]
+        l4 = (z5 & 255) ^ buf[o + 9]
+        h5 = (z6 >> 8) ^ buf[o + 10]
+        l5 = (z6 & 255) ^ buf[o + 11]
+        h6 = (z7 >> 8) ^ buf[o + 12]
+        l6 = (z7 & 255) ^ buf[o + 13]
+        h7 = (z0 >> 8) ^ buf[o + 14]
+        l7 = (z0 & 255) ^ buf[o + 15]
+        # digit 7: Z = digit * H; word i in z[i]
+        z0 = a0[h7] ^ b0[l7]
+        z1 = a1[h7] ^ b1[l7]
+        z2 = a2[h7] ^ b2[l7]
+        z3 = a3[h7] ^ b3[l7]
+        z4 = a4[h7] ^ b4[l7]
+        z5 = a5[h7] ^ b5[l7]
+        z6 = a6[h7] ^ b6[l7]
+        z7 = a7[h7] ^ b7[l7]
+        # digit 6: Z = Z * x^16 + digit * H, the word that falls off folded back in;
+        # word i now in z[(i - 1) % 8]
+        t = z7 ^ (z7 << 5) ^ (z7 << 6) ^ (z7 << 7)
+        z7 = (t >> 7) ^ a0[h6] ^ b0[l6]
+        z0 ^= ((t & 127) << 9) ^ a1[h6] ^ b1[l6]
+        z1 ^= a2[h6] ^ b2[l6]
+        z2 ^= a3[h6] ^ b3[l6]
+        z3 ^= a4[h6] ^ b4[l6]
+        z4 ^= a5[h6] ^ b5[l6]
+        z5 ^= a6[h6] ^ b6[l6]
+        z6 ^= a7[h6] ^ b7[l6]
+        # digit 5: Z = Z * x^16 + digit * H, the word that falls off folded back in;
+        # word i now in z[(i - 2) % 8]
+        t = z6 ^ (z6 << 5) ^ (z6 << 6) ^ (z6 << 7)
+        z6 = (t >> 7) ^ a0[h5] ^ b0[l5]
+        z7 ^= ((t & 127) << 9) ^ a1[h5] ^ b1[l5]
+        z0 ^= a2[h5] ^ b2[l5]
+        z1 ^= a3[h5] ^ b3[l5]
+        z2 ^= a4[h5] ^ b4[l5]
+        z3 ^= a5[h5] ^ b5[l5]
+        z4 ^= a6[h5] ^ b6[l5]
+        z5 ^= a7[h5] ^ b7[l5]
+        # digit 4: Z = Z * x^16 + digit * H, the word that falls off folded back in;
+        # word i now in z[(i - 3) % 8]
+        t = z5 ^ (z5 << 5) ^ (z5 << 6) ^ (z5 << 7)
+        z5 = (t >> 7) ^ a0[h4] ^ b0[l4]
+        z6 ^= ((t & 127) << 9) ^ a1[h4] ^ b1[l4]
+        z7 ^= a2[h4] ^ b2[l4]
+        z0 ^= a3[h4] ^ b3[l4]
+        z1 ^= a4[h4] ^ b4[l4]
+        z2 ^= a5[h4] ^ b5[l4]
+        z3 ^= a6[h4] ^ b6[l4]
+        z4 ^= a7[h4] ^ b7[l4]
+        # digit 3: Z = Z * x^16 + digit * H, the word that falls off folded back in;
+        # word i now in z[(i - 4) % 8]
+        t = z4 ^ (z4 << 5) ^ (z4 << 6) ^ (z4 << 7)
+        z4 = (t >> 7) ^ a0[h3] ^ b0[l3]
+        z5 ^= ((t & 127) << 9) ^ a1[h3] ^ b1[l3]
+        z6 ^= a2[h3] ^ b2[l3]
+        z7 ^= a3[h3] ^ b3[l3]
+        z0 ^= a4[h3] ^ b4[l3]
+        z1 ^= a5[h3] ^ b5[l3]
+        z2 ^= a6[h3] ^ b6[l3]
+        z3 ^= a7[h3] ^ b7[l3]
+        # digit 2: Z = Z * x^16 + digit * H, the word that falls off folded back in;
+        # word i now in z[(i - 5) % 8]
+        t = z3 ^ (z3 << 5) ^ (z3 << 6) ^ (z3 << 7)
+        z3 = (t >> 7) ^ a0[h2] ^ b0[l2]
+        z4 ^= ((t & 127) << 9) ^ a1[h2] ^ b1[l2]
+        z5 ^= a2[h2] ^ b2[l2]
+        z6 ^= a3[h2] ^ b3[l2]
+        z7 ^= a4[h2] ^ b4[l2]
+        z0 ^= a5[h2] ^ b5[l2]
+        z1 ^= a6[h2] ^ b6[l2]
+        z2 ^= a7[h2] ^ b7[l2]
+        # digit 1: Z = Z * x^16 + digit * H, the word that falls off folded back in;
+        # word i now in z[(i - 6) % 8]
+        t = z2 ^ (z2 << 5) ^ (z2 << 6) ^ (z2 << 7)
+        z2 = (t >> 7) ^ a0[h1] ^ b0[l1]
+        z3 ^= ((t & 127) << 9) ^ a1[h1] ^ b1[l1]
+        z4 ^= a2[h1] ^ b2[l1]
+        z5 ^= a3[h1] ^ b3[l1]
+        z6 ^= a4[h1] ^ b4[l1]
+        z7 ^= a5[h1] ^ b5[l1]
+        z0 ^= a6[h1] ^ b6[l1]
+        z1 ^= a7[h1] ^ b7[l1]
+        # digit 0: Z = Z * x^16 + digit * H, the word that falls off folded back in;
+        # word i now in z[(i - 7) % 8]
+        t = z1 ^ (z1 << 5) ^ (z1 << 6) ^ (z1 << 7)
+        z1 = (t >> 7) ^ a0[h0] ^ b0[l0]
+        z2 ^= ((t & 127) << 9) ^ a1[h0] ^ b1[l0]
+        z3 ^= a2[h0] ^ b2[l0]
+        z4 ^= a3[h0] ^ b3[l0]
+        z5 ^= a4[h0] ^ b4[l0]
+        z6 ^= a5[h0] ^ b5[l0]
+        z7 ^= a6[h0] ^ b6[l0]
+        z0 ^= a7[h0] ^ b7[l0]
+    y[0] = z1
+    y[1] = z2
+    y[2] = z3
+    y[3] = z4
+    y[4] = z5
+    y[5] = z6
+    y[6] = z7
+    y[7] = z0
