@@ -330,7 +330,7 @@ class Normalizer:
             if p < 0:
                 return
             name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
-        t = type(v)  # not isinstance: a bool is an int on CPython, not on MicroPython
+        t = v.__class__  # type(v) without a call (a bool is no int here, on either runtime)
         if t is int:
             if name not in TEXT_FIELDS:
                 if s is None:

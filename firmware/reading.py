@@ -88,7 +88,7 @@ def write(reading, buf, n=0):
             # (23312, -2) -> 233.12, (-5, -1) -> -0.5.
             key = name.encode() if known else _string(name)[1:-1].encode()
             v = reading[name]
-            t = type(v)  # bool is not int here, on either runtime
+            t = v.__class__  # type(v) without a call; a bool is no int, on either runtime
             if t is int:
                 b = b'%s"%s": %d' % (sep, key, v)
             elif t is tuple:
