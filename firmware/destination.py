@@ -311,7 +311,7 @@ class Destination:
             # Collected first: the reading and its JSON, garbage by now, left 8.5 KB free at
             # 96K and the import failed; collected, 15 KB (unix port, two destinations).
             gc.collect()
-            import discovery  # only destinations with discovery on pay for it (8.8 KB)
+            import discovery  # only destinations with discovery on pay for it (8.4 KB)
 
             try:
                 await discovery.send(client, self._buf, self, self._files[0], self._files[1])
