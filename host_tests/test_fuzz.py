@@ -36,7 +36,7 @@ sys.path.insert(0, str(FUZZ))
 import check  # noqa: E402
 import corpus  # noqa: E402
 
-import test_stream  # noqa: E402
+import frames  # noqa: E402
 
 CPYTHON_INPUTS = 20000
 MICROPYTHON_INPUTS = 5000
@@ -89,7 +89,7 @@ class _Buggy(Decoder):
 @pytest.mark.parametrize(
     "checking, data, defect",
     [
-        (_Forgetful, bytes([corpus.RAW]) + test_stream.FRAME, "byte by byte differs"),
+        (_Forgetful, bytes([corpus.RAW]) + frames.FRAME, "byte by byte differs"),
         (_Buggy, bytes([corpus.APDU]) + b"\xdb\x08KAME" + bytes(30), "rejected as 'internal'"),
     ],
 )
@@ -104,7 +104,7 @@ def test_the_checks_can_fail(checking, data, defect):
 def _hostile():
     from hanctl import bench_hostile
 
-    return bench_hostile.streams(test_stream.FRAME)
+    return bench_hostile.streams(frames.FRAME)
 
 
 @pytest.mark.parametrize("label, stream", [(x[0], x[2]) for x in _hostile()])
@@ -112,7 +112,7 @@ def test_hostile_streams_cost_linear_work_and_keep_the_frame_after(label, stream
     # Work counted, not time: the same on every machine. µs are in `hanctl bench --hostile`.
     check.linear_work(stream, check.HOSTILE_WORK_PER_BYTE)
     (events,) = _decode(stream)
-    assert 1234 in events, events[-5:]  # the real frame (test_stream.FRAME) after the block
+    assert 1234 in events, events[-5:]  # the real frame (frames.FRAME) after the block
 
 
 def test_a_cut_telegram_with_nested_identification_lines_costs_linear_work():
@@ -139,7 +139,7 @@ def _reference_stream():
     first measurement on."""
     names = ("segmented", "gbt", "mbus", "p1", "kaifa_1phase_list3", "kamstrup_1phase")
     names += ("object_list_odd_name", "one")
-    return b"".join(b"".join(test_stream.CASES[n][1]) for n in names)
+    return b"".join(b"".join(frames.CASES[n][1]) for n in names)
 
 
 def _input(kind, body):
@@ -268,7 +268,7 @@ def _decode(*streams, reuse=False):
     return out
 
 
-LLC_FIRST_BLOCK = enc.hdlc(enc.LLC + enc.gbt_blocks(test_stream.LIST3, 1000)[0])
+LLC_FIRST_BLOCK = enc.hdlc(enc.LLC + enc.gbt_blocks(frames.LIST3, 1000)[0])
 BLOCK_ZERO = enc.hdlc(enc.LLC + b"\xe0\xc0\x00\x00\x00\x00\x00")  # last block, number 0, empty
 
 

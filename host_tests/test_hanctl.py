@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from frames import FRAME, OTHER, P1
 from hanctl import bench, encoder
-from test_stream import FRAME, OTHER, P1
 
 HANCTL = Path(sys.executable).parent / "hanctl"
 

@@ -5,9 +5,9 @@ import subprocess
 import pytest
 
 from conftest import run_driver
+from frames import FRAME, OTHER, P1
 from hanctl import encoder as enc
 from hanctl import runtime
-from test_stream import FRAME, OTHER, P1
 
 
 def test_assembling_and_checking_frames_allocates_nothing():

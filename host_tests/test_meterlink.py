@@ -1,7 +1,7 @@
 """The meter link finds the line setting from checksum-valid frames (MicroPython unix port)."""
 
 from conftest import run_driver
-from test_stream import FRAME
+from frames import FRAME
 
 
 def test_line_setting_search():

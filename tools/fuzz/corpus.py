@@ -10,7 +10,7 @@ An input is one mode byte and a body:
 
 Seeds: every capture in ../shared/vectors (host_tests/vectors.py loads them; they are
 never copied here) as a RAW and a SEALED stream, the APDU inside each, the published
-decrypted APDUs, plus the self-contained frames of hanctl.encoder and test_stream.py so
+decrypted APDUs, plus the self-contained frames of hanctl.encoder and host_tests/frames.py so
 the fuzz has seeds where the captures are absent.
 
 The CRCs here are written from the standards, not taken from firmware/crc16.py: resealing
@@ -153,15 +153,15 @@ def _apdus(streams):
     return found
 
 
-# test_stream.py's cases of a few KB of one repeated frame or byte: each proves a bound, and
-# their mutants cost up to a second each (runs of '/', docs/reliability.md), so the seeded
-# CI run leaves them out; atheris weighs inputs by their time and keeps them.
+# The cases of host_tests/frames.py of a few KB of one repeated frame or byte: each proves a
+# bound, and their mutants cost up to a second each (runs of '/', docs/reliability.md), so
+# the seeded CI run leaves them out; atheris weighs inputs by their time and keeps them.
 STRESS = ("slashes", "infoless_segments")
 
 
 def seeds(with_vectors=True, stress=True):
     """[input bytes]: the seed corpus, each once, in a stable order."""
-    import test_stream
+    import frames
     import vectors
     from hanctl import encoder
 
@@ -179,7 +179,7 @@ def seeds(with_vectors=True, stress=True):
             if plain:
                 apdus.append(bytes.fromhex(plain))
     streams += [frame for _, frame in encoder.sample_frames()]
-    for name, (framing, chunks) in test_stream.CASES.items():
+    for name, (framing, chunks) in frames.CASES.items():
         if name in STRESS and not stress:
             continue
         if framing in ("llc", "apdu"):
