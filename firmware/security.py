@@ -62,8 +62,9 @@ class Context:
     def open(self, buf, start, end, out=None):
         """Unwrap and decrypt the ciphered APDU buf[start:end] into out (default buf: in
         place). None when out[self.start:self.end] holds the plaintext APDU, else the kind:
-        ENCRYPTED (a key it needs is not configured), DECRYPT (the tag does not hold, or the
-        plaintext is no Data-Notification), TRUNCATED, MALFORMED, UNSUPPORTED. Never raises
+        ENCRYPTED (a key it needs is not configured), DECRYPT (the tag does not hold, or, with
+        no tag checked, the plaintext is no Data-Notification), TRUNCATED, MALFORMED,
+        UNSUPPORTED. Never raises
         on what buf holds. On failure out is as it was, but for a DECRYPT found from the
         plaintext's shape (no auth key, no tag checked): then out holds that plaintext."""
         if out is None:
@@ -135,12 +136,14 @@ class Context:
         # Without the auth key the tag cannot be checked: the plaintext's shape decides.
         if not key.decrypt(iv, aad, buf, text, stop, out, stop if check else -1, _TAG_LEN):
             return DECRYPT
-        self.authenticated = bool(check)
-        # A wrong key gives random bytes: a Data-Notification's tag, then after the 4-byte
-        # invoke id an empty (00) or 12-byte (0C, or 09 0C) date-time, by chance 3 in 65,536.
-        if stop - text < 6 or out[text] != _DATA_NOTIFICATION:
+        if check:
+            self.authenticated = True  # the key is right: what the APDU is, the decoder says
+        # No tag checked: a wrong key gives random bytes. A Data-Notification's tag, then
+        # after the 4-byte invoke id an empty (00) or 12-byte (0C, or 09 0C) date-time: by
+        # chance 3 in 65,536.
+        elif stop - text < 6 or out[text] != _DATA_NOTIFICATION:
             return DECRYPT
-        if out[text + 5] not in (0x00, 0x09, 0x0C):
+        elif out[text + 5] not in (0x00, 0x09, 0x0C):
             return DECRYPT
         self.start = text
         self.end = stop

@@ -2,14 +2,18 @@
 DLMS unwrapping and AES-128-GCM decryption with its tag check, beside decoding the same
 push in clear.
 
-Run on the host: `.venv/bin/python tools/hanctl/mp/bench_gcm.py [rounds]`. It ciphers the
-List 3 frames of hanctl's encoder with PyPI `cryptography` (general-glo-ciphering, SC 0x30
-with an auth key and SC 0x20 without a tag, random keys), runs this file under MicroPython
-(the image hanctl picks, at its device-sized heap), and prints a table and the .mpy bytes of
-gcm.py and security.py (mpy-cross -O3, as shipped).
+Run on the host: `.venv/bin/python tools/hanctl/mp/bench_gcm.py [rounds] [--instructions]`.
+It ciphers the List 3 frames of hanctl's encoder with PyPI `cryptography` (general-glo-
+ciphering, SC 0x30 with an auth key and SC 0x20 without a tag, random keys), runs this file
+under MicroPython (the image hanctl picks, at its device-sized heap), and prints a table
+and the .mpy bytes of gcm.py and security.py (mpy-cross -O3, as shipped). Wall time here
+varies by tens of percent with the machine's load; --instructions adds the x86
+instructions per frame that valgrind's callgrind counts (a run of 20 frames minus a run of
+none), which do not.
 
 Under MicroPython, stdin holds one line per case: "<label> <sc> <key> <auth key or -> <clear
-frame> <its APDU start> <end> <ciphered APDU>", hex; stdout one JSON line per case.
+frame> <its APDU start> <end> <ciphered APDU>", hex; stdout one JSON line per case. With the
+arguments "count decode|open <n>" it only decodes, or opens, each case n times.
 """
 
 import gc
@@ -68,13 +72,15 @@ def run_case(line, rounds):
         got[0] += 1
 
     decoder = Decoder(on_reading)
-    us_clear = best_us(lambda: decoder.feed(clear), rounds)
-    if not got[0]:
-        raise RuntimeError("%s: the clear frame gave no reading" % label)
     gc.collect()
     before = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
     ctx = security.Context(bytes.fromhex(key), None if ak == "-" else bytes.fromhex(ak))
     kept = gc.mem_alloc() - before if hasattr(gc, "mem_alloc") else None
+    # Decoding timed with the keys' tables in the heap too, as a dongle reading this meter
+    # holds them: a collection's cost grows with what is live.
+    us_clear = best_us(lambda: decoder.feed(clear), rounds)
+    if not got[0]:
+        raise RuntimeError("%s: the clear frame gave no reading" % label)
     out = bytearray(len(apdu))  # apdu keeps its ciphertext: every round decrypts it again
     n = len(apdu)
     kind = ctx.open(apdu, 0, n, out)
@@ -94,7 +100,32 @@ def run_case(line, rounds):
     print(json.dumps(row))
 
 
+def count_case(line, what, n):
+    import security
+    from decoder import Decoder
+
+    label, sc, key, ak, clear, start, end, apdu = line.split(" ")
+    # Both runs hold what a dongle reading this meter holds: the decoder and the keys.
+    frame = bytes.fromhex(clear)
+    decoder = Decoder(lambda reading: None)
+    apdu = bytearray(bytes.fromhex(apdu))
+    ctx = security.Context(bytes.fromhex(key), None if ak == "-" else bytes.fromhex(ak))
+    out = bytearray(len(apdu))
+    decoder.feed(frame)  # first-use costs (a quirk module's import) are not per frame
+    ctx.open(apdu, 0, len(apdu), out)
+    for _ in range(n):
+        if what == "decode":
+            decoder.feed(frame)
+        else:
+            ctx.open(apdu, 0, len(apdu), out)
+
+
 def device_main():
+    if len(sys.argv) > 1 and sys.argv[1] == "count":
+        for line in sys.stdin:
+            if line.strip():
+                count_case(line.strip(), sys.argv[2], int(sys.argv[3]))
+        return
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 50
     for line in sys.stdin:
         line = line.strip()
@@ -154,16 +185,44 @@ def mpy_bytes(names):
     return sizes
 
 
-def host_main():
+def instructions(exe, line, what, n):
+    """x86 instructions callgrind counts for the MicroPython run of `count what n`."""
+    import re
     import subprocess
 
     from hanctl import runtime
 
-    rounds = sys.argv[1] if len(sys.argv) > 1 else "50"
+    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    argv += runtime.micropython_argv(__file__, exe=exe) + ["count", what, str(n)]
+    proc = subprocess.run(
+        argv, input=line + "\n", capture_output=True, text=True, env=runtime.micropython_env()
+    )
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode or not found:
+        sys.exit(proc.stderr[-2000:])
+    return int(found.group(1))
+
+
+def per_frame(exe, line, what, n=20):
+    return (instructions(exe, line, what, n) - instructions(exe, line, what, 0)) / n
+
+
+def host_main():
+    import shutil
+    import subprocess
+
+    from hanctl import runtime
+
+    args = [a for a in sys.argv[1:] if a != "--instructions"]
+    counted = "--instructions" in sys.argv
+    if counted and not shutil.which("valgrind"):
+        sys.exit("--instructions needs valgrind (apt-get install valgrind)")
+    rounds = args[0] if args else "50"
     exe = runtime.micropython_exe()
+    lines = cases()
     proc = subprocess.run(
         runtime.micropython_argv(__file__, exe=exe) + [rounds],
-        input="\n".join(cases()) + "\n",
+        input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
         env=runtime.micropython_env(),
@@ -172,17 +231,22 @@ def host_main():
     if proc.returncode:
         sys.exit(proc.stderr)
     print(f"- {runtime.describe_image(exe)}, -X heapsize={runtime.default_heap(exe)}")
-    print(
-        "| List 3 frame | SC | APDU B | decode clear µs | open() µs | (decode+open)/decode "
-        "| heap B per open() | Context heap B |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for row in map(json.loads, proc.stdout.splitlines()):
-        print(
-            f"| {row['label']} | {row['sc']} | {row['apdu_bytes']} | {row['us_clear']:.0f} "
-            f"| {row['us_open']:.0f} | {row['ratio']:.2f} | {row['heap_open']} "
-            f"| {row['heap_context']} |"
-        )
+    head = "| List 3 frame | SC | APDU B | decode clear µs | open() µs | (decode+open)/decode "
+    rule = "|---|---|---|---|---|---|"
+    if counted:
+        head += "| decode k instr. | open() k instr. | (decode+open)/decode, instr. "
+        rule += "---|---|---|"
+    print(head + "| heap B per open() | Context heap B |")
+    print(rule + "---|---|")
+    for line, row in zip(lines, map(json.loads, proc.stdout.splitlines()), strict=True):
+        cells = [row["label"], row["sc"], row["apdu_bytes"], f"{row['us_clear']:.0f}"]
+        cells += [f"{row['us_open']:.0f}", f"{row['ratio']:.2f}"]
+        if counted:
+            decode, opened = per_frame(exe, line, "decode"), per_frame(exe, line, "open")
+            cells += [f"{decode / 1000:.0f}", f"{opened / 1000:.0f}"]
+            cells.append(f"{(decode + opened) / decode:.2f}")
+        cells += [row["heap_open"], row["heap_context"]]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
     sizes = mpy_bytes(("gcm", "security"))
     total = sum(sizes.values())
     print(f"\n.mpy bytes (-O3): gcm {sizes['gcm']}, security {sizes['security']}, total {total}")
