@@ -98,7 +98,9 @@ class Key:
         if end - start > _MAX_BYTES or not self._fits(buf, tag_at, tag_len):
             return False
         self._set_iv(iv)
-        self._start(b"")
+        for i in range(8):
+            self._y[i] = 0
+        self._fill = 0
         self._absorb(aad, 0, len(aad))
         self._absorb(buf, start, end)
         self._pad()
@@ -189,8 +191,8 @@ class Key:
         return diff == 0
 
     def _ctr_xor(self, buf, start, end, out):
-        # The text's counter blocks are 2, 3, ...; one block encrypted per step into a
-        # 16-byte buffer (a call costs less than filling a many-block one).
+        # The text's counter blocks are 2, 3, ...: one at a time, into the same 16 bytes,
+        # so no buffer grows with the frame.
         c = self._ctr
         ks = self._ks
         e = self._aes  # not e = ....encrypt: a bound method is a heap object

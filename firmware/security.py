@@ -64,9 +64,8 @@ class Context:
         place). None when out[self.start:self.end] holds the plaintext APDU, else the kind:
         ENCRYPTED (a key it needs is not configured), DECRYPT (the tag does not hold, or, with
         no tag checked, the plaintext is no Data-Notification), TRUNCATED, MALFORMED,
-        UNSUPPORTED. Never raises
-        on what buf holds. On failure out is as it was, but for a DECRYPT found from the
-        plaintext's shape (no auth key, no tag checked): then out holds that plaintext."""
+        UNSUPPORTED. Never raises on what buf holds. On failure out is as it was, but for a
+        DECRYPT found from the plaintext's shape: then out holds that plaintext."""
         if out is None:
             out = buf
         if not 0 <= start < end <= len(buf) or len(out) < end:
