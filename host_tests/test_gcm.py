@@ -93,8 +93,6 @@ NIST = [
 
 ]  # fmt: skip
 
-KINDS = ("encrypted", "decrypt", "truncated", "malformed", "unsupported")
-
 
 def results(lines, which):
     """{case id: [fields of its output line]} from gcm_driver under `which`."""
