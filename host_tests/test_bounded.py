@@ -70,14 +70,31 @@ def test_a_line_of_ever_new_obis_codes_is_bounded_counted_and_survived(
     tmp, track = parts
     broker = track(rig.Broker(tmp).start())
     sub = track(rig.Subscriber(broker))
-    go = threading.Event()
-    frames = flood(count, per_frame, flat)
-    assert len(frames[0]) < 2048  # the dongle's frame buffer: each one is decoded
-    meter = track(Server(rig.scripted(frames, go, gap=0.15, baud=BAUD)).start())
+    go, announced = threading.Event(), threading.Event()
+    # A plain frame first, and the flood once its discovery round is out: a reading of 195
+    # fields (~10 KB) that comes while that round's code is loaded (8.4 KB) can find no
+    # room at 96K and be dropped, counted as memory. That coincidence is not what this test
+    # is about; the fields learnt during the flood are.
+    frames = [meter_frame(999)] + flood(count, per_frame, flat)
+    assert len(frames[1]) < 2048  # the dongle's frame buffer: each one is decoded
+
+    def script():
+        first = rig.scripted(frames[:1], go, gap=0.15, baud=BAUD)
+        yield next(first)
+        yield next(first)
+        announced.wait()
+        yield from rig.scripted(frames[1:], None, gap=0.15, baud=BAUD)
+
+    meter = track(Server(script()).start())
     cfg = rig.config(rig.destination("H", broker, discovery=True), meter=METER)
     dongle = track(rig.Dongle(tmp / "fs", cfg, f"tcp://127.0.0.1:{meter.port}").start())
     dongle.wait_log("destination H connected")
     go.set()
+    rig.wait_for(
+        lambda: any(t.endswith("/active_power_import/config") for t, _, _, _ in sub.on("/config")),
+        timeout=60,
+    )
+    announced.set()
 
     def last_plain_reading():
         """the reading of the last plain frame, after every flood frame"""
