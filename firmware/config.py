@@ -54,12 +54,13 @@ DEST_KEYS = ("client_id", "discovery", "host", "interval", "keepalive", "name", 
              "tls", "topic", "user")  # fmt: skip
 TLS_KEYS = ("ca", "server_hostname", "verify")
 WIFI_KEYS = ("password", "ssid")
-METER_KEYS = ("baud", "invert", "parity")
+METER_KEYS = ("auth_key", "baud", "invert", "key", "parity")
 # redact() shows the values of these keys only: a password, and the value of a key hanport
 # does not know (a misspelt "pasword"), become SECRET.
 _SHOWN = TOP_KEYS + tuple(k for k in DEST_KEYS if k != "password") + TLS_KEYS + ("ssid",)
-_SHOWN += METER_KEYS
+_SHOWN += ("baud", "invert", "parity")  # not the meter's keys
 SECRET = "***"
+_HEX = "0123456789abcdefABCDEF"
 SECRET_KEYS = ("password", "key", "auth_key")  # a value of these is never quoted
 
 _MISSING = object()
@@ -251,6 +252,17 @@ def _meter(pr, v):
         if parity not in PARITIES:
             pr.add("meter.parity", '%s is not a parity; use "auto", "8N1" or "8E1"' % _show(parity))
         out["invert"] = _flag(pr, "meter.invert", v.get("invert", False))
+        # The meter's AES-128 keys (DLMS security suite 0), from the grid company: 16 bytes
+        # as 32 hex digits. Secrets: described, never quoted.
+        for k in ("key", "auth_key"):
+            key = v.get(k)
+            if isinstance(key, str) and len(key) == 32 and not key.strip(_HEX):
+                out[k] = key.lower()
+            elif key is not None:  # "a text" or "a number": the value is never shown
+                pr.add("meter." + k, "%s is not 32 hex digits; use the 16-byte key from your "
+                       "grid company" % _kind(key))  # fmt: skip
+        if "auth_key" in out and "key" not in out:
+            pr.add("meter.auth_key", 'is set without "key"; add the encryption key it goes with')
     return out
 
 
