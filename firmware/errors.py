@@ -18,6 +18,7 @@ MALFORMED = "malformed"  # the A-XDR or APDU structure is not what the standard 
 TRUNCATED = "truncated"  # the data runs past the end of the frame
 UNSUPPORTED = "unsupported"  # a valid APDU or type hanport does not decode
 ENCRYPTED = "encrypted"  # DLMS ciphered APDU and no key configured
+DECRYPT = "decrypt"  # a key is configured, but the tag does not hold: wrong key or auth key?
 SEGMENT = "segment"  # a continuation segment or block with no start, or out of order
 NESTING = "nesting"  # arrays/structures nested deeper than the decoder allows
 OVERSIZE = "oversize"  # a split message longer than the reassembly buffer

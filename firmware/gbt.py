@@ -20,6 +20,7 @@ class Blocks:
         self._reader = Reader(b"", 0, 0)
         self._next = 0  # block number expected next, 0 when none is open, _SKIP (-1)
         # while the blocks of a ciphered transfer go by
+        self.keys = None  # the meter's keys (decoder.py): a ciphered transfer is kept
 
     def pending(self):
         return self._next > 0
@@ -36,7 +37,7 @@ class Blocks:
         p = r.take(n)
         if number == 1:
             self._len = 0
-            if n and is_ciphered(data[p]):
+            if n and is_ciphered(data[p]) and not self.keys:
                 # No key: say so now, then let the transfer's other blocks pass unseen.
                 self._next = 0 if ctrl & 0x80 else _SKIP
                 raise DecodeError(ENCRYPTED)

@@ -29,6 +29,7 @@ class Link:
         self._len = 0  # bytes of a split APDU collected so far
         self._next_seg = _NONE  # segment number expected next, or _NONE, or _SKIP
         self.abandoned = 0  # split messages given up because a new one began
+        self.keys = None  # the meter's keys (decoder.py): a ciphered message is kept, not skipped
         self.data = None
         self.start = 0
         self.end = 0
@@ -66,7 +67,7 @@ class Link:
                 if not llc:  # a middle part: the first one, with the LLC header, was lost
                     self._next_seg = _SKIP
                     raise DecodeError(SEGMENT)
-                if i < end and is_ciphered(buf[i]):
+                if i < end and is_ciphered(buf[i]) and not self.keys:
                     # No key: say so now, then let the message's other parts pass unseen.
                     self._next_seg = _SKIP
                     raise DecodeError(ENCRYPTED)
@@ -83,7 +84,7 @@ class Link:
         last = ci & 0x10
         if seg == 0:
             self._len = 0
-            if _MBUS_DATA < n - 2 and is_ciphered(buf[_MBUS_DATA]):
+            if _MBUS_DATA < n - 2 and is_ciphered(buf[_MBUS_DATA]) and not self.keys:
                 self._next_seg = _NONE if last else _SKIP
                 raise DecodeError(ENCRYPTED)
         elif self._next_seg == _SKIP:

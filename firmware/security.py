@@ -21,11 +21,10 @@
 from micropython import const
 
 import gcm
-from errors import ENCRYPTED, MALFORMED, TRUNCATED, UNSUPPORTED
+from errors import DECRYPT, ENCRYPTED, MALFORMED, TRUNCATED, UNSUPPORTED
 
-# A ciphered APDU whose tag does not hold, or whose plaintext is no Data-Notification: the
-# key or the auth key is wrong ("wrong key or auth key?"), counted apart from `encrypted`.
-DECRYPT = "decrypt"
+# DECRYPT (errors.py): a ciphered APDU whose tag does not hold, or whose plaintext is no
+# Data-Notification: the key or the auth key is wrong, counted apart from `encrypted`.
 
 _GLO = const(0xDB)
 _DED = const(0xDF)

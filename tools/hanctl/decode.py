@@ -40,6 +40,18 @@ def register(subparsers):
     )
     parser.add_argument("--errors", action="store_true", help="also print rejected frames")
     parser.add_argument(
+        "--key",
+        type=_key_arg,
+        metavar="HEX",
+        help="an encrypting meter's AES-128 key from the grid company (32 hex digits)",
+    )
+    parser.add_argument(
+        "--auth-key",
+        type=_key_arg,
+        metavar="HEX",
+        help="its authentication key, where the meter authenticates (32 hex digits)",
+    )
+    parser.add_argument(
         "--heap",
         default=runtime.DEFAULT_HEAP,
         type=_heap_arg,
@@ -47,6 +59,14 @@ def register(subparsers):
     )
     parser.add_argument("file", nargs="?", default="-", metavar="FILE|-")
     parser.set_defaults(run=run_command)
+
+
+def _key_arg(text):
+    text = text.strip()
+    if len(text) != 32 or text.strip("0123456789abcdefABCDEF"):
+        # Never echoed: a key is a secret, even a mistyped one.
+        raise argparse.ArgumentTypeError("a key is 32 hex digits (16 bytes)")
+    return text.lower()
 
 
 def _heap_arg(text):
@@ -63,7 +83,11 @@ def run_command(args):
         print(f"hanctl decode: {err}", file=sys.stderr)
         return 2
     try:
-        return decode(capture.fileno(), args.runtime, args.errors, args.heap)
+        if args.auth_key and not args.key:
+            print("hanctl decode: --auth-key needs --key", file=sys.stderr)
+            return 2
+        keys = (args.key, args.auth_key) if args.key else None
+        return decode(capture.fileno(), args.runtime, args.errors, args.heap, keys)
     except (OSError, ValueError) as err:
         print(f"hanctl decode: {err}", file=sys.stderr)
         return 2
@@ -77,18 +101,23 @@ def run_command(args):
             capture.close()
 
 
-def decode(fd, runtime_name, show_errors=False, heap=runtime.DEFAULT_HEAP):
+def decode(fd, runtime_name, show_errors=False, heap=runtime.DEFAULT_HEAP, keys=None):
     """Decode the capture read from the file descriptor fd, printing the decoder's lines
     to stdout as its frames arrive; returns the exit status. Raises ValueError when hex
-    text turns out not to be hex (after printing what came before)."""
+    text turns out not to be hex (after printing what came before). keys: (key hex,
+    auth key hex or None) for a meter that encrypts."""
     head, whole, regular = _head(fd)
     hex_text = looks_hex(head, whole)
     chunks = _chunks(fd, b"" if regular else head, hex_text)
     sys.stdout.flush()  # the decoder writes to our stdout: what we printed comes first
     if runtime_name == "cpython":
-        return _decode_cpython(chunks, show_errors)
+        return _decode_cpython(chunks, show_errors, keys)
     argv = runtime.micropython_argv(SCRIPT, heap) + (["--errors"] if show_errors else [])
     env = runtime.micropython_env()
+    if keys:
+        env["HANPORT_METER_KEY"] = keys[0]
+        if keys[1]:
+            env["HANPORT_METER_AUTH_KEY"] = keys[1]
     if regular and not hex_text:
         # Raw bytes in a file: the interpreter reads them itself, none pass through here.
         status = subprocess.run(argv, stdin=fd, env=env).returncode
@@ -207,13 +236,15 @@ def parse_capture(data):
     return text.feed(data) + text.end()
 
 
-def _decode_cpython(chunks, show_errors):
+def _decode_cpython(chunks, show_errors, keys=None):
     runtime.use_firmware_in_cpython()
     # Imported only now: the script's `from decoder import Decoder` needs firmware/ on the path.
     spec = importlib.util.spec_from_file_location("hanctl_mp_decode_stdin", SCRIPT)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    script.decode_stream(_Reader(chunks).readinto, sys.stdout.buffer, show_errors)
+    if keys:
+        keys = bytes.fromhex(keys[0]), bytes.fromhex(keys[1]) if keys[1] else None
+    script.decode_stream(_Reader(chunks).readinto, sys.stdout.buffer, show_errors, keys)
     return 0
 
 

@@ -95,11 +95,12 @@ class Records:
         return n
 
 
-def decode_stream(readinto, out, show_errors):
+def decode_stream(readinto, out, show_errors, keys=None):
     """Feed what readinto(buf) puts into buf (it returns the count, 0 at the end) to a
-    Decoder; the lines of each chunk go to the binary stream out before the next read."""
+    Decoder; the lines of each chunk go to the binary stream out before the next read.
+    keys: (key, auth_key or None) as bytes, for a meter that encrypts."""
     lines = Lines(out, show_errors)
-    decoder = Decoder(lines.reading, lines.error)
+    decoder = Decoder(lines.reading, lines.error, keys=keys)
     buf = bytearray(CHUNK)
     while True:
         n = readinto(buf)
@@ -116,7 +117,20 @@ def main():
     stdin = sys.stdin.buffer
     # On the unix port readinto(buf) fills buf, or stops short at the end of the file.
     readinto = Records(stdin).readinto if "--chunked" in flags else stdin.readinto
-    decode_stream(readinto, sys.stdout.buffer, "--errors" in flags)
+    decode_stream(readinto, sys.stdout.buffer, "--errors" in flags, env_keys())
+
+
+def env_keys():
+    """The meter's keys from HANPORT_METER_KEY and HANPORT_METER_AUTH_KEY (hex), set by
+    `hanctl decode --key`: the environment, not argv, which any user's `ps` shows."""
+    import os
+    from binascii import unhexlify
+
+    key = os.getenv("HANPORT_METER_KEY")
+    if not key:
+        return None
+    auth = os.getenv("HANPORT_METER_AUTH_KEY")
+    return unhexlify(key), unhexlify(auth) if auth else None
 
 
 if __name__ == "__main__":
