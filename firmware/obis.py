@@ -94,8 +94,6 @@ for _i in range(0, len(_TABLE), 6):
         UNIT[_name] = _TABLE[_i + 5]
         ORDER.append(_name)
 del BY_KEY[0]
-# Units a thousand times the meter's (kWh of its Wh): energy_shift() moves the decimal point.
-KILO = tuple(u for u in set(UNIT.values()) if u.startswith("k"))
 del _TABLE, _i, _name
 # Registers a reading holds; those past it are counted (Normalizer.dropped), not read. The
 # most in a real reading is 45 (a DSMR 5 telegram, ../shared/vectors); a 2 KB frame of new
@@ -125,4 +123,4 @@ def code(a, b, c, d, e):
 
 def energy_shift(name):
     """Decimal shift from the meter's Wh/varh to the field's canonical unit."""
-    return -3 if UNIT.get(name) in KILO else 0
+    return -3 if UNIT.get(name, "").startswith("k") else 0  # no slice: slices allocate
