@@ -30,7 +30,13 @@ class Dongle:
         self.destinations = []
         self.last_frame = None  # uptime seconds of the last reading
         self._told = False
-        self.decoder = Decoder(self._reading, self._rejected)
+        meter = cfg["meter"]
+        keys = None
+        if meter.get("key"):  # an encrypting meter: its keys, checked by config.py
+            from binascii import unhexlify
+
+            keys = unhexlify(meter["key"]), meter.get("auth_key") and unhexlify(meter["auth_key"])
+        self.decoder = Decoder(self._reading, self._rejected, keys=keys)
         self.state = state = load_json(STATE)
         remembered = tuple(state["link"]) if "link" in state else None
         if "salt" not in state:
@@ -73,8 +79,9 @@ class Dongle:
 
     def _rejected(self, kind, detail):
         # Counted by the decoder (the stats carry the counts); the two that mean trouble
-        # in the dongle itself, not on the line, are logged too.
-        if kind == MEMORY or kind == INTERNAL:
+        # in the dongle itself, not on the line, are logged too, and an encrypting meter's
+        # invocation counter that did not grow (a meter restarted, or a replay).
+        if kind == MEMORY or kind == INTERNAL or kind == "counter":
             log("decoder:", kind, detail or "")
 
     def _locked(self, setting):

@@ -14,13 +14,14 @@ _SKIP = const(-1)
 class Blocks:
     """Reassembles General Block Transfer blocks (Green Book 9.3.14) into one APDU."""
 
+    keys = None  # the meter's keys (decoder.py): a ciphered transfer is kept, not skipped
+
     def __init__(self, max_apdu=2048):
         self.apdu = bytearray(max_apdu)
         self._len = 0
         self._reader = Reader(b"", 0, 0)
         self._next = 0  # block number expected next, 0 when none is open, _SKIP (-1)
         # while the blocks of a ciphered transfer go by
-        self.keys = None  # the meter's keys (decoder.py): a ciphered transfer is kept
 
     def pending(self):
         return self._next > 0

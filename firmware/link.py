@@ -23,13 +23,14 @@ _SKIP = const(-2)  # _next_seg while the parts of a ciphered message go by
 
 
 class Link:
+    keys = None  # the meter's keys (decoder.py): a ciphered message is kept, not skipped
+
     def __init__(self, max_apdu=2048):
         self.apdu = None  # allocated at the first split message: most meters never split
         self._max = max_apdu
         self._len = 0  # bytes of a split APDU collected so far
         self._next_seg = _NONE  # segment number expected next, or _NONE, or _SKIP
         self.abandoned = 0  # split messages given up because a new one began
-        self.keys = None  # the meter's keys (decoder.py): a ciphered message is kept, not skipped
         self.data = None
         self.start = 0
         self.end = 0

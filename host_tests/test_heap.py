@@ -32,8 +32,10 @@ def test_every_firmware_module_compiles_with_mpy_cross(tmp_path):
 def test_the_dongles_names_fit_five_qstr_pools_on_the_official_image():
     """Each name in a .mpy is a qstr interned in the heap when it loads. On the model of an
     official image the dongle's modules held 616 in five pools; 626 made a sixth pool of
-    4.3 KB, and four destinations no longer fit 96K. Keep the count under the fifth pool's
-    end, or grow it knowingly (this limit, the README's memory table)."""
+    4.3 KB, and four destinations no longer fit 96K. A quirk module loads later, at the
+    first push, into a fragmented heap: Kaifa's 13 names once needed the sixth pool then,
+    and every push counted `memory`. Keep the count, quirks included, under the fifth
+    pool's end (between 618 and 622), or grow it knowingly (this limit, the README)."""
     exe = runtime.official_exe()
     if exe is None:
         pytest.skip("the official-image model is not built (tools/frozen-unix/build)")
@@ -41,6 +43,7 @@ def test_the_dongles_names_fit_five_qstr_pools_on_the_official_image():
         "import micropython\n"
         "import dongle, destination, mqtt, decoder, framing, link, dlms, axdr, normalize, obis\n"
         "import reading, share, meterlink, startup, uptime, outbox\n"
+        "import kaifa, kamstrup\n"
         "micropython.qstr_info()\n"
     )
     proc = subprocess.run(
@@ -53,4 +56,4 @@ def test_the_dongles_names_fit_five_qstr_pools_on_the_official_image():
     assert proc.returncode == 0, proc.stderr
     info = dict(kv.split("=") for kv in proc.stdout.split(":", 1)[1].replace(",", " ").split())
     assert int(info["n_pool"]) <= 5, proc.stdout
-    assert int(info["n_qstr"]) <= 616, proc.stdout
+    assert int(info["n_qstr"]) <= 618, proc.stdout

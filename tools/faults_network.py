@@ -152,11 +152,15 @@ wait_for = rig.wait_for  # (what, timeout, why)
 
 def last_stats(rec, suffix, readings):
     """The first stats message that counts `readings` readings (the line is quiet then)."""
-    return wait_for(
-        lambda: [s for s in rec.json(suffix) if s["readings"] == readings],
-        30,
-        f"stats with {readings} readings",
-    )[0]
+    try:
+        return wait_for(
+            lambda: [s for s in rec.json(suffix) if s["readings"] == readings],
+            30,
+            f"stats with {readings} readings",
+        )[0]
+    except AssertionError as err:
+        last = rec.json(suffix)[-1:] or ["no stats at all"]
+        raise AssertionError(f"{err}; the last stats: {last[0]}") from None
 
 
 def broken_lines(dongle):
