@@ -80,8 +80,14 @@ def register(subparsers):
     parser.add_argument(
         "--hostile",
         action="store_true",
-        help="also time the frame assembler on 2 KB blocks of hostile bytes, each before a "
+        help="also time the frame assembler on 2-8 KB blocks of hostile bytes, each before a "
         "real frame (bench_hostile.py, issue 12)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="--hostile: also count each stream's instructions a byte with valgrind's "
+        "callgrind, against what a real frame costs the whole decoder (~3 minutes)",
     )
     parser.add_argument(
         "--repeat",
@@ -252,7 +258,7 @@ def run_command(args):
     print(report(frames, source, args.rounds))
     if args.hostile:
         print(flush=True)
-        print(bench_hostile.report(frames[0][1]))
+        print(bench_hostile.report(frames[0][1], args.instructions))
     if args.whole_process:
         print(flush=True)
         print(bench_process.report(frames, args.repeat))

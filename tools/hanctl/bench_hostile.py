@@ -1,14 +1,17 @@
 """`hanctl bench --hostile`: what hostile bytes cost the frame assembler (issue 12).
 
-Each stream is ~2 KB of bytes that look like frame starts, then one real frame; it goes
-through framing.Assembler under MicroPython (the default image, -O3 .mpy) in 256-byte
-chunks, then idle(). Prints µs per byte (best of 3), the slowest single feed()/idle()
-call, the assembler's work counter per byte (bytes of every candidate it examined, what
-tools/fuzz/check.py bounds) and whether the real frame after the block came out.
+Each stream is 2 KB (8 KB where candidates overlap long) of bytes that look like frame
+starts, then one real frame; it goes through framing.Assembler under MicroPython (the
+default image, -O3 .mpy) in 256-byte chunks, then idle(). Prints µs per byte (best of 3),
+the slowest single feed()/idle() call, the assembler's work counter per byte (bytes of
+every candidate it examined, what tools/fuzz/check.py bounds) and whether the real frame
+after the block came out; with --instructions, callgrind's count a byte too.
 """
 
 import json
 import random
+import re
+import shutil
 import struct
 import subprocess
 
@@ -17,9 +20,10 @@ from . import encoder, runtime
 SCRIPT = runtime.MP_DIR / "bench_framing.py"
 
 
-def _header(length):
-    """An HDLC header (flag to HCS) of a frame of `length` bytes, its HCS valid."""
-    head = struct.pack(">H", 0xA000 | length) + b"\x41\x08\x83\x13"
+def _header(length, fields=b"\x41\x08\x83\x13"):
+    """An HDLC header (flag to HCS) whose length field says `length` (the frame is 2 bytes
+    more, with its flags), its HCS valid; after the format field come `fields`."""
+    head = struct.pack(">H", 0xA000 | length) + fields
     return b"\x7e" + head + struct.pack("<H", encoder.crc16_x25(head))
 
 
@@ -32,6 +36,9 @@ def streams(real):
     flagged += bytes(19 - len(flagged))
     crafted = _header(19 * 50 - 1)  # each one's last byte is the flag 50 headers on
     crafted += bytes(19 - len(crafted))
+    # 8 bytes apart (1-byte addresses), each 2,041 bytes long, so each ends on a flag 255
+    # headers on: 8 KB of them, as the overlap of a 2 KB block hides what a longer one costs.
+    dense = _header(2039, b"\x41\x03\x13") * 1024
     out = [
         ("7ea7", "`7ea7` repeated", b"\x7e\xa7" * 1024),
         ("7ea7f0", "`7ea7f0` repeated", b"\x7e\xa7\xf0" * 683),
@@ -39,7 +46,10 @@ def streams(real):
         ("hcs19", "HDLC headers with a valid HCS every 19 bytes", spaced * 108),
         ("hcs19_flag", "the same, each ending on the next one's flag", flagged * 108),
         ("hcs19_fcs", "the same, each 951 bytes long and ending on a flag", crafted * 108),
+        ("hcs8_fcs", "HDLC headers 8 bytes apart, each 2,041 bytes long (8 KB)", dense),
         ("68ffff68", "`68ffff68` repeated", b"\x68\xff\xff\x68" * 512),
+        # every 5 bytes an M-Bus start whose length (254) ends it on a 0x16: 8 KB
+        ("mbus5_sum", "`68fefe6816` repeated (8 KB)", b"\x68\xfe\xfe\x68\x16" * 1640),
         ("slashes", "`/` x 2048", b"/" * 2048),
         ("p1_nested", '`"x/ABC5"` x 340 then `"\\r\\n!0000\\r\\n"`', b"x/ABC5" * 340),
         (
@@ -69,17 +79,48 @@ def run(real):
         check=True,
     )
     got = {r["label"]: r for r in map(json.loads, proc.stdout.splitlines())}
-    return [(what, got[label]) for label, what, _ in rows]
+    return [((label, what), got[label]) for label, what, _ in rows]
 
 
-def report(real):
-    lines = [
-        "| stream (then one real frame) | µs/byte | worst call (ms) | work/byte | real frame |",
-        "|---|---|---|---|---|",
-    ]
-    for what, r in run(real):
-        lines.append(
+def instructions(label, data):
+    """x86 instructions a byte that callgrind counts for the stream through the assembler
+    (the whole decoder for a label ending in "_decoded"), the harness's own taken off:
+    the same on every run, where µs move with the host's load."""
+    line = f"{label} {data.hex()}\n"
+
+    def count(mode):
+        argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+        argv += runtime.micropython_argv(SCRIPT, "256K") + ["count", mode]
+        proc = subprocess.run(
+            argv, input=line, capture_output=True, text=True, env=runtime.micropython_env()
+        )
+        found = re.search(r"Collected : (\d+)", proc.stderr)
+        if proc.returncode or not found:
+            raise SystemExit(proc.stderr[-2000:])
+        return int(found.group(1))
+
+    mode = "dec" if label.endswith("_decoded") else "asm"
+    return (count(mode) - count("null")) / len(data)
+
+
+def report(real, counted=False):
+    """The table; with counted, callgrind's instructions a byte and their ratio to what a
+    real frame costs the whole decoder (needs valgrind, ~3 minutes)."""
+    head = "| stream (then one real frame) | µs/byte | worst call (ms) | work/byte | real frame |"
+    lines = [head, "|---|---|---|---|---|"]
+    if counted:
+        if not shutil.which("valgrind"):
+            raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+        lines = [head + " instr./byte | x frame |", "|---|---|---|---|---|---|---|"]
+        data_of = {label: data for label, _, data in streams(real)}
+        per_frame = instructions("real_decoded", data_of["real_decoded"])
+    for (label, what), r in run(real):
+        row = (
             f"| {what} | {r['us'] / r['bytes']:.1f} | {r['worst'] / 1000:.2f} "
             f"| {r['work'] / r['bytes']:.1f} | {'yes' if r['frames'] else 'LOST'} |"
         )
+        if counted:
+            n = instructions(label, data_of[label])
+            row += f" {n:,.0f} | {n / per_frame:.1f} |"
+        lines.append(row)
     return "\n".join(lines)

@@ -56,6 +56,39 @@ def run(data, decoded=False):
     return total + dt, max(worst, dt), frames[0], work
 
 
+class _Null:
+    """What the harness costs without an assembler: `--instructions` takes it off."""
+
+    def feed(self, chunk, n):
+        pass
+
+    def idle(self):
+        pass
+
+
+def count(mode, data):
+    """One pass of data, for callgrind to count: `asm`, `dec` or `null` (the harness)."""
+    Assembler(None)  # both made in every mode: loading them costs the same each time
+    Decoder(None)
+    if mode == "asm":
+        a = Assembler(lambda kind, buf, n: None)
+    elif mode == "dec":
+        a = Decoder(lambda reading: None)
+    else:
+        a = _Null()
+    uart = bytearray(256)
+    for i in range(0, len(data), 256):
+        k = min(256, len(data) - i)
+        for j in range(k):
+            uart[j] = data[i + j]
+        a.feed(uart, k)
+    a.idle()
+
+
+if len(sys.argv) > 1:  # `count asm|dec|null`: one stream once (`hanctl bench --instructions`)
+    count(sys.argv[2], bytes.fromhex(sys.stdin.readline().split()[1]))
+    sys.exit(0)
+
 for line in sys.stdin:
     label, text = line.split()
     data = bytes.fromhex(text)
