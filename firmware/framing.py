@@ -164,9 +164,13 @@ class Assembler:
         character times inside a frame means bytes were lost. The UART reader calls this.
         """
         while self.busy():  # the search may open another candidate: it is cut off too
+            h = self._len
+            if self._kind == P1 and self._end and self._p1_end(h, self._end) == 0:
+                # A telegram whose CRC digits end the input (a capture cut after them,
+                # with no CR LF): whole when they hold.
+                continue
             # Each '/' inside a cut telegram would read on to the end and be cut off too:
             # 200 nested identification lines cost 100 reads a byte (tools/fuzz).
-            h = self._len
             self._reject(TRUNCATED, h, h if self._kind == P1 else 0)
             self.search()
         self.clear()  # a lone flag: nothing was lost
@@ -368,9 +372,10 @@ class Assembler:
             elif not line:  # the identification line, "/XXXZ<ident>"
                 if c == 0x0A:
                     line = p
-                elif c == 0x2F or c > 0x7E or c == 0 or p > _P1_IDENT_MAX:
+                elif c == 0x2F or p > _P1_IDENT_MAX:
                     # No '/' in it, short: else each '/' of "x/ABC5" x 340 held a candidate
-                    # to the next '!'. Binary there: no telegram either.
+                    # to the next '!'. Any other byte is the maker's (0x02 and 0xAB seen
+                    # in identifications): the CRC judges the telegram.
                     verdict = 0
                     break
             elif not bang:
@@ -404,22 +409,35 @@ class Assembler:
         return self._p1_end(p, bang)
 
     def _p1_end(self, n, start):
-        """The telegram's last byte is in: buf[start:n] is "[CRC digits]\\r\\n"."""
-        end = n - 1
-        if self.buf[(self._s + end - 1) & (self.max_frame - 1)] == 0x0D:
+        """The telegram's last byte is in: buf[start:n] is "[CRC digits]\\r\\n".
+
+        From idle(), with no LF: the digits end the input. A telegram whose CRC holds is
+        emitted then, and anything else is left to idle() (-1), which counts it cut off.
+        """
+        buf = self.buf
+        m = self.max_frame - 1
+        cut = buf[(self._s + n - 1) & m] != 0x0A
+        end = n - 1 + cut
+        if end > start and buf[(self._s + end - 1) & m] == 0x0D:
             end -= 1
         if end == start:
+            if cut:
+                return -1  # a cut after '!': the CRC may be missing
             return self._emit(P1, n)  # no CRC (DSMR 2.2/3.0): the decoder marks it unchecked
         crc = 0
         for i in range(start, end):
-            d = _hex_digit(self.buf[(self._s + i) & (self.max_frame - 1)])
+            d = _hex_digit(buf[(self._s + i) & m])
             if d < 0:
+                if cut:
+                    return -1
                 # Every telegram that starts inside this one ends at the same '!': skip them
                 # (not what follows the '!': a cut CRC, then the next telegram's '/').
                 return self._reject(FORMAT, n, start)
             crc = crc << 4 | d
         if crc == self.crc(crc16._ARC, 0, 0, start):
             return self._emit(P1, n)
+        if cut:
+            return -1
         if crc > 0xFFFF:  # five digits, no '\r': no CRC-16, nothing inside holds either
             return self._reject(CHECKSUM, n, start)
         # Each '/' inside this one would read on to the same '!' and take its CRC over a
@@ -669,7 +687,7 @@ def _ident(buf, s, m, i, end):
                 return False
         elif c == 0x0A:
             return True
-        elif c == 0x2F or c > 0x7E or c == 0 or k > _P1_IDENT_MAX:
+        elif c == 0x2F or k > _P1_IDENT_MAX:
             return False
     return False
 

@@ -32,11 +32,16 @@ def decode(buf, n, norm):
     """Canonical reading of the P1 telegram buf[0:n] ('/' .. '\\n'); lines past
     obis.FIELDS_MAX are counted in norm.dropped (the decoder's normalize.Normalizer)."""
     reading = {}
+    # The identification line's bytes are the maker's (the assembler takes any but '/'
+    # when the CRC holds: 0x02 and 0xAB seen there): one character each, as they came.
+    k = 0
+    while k < n and buf[k] != 0x0A:
+        k += 1
+    model = "".join([chr(c) for c in buf[1:k]]).strip(_SPACE)
     # One copy, not three (a slice, bytes of it, then its text): a 1.4 KB telegram once
     # found no room at 96K for the three (tools/fuzz, docs/reliability.md).
-    text = str(memoryview(buf)[0:n], "utf-8")
+    text = str(memoryview(buf)[k:n], "utf-8")
     lines = text.split("\n")
-    model = lines[0].strip(_SPACE)[1:]
     if model:
         reading[obis.METER_MODEL] = model
     for line in lines[1:]:

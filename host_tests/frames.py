@@ -80,6 +80,14 @@ P1_WANT = {
     "0-0:96.7.21": 4,
 }
 P1 = enc.p1("ISK5\\2M550T-1012", P1_LINES)
+
+
+def P1_SEALED(ident):  # noqa: N802 - a frame maker, named like the frames
+    """P1's lines under the identification line `ident` (bytes, '/' first), CRC made."""
+    raw = ident + P1[P1.index(b"\r\n") : P1.index(b"!") + 1]
+    return raw + b"%04X\r\n" % enc.crc16_arc(raw)
+
+
 FLOAT_LIST = enc.notification(
     (
         "struct",
@@ -164,6 +172,13 @@ CASES = {
     # One bit flipped on the line: the first ")" (0x29) read as "!" (0x21) mid-line.
     "p1_bang_in_line": ("p1", [P1.replace(b")", b"!", 1)]),
     "p1_byte_by_byte": ("p1", [bytes([b]) for b in P1]),
+    # A capture that ends right after the CRC digits, or after their CR (issue 15).
+    "p1_no_crlf": ("p1", [P1[:-2]]),
+    "p1_no_lf": ("p1", [P1[:-1]]),
+    "p1_cut_in_crc": ("p1", [P1[:-4]]),
+    "p1_no_crlf_bad_crc": ("p1", [P1.replace(b"000123.456", b"000123.457")[:-2]]),
+    # Identification lines with bytes a maker put there, the CRC holding (issue 15).
+    "p1_header_bytes": ("p1", [P1_SEALED(b"/ISK5\xab2M550T\x02-1012")]),
     "p1_then_hdlc": ("hdlc", [P1 + FRAME]),
     "types": ("hdlc", [enc.hdlc(enc.LLC + FLOAT_LIST)]),
     "kaifa_1phase_list3": ("hdlc", [enc.hdlc(enc.LLC + KAIFA_1P, dst=b"\x01", src=b"\x02\x01")]),

@@ -124,6 +124,25 @@ def test_p1(out, name):
     assert readings(out, name) == [P1_WANT]
 
 
+@pytest.mark.parametrize("name", ["p1_no_crlf", "p1_no_lf"])
+def test_a_telegram_that_ends_the_input_after_its_crc_decodes(out, name):
+    assert readings(out, name) == [P1_WANT]
+    assert errors(out, name) == []
+
+
+def test_a_telegram_cut_inside_its_crc_or_failing_it_at_the_end_is_cut_off(out):
+    assert errors(out, "p1_cut_in_crc") == ["truncated"] and not readings(out, "p1_cut_in_crc")
+    assert errors(out, "p1_no_crlf_bad_crc") == ["truncated"]
+    assert not readings(out, "p1_no_crlf_bad_crc")
+
+
+def test_identification_bytes_are_the_makers_when_the_crc_holds(out):
+    # 0xAB was refused as `format`, 0x02 in the same place taken (issue 15).
+    (r,) = readings(out, "p1_header_bytes")
+    assert r["meter_model"] == "ISK5\xab2M550T\x02-1012"
+    assert r == dict(P1_WANT, meter_model=r["meter_model"])
+
+
 def test_p1_crc_without_leading_zero(out):
     assert powers(out, "p1_short_crc") == [100]
 
