@@ -190,6 +190,45 @@ def test_simulate_serves_a_one_phase_meter_on_tcp_with_compressed_time():
     assert all("current_l2" not in r and "voltage_l1" in r for r in full)
 
 
+KEY, AUTH_KEY = "000102030405060708090a0b0c0d0e0f", "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+
+
+@pytest.mark.parametrize("auth", [False, True], ids=["encrypted", "authenticated"])
+def test_simulate_serves_an_encrypting_meter_that_decode_opens_with_its_keys(auth):
+    # issue 15: `simulate --key [--auth-key]`, read back through `decode --key [--auth-key]`
+    # on the MicroPython unix port; no key: `encrypted`; a wrong one: `decrypt`.
+    keys = ["--key", KEY] + (["--auth-key", AUTH_KEY] if auth else [])
+    proc, port = start_simulate(
+        "--meter", "kamstrup", "--speed", "5", "--to", "tcp://127.0.0.1:0", *keys
+    )
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            data = rig.read_until(sock, lambda d: d.count(b"\xdb\x08KAM") >= 3)
+    finally:
+        interrupt(proc)
+    assert KEY.encode() not in data and bytes.fromhex(KEY) not in data
+    assert b"Kamstrup" not in data  # the list's text is ciphered too
+
+    def run(*args):
+        cmd = [str(HANCTL), "decode", "--errors", *args, "-"]
+        out = subprocess.run(cmd, input=data, capture_output=True, timeout=60)
+        assert out.returncode == 0, out.stderr.decode()
+        return [json.loads(line) for line in out.stdout.decode().splitlines()]
+
+    readings = [r for r in run(*keys) if "error" not in r]
+    assert len(readings) >= 2 and all(r["meter_manufacturer"] == "Kamstrup" for r in readings)
+    assert {r["error"] for r in run()} == {"encrypted"}
+    wrong = ["--key", AUTH_KEY] + (["--auth-key", KEY] if auth else [])
+    assert {r["error"] for r in run(*wrong)} == {"decrypt"}
+
+
+def test_simulate_refuses_an_auth_key_without_a_key():
+    cmd = [str(HANCTL), "simulate", "--auth-key", AUTH_KEY]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "--auth-key needs --key" in out.stderr
+    assert AUTH_KEY not in out.stderr + out.stdout
+
+
 def test_replay_serves_a_capture_from_its_first_byte(tmp_path):
     capture = b"".join(frame for _, frame in encoder.sample_frames())
     path = tmp_path / "capture.hex"

@@ -41,13 +41,13 @@ def register(subparsers):
     parser.add_argument("--errors", action="store_true", help="also print rejected frames")
     parser.add_argument(
         "--key",
-        type=_key_arg,
+        type=key_arg,
         metavar="HEX",
         help="an encrypting meter's AES-128 key from the grid company (32 hex digits)",
     )
     parser.add_argument(
         "--auth-key",
-        type=_key_arg,
+        type=key_arg,
         metavar="HEX",
         help="its authentication key, where the meter authenticates (32 hex digits)",
     )
@@ -61,7 +61,8 @@ def register(subparsers):
     parser.set_defaults(run=run_command)
 
 
-def _key_arg(text):
+def key_arg(text):
+    """An AES-128 key given on the command line (decode, simulate): 32 hex digits."""
     text = text.strip()
     if len(text) != 32 or text.strip("0123456789abcdefABCDEF"):
         # Never echoed: a key is a secret, even a mistyped one.

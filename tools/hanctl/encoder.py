@@ -115,6 +115,38 @@ def hdlc(info, segmented=False, dst=b"\x41", src=b"\x08\x83", control=0x13):
     return b"\x7e" + body + struct.pack("<H", crc16_x25(body)) + b"\x7e"
 
 
+def cipher(apdu, key, auth_key=None, counter=1, title=b"HANPORT\x01"):
+    """apdu as a meter that encrypts pushes it: general-glo-ciphering (0xDB), AES-128-GCM of
+    DLMS security suite 0 (Green Book 9.2.7.2.4.2), the IV the system title and the
+    invocation counter. With auth_key: security control 0x30, AAD = SC || AK and a 12-byte
+    tag; without: 0x20, encryption only, no tag."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # through esptool
+
+    sc = 0x30 if auth_key else 0x20
+    ic = counter.to_bytes(4, "big")
+    sealed = AESGCM(key).encrypt(title + ic, apdu, bytes([sc]) + auth_key if auth_key else b"")
+    text, tag = sealed[:-16], sealed[-16:-4]
+    body = bytes([sc]) + ic + text + (tag if auth_key else b"")
+    return b"\xdb\x08" + title + length(len(body)) + body
+
+
+def sealed_hdlc(frame, key, auth_key=None, counter=1, title=b"HANPORT\x01"):
+    """frame, one hdlc() of LLC + an APDU, again with the APDU ciphered (cipher())."""
+    i = 3
+    addresses = []
+    for _ in range(2):  # destination, source: extended while bit 0 is clear
+        start = i
+        while not frame[i] & 1:
+            i += 1
+        i += 1
+        addresses.append(frame[start:i])
+    info = frame[i + 3 : -3]  # after the control byte and HCS, before the FCS and flag
+    if info[:3] != LLC:
+        raise ValueError("not a frame of LLC + APDU")
+    apdu = cipher(info[3:], key, auth_key, counter, title)
+    return hdlc(LLC + apdu, dst=addresses[0], src=addresses[1], control=frame[i])
+
+
 def hdlc_segments(apdu, size):
     """The LLC + APDU split over HDLC frames of at most `size` information bytes."""
     info = LLC + apdu

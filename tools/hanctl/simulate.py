@@ -73,9 +73,11 @@ def line_seconds(frame, baud=BAUD, bits=BITS["8E1"]):
 class Meter:
     """A Norwegian meter: its clock, its household's load, the lists it pushes."""
 
-    def __init__(self, kind="aidon", phases=3, start=None, seed=1):
+    def __init__(self, kind="aidon", phases=3, start=None, seed=1, keys=None):
         if (kind, phases) not in IDENTITY:
             raise ValueError(f"no {phases}-phase {kind} meter")
+        self.keys = keys  # (key, auth key or None) as bytes: a meter that encrypts
+        self.counter = 0  # its invocation counter, one up a push
         self.kind = kind
         self.phases = phases
         self.line = LINE[kind]
@@ -156,6 +158,10 @@ class Meter:
         """(frame bytes, the reading it carries: canonical field -> exact value)."""
         ids = IDENTITY[(self.kind, self.phases)]
         frame = BUILD[self.kind](push.list_no, push.values, self.phases, ids)
+        if self.keys:  # as a Danish or Austrian meter sends it: the APDU ciphered
+            self.counter += 1
+            title = self.kind[:3].upper().encode() + b"\x00\x00\x00\x01\x02"
+            frame = encoder.sealed_hdlc(frame, *self.keys, self.counter, title)
         return frame, sent_reading(self.kind, push.list_no, push.values, ids)
 
 
@@ -473,6 +479,18 @@ def register(subparsers):
     p.add_argument("--to", default="tcp://127.0.0.1:2400", help="tcp://HOST:PORT or serial:DEV")
     p.add_argument("--speed", type=float, default=1.0, help="meter time runs N times faster")
     p.add_argument(
+        "--key",
+        type=decode.key_arg,
+        metavar="HEX",
+        help="a meter that encrypts: its pushes ciphered with this AES-128 key (32 hex digits)",
+    )
+    p.add_argument(
+        "--auth-key",
+        type=decode.key_arg,
+        metavar="HEX",
+        help="with --key: authenticated too, with this key (a 12-byte tag on each push)",
+    )
+    p.add_argument(
         "--replay",
         help="serve this capture (hex text or raw bytes) instead, at the speed of the line it "
         "came from: 115200 baud for P1 telegrams, 2400 for HAN frames (or --line's)",
@@ -493,6 +511,12 @@ def run_command(args):
             "hanctl simulate: use --to tcp://HOST:PORT or serial:DEV, --speed > 0", file=sys.stderr
         )
         return 2
+    if args.auth_key and not args.key or args.key and args.replay:
+        print(
+            "hanctl simulate: --auth-key needs --key; --key serves a simulated meter, not --replay",
+            file=sys.stderr,
+        )
+        return 2
     to_serial = args.to.startswith("serial:")
     go = None if to_serial else threading.Event()
     try:
@@ -509,7 +533,10 @@ def run_command(args):
             # Over TCP a capture starts when someone listens, so its first frame is not lost.
             chunks = replay_chunks(capture, meter_line, args.speed, go)
         else:
-            chunks = Feed(Meter(args.meter, args.phases), args.speed).chunks()
+            keys = None
+            if args.key:
+                keys = bytes.fromhex(args.key), args.auth_key and bytes.fromhex(args.auth_key)
+            chunks = Feed(Meter(args.meter, args.phases, keys=keys), args.speed).chunks()
         if to_serial:
             baud, fmt, _ = meter_line  # a P1 line's inversion is the cable's to make
             with serial_port(args.to[7:], fmt, baud) as port:
