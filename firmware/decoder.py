@@ -99,6 +99,9 @@ class Decoder:
         if self.keys and start < end and dlms.is_ciphered(data[start]):
             import security  # on first use: only a meter that encrypts pays for it
 
+            if not isinstance(data, bytearray):  # apdu() of bytes: a copy to decrypt in
+                data = bytearray(data[start:end])  # (tools/fuzz: TypeError, `internal`)
+                start, end = 0, len(data)
             start, end = security.unwrap(self, data, start, end)  # decrypted in place
         return self.normalizer.decode(self.notification.parse(data, start, end))
 

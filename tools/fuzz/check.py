@@ -32,11 +32,13 @@ from decoder import INCOMPLETE, INTERNAL, MEMORY, NOISE, Decoder
 from reading import to_json
 
 MAX_FRAME = 2048
+COUNTER = "counter"  # an invocation counter that did not grow (security.py): history's
 KNOWN = frozenset(
     framing.KINDS
     + (errors.MALFORMED, errors.TRUNCATED, errors.UNSUPPORTED, errors.ENCRYPTED)
     + (errors.SEGMENT, errors.NESTING, errors.OVERSIZE)
     + (INCOMPLETE, MEMORY, INTERNAL, NOISE)
+    + (errors.DECRYPT, COUNTER)  # with keys only
 )
 FAILING = frozenset((INTERNAL, MEMORY))  # a decoder bug met, or a reading the heap refused
 # Three 2 KB buffers (frame, split APDU, block transfer) and the last reading, on CPython's
@@ -93,16 +95,22 @@ class Harness:
     decoders run at full speed); switch(traced) is called with True before that decode and
     False after it (the atheris harness swaps sys.modules for the lazily imported modules).
     checking: the Decoder class of the others (a test passes a broken one).
+    keys: (key, auth key or None) every decoder is given, for ciphered inputs. The
+    invocation counter is a long-lived decoder's memory of earlier inputs, so its `counter`
+    reports are left out where a fresh decoder's events are compared with it.
     """
 
-    def __init__(self, max_frame=MAX_FRAME, reference=None, switch=None, checking=None):
+    def __init__(self, max_frame=MAX_FRAME, reference=None, switch=None, checking=None, keys=None):
         self.max_frame = max_frame
         self.switch = switch or (lambda traced: None)
         self.checking = checking or Decoder
+        self.keys = keys
         self.ended = _Events()
-        self.long_ended = (reference or Decoder)(self.ended.reading, self.ended.error, max_frame)
+        self.long_ended = (reference or Decoder)(
+            self.ended.reading, self.ended.error, max_frame, keys=keys
+        )
         self.lived = _Events()
-        self.long_lived = self.checking(self.lived.reading, self.lived.error, max_frame)
+        self.long_lived = self.checking(self.lived.reading, self.lived.error, max_frame, keys=keys)
         self.uart = bytearray(UART_BUF)
         self.inputs = 0
         self.modes = Counter()
@@ -146,6 +154,7 @@ class Harness:
             self.switch(False)
         want = self.ended.events
         self._events(want)
+        want = _without_counter(want)
         self._bounded(self.long_ended)
 
         # A fresh decoder, byte by byte and in UART-sized chunks: the same, exactly.
@@ -178,10 +187,10 @@ class Harness:
     def _fresh(self, feed):
         """Events of a new decoder given the input by feed(decoder), then end()."""
         ev = _Events()
-        d = self.checking(ev.reading, ev.error, self.max_frame)
+        d = self.checking(ev.reading, ev.error, self.max_frame, keys=self.keys)
         feed(d)
         d.end()
-        return ev.events
+        return _without_counter(ev.events)
 
     def _events(self, events):
         for e in events:
@@ -243,6 +252,10 @@ def linear_work(body, per_byte, max_frame=MAX_FRAME, assembler=framing.Assembler
     if a.work > per_byte * len(body) + max_frame:
         raise Defect(f"frame search examined {a.work} bytes for {len(body)} fed")
     return a.work
+
+
+def _without_counter(events):
+    return [e for e in events if e[0] != "E" or e[1] != COUNTER]
 
 
 def _bytewise(d, body):

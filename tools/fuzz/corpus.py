@@ -193,6 +193,32 @@ def seeds(with_vectors=True, stress=True):
     return list(dict.fromkeys(out))  # the same frame from two sources once
 
 
+def ciphered_seeds(key, auth_key=None):
+    """[input bytes]: the HDLC frames of seeds() that carry one LLC + APDU, and their APDUs,
+    again as a meter that encrypts sends them (hanctl's encoder: AES-128-GCM, 0x30 with
+    auth_key, else 0x20), the invocation counter one up each."""
+    from hanctl import encoder
+
+    out = []
+    counter = 0
+    for seed in seeds(with_vectors=False, stress=False):
+        mode, body = seed[0], seed[1:]
+        counter += 1
+        if mode == APDU:
+            out.append(bytes([APDU]) + encoder.cipher(body, key, auth_key, counter))
+            continue
+        frame = body
+        if mode != RAW or frame[:1] != b"\x7e" or frame[-1:] != b"\x7e":
+            continue
+        try:
+            sealed = encoder.sealed_hdlc(frame, key, auth_key, counter)
+        except (ValueError, IndexError):  # not one frame of LLC + APDU
+            continue
+        out.append(bytes([RAW]) + sealed)
+        out.append(bytes([SEALED]) + sealed)
+    return list(dict.fromkeys(out))
+
+
 # -- the seeded mutator (CI and the MicroPython corpus; atheris brings its own) ------------
 
 
