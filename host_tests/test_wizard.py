@@ -12,6 +12,7 @@ from pathlib import Path
 
 HANCTL = Path(sys.executable).parent / "hanctl"
 SECRETS = ("wifi-pass-1", "cabin pass 2", "mqtt-secret-3")
+KEY = "3474a1b2c3d4e5f60718293a4b5c6352"  # an encrypting meter's key (made up)
 
 
 def init(path, answers):
@@ -41,6 +42,7 @@ TWO_NETWORKS_TWO_DESTINATIONS = [
     "hanport-1a2b3c",  # hostname
     "2",  # board: the second of the list, esp32c3-reader
     "",  # meter link: auto
+    "",  # it does not encrypt
     "",  # NTP: pool.ntp.org
     "home-assistant",  # destination 1
     "192.168.1.10",
@@ -126,6 +128,12 @@ def test_bad_answers_are_asked_again_with_the_validators_message(tmp_path):
         "esp32s2-amsleser",
         "2400 8O1",  # no such parity
         "2400 8e1",
+        "y",  # it encrypts
+        "",  # no key: asked again
+        "0123456789abcdef",  # too short
+        KEY,
+        "not hex at all, but 32 letters!",  # the auth key: not hex
+        "",  # none
         "none",  # no NTP
         "grafana",
         "10.0.0.2",
@@ -147,7 +155,7 @@ def test_bad_answers_are_asked_again_with_the_validators_message(tmp_path):
     cfg = json.loads(path.read_text())
     assert cfg["wifi"] == [{"ssid": "home", "password": "long-enough"}]
     assert (cfg["hostname"], cfg["board"], cfg["ntp"]) == ("hanport-x1", "esp32s2-amsleser", None)
-    assert cfg["meter"] == {"baud": 2400, "parity": "8E1"}
+    assert cfg["meter"] == {"baud": 2400, "parity": "8E1", "key": KEY}
     assert cfg["destinations"] == [
         {
             "name": "grafana",
@@ -165,6 +173,9 @@ def test_bad_answers_are_asked_again_with_the_validators_message(tmp_path):
         'hostname: "-bad-" is not a host name',
         "'9' is not one of the boards",
         'meter.parity: "8O1" is not a parity',
+        "an encrypting meter needs its key",
+        "meter.key: ",
+        "meter.auth_key: ",
         "answer y or n",
         'destinations[0].port: "abc" is not a port',
         "destinations[0].port: 70000 is not a port",
@@ -173,12 +184,15 @@ def test_bad_answers_are_asked_again_with_the_validators_message(tmp_path):
     ):
         assert message in out, message
     assert out.count("Port [1883]:") == 3 and out.count("Share:") == 3
+    # Keys are secrets: neither the right one nor the wrong ones are ever repeated.
+    for key in (KEY, "0123456789abcdef", "not hex at all"):
+        assert key not in out + err
 
 
 def test_live_share_asks_for_its_interval(tmp_path):
     path = tmp_path / "c.json"
-    answers = ["home", "", "", "hanport-ab", "1", "", "", "ha", "ha.local", "", "", "", "",
-               "live", "0", "", "", ""]  # fmt: skip
+    answers = ["home", "", "", "hanport-ab", "1", "", "", "", "ha", "ha.local", "", "", "",
+               "", "live", "0", "", "", ""]  # fmt: skip
     status, out, err = init(path, answers)
     assert status == 0, out + err
     dest = json.loads(path.read_text())["destinations"][0]

@@ -146,6 +146,7 @@ class Wizard:
         self.board()
         self.fill(self.cfg, "meter", "meter", 'Meter link: "auto", or speed and parity like '
                  '"2400 8E1"', default="auto", parse=_meter)  # fmt: skip
+        self.keys()
         self.fill(self.cfg, "ntp", "ntp", 'NTP server ("none": no clock sync)',
                  default="pool.ntp.org", parse=lambda t: None if t == "none" else t)  # fmt: skip
         self.cfg["ntp"] = self.cfg.get("ntp")  # None is written as null: chosen, not forgotten
@@ -154,6 +155,18 @@ class Wizard:
             if not self.destination(i):
                 break
         return self.cfg
+
+    def keys(self):
+        """A meter that ciphers its pushes (Denmark, Austria, Luxembourg, Switzerland): the
+        keys from the grid company, asked like passwords (not echoed) and never repeated."""
+        if not self.ask("Does the meter encrypt its pushes, with keys from the grid company "
+                        "(y/n)", "n", _yes):  # fmt: skip
+            return
+        meter = self.cfg["meter"]
+        while not self.fill(meter, "key", "meter.key", "Its key (32 hex digits)", secret=True):
+            self.io.say("  an encrypting meter needs its key")
+        self.fill(meter, "auth_key", "meter.auth_key",
+                  "Its authentication key (32 hex digits; blank: none)", secret=True)  # fmt: skip
 
     def wifi(self):
         nets = self.cfg["wifi"]
@@ -223,11 +236,15 @@ class Wizard:
 
 
 def summary(cfg):
-    """cfg as JSON with every password shown as "(set)"."""
+    """cfg as JSON with every password and meter key shown as "(set)"."""
     shown = json.loads(json.dumps(cfg))
     for obj in shown["wifi"] + shown["destinations"]:
         if "password" in obj:
             obj["password"] = "(set)"
+    meter = shown.get("meter") or {}
+    for key in ("key", "auth_key"):
+        if key in meter:
+            meter[key] = "(set)"
     return json.dumps(shown, indent=2)
 
 
