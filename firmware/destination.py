@@ -322,7 +322,7 @@ class Destination:
                 _announcing = None
                 # Sent on connect, when Home Assistant restarts and when a field is new, not
                 # in between: its code leaves the heap until then. Measured on the 32-bit
-                # .mpy-loaded image: README "Memory".
+                # .mpy-loaded image: docs/performance.md.
                 del discovery
                 sys.modules.pop("discovery", None)
         now = time.ticks_ms()

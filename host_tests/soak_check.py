@@ -352,7 +352,7 @@ def _heap(stats, rec, boot_of, failures):
     # The first hour aside: the first boot's connections and imports settle in it, and so
     # do the first List 3's: its energy fields are new to every destination, and a share
     # that waited for them (hourly) sends its first discovery round then, whose names stay
-    # interned (1.8 KB: README, "Memory"). The windows start after it.
+    # interned (1.8 KB: docs/performance.md). The windows start after it.
     first_list3 = [(w[1] - START).total_seconds() / 3600 for w in rec.sent if w[2] == 3][:1]
     settled = max([hours / 24] + [h + span / 4 for h in first_list3])
     first, last = window(settled, settled + span), window(hours - span, hours + 1)

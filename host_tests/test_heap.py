@@ -36,7 +36,7 @@ def test_the_dongles_names_fit_five_qstr_pools_on_the_official_image():
     first push, into a fragmented heap: Kaifa's 13 names once needed the sixth pool then,
     and every push counted `memory`. Keep the count, quirks included, in five pools (618
     to 620 names here, the modules' file paths among them: the fifth pool ends near 622),
-    or grow it knowingly (this limit, the README)."""
+    or grow it knowingly (this limit, docs/performance.md)."""
     exe = runtime.official_exe()
     if exe is None:
         pytest.skip("the official-image model is not built (tools/frozen-unix/build)")

@@ -6,7 +6,7 @@ oracle value in the shared vectors, or frames of our encoder when they are absen
     the shipped -O3 bytecode) and under CPython, amshan under CPython;
   - heap bytes one decode allocates under MicroPython, by list type;
   - .mpy bytes of the decoder as shipped, by module.
-Prints a Markdown report (the README's benchmark table comes from it).
+Prints a Markdown report (docs/performance.md's benchmark table comes from it).
 """
 
 import gc

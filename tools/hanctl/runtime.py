@@ -20,7 +20,7 @@ SHIM_DIR = PACKAGE_DIR / "shim"
 
 DEFAULT_HEAP = "96K"
 # The stock interpreter is 64-bit: its objects take twice an ESP32's room, so 96K there
-# holds about half of what a board's 96K holds (README "Memory").
+# holds about half of what a board's 96K holds (docs/performance.md).
 SCALED_HEAP = "192K"
 # The unix port's own syntax for -X heapsize: a count, optional `w` (words), optional K/M.
 _HEAP_RE = re.compile(r"\d+w?[kKmM]?")
