@@ -18,17 +18,7 @@ import struct
 
 from micropython import const
 
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    import time
-
-    def ticks_ms():
-        return time.monotonic_ns() // 1000000
-
-    def ticks_diff(a, b):
-        return a - b
-
+from uptime import ticks_diff, ticks_ms  # MicroPython's, or their CPython model
 
 # MicroPython's asyncio imports these from its submodules on first use: take them now,
 # while the heap is young, not in a first connect() on a fragmented heap (where the

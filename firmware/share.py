@@ -13,14 +13,7 @@
 # how far to trust the values and nothing about the household.
 
 import obis
-
-try:
-    from time import ticks_diff  # MicroPython: ticks_ms() wraps (at 2**30 ms on an ESP32)
-except ImportError:  # CPython: now_ms is a monotonic count that does not wrap
-
-    def ticks_diff(a, b):
-        return a - b
-
+from uptime import ticks_diff  # MicroPython's (ticks wrap at 2**30 ms), or its CPython model
 
 FULL = "full"
 LIVE = "live"
