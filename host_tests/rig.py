@@ -22,16 +22,11 @@ from pathlib import Path
 import paho.mqtt.client as paho
 
 from hanctl import runtime
+from hanctl.broker import free_port
 from hanctl.loopback import make_ca  # noqa: F401 - the tests' CA, as rig.make_ca
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 HANCTL = Path(sys.executable).parent / "hanctl"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:

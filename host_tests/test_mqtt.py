@@ -25,6 +25,7 @@ import pytest
 import mqtt
 from conftest import RUNTIMES
 from hanctl import runtime
+from hanctl.broker import free_port
 from mqtt_driver import pattern
 
 HERE = Path(__file__).resolve().parent
@@ -40,12 +41,6 @@ def _tool(path):
             f"{path} is not installed (apt-get install mosquitto mosquitto-clients openssl)"
         )
     return path
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:

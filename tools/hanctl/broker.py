@@ -36,6 +36,7 @@ def mosquitto_exe():
 
 
 def free_port():
+    """A TCP port free on 127.0.0.1 now (hanctl's brokers and the tests' alike)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -20,14 +20,8 @@ import time
 from pathlib import Path
 
 from . import runtime
+from .broker import free_port
 from .simulate import Server
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 CERT_FILES = (("ca", "ca.pem"), ("cert", "server.pem"), ("key", "server.key"))
 
