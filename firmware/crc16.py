@@ -4,9 +4,9 @@
 # polynomial 0x8408, init 0xFFFF, final xor 0xFFFF, for both HCS and FCS.
 # P1 (DSMR 5.0.2 §6.2): CRC-16/ARC, reflected polynomial 0xA001, init 0, no final xor.
 #
-# Both are reflected CRCs, so one table-driven loop serves both. The tables are built once
-# at import (512 bytes each as array('H'), and 448 more for X.25's shift()) and the loops
-# allocate nothing: the assembler runs them under micropython.heap_lock() in the tests.
+# Both are reflected CRCs, so one table-driven loop serves both. X.25's table is built at
+# import (512 bytes as array('H'), and 448 more for its shift()), ARC's at the first P1
+# telegram; the loops allocate nothing: the assembler runs them under heap_lock() in tests.
 
 from array import array
 
@@ -49,8 +49,7 @@ def crc16(table, crc, buf, start, end):
     return crc
 
 
-_X25 = _table(0x8408)
-_ARC = _table(0xA001)
+_X25 = _table(0x8408)  # CRC-16/ARC's is the P1 judge's (framing.py), made at its first telegram
 del _table
 
 

@@ -94,7 +94,7 @@ class Assembler:
         self.pos = 1  # P1: offset of the next byte to look at
         self.line = 0  # P1: offset after the identification line's LF, 0 inside it
         self._end = 0  # P1: offset after the '!' that ends the data, 0 before it
-        self._table = None  # CRC-16/ARC run backwards, made on first use (_nested_p1)
+        self._table = None  # CRC-16/ARC's table, forwards and backwards (_p1_end)
         # Marks for the checksums (walk): the CRC-16/X.25 register and the byte sum at
         # every 32nd ring byte, written once per byte held, 4 bytes per 32.
         self.blocks = array("H", bytes(max_frame >> 3))
@@ -434,7 +434,18 @@ class Assembler:
                 # (not what follows the '!': a cut CRC, then the next telegram's '/').
                 return self._reject(FORMAT, n, start)
             crc = crc << 4 | d
-        if crc == self.crc(crc16._ARC, 0, 0, start):
+        t = self._table
+        if t is None:
+            # CRC-16/ARC's table, and after it the index each entry's high byte came from
+            # (_nested_p1): made at the first P1 telegram, so a HAN dongle never holds them.
+            t = self._table = array("H", bytes(1024))
+            for i in range(256):
+                c = i
+                for _ in range(8):
+                    c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
+                t[i] = c
+                t[256 + (c >> 8)] = i
+        if crc == self.crc(t, 0, 0, start):
             return self._emit(P1, n)
         if cut:
             return -1
@@ -449,23 +460,18 @@ class Assembler:
         """Offset of the first '/' in 1..end whose telegram to end has the CRC crc, or -1.
 
         CRC-16/ARC runs backwards: the table's high byte names the index it came from
-        (self._table), so the register before each byte follows from the one after it.
+        (self._table[256:]), so the register before each byte follows from the one after it.
         The telegram from offset i holds iff the register before byte i is 0, ARC's init.
         """
         buf = self.buf
         m = self.max_frame - 1
         s = self._s
-        table = crc16._ARC
-        back = self._table
-        if back is None:  # made on first use (256 bytes): only a P1 CRC failure needs it
-            back = self._table = bytearray(256)
-            for i in range(256):
-                back[table[i] >> 8] = i
+        table = self._table  # made by _p1_end
         self.work = (self.work + end) & _WRAP
         found = -1
         for i in range(end - 1, 0, -1):
             c = buf[(s + i) & m]
-            t = back[crc >> 8]
+            t = table[256 + (crc >> 8)]
             crc = ((crc ^ table[t]) << 8) | (t ^ c)
             if not crc and c == 0x2F and _ident(buf, s, m, i, end):
                 found = i
