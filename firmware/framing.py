@@ -22,14 +22,12 @@
 # The search is linear whatever the bytes (issue 12; `hanctl bench --hostile`,
 # docs/reliability.md). Before the ring, a rejected candidate's bytes were copied back
 # and fed through the byte loop again: 2 KB of `7ea7` cost 9.8 us/byte and valid HDLC
-# headers 19 bytes apart 12 ms in one idle(). Checksums run from marks (walk()): an FCS
-# or an M-Bus sum costs fewer than 32 bytes plus the bytes no candidate ran before, where
-# each candidate ran its whole length (HDLC headers 8 bytes apart, each 2 KB long and
-# ending on a flag, made 219 bytes of FCS a byte). Every stream of the bench now costs at
-# most 4.7 times what a real frame costs the whole decoder per byte (instructions).
+# headers 19 bytes apart 12 ms in one idle(). The one cost that still grows with a
+# candidate is its checksum, paid only by a candidate whose header checks and whose last
+# byte is where its length says.
 #
 # Names: attributes and methods reuse names the firmware already has (clear, search, pos,
-# line, skip, wanted, walk, base, blocks, _len, _next, ...). Each new name is a qstr in the
+# line, skip, wanted, _len, _next, _noise, ...). Each new name is a qstr interned in the
 # heap when the .mpy loads; the owner's image held 616 in five pools, and one name more
 # made a sixth pool of 4.3 KB (MicroPython 1.25 unix model, `micropython.qstr_info()`).
 
@@ -60,11 +58,6 @@ _MBUS_MIN = const(11)  # 68 L L 68 C A CI STSAP DTSAP CS 16: the DLMS transport 
 _P1_MAX_CRC_DIGITS = const(4)
 _P1_IDENT_MAX = const(96)  # "/XXXZ" and up to 16 characters in IEC 62056-21; DSMR's are longer
 _WRAP = const(0x3FFFFFFF)  # counters wrap here: no bigint on an ESP32
-_SUMS = const(0x1000000)  # walk(): the marks hold byte sums too (an M-Bus candidate)
-# The CRC-16/X.25 register from which byte c leads to 0xFFFF: _TO_FFFF | (_TO_FFFF_LOW ^ c)
-# (table entry 0x78 is the one whose high byte is 0xFF).
-_TO_FFFF = const(0x3000)
-_TO_FFFF_LOW = const(0x78)
 
 
 class Assembler:
@@ -95,9 +88,6 @@ class Assembler:
         self.line = 0  # P1: offset after the identification line's LF, 0 inside it
         self._end = 0  # P1: offset after the '!' that ends the data, 0 before it
         self._table = None  # CRC-16/ARC's table, forwards and backwards (_p1_end)
-        # Marks for the checksums (walk): the CRC-16/X.25 register and the byte sum at
-        # every 32nd ring byte, written once per byte held, 4 bytes per 32.
-        self.blocks = array("H", bytes(max_frame >> 3))
         self.clear()
 
     def feed(self, chunk, n=-1):
@@ -125,11 +115,6 @@ class Assembler:
             k = end - i
             if k > size - h:
                 k = size - h
-            d = (s - self._since) & (size - 1)
-            if d and h + k > size - d:  # the bytes would overwrite walk()'s start: move it
-                self.base = self.walk(0)
-                self._since = s
-                self._marked = self._marked - d if self._marked > d else 0
             if self._head:  # an HDLC frame whose header checked: its length is known
                 # Up to the byte the frame waits for, no further: a good frame then leaves
                 # only its closing flag behind (_emit).
@@ -187,10 +172,6 @@ class Assembler:
         self._quiet = 0  # bytes from _s that belong to a frame already counted: not noise
         self.skip = 0  # a '/' before this offset starts no telegram: it was judged already
         self._pick = -1  # ... except the one at this offset, whose CRC was seen to hold
-        # walk(): `base` is the CRC-16/X.25 register | byte sum << 16 at ring index _since,
-        # which is _s or before it, and blocks[] holds the marks from there up to offset
-        # _marked. Not moved per byte dropped: only when new bytes would overwrite _since.
-        self.base = self._since = self._marked = 0
 
     def search(self):
         # Judge the candidate at _s until one waits for bytes or none are left.
@@ -243,9 +224,8 @@ class Assembler:
                 kind = HDLC if c == 0x7E else P1 if c == 0x2F else MBUS
                 self._kind = kind
                 self._head = False
-                if kind == P1:
-                    self.pos = 1
-                    self.line = self._end = 0
+                self.pos = 1
+                self.line = self._end = 0
                 h = self._len
             if kind == HDLC:
                 wait = self._hdlc(h)
@@ -303,21 +283,7 @@ class Assembler:
             if kind:
                 return self._reject(kind, need)
         fcs = buf[(s + need - 3) & m] | buf[(s + need - 2) & m] << 8
-        # The FCS over bytes 1..need-4 from 0xFFFF, from the registers at both ends: each
-        # byte is run once however many candidates cover it (headers 8 bytes apart, each
-        # 2 KB long and ending on a flag, ran 219 bytes of FCS a byte; docs/reliability.md).
-        if (s - self._since) & m >= self._marked:
-            # No mark after _s (the first candidate since a frame): walk() starts afresh at
-            # _s from the register that byte 0 turns into 0xFFFF, so its register at the
-            # end is the FCS's, with no shift to pay.
-            self.base = _TO_FFFF | (_TO_FFFF_LOW ^ buf[s]) | (self.base & _SUMS)
-            self._since = s
-            self._marked = 0
-            crc = self.walk(need - 3) & 0xFFFF
-        else:
-            crc = self.walk(1) & 0xFFFF ^ 0xFFFF
-            crc = crc16.shift(crc, need - 4) ^ self.walk(need - 3) & 0xFFFF
-        if crc ^ 0xFFFF != fcs:
+        if self.crc(crc16._X25, 0xFFFF, 1, need - 3) ^ 0xFFFF != fcs:
             return self._reject(CHECKSUM, need)
         return self._emit(HDLC, need)
 
@@ -337,15 +303,11 @@ class Assembler:
             if k == 2:  # a 3-byte address does not exist
                 return FORMAT
             i += 1
-        i += 1  # after the control byte: the HCS, if an information field follows
         self.work = (self.work + i) & _WRAP
+        i += 1  # after the control byte: the HCS, if an information field follows
         if i + 2 < n - 3:
-            # The HCS, in a local loop: `7ea7` has one to run every 2 bytes.
-            t = crc16._X25
-            crc = 0xFFFF
-            for x in range(s + 1, s + i):
-                crc = (crc >> 8) ^ t[(crc ^ buf[x & m]) & 0xFF]
-            if crc ^ 0xFFFF != buf[(s + i) & m] | buf[(s + i + 1) & m] << 8:
+            hcs = buf[(s + i) & m] | buf[(s + i + 1) & m] << 8
+            if self.crc(crc16._X25, 0xFFFF, 1, i) ^ 0xFFFF != hcs:
                 return CHECKSUM
         return None
 
@@ -502,11 +464,10 @@ class Assembler:
             return need
         if buf[(s + need - 1) & m] != 0x16:
             return self._reject(LENGTH, need)
-        if not self.base & _SUMS:  # marks without sums: walk() starts afresh, with them
-            self.base = _SUMS
-            self._since = self._s
-            self._marked = 0
-        total = (self.walk(need - 2) >> 16) - (self.walk(4) >> 16)  # the sum, from marks
+        total = 0
+        for i in range(4, need - 2):
+            total += buf[(s + i) & m]
+        self.work = (self.work + need) & _WRAP
         if total & 0xFF != buf[(s + need - 2) & m]:
             return self._reject(CHECKSUM, need)
         return self._emit(MBUS, need)
@@ -521,70 +482,6 @@ class Assembler:
             return crc16.crc16(table, crc, self.buf, i, j)
         crc = crc16.crc16(table, crc, self.buf, i, size)
         return crc16.crc16(table, crc, self.buf, 0, j - size)
-
-    def walk(self, pos):
-        """The CRC-16/X.25 register of the bytes held before offset pos, from `base` at ring
-        index _since (at or before _s); with their sum, mod 256, in bits 16..23 once an
-        M-Bus candidate asked for sums (_SUMS set in `base`, until walk() starts afresh).
-
-        A mark every 32 ring bytes keeps the register there: the bytes up to the last
-        mark before pos are run once, however many candidates end after them, and the
-        rest, fewer than 32, each time. CRC-16/X.25 is linear, so a frame's FCS follows
-        from the registers at its two ends (crc16.shift), and an M-Bus sum from the sums.
-        The sums cost HDLC frames 6% a byte more, so only M-Bus candidates turn them on.
-        """
-        r = self._since
-        m = self.max_frame - 1
-        d = (self._s - r) & m
-        if d and d >= self._marked:  # no mark after _s: start at _s (noise is never run)
-            self.base &= _SUMS
-            self._marked = d = 0
-            self._since = r = self._s
-        pos += d  # from _since
-        j = pos - ((r + pos) & 31)  # the last mark at or before pos
-        blocks = self.blocks  # [2k]: the register at ring index 32k, [2k + 1]: the sum
-        buf = self.buf
-        t = crc16._X25
-        sums = self.base & _SUMS
-        if j > 0:
-            k = self._marked
-            if k < j:  # run from the last mark written (or _since) to j, marking each one
-                i = ((r + k) & m) >> 4
-                crc = blocks[i] if k else self.base & 0xFFFF
-                total = blocks[i + 1] if k else self.base >> 16 & 0xFF
-                self.work = (self.work + j - k) & _WRAP
-                while k < j:
-                    i = (r + k) & m
-                    e = (i | 31) + 1
-                    if sums:
-                        for x in range(i, e):
-                            c = buf[x]
-                            crc = (crc >> 8) ^ t[(crc ^ c) & 0xFF]
-                            total += c
-                        blocks[((e & m) >> 4) + 1] = total & 0xFF
-                    else:
-                        for x in range(i, e):
-                            crc = (crc >> 8) ^ t[(crc ^ buf[x]) & 0xFF]
-                    blocks[(e & m) >> 4] = crc
-                    k += e - i
-                self._marked = j
-            i = ((r + j) & m) >> 4
-            crc = blocks[i]
-            total = blocks[i + 1]
-        else:
-            j = 0
-            crc = self.base & 0xFFFF
-            total = self.base >> 16 & 0xFF
-        i = (r + j) & m
-        if sums:
-            for x in range(i, i + pos - j):  # within one block: no wrap
-                c = buf[x]
-                crc = (crc >> 8) ^ t[(crc ^ c) & 0xFF]
-                total += c
-            return crc | (total & 0xFF) << 16 | sums
-        for x in range(i, i + pos - j):
-            crc = (crc >> 8) ^ t[(crc ^ buf[x]) & 0xFF]
-        return crc
 
     def _emit(self, kind, n):
         """The candidate is a good n-byte frame: hand it over as buf[0:n]."""
@@ -618,10 +515,6 @@ class Assembler:
         else:
             self._next(n, False)
             self._kind = _IDLE
-        # walk() starts afresh after the frame (its bytes may have moved): any register
-        # will do at the start, as both ends of a checksum are walked from it.
-        self.base = self._marked = 0
-        self._since = self._s
         s = self._s
         h = self._len
         if s and h <= n and s + h <= size:
@@ -630,20 +523,18 @@ class Assembler:
             # length: frames back to back in 256-byte chunks cost 13% more a byte without.
             for i in range(h):
                 buf[i] = buf[s + i]
-            self._s = self._since = 0
+            self._s = 0
         return 0
 
     def _next(self, k, noise):
         """Drop the first k bytes held; count those outside any frame as noise."""
-        h = self._len - k
-        if not h:  # nothing held: walk() starts afresh at 0
-            self.base = self._since = self._marked = 0
         q = self._quiet
         if noise and k > q:
             self.noise = (self.noise + k - q) & _WRAP
         self._quiet = q - k if q > k else 0
         self.skip = self.skip - k if self.skip > k else 0
         self._pick = self._pick - k if self._pick >= k else -1
+        h = self._len - k
         self._len = h
         self._s = (self._s + k) & (self.max_frame - 1) if h else 0
 
@@ -670,8 +561,6 @@ class Assembler:
         self._kind = _IDLE
         self._head = False
         h = self._len - 1
-        if not h:  # nothing held: walk() starts afresh at 0
-            self.base = self._since = self._marked = 0
         self._len = h
         self._s = (self._s + 1) & (self.max_frame - 1) if h else 0
         return 0
