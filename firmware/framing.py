@@ -31,8 +31,6 @@
 # heap when the .mpy loads; the owner's image held 616 in five pools, and one name more
 # made a sixth pool of 4.3 KB (MicroPython 1.25 unix model, `micropython.qstr_info()`).
 
-from array import array
-
 from micropython import const
 
 import crc16
@@ -398,16 +396,14 @@ class Assembler:
             crc = crc << 4 | d
         t = self._table
         if t is None:
-            # CRC-16/ARC's table, and after it the index each entry's high byte came from
+            # CRC-16/ARC's table, and the index each entry's high byte came from
             # (_nested_p1): made at the first P1 telegram, so a HAN dongle never holds them.
-            t = self._table = array("H", bytes(1024))
+            t = crc16._table(0xA001)
+            back = bytearray(256)
             for i in range(256):
-                c = i
-                for _ in range(8):
-                    c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
-                t[i] = c
-                t[256 + (c >> 8)] = i
-        if crc == self.crc(t, 0, 0, start):
+                back[t[i] >> 8] = i
+            t = self._table = (t, back)
+        if crc == self.crc(t[0], 0, 0, start):
             return self._emit(P1, n)
         if cut:
             return -1
@@ -422,18 +418,18 @@ class Assembler:
         """Offset of the first '/' in 1..end whose telegram to end has the CRC crc, or -1.
 
         CRC-16/ARC runs backwards: the table's high byte names the index it came from
-        (self._table[256:]), so the register before each byte follows from the one after it.
+        (self._table[1]), so the register before each byte follows from the one after it.
         The telegram from offset i holds iff the register before byte i is 0, ARC's init.
         """
         buf = self.buf
         m = self.max_frame - 1
         s = self._s
-        table = self._table  # made by _p1_end
+        table, back = self._table  # made by _p1_end
         self.work = (self.work + end) & _WRAP
         found = -1
         for i in range(end - 1, 0, -1):
             c = buf[(s + i) & m]
-            t = table[256 + (crc >> 8)]
+            t = back[crc >> 8]
             crc = ((crc ^ table[t]) << 8) | (t ^ c)
             if not crc and c == 0x2F and _ident(buf, s, m, i, end):
                 found = i
