@@ -46,8 +46,6 @@ def streams(real):
     flagged += bytes(19 - len(flagged))
     crafted = _header(19 * 50 - 1)  # each one's last byte is the flag 50 headers on
     crafted += bytes(19 - len(crafted))
-    # Not in the list, open (docs/reliability.md): 8 bytes apart, each 2,041 bytes long and
-    # ending on a flag, 8 KB of them, make 219 bytes of FCS a byte (OVERLAP below).
     out = [
         ("7ea7", "`7ea7` repeated", b"\x7e\xa7" * 1024),
         ("7ea7f0", "`7ea7f0` repeated", b"\x7e\xa7\xf0" * 683),
