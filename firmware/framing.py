@@ -22,14 +22,14 @@
 # The search is linear whatever the bytes (issue 12; `hanctl bench --hostile`,
 # docs/reliability.md). Before the ring, a rejected candidate's bytes were copied back
 # and fed through the byte loop again: 2 KB of `7ea7` cost 9.8 us/byte and valid HDLC
-# headers 19 bytes apart 12 ms in one idle(). The one cost that still grows with a
-# candidate is its checksum, paid only by a candidate whose header checks and whose last
-# byte is where its length says.
+# headers 19 bytes apart 12 ms in one idle(). A checksum (FCS, M-Bus sum) is paid only by
+# a candidate whose header checks and whose last byte is where its length says; where such
+# candidates overlap, the checksums run from marks shared by all of them (sum(), marks.py).
 #
 # Names: attributes and methods reuse names the firmware already has (clear, search, pos,
-# line, skip, wanted, _len, _next, _noise, ...). Each new name is a qstr interned in the
-# heap when the .mpy loads; the owner's image held 616 in five pools, and one name more
-# made a sixth pool of 4.3 KB (MicroPython 1.25 unix model, `micropython.qstr_info()`).
+# line, skip, wanted, blocks, last, sum, _len, _next, ...). Each new name is a qstr
+# interned in the heap when the .mpy loads; the owner's image held 617 in five pools, and
+# a few more make a sixth pool of 4.3 KB (MicroPython 1.25 unix model, `qstr_info()`).
 
 from micropython import const
 
@@ -86,13 +86,14 @@ class Assembler:
         self.line = 0  # P1: offset after the identification line's LF, 0 inside it
         self._end = 0  # P1: offset after the '!' that ends the data, 0 before it
         self._table = None  # CRC-16/ARC's table, forwards and backwards (_p1_end)
+        self.blocks = None  # marks.Blocks, made at the first checksum of overlapping candidates
+        self.last = 0  # stream position after the bytes the last checksum ran
         self.clear()
 
     def feed(self, chunk, n=-1):
         """Process the bytes of chunk (bytes, bytearray or memoryview), its first n only
         when n is given: a UART reader reuses one buffer without slicing it."""
         end = len(chunk) if n < 0 else n
-        self.bytes_in = (self.bytes_in + end) & _WRAP
         buf = self.buf
         size = self.max_frame
         i = 0
@@ -103,6 +104,7 @@ class Assembler:
                 # then start on the last one's closing flag, at 0 (_emit), in one piece.
                 while chunk[i] == 0x7E:
                     i += 1
+                    self.bytes_in = (self.bytes_in + 1) & _WRAP
                     if i == end:
                         return
             if h == size:  # a telegram that never ends: dropped whole, too long to search
@@ -132,6 +134,8 @@ class Assembler:
             for x in range(j, i + k):
                 buf[x + d] = chunk[x]
             self._len = h + k
+            # Bytes in so far: the stream position after the last byte held (sum()).
+            self.bytes_in = (self.bytes_in + k) & _WRAP
             i += k
             if self._len >= self.wanted:
                 self.search()
@@ -170,6 +174,8 @@ class Assembler:
         self._quiet = 0  # bytes from _s that belong to a frame already counted: not noise
         self.skip = 0  # a '/' before this offset starts no telegram: it was judged already
         self._pick = -1  # ... except the one at this offset, whose CRC was seen to hold
+        if self.blocks:
+            self.blocks.clear()
 
     def search(self):
         # Judge the candidate at _s until one waits for bytes or none are left.
@@ -281,7 +287,7 @@ class Assembler:
             if kind:
                 return self._reject(kind, need)
         fcs = buf[(s + need - 3) & m] | buf[(s + need - 2) & m] << 8
-        if self.crc(crc16._X25, 0xFFFF, 1, need - 3) ^ 0xFFFF != fcs:
+        if self.sum(0, 1, need - 3) ^ 0xFFFF != fcs:
             return self._reject(CHECKSUM, need)
         return self._emit(HDLC, need)
 
@@ -304,8 +310,13 @@ class Assembler:
         self.work = (self.work + i) & _WRAP
         i += 1  # after the control byte: the HCS, if an information field follows
         if i + 2 < n - 3:
-            hcs = buf[(s + i) & m] | buf[(s + i + 1) & m] << 8
-            if self.crc(crc16._X25, 0xFFFF, 1, i) ^ 0xFFFF != hcs:
+            self.work = (self.work + i - 1) & _WRAP
+            # The HCS in a local loop, not crc(): `7ea7` has one to run every 2 bytes.
+            t = crc16._X25
+            crc = 0xFFFF
+            for x in range(s + 1, s + i):
+                crc = (crc >> 8) ^ t[(crc ^ buf[x & m]) & 0xFF]
+            if crc ^ 0xFFFF != buf[(s + i) & m] | buf[(s + i + 1) & m] << 8:
                 return CHECKSUM
         return None
 
@@ -460,11 +471,7 @@ class Assembler:
             return need
         if buf[(s + need - 1) & m] != 0x16:
             return self._reject(LENGTH, need)
-        total = 0
-        for i in range(4, need - 2):
-            total += buf[(s + i) & m]
-        self.work = (self.work + need) & _WRAP
-        if total & 0xFF != buf[(s + need - 2) & m]:
+        if self.sum(1, 4, need - 2) & 0xFF != buf[(s + need - 2) & m]:
             return self._reject(CHECKSUM, need)
         return self._emit(MBUS, need)
 
@@ -478,6 +485,40 @@ class Assembler:
             return crc16.crc16(table, crc, self.buf, i, j)
         crc = crc16.crc16(table, crc, self.buf, i, size)
         return crc16.crc16(table, crc, self.buf, 0, j - size)
+
+    def sum(self, k, start, end):
+        """The CRC-16/X.25 register from 0xFFFF (k 0: an HDLC FCS) or the byte sum (k 1:
+        M-Bus) over the candidate's bytes start..end-1.
+
+        A checksum that starts inside the bytes the last one ran belongs to overlapping
+        candidates, which real meters never send: from then on the checksums run from
+        marks (marks.py), so no byte is run by every candidate that covers it.
+        """
+        x = self.blocks
+        if x:
+            return x.sum(k, start, end)
+        p = (self.bytes_in - self._len + start) & _WRAP
+        if x is None and 0 < (self.last - p) & _WRAP <= self.max_frame:
+            try:
+                import marks
+
+                x = self.blocks = marks.Blocks(self)
+                return x.sum(k, start, end)
+            except MemoryError:
+                # Too little heap to load it: each candidate runs its whole checksum, as
+                # before marks (bounded by the ring: 5.9 ms a call at worst on the host).
+                self.blocks = False
+        self.last = (p + end - start) & _WRAP
+        if not k:
+            return self.crc(crc16._X25, 0xFFFF, start, end)
+        buf = self.buf
+        m = self.max_frame - 1
+        s = self._s
+        total = 0
+        for i in range(start, end):
+            total += buf[(s + i) & m]
+        self.work = (self.work + end - start) & _WRAP
+        return total
 
     def _emit(self, kind, n):
         """The candidate is a good n-byte frame: hand it over as buf[0:n]."""
@@ -494,13 +535,17 @@ class Assembler:
             else:
                 # They run over the ring's end: turn the ring so they start at 0 (three
                 # reversals, 2 x max_frame byte swaps, at most once a turn of the ring).
-                for i, j in ((0, s), (s, size), (0, size)):
-                    j -= 1
+                # No tuple of the bounds: one made at run time allocates (heap_lock test).
+                for k in range(3):  # [0:s], [s:size], then [0:size]
+                    i = s if k == 1 else 0
+                    j = (s if k == 0 else size) - 1
                     while i < j:
                         buf[i], buf[j] = buf[j], buf[i]
                         i += 1
                         j -= 1
                 self._s = s = 0
+        if self.blocks:  # their marks are where the bytes were before they moved
+            self.blocks.clear()
         self.on_frame(kind, buf, n)
         if kind == HDLC:  # the closing flag may also open the next frame
             buf[(s + n - 1) & (size - 1)] = 0x7E

