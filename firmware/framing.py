@@ -504,9 +504,10 @@ class Assembler:
 
                 x = self.blocks = marks.Blocks(self)
                 return x.sum(k, start, end)
-            except MemoryError:
-                # Too little heap to load it: each candidate runs its whole checksum, as
-                # before marks (bounded by the ring: 5.9 ms a call at worst on the host).
+            except (ImportError, MemoryError):
+                # A build without it, or too little heap to load it: each candidate runs its
+                # whole checksum, as before marks (bounded by the ring: 5.9 ms a call at
+                # worst on the host).
                 self.blocks = False
         self.last = (p + end - start) & _WRAP
         if not k:

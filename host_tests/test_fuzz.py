@@ -228,6 +228,15 @@ def test_checksums_from_marks_judge_as_the_whole_checksum_after_any_cut_of_hosti
     assert loaded > 20  # loaded as it is on a dongle, at the first overlap
 
 
+def test_a_build_without_marks_judges_overlapping_candidates_whole(monkeypatch):
+    # marks.py is optional: a firmware built without it (or a heap with no room for it)
+    # runs each checksum whole, and the same frames come out.
+    monkeypatch.setitem(sys.modules, "marks", None)  # `import marks` raises ImportError
+    (stream,) = [x[2] for x in _hostile() if x[0] == "hcs8_fcs"]
+    got = _assemble(framing.Assembler, [stream], 2048, random.Random(1))
+    assert got[4] is False and got[0] == [frames.FRAME]
+
+
 def test_a_real_line_never_loads_the_marks():
     # Real frames back to back, cut frames and noise between them: no checksum starts
     # inside the last one's, so marks.py stays out of the heap.
