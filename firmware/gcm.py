@@ -65,7 +65,7 @@ class Key:
         self._aad_y = [0] * 8
         h = self._ks
         self._aes.encrypt(self._part, h)  # H = E(K, 0^128)
-        self._a, self._b = _tables(h)
+        self._t = _tables(h)
 
     def decrypt(self, iv, aad, buf, start, end, out, tag_at=-1, tag_len=12):
         """Decrypt buf[start:end] into out[start:end] (out may be buf: in place) with the
@@ -146,11 +146,11 @@ class Key:
             if f < 16:
                 self._fill = f
                 return
-            _ghash(self._y, self._a, self._b, p, 0, 16)
+            _ghash(self._y, self._t, p, 0, 16)
             f = 0
         full = start + ((end - start) & ~15)
         if full > start:
-            _ghash(self._y, self._a, self._b, src, start, full)
+            _ghash(self._y, self._t, src, start, full)
         while full < end:
             p[f] = src[full]
             f += 1
@@ -164,7 +164,7 @@ class Key:
             while f < 16:
                 p[f] = 0
                 f += 1
-            _ghash(self._y, self._a, self._b, p, 0, 16)
+            _ghash(self._y, self._t, p, 0, 16)
             self._fill = 0
 
     def _tag_holds(self, aad_len, text_len, buf, tag_at, tag_len):
@@ -178,7 +178,7 @@ class Key:
             p[7 - i] = (a >> (8 * i)) & 255
             p[15 - i] = (c >> (8 * i)) & 255
         y = self._y
-        _ghash(y, self._a, self._b, p, 0, 16)
+        _ghash(y, self._t, p, 0, 16)
         # T = E(K, J0) xor GHASH, J0 = IV || 0^31 || 1. Every byte compared, no early exit.
         c = self._ctr
         c[15] = 1
@@ -230,149 +230,148 @@ class Key:
 
 
 def _tables(h):
-    """a[i][b], b[i][b]: word i of (b as the digit's high byte) * H and of (b as its low
-    byte) * H. Bit 0x80 of a high byte is x^0; H * x^k by shifting right, reducing with
-    0xE1 (SP 800-38D 6.3); the other entries by linearity."""
+    """t[i][e]: word i of a digit's field times H. A 16-bit digit's bits 15..10 (x^0..x^5
+    of it, bit 15 being x^0) index entries 0..63, bits 9..5 entries 64..95 and bits 4..0
+    entries 96..127: digit * H = t[i][d >> 10] ^ t[i][64 + (d >> 5 & 31)] ^ t[i][96 +
+    (d & 31)]. H * x^k by shifting right, reducing with 0xE1 (SP 800-38D 6.3); the other
+    entries by linearity."""
     v = [(h[2 * i] << 8) | h[2 * i + 1] for i in range(8)]
-    zeros = bytes(512)
-    a = [array("H", zeros) for _ in range(8)]
-    b = [array("H", zeros) for _ in range(8)]
+    t = [array("H", bytes(256)) for _ in range(8)]
     for k in range(16):
-        t = a if k < 8 else b
-        bit = 0x80 >> (k & 7)
+        # x^k is bit 15 - k of the digit: its entry in the field that holds it
+        e = 0x20 >> k if k < 6 else 64 + (0x10 >> (k - 6)) if k < 11 else 96 + (0x10 >> (k - 11))
         for i in range(8):
-            t[i][bit] = v[i]
+            t[i][e] = v[i]
         low = v[7] & 1  # v = v * x
         for i in range(7, 0, -1):
             v[i] = (v[i] >> 1) | ((v[i - 1] & 1) << 15)
         v[0] >>= 1
         if low:
             v[0] ^= 0xE100
-    for t in (a, b):
-        for i in range(8):
-            w = t[i]
-            for d in range(3, 256):
+    for w in t:
+        for base, n in ((0, 64), (64, 32), (96, 32)):
+            for d in range(3, n):
                 one = d & -d
                 if one != d:
-                    w[d] = w[one] ^ w[d ^ one]
-    return a, b
+                    w[base + d] = w[base + one] ^ w[base + (d ^ one)]
+    return t
 
 
-def _ghash(y, a, b, buf, start, end):
+def _ghash(y, t, buf, start, end):
     """y = (y xor block) * H for each 16-byte block of buf[start:end] (a multiple of 16).
 
-    The block's 16-bit word j is its digit j, taken apart into bytes hj and lj (x^16j
-    .. x^16j+7 and x^16j+8 .. x^16j+15). Digit 7 goes in first, as in Shoup's method, and
-    each one before it after Z = Z * x^16. Unrolled, the tables in locals: the renaming is
-    in the variable names. Word i of the state lives in z[(i + 1) % 8] between blocks.
+    The block's 16-bit word j is its digit j (x^16j .. x^16j+15), taken apart into three
+    fields (_tables). Digit 7 goes in first, as in Shoup's method, and each one before it
+    after Z = Z * x^16. Unrolled, the tables in locals: the renaming is in the variable
+    names. Word i of the state lives in z[(i + 1) % 8] between blocks.
     """
-    a0, a1, a2, a3, a4, a5, a6, a7 = a
-    b0, b1, b2, b3, b4, b5, b6, b7 = b
+    t0, t1, t2, t3, t4, t5, t6, t7 = t
     z1, z2, z3, z4, z5, z6, z7, z0 = y
     for o in range(start, end, 16):
-        # X = Y xor block, as bytes: all of them before z is overwritten
-        h0 = (z1 >> 8) ^ buf[o]
-        l0 = (z1 & 255) ^ buf[o + 1]
-        h1 = (z2 >> 8) ^ buf[o + 2]
-        l1 = (z2 & 255) ^ buf[o + 3]
-        h2 = (z3 >> 8) ^ buf[o + 4]
-        l2 = (z3 & 255) ^ buf[o + 5]
-        h3 = (z4 >> 8) ^ buf[o + 6]
-        l3 = (z4 & 255) ^ buf[o + 7]
-        h4 = (z5 >> 8) ^ buf[o + 8]
-        l4 = (z5 & 255) ^ buf[o + 9]
-        h5 = (z6 >> 8) ^ buf[o + 10]
-        l5 = (z6 & 255) ^ buf[o + 11]
-        h6 = (z7 >> 8) ^ buf[o + 12]
-        l6 = (z7 & 255) ^ buf[o + 13]
-        h7 = (z0 >> 8) ^ buf[o + 14]
-        l7 = (z0 & 255) ^ buf[o + 15]
+        # X = Y xor block, as fields: all of them before z is overwritten
+        d = z1 ^ (buf[o] << 8) ^ buf[o + 1]
+        h0, m0, l0 = d >> 10, 64 + (d >> 5 & 31), 96 + (d & 31)
+        d = z2 ^ (buf[o + 2] << 8) ^ buf[o + 3]
+        h1, m1, l1 = d >> 10, 64 + (d >> 5 & 31), 96 + (d & 31)
+        d = z3 ^ (buf[o + 4] << 8) ^ buf[o + 5]
+        h2, m2, l2 = d >> 10, 64 + (d >> 5 & 31), 96 + (d & 31)
+        d = z4 ^ (buf[o + 6] << 8) ^ buf[o + 7]
+        h3, m3, l3 = d >> 10, 64 + (d >> 5 & 31), 96 + (d & 31)
+        d = z5 ^ (buf[o + 8] << 8) ^ buf[o + 9]
+        h4, m4, l4 = d >> 10, 64 + (d >> 5 & 31), 96 + (d & 31)
+        d = z6 ^ (buf[o + 10] << 8) ^ buf[o + 11]
+        h5, m5, l5 = d >> 10, 64 + (d >> 5 & 31), 96 + (d & 31)
+        d = z7 ^ (buf[o + 12] << 8) ^ buf[o + 13]
+        h6, m6, l6 = d >> 10, 64 + (d >> 5 & 31), 96 + (d & 31)
+        d = z0 ^ (buf[o + 14] << 8) ^ buf[o + 15]
+        h7, m7, l7 = d >> 10, 64 + (d >> 5 & 31), 96 + (d & 31)
+
         # digit 7: Z = digit * H; word i in z[i]
-        z0 = a0[h7] ^ b0[l7]
-        z1 = a1[h7] ^ b1[l7]
-        z2 = a2[h7] ^ b2[l7]
-        z3 = a3[h7] ^ b3[l7]
-        z4 = a4[h7] ^ b4[l7]
-        z5 = a5[h7] ^ b5[l7]
-        z6 = a6[h7] ^ b6[l7]
-        z7 = a7[h7] ^ b7[l7]
+        z0 = t0[h7] ^ t0[m7] ^ t0[l7]
+        z1 = t1[h7] ^ t1[m7] ^ t1[l7]
+        z2 = t2[h7] ^ t2[m7] ^ t2[l7]
+        z3 = t3[h7] ^ t3[m7] ^ t3[l7]
+        z4 = t4[h7] ^ t4[m7] ^ t4[l7]
+        z5 = t5[h7] ^ t5[m7] ^ t5[l7]
+        z6 = t6[h7] ^ t6[m7] ^ t6[l7]
+        z7 = t7[h7] ^ t7[m7] ^ t7[l7]
         # digit 6: Z = Z * x^16 + digit * H, the word that falls off folded back in;
         # word i now in z[(i - 1) % 8]
         t = z7 ^ (z7 << 5) ^ (z7 << 6) ^ (z7 << 7)
-        z7 = (t >> 7) ^ a0[h6] ^ b0[l6]
-        z0 ^= ((t & 127) << 9) ^ a1[h6] ^ b1[l6]
-        z1 ^= a2[h6] ^ b2[l6]
-        z2 ^= a3[h6] ^ b3[l6]
-        z3 ^= a4[h6] ^ b4[l6]
-        z4 ^= a5[h6] ^ b5[l6]
-        z5 ^= a6[h6] ^ b6[l6]
-        z6 ^= a7[h6] ^ b7[l6]
+        z7 = (t >> 7) ^ t0[h6] ^ t0[m6] ^ t0[l6]
+        z0 ^= ((t & 127) << 9) ^ t1[h6] ^ t1[m6] ^ t1[l6]
+        z1 ^= t2[h6] ^ t2[m6] ^ t2[l6]
+        z2 ^= t3[h6] ^ t3[m6] ^ t3[l6]
+        z3 ^= t4[h6] ^ t4[m6] ^ t4[l6]
+        z4 ^= t5[h6] ^ t5[m6] ^ t5[l6]
+        z5 ^= t6[h6] ^ t6[m6] ^ t6[l6]
+        z6 ^= t7[h6] ^ t7[m6] ^ t7[l6]
         # digit 5: Z = Z * x^16 + digit * H, the word that falls off folded back in;
         # word i now in z[(i - 2) % 8]
         t = z6 ^ (z6 << 5) ^ (z6 << 6) ^ (z6 << 7)
-        z6 = (t >> 7) ^ a0[h5] ^ b0[l5]
-        z7 ^= ((t & 127) << 9) ^ a1[h5] ^ b1[l5]
-        z0 ^= a2[h5] ^ b2[l5]
-        z1 ^= a3[h5] ^ b3[l5]
-        z2 ^= a4[h5] ^ b4[l5]
-        z3 ^= a5[h5] ^ b5[l5]
-        z4 ^= a6[h5] ^ b6[l5]
-        z5 ^= a7[h5] ^ b7[l5]
+        z6 = (t >> 7) ^ t0[h5] ^ t0[m5] ^ t0[l5]
+        z7 ^= ((t & 127) << 9) ^ t1[h5] ^ t1[m5] ^ t1[l5]
+        z0 ^= t2[h5] ^ t2[m5] ^ t2[l5]
+        z1 ^= t3[h5] ^ t3[m5] ^ t3[l5]
+        z2 ^= t4[h5] ^ t4[m5] ^ t4[l5]
+        z3 ^= t5[h5] ^ t5[m5] ^ t5[l5]
+        z4 ^= t6[h5] ^ t6[m5] ^ t6[l5]
+        z5 ^= t7[h5] ^ t7[m5] ^ t7[l5]
         # digit 4: Z = Z * x^16 + digit * H, the word that falls off folded back in;
         # word i now in z[(i - 3) % 8]
         t = z5 ^ (z5 << 5) ^ (z5 << 6) ^ (z5 << 7)
-        z5 = (t >> 7) ^ a0[h4] ^ b0[l4]
-        z6 ^= ((t & 127) << 9) ^ a1[h4] ^ b1[l4]
-        z7 ^= a2[h4] ^ b2[l4]
-        z0 ^= a3[h4] ^ b3[l4]
-        z1 ^= a4[h4] ^ b4[l4]
-        z2 ^= a5[h4] ^ b5[l4]
-        z3 ^= a6[h4] ^ b6[l4]
-        z4 ^= a7[h4] ^ b7[l4]
+        z5 = (t >> 7) ^ t0[h4] ^ t0[m4] ^ t0[l4]
+        z6 ^= ((t & 127) << 9) ^ t1[h4] ^ t1[m4] ^ t1[l4]
+        z7 ^= t2[h4] ^ t2[m4] ^ t2[l4]
+        z0 ^= t3[h4] ^ t3[m4] ^ t3[l4]
+        z1 ^= t4[h4] ^ t4[m4] ^ t4[l4]
+        z2 ^= t5[h4] ^ t5[m4] ^ t5[l4]
+        z3 ^= t6[h4] ^ t6[m4] ^ t6[l4]
+        z4 ^= t7[h4] ^ t7[m4] ^ t7[l4]
         # digit 3: Z = Z * x^16 + digit * H, the word that falls off folded back in;
         # word i now in z[(i - 4) % 8]
         t = z4 ^ (z4 << 5) ^ (z4 << 6) ^ (z4 << 7)
-        z4 = (t >> 7) ^ a0[h3] ^ b0[l3]
-        z5 ^= ((t & 127) << 9) ^ a1[h3] ^ b1[l3]
-        z6 ^= a2[h3] ^ b2[l3]
-        z7 ^= a3[h3] ^ b3[l3]
-        z0 ^= a4[h3] ^ b4[l3]
-        z1 ^= a5[h3] ^ b5[l3]
-        z2 ^= a6[h3] ^ b6[l3]
-        z3 ^= a7[h3] ^ b7[l3]
+        z4 = (t >> 7) ^ t0[h3] ^ t0[m3] ^ t0[l3]
+        z5 ^= ((t & 127) << 9) ^ t1[h3] ^ t1[m3] ^ t1[l3]
+        z6 ^= t2[h3] ^ t2[m3] ^ t2[l3]
+        z7 ^= t3[h3] ^ t3[m3] ^ t3[l3]
+        z0 ^= t4[h3] ^ t4[m3] ^ t4[l3]
+        z1 ^= t5[h3] ^ t5[m3] ^ t5[l3]
+        z2 ^= t6[h3] ^ t6[m3] ^ t6[l3]
+        z3 ^= t7[h3] ^ t7[m3] ^ t7[l3]
         # digit 2: Z = Z * x^16 + digit * H, the word that falls off folded back in;
         # word i now in z[(i - 5) % 8]
         t = z3 ^ (z3 << 5) ^ (z3 << 6) ^ (z3 << 7)
-        z3 = (t >> 7) ^ a0[h2] ^ b0[l2]
-        z4 ^= ((t & 127) << 9) ^ a1[h2] ^ b1[l2]
-        z5 ^= a2[h2] ^ b2[l2]
-        z6 ^= a3[h2] ^ b3[l2]
-        z7 ^= a4[h2] ^ b4[l2]
-        z0 ^= a5[h2] ^ b5[l2]
-        z1 ^= a6[h2] ^ b6[l2]
-        z2 ^= a7[h2] ^ b7[l2]
+        z3 = (t >> 7) ^ t0[h2] ^ t0[m2] ^ t0[l2]
+        z4 ^= ((t & 127) << 9) ^ t1[h2] ^ t1[m2] ^ t1[l2]
+        z5 ^= t2[h2] ^ t2[m2] ^ t2[l2]
+        z6 ^= t3[h2] ^ t3[m2] ^ t3[l2]
+        z7 ^= t4[h2] ^ t4[m2] ^ t4[l2]
+        z0 ^= t5[h2] ^ t5[m2] ^ t5[l2]
+        z1 ^= t6[h2] ^ t6[m2] ^ t6[l2]
+        z2 ^= t7[h2] ^ t7[m2] ^ t7[l2]
         # digit 1: Z = Z * x^16 + digit * H, the word that falls off folded back in;
         # word i now in z[(i - 6) % 8]
         t = z2 ^ (z2 << 5) ^ (z2 << 6) ^ (z2 << 7)
-        z2 = (t >> 7) ^ a0[h1] ^ b0[l1]
-        z3 ^= ((t & 127) << 9) ^ a1[h1] ^ b1[l1]
-        z4 ^= a2[h1] ^ b2[l1]
-        z5 ^= a3[h1] ^ b3[l1]
-        z6 ^= a4[h1] ^ b4[l1]
-        z7 ^= a5[h1] ^ b5[l1]
-        z0 ^= a6[h1] ^ b6[l1]
-        z1 ^= a7[h1] ^ b7[l1]
+        z2 = (t >> 7) ^ t0[h1] ^ t0[m1] ^ t0[l1]
+        z3 ^= ((t & 127) << 9) ^ t1[h1] ^ t1[m1] ^ t1[l1]
+        z4 ^= t2[h1] ^ t2[m1] ^ t2[l1]
+        z5 ^= t3[h1] ^ t3[m1] ^ t3[l1]
+        z6 ^= t4[h1] ^ t4[m1] ^ t4[l1]
+        z7 ^= t5[h1] ^ t5[m1] ^ t5[l1]
+        z0 ^= t6[h1] ^ t6[m1] ^ t6[l1]
+        z1 ^= t7[h1] ^ t7[m1] ^ t7[l1]
         # digit 0: Z = Z * x^16 + digit * H, the word that falls off folded back in;
         # word i now in z[(i - 7) % 8]
         t = z1 ^ (z1 << 5) ^ (z1 << 6) ^ (z1 << 7)
-        z1 = (t >> 7) ^ a0[h0] ^ b0[l0]
-        z2 ^= ((t & 127) << 9) ^ a1[h0] ^ b1[l0]
-        z3 ^= a2[h0] ^ b2[l0]
-        z4 ^= a3[h0] ^ b3[l0]
-        z5 ^= a4[h0] ^ b4[l0]
-        z6 ^= a5[h0] ^ b5[l0]
-        z7 ^= a6[h0] ^ b6[l0]
-        z0 ^= a7[h0] ^ b7[l0]
+        z1 = (t >> 7) ^ t0[h0] ^ t0[m0] ^ t0[l0]
+        z2 ^= ((t & 127) << 9) ^ t1[h0] ^ t1[m0] ^ t1[l0]
+        z3 ^= t2[h0] ^ t2[m0] ^ t2[l0]
+        z4 ^= t3[h0] ^ t3[m0] ^ t3[l0]
+        z5 ^= t4[h0] ^ t4[m0] ^ t4[l0]
+        z6 ^= t5[h0] ^ t5[m0] ^ t5[l0]
+        z7 ^= t6[h0] ^ t6[m0] ^ t6[l0]
+        z0 ^= t7[h0] ^ t7[m0] ^ t7[l0]
     y[0] = z1
     y[1] = z2
     y[2] = z3

@@ -72,6 +72,12 @@ def register(subparsers):
         help="the measured destination with Home Assistant discovery on",
     )
     parser.add_argument(
+        "--ciphered",
+        action="store_true",
+        help="the pipeline with a meter that encrypts (AES-128-GCM, security 0x30), the "
+        "dongle given its keys",
+    )
+    parser.add_argument(
         "--whole-process",
         action="store_true",
         help="also time one `hanctl decode` process against one amshan + json.dumps process "
@@ -262,9 +268,10 @@ def run_command(args):
     if args.whole_process:
         print(flush=True)
         print(bench_process.report(frames, args.repeat))
-    if args.pipeline or args.tls or args.destinations > 1 or args.discovery:
+    if args.pipeline or args.tls or args.destinations > 1 or args.discovery or args.ciphered:
         print(flush=True)  # the decoder's report shows while the pipeline runs
         heap = runtime.check_heap(args.heap) if args.heap else None
         shape = {"destinations": args.destinations, "discovery": args.discovery}
+        shape["ciphered"] = args.ciphered
         print(bench_pipeline.report(heap=heap, tls=args.tls, **shape))
     return 0

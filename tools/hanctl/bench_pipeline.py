@@ -12,6 +12,9 @@ shipped -O3 .mpy), a meter on its TCP "UART" (simulate.Server), a paho-mqtt subs
   - .mpy: every firmware module as shipped (-O3).
 With tls=True (`--tls`) the destination is mosquitto's TLS listener, its certificate from a
 CA that openssl makes for the run, verified by the dongle (tls.ca), as an owner's would be.
+With ciphered=True (`--ciphered`) the meter encrypts, as a Danish or Austrian one does:
+each frame's APDU ciphered with AES-128-GCM (security 0x30, a 12-byte tag, its invocation
+counter one up a frame) under KEY and AUTH_KEY, which the dongle's config holds.
 If the firmware does not run at the heap asked for, the report says why and runs again at
 FALLBACK_HEAP. About 30 s with the defaults, and ~8 s more for a heap that fails.
 """
@@ -34,6 +37,9 @@ FALLBACK_HEAP = "256K"
 TARGETS = {"latency_ms": 20.0, "steady_heap": 48 * 1024}  # issue 3: median; steady state
 BASE = "hanport/bench"
 METER = {"baud": 2400, "parity": "8E1", "invert": False}  # the Aidon line
+# --ciphered: the Green Book's example keys (DLMS UA 1000-2, the AES-GCM examples).
+KEY = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+AUTH_KEY = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
 BODY_PAUSE = 0.02  # s between a frame's body and its closing flag (the idle cut is 100 ms)
 MESSAGE_WAIT = 1.0  # s to wait for one frame's message before counting it lost
 GIVE_UP = 3  # frames lost in a row: the dongle is not working at this heap
@@ -49,18 +55,20 @@ def report(
     tls=False,
     destinations=1,
     discovery=False,
+    ciphered=False,
 ):
     """Markdown report of one pipeline run at `heap` (default: the image's, runtime.
     default_heap; and at FALLBACK_HEAP if that fails): `frames` paced frames for latency,
     `burst` back-to-back frames for CPU, `gap` seconds of quiet after each paced frame's
     message, `idle` seconds of idle CPU measured; the measured destination over TLS if
     `tls`, with Home Assistant discovery if `discovery`, and `destinations` - 1 plain ones
-    beside it (each its own session and topic on the same broker)."""
+    beside it (each its own session and topic on the same broker); a meter that encrypts
+    if `ciphered`."""
     missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
     heap = heap or runtime.default_heap()
-    shape = (tls, destinations, discovery)
+    shape = (tls, destinations, discovery, ciphered)
     runs = [measure(heap, frames, burst, gap, idle, *shape)]
     if runs[0]["problem"] and _heap_bytes(heap) != _heap_bytes(FALLBACK_HEAP):
         runs.append(measure(FALLBACK_HEAP, frames, burst, gap, idle, *shape))
@@ -84,7 +92,9 @@ def _missing_parts(tls):
     return None
 
 
-def measure(heap, frames, burst, gap, idle, tls=False, destinations=1, discovery=False):
+def measure(
+    heap, frames, burst, gap, idle, tls=False, destinations=1, discovery=False, ciphered=False
+):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
     run.update(stats=[], log=[], frame_bytes=len(encoder.aidon(2)))
@@ -106,11 +116,12 @@ def measure(heap, frames, burst, gap, idle, tls=False, destinations=1, discovery
                 destinations,
                 discovery,
                 broker.port,
+                ciphered,
             )
             dongle = Dongle(tmp, config, heap, line.port).start()
             parts.append(dongle)
             run["log"] = dongle.output
-            _session(run, sub, line, dongle, frames, burst, gap, idle)
+            _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered)
         finally:
             for part in reversed(parts):
                 part.stop()
@@ -120,7 +131,7 @@ def measure(heap, frames, burst, gap, idle, tls=False, destinations=1, discovery
     return run
 
 
-def _config(broker_port, ca=None, destinations=1, discovery=False, plain_port=None):
+def _config(broker_port, ca=None, destinations=1, discovery=False, plain_port=None, ciphered=False):
     dest = {
         "name": "bench",
         "host": "127.0.0.1",
@@ -136,7 +147,7 @@ def _config(broker_port, ca=None, destinations=1, discovery=False, plain_port=No
     return {
         "wifi": [],
         "hostname": "hanport-bench",
-        "meter": METER,
+        "meter": dict(METER, key=KEY.hex(), auth_key=AUTH_KEY.hex()) if ciphered else METER,
         "ntp": None,
         "destinations": [dest]
         + [_other(i, plain_port or broker_port) for i in range(1, destinations)],
@@ -158,8 +169,15 @@ def _other(i, port):
     }
 
 
-def _session(run, sub, line, dongle, frames, burst, gap, idle):
+def _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered=False):
     make = encoder.aidon
+    if ciphered:
+        counter = iter(range(1, 1 << 32))
+
+        def make(kind, values):
+            frame = encoder.aidon(kind, values)
+            return encoder.sealed_hdlc(frame, KEY, AUTH_KEY, counter=next(counter))
+
     if not dongle.wait_log("destination bench connected", 20):
         run["problem"] = "the dongle never connected to the broker"
         return
@@ -246,7 +264,9 @@ def _counters(stats):
     )
 
 
-def _markdown(runs, frames, burst, gap, mpy, tls=False, destinations=1, discovery=False):
+def _markdown(
+    runs, frames, burst, gap, mpy, tls=False, destinations=1, discovery=False, ciphered=False
+):
     last = runs[-1]
     lines = [
         "# hanctl bench --pipeline",
@@ -254,7 +274,9 @@ def _markdown(runs, frames, burst, gap, mpy, tls=False, destinations=1, discover
         f"- firmware: its real main under `hanctl run`, {runtime.micropython_version()} "
         f"unix port, {_image()}; broker: {_mosquitto_version()} on 127.0.0.1; "
         "subscriber: paho-mqtt on the host",
-        f"- frames: Aidon List 2 ({last['frame_bytes']} B), each with its own active power; "
+        f"- frames: Aidon List 2 ({last['frame_bytes']} B), each with its own active power"
+        + (", ciphered (AES-128-GCM, security 0x30, the dongle holds the keys)" if ciphered else "")
+        + "; "
         "one destination measured, share `full`, stats every 1 s"
         + (", over TLS (mosquitto's TLS listener; the dongle verifies its CA)" if tls else "")
         + (", Home Assistant discovery on" if discovery else "")
