@@ -23,7 +23,7 @@ NOISE = "noise"  # bytes outside any frame: wrong speed or parity, a loose wire,
 class Decoder:
     # Class defaults: a dongle whose meter does not encrypt holds no entry for them.
     keys = None  # (key, auth_key or None), 16 bytes each, for a meter that encrypts
-    security = None  # security.Context, made at the first ciphered APDU
+    security = None  # security.Context of the keys
     _last = -1  # the last invocation counter (security.unwrap)
 
     def __init__(self, on_reading, on_error=None, max_frame=2048, keys=None):
@@ -32,7 +32,13 @@ class Decoder:
         self.assembler = framing.Assembler(self._frame, self._rejected, max_frame)
         self.link = link.Link(max_frame)
         if keys:
+            # A meter that encrypts: its context made now, at boot, while the heap is
+            # whole (gcm's tables, 2 KB in 8 arrays, and the code of gcm and security,
+            # ~7 KB on the owner's .mpy path), not at the first push into a fragmented one.
+            import security
+
             self.keys = self.link.keys = keys
+            self.security = security.Context(keys[0], keys[1])
         self.blocks = None  # gbt.Blocks, made at the first block transfer
         self.errors = {}
         self.readings = 0
@@ -97,7 +103,7 @@ class Decoder:
                 return None
             data, start, end = self.blocks.apdu, 0, m
         if self.keys and start < end and dlms.is_ciphered(data[start]):
-            import security  # on first use: only a meter that encrypts pays for it
+            import security  # loaded by __init__: only a meter that encrypts pays for it
 
             if not isinstance(data, bytearray):  # apdu() of bytes: a copy to decrypt in
                 data = bytearray(data[start:end])  # (tools/fuzz: TypeError, `internal`)

@@ -158,12 +158,10 @@ class Context:
 
 def unwrap(decoder, data, start, end):
     """The plaintext span (start, end) of the ciphered APDU data[start:end], decrypted in
-    place with decoder.keys (decoder.py calls this, so its code stays out of the heap of a
-    dongle whose meter does not encrypt). Raises DecodeError with the kind when it cannot.
+    place with decoder.security (decoder.py calls this, so its code stays out of the heap
+    of a dongle whose meter does not encrypt). Raises DecodeError with the kind when it cannot.
     An invocation counter that did not grow is reported ("counter"), not dropped."""
-    ctx = decoder.security
-    if ctx is None:
-        ctx = decoder.security = Context(decoder.keys[0], decoder.keys[1])
+    ctx = decoder.security  # made by Decoder.__init__ from decoder.keys
     kind = ctx.open(data, start, end)
     if kind:
         raise DecodeError(kind)
