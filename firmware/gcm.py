@@ -22,15 +22,19 @@
 #   Shoup's 4-bit table, 8 16-bit words shifted 4 bits a step      5.41 M
 #   16-bit words renamed, 4 nibble tables a word (2 KB)            1.99 M, 0 B
 #   16-bit words renamed, 2 byte tables a word in lists (16 KB)    1.03 M, 0 B
-#   16-bit words renamed, 2 byte tables in array('H') (8 KB)       1.12 M, 0 B   <- this
+#   16-bit words renamed, 2 byte tables in array('H') (8 KB)       1.12 M, 0 B
+#   16-bit words renamed, fields of 6, 5, 5 bits in array('H') (2 KB)  ~1.5 M, 0 B   <- this
+# (the last by bench_gcm.py: an Aidon List 3's open(), tag checked, 1,948 k instructions with
+# the byte tables, 2,493 k with these). The 8 KB did not fit the owner's heap at 96K beside
+# one destination: every push counted `memory` (docs/performance.md).
 # Ints are fastest on an empty heap (58 us against 150 us), but every operation allocates:
 # 41 KB of garbage is 20 times the 2 KB a frame may take, and at -X heapsize=96K with 51 KB
 # live, as a dongle runs, collections bring them to 156-173 us. 32-bit words would not be
 # small ints on a 32-bit port (31 bits), so the state is eight 16-bit words. A step
 # multiplies by x^16: rather than shifting eight words, the code renames them (word i
 # lives in z[(i - step) % 8]) and folds the one word that falls off back in with x^128 =
-# x^7 + x^2 + x + 1. Each 16-bit digit of the block then costs two table rows (its high
-# and low byte times H), 8 words each. Lists would save 8 % for 8 KB more heap.
+# x^7 + x^2 + x + 1. Each 16-bit digit of the block then costs three table rows (its
+# fields times H), 8 words each.
 
 from array import array
 
@@ -46,7 +50,7 @@ _MIN_TAG = const(12)  # DLMS sends 12 bytes; SP 800-38D's 96..128-bit tags
 
 class Key:
     """One AES-128 key made ready for GCM: its cryptolib schedule, the GHASH tables of
-    H = E(K, 0^128) (16 x 256 16-bit words, 8 KB) and the buffers of a frame's work. A
+    H = E(K, 0^128) (8 x 128 16-bit words, 2 KB) and the buffers of a frame's work. A
     dongle makes it once per configured key and reuses it for every frame.
 
     Raises ValueError when key is not 16 bytes (config validation's job to say first).

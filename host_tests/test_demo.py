@@ -131,6 +131,26 @@ def test_demo_with_seconds_exits_by_itself_and_shows_the_hourly_energy(tmp_path)
     assert rig.group_pids(demo.proc.pid) == []
 
 
+def test_demo_of_a_danish_kamstrup_decrypts_its_pushes_at_96k(tmp_path):
+    # The meter encrypts (AES-128-GCM, security 0x30, the Green Book's example keys); the
+    # dongle, given the keys, publishes every push decrypted, none rejected, and no key
+    # shows in what the demo prints or in the firmware's log.
+    from hanctl import simulate
+
+    args = ("--broker", "amqtt", "--meter", "kamstrup-dk", "--speed", "10", "--seconds", "12")
+    demo = Demo(tmp_path, *args)
+    err = demo.finish(timeout=40)
+    assert demo.proc.returncode == 0, err
+    text = "\n".join(x for _, x in demo.lines)
+    assert "kamstrup-dk" in text and "ciphered" in text and "heap 96K" in text
+    assert "energy " in text and len([x for x in demo.lines if x[1].startswith("reading ")]) >= 3
+    assert "rejected none" in text and "encrypted" not in text and "decrypt" not in text
+    log = Path(next(x for _, x in demo.lines if x.startswith("firmware log: ")).split(": ", 1)[1])
+    for key in simulate.EXAMPLE_KEYS:
+        for shown in (key.hex(), key.hex().upper()):
+            assert shown not in text + err + log.read_text()
+
+
 def test_amqtt_serves_the_firmwares_mqtt_client(parts, tmp_path):
     """Retained QoS 1 energy, the last will and keepalive pings between the firmware's
     own client (on the MicroPython unix port) and amqtt, the demo's fallback broker."""

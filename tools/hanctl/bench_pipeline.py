@@ -14,7 +14,7 @@ With tls=True (`--tls`) the destination is mosquitto's TLS listener, its certifi
 CA that openssl makes for the run, verified by the dongle (tls.ca), as an owner's would be.
 With ciphered=True (`--ciphered`) the meter encrypts, as a Danish or Austrian one does:
 each frame's APDU ciphered with AES-128-GCM (security 0x30, a 12-byte tag, its invocation
-counter one up a frame) under KEY and AUTH_KEY, which the dongle's config holds.
+counter one up a frame) under simulate.EXAMPLE_KEYS, which the dongle's config holds.
 If the firmware does not run at the heap asked for, the report says why and runs again at
 FALLBACK_HEAP. About 30 s with the defaults, and ~8 s more for a heap that fails.
 """
@@ -30,16 +30,14 @@ import threading
 import time
 from pathlib import Path
 
-from . import encoder, runtime
+from . import encoder, runtime, simulate
 from .loopback import Broker, CpuClock, Dongle, Line, Subscriber, make_ca
 
 FALLBACK_HEAP = "256K"
 TARGETS = {"latency_ms": 20.0, "steady_heap": 48 * 1024}  # issue 3: median; steady state
 BASE = "hanport/bench"
 METER = {"baud": 2400, "parity": "8E1", "invert": False}  # the Aidon line
-# --ciphered: the Green Book's example keys (DLMS UA 1000-2, the AES-GCM examples).
-KEY = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
-AUTH_KEY = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+KEY, AUTH_KEY = simulate.EXAMPLE_KEYS  # --ciphered
 BODY_PAUSE = 0.02  # s between a frame's body and its closing flag (the idle cut is 100 ms)
 MESSAGE_WAIT = 1.0  # s to wait for one frame's message before counting it lost
 GIVE_UP = 3  # frames lost in a row: the dongle is not working at this heap

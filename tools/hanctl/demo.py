@@ -25,6 +25,8 @@ TOPIC = "hanport/demo"
 # energy topic) shows up within 20 s instead of the first hour.
 BEFORE_HOUR = dt.timedelta(seconds=10)
 STOP_SECONDS = 5
+# Meters that encrypt: the simulated meter each one is, with simulate.EXAMPLE_KEYS.
+ENCRYPTING = {"kamstrup-dk": "kamstrup"}
 
 
 def vectors_dir():
@@ -40,7 +42,13 @@ def register(subparsers):
     p = subparsers.add_parser(
         "demo", help="simulated meter -> firmware on the MicroPython unix port -> MQTT -> monitor"
     )
-    p.add_argument("--meter", choices=sorted(simulate.CADENCE), default="kaifa")
+    p.add_argument(
+        "--meter",
+        choices=sorted(simulate.CADENCE) + sorted(ENCRYPTING),
+        default="kaifa",
+        help="kamstrup-dk: a Danish Kamstrup, which encrypts (AES-128-GCM, security 0x30); "
+        "the dongle is given its keys, the DLMS Green Book's example keys",
+    )
     p.add_argument("--phases", type=int, choices=(1, 3), default=3)
     p.add_argument("--speed", type=float, default=1.0, help="meter time runs N times faster")
     p.add_argument("--broker", choices=broker.CHOICES, help="default: mosquitto if installed")
@@ -49,11 +57,15 @@ def register(subparsers):
 
 
 def demo_config(port, meter):
-    """config.json of a dongle with one destination, the demo broker, sharing everything."""
+    """config.json of a dongle with one destination, the demo broker, sharing everything;
+    the meter's keys when it encrypts."""
     return {
         "wifi": [],
         "hostname": "hanport-demo",
-        "meter": {"baud": simulate.BAUD, "parity": meter.line, "invert": False},
+        "meter": dict(
+            {"baud": simulate.BAUD, "parity": meter.line, "invert": False},
+            **({"key": meter.keys[0].hex(), "auth_key": meter.keys[1].hex()} if meter.keys else {}),
+        ),
         "ntp": None,
         "destinations": [
             {
@@ -149,8 +161,12 @@ def run_command(args):
         parts.append(mqtt)
         mqtt.start()
         now = dt.datetime.now().replace(minute=0, second=0, microsecond=0)
+        keys = simulate.EXAMPLE_KEYS if args.meter in ENCRYPTING else None
         meter = simulate.Meter(
-            args.meter, args.phases, start=now + dt.timedelta(hours=1) - BEFORE_HOUR
+            ENCRYPTING.get(args.meter, args.meter),
+            args.phases,
+            start=now + dt.timedelta(hours=1) - BEFORE_HOUR,
+            keys=keys,
         )
         feed = simulate.Feed(meter, args.speed)
         # The meter starts once the firmware's UART has connected: pushed before that, the
@@ -166,7 +182,8 @@ def run_command(args):
         firmware.start()
         url = f"mqtt://127.0.0.1:{mqtt.port}"
         notes = [
-            f"meter    {args.meter} {args.phases}-phase {meter.line} x{args.speed:g} on {uart}",
+            f"meter    {args.meter} {args.phases}-phase {meter.line} x{args.speed:g} on {uart}"
+            + (", ciphered (AES-128-GCM, 0x30; the dongle has its keys)" if keys else ""),
             f"broker   {mqtt.name} {url}",
             f"firmware {runtime.describe_image()}, heap {firmware.heap}",
             f"firmware log: {firmware.log}",

@@ -37,6 +37,12 @@ LINE = {"aidon": "8E1", "kaifa": "8E1", "kamstrup": "8N1"}
 # Kamstrup's own papers number these two List 1 and List 2.
 CADENCE = {"aidon": (2500, 10), "kaifa": (2000, 10), "kamstrup": (10000, 5)}
 LIST2_EVERY_MS = 10000
+# A meter that encrypts, for `hanctl demo --meter kamstrup-dk` and `hanctl bench --ciphered`:
+# the keys of the DLMS Green Book's AES-GCM examples (DLMS UA 1000-2), public test values.
+EXAMPLE_KEYS = (
+    bytes.fromhex("000102030405060708090A0B0C0D0E0F"),
+    bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"),
+)
 
 # (list id, meter id, model) per (meter, phases); the three-phase ones are encoder.py's.
 IDENTITY = {
