@@ -277,7 +277,7 @@ def _inputs(data):
     return out
 
 
-def _expected(inputs):
+def _expected(inputs, keys=None):
     """The E and R lines CPython's decoder gives for the driver's inputs."""
     out = []
     for i, (kind, body) in enumerate(inputs):
@@ -288,7 +288,7 @@ def _expected(inputs):
         def on_error(kind, detail, i=i):
             out.append(f"E {i} {kind} {detail or '-'}")
 
-        d = Decoder(on_reading, on_error)
+        d = Decoder(on_reading, on_error, keys=keys)
         if kind == "a":
             d.apdu(body, len(body))
         else:
@@ -306,9 +306,12 @@ def _corpus():
     return [p.read_bytes()[:4097] for p in sorted(Path(folder).iterdir()) if p.is_file()]
 
 
-def test_micropython_96k_takes_the_mutated_corpus(mutated, tmp_path):
-    inputs = _inputs(_corpus() or mutated[:MICROPYTHON_INPUTS])
-    stdin = _input("ref", _reference_stream()) + "".join(_input(k, b) for k, b in inputs)
+def _on_micropython(inputs, tmp_path, keys=None):
+    """The driver's output lines for inputs at -X heapsize=96K, each E and R line checked
+    against CPython's, the long-lived decoder's heap flat and its kinds known."""
+    head = f"keys {keys[0].hex()} {keys[1].hex() if keys[1] else '-'}\n" if keys else ""
+    stdin = head + _input("ref", _reference_stream())
+    stdin += "".join(_input(k, b) for k, b in inputs)
     path = tmp_path / "corpus.txt"  # kept for a failure: `micropython ... < corpus.txt`
     path.write_text(stdin)
     proc = run_driver(str(FUZZ / "mp_driver.py"), stdin, heap="96K", timeout=600)
@@ -324,7 +327,7 @@ def test_micropython_96k_takes_the_mutated_corpus(mutated, tmp_path):
             assert rest.split(" ")[0] in check.KNOWN - check.FAILING, text
         elif rest != "!memory":
             json.loads(rest)
-    want = _expected(inputs)
+    want = _expected(inputs, keys)
     assert len(events) == len(want), "the runtimes disagree"
     unwritten = []
     for got, exp in zip(events, want, strict=True):
@@ -342,6 +345,23 @@ def test_micropython_96k_takes_the_mutated_corpus(mutated, tmp_path):
     counts = dict(kv.split("=") for kv in done.split(" ")[3:])
     assert int(done.split(" ")[1]) == len(inputs) and set(counts) <= check.KNOWN, done
     assert not set(counts) & check.FAILING, done
+    return events, counts
+
+
+def test_micropython_96k_takes_the_mutated_corpus(mutated, tmp_path):
+    _on_micropython(_inputs(_corpus() or mutated[:MICROPYTHON_INPUTS]), tmp_path)
+
+
+@pytest.mark.parametrize("auth", [AUTH_KEY, None], ids=["0x30", "0x20"])
+def test_micropython_96k_takes_ciphered_mutations(auth, tmp_path):
+    # issue 15: the ciphered seeds and 1,000 mutations of them, every decoder given the
+    # keys (the long-lived one's context made once, at its start, as a dongle's is).
+    seeds = corpus.ciphered_seeds(KEY, auth)
+    rng = random.Random(16)
+    inputs = _inputs(seeds + [corpus.mutate(rng, seeds) for _ in range(1000)])
+    events, counts = _on_micropython(inputs, tmp_path, (KEY, auth))
+    assert sum(t[:2] == "R " for t in events) > 50  # what survives decodes (82 with 0x30)
+    assert {"decrypt", "counter"} <= counts.keys(), sorted(counts.items())
 
 
 # -- atheris ---------------------------------------------------------------------------------

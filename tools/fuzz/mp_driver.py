@@ -1,8 +1,9 @@
 """The fuzz corpus through the decoder on the MicroPython unix port (host_tests/test_fuzz.py
 runs it at -X heapsize=96K, a dongle's heap); runs on CPython too.
 
-Input on stdin, one input as lines: a header, its bytes as hex 256 at a time (a long line
-would cost the driver more heap than the decoder), and an end line:
+Input on stdin: first, for a meter that encrypts, a line "keys <key hex> <auth key hex|->"
+that every decoder gets; then one input as lines: a header, its bytes as hex 256 at a time
+(a long line would cost the driver more heap than the decoder), and an end line:
   ref | s | a     the header: a reference stream, a byte stream, or a bare APDU
   + <hex>         up to 256 of its bytes
   .               the end of the input
@@ -41,6 +42,8 @@ ACCEPTED = framing.KINDS + (  # every kind but `internal` and `memory`
     errors.OVERSIZE,
     INCOMPLETE,
     NOISE,
+    errors.DECRYPT,  # with keys: a tag that does not hold
+    "counter",  # with keys: an invocation counter that did not grow (decoder.py)
 )
 MEASURE_EVERY = 500
 MAX_INPUT = 4096
@@ -55,6 +58,7 @@ class Driver:
     def __init__(self):
         self.index = 0
         self.lived_readings = 0
+        self.keys = None
         self.lived = Decoder(self._lived_reading, self._lived_error)
         self.uart = bytearray(256)
         self.body = bytearray(MAX_INPUT)  # the input being read: no allocation per input
@@ -125,7 +129,7 @@ class Driver:
         def on_error(kind, detail):
             say(f"E {i} {kind} {detail or '-'}")
 
-        fresh = Decoder(on_reading, on_error)
+        fresh = Decoder(on_reading, on_error, keys=self.keys)
         if kind == "a":
             fresh.apdu(body, n)
         else:
@@ -146,6 +150,10 @@ class Driver:
                 part = bytes.fromhex(line[2:].strip())
                 self.body[self.n : self.n + len(part)] = part
                 self.n += len(part)
+            elif line.startswith("keys "):
+                key, auth = line.split()[1:]
+                self.keys = bytes.fromhex(key), None if auth == "-" else bytes.fromhex(auth)
+                self.lived = Decoder(self._lived_reading, self._lived_error, keys=self.keys)
             elif line[0] == ".":
                 if kind == "ref":
                     self.ref = bytes(self.body[: self.n])
