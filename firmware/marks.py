@@ -18,7 +18,7 @@
 # first checksum that starts inside the last one's, so a dongle on a real line never holds
 # it: 1,168 B of bytecode and 512 B of tables on the owner's .mpy path (MicroPython 1.25
 # unix model). Its names are ones the firmware already has, so it takes no sixth qstr pool
-# (4.3 KB): only its two file names are new.
+# (4.6 KB): only its file's path is new.
 
 from array import array
 
