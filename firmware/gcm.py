@@ -59,17 +59,47 @@ class Key:
     def __init__(self, key):
         if len(key) != 16:
             raise ValueError("key")
-        self._aes = aes(key, _ECB)
-        self._ctr = bytearray(16)  # IV || 32-bit counter
-        self._ks = bytearray(16)  # the counter block encrypted: keystream, then E(J0)
-        self._part = bytearray(16)  # a partial block waiting to go through GHASH
-        self._fill = 0
-        self._y = [0] * 8  # the GHASH state, 8 big-endian 16-bit words
-        self._aad = None  # the AAD last hashed, and the state after it (DLMS: SC || AK)
-        self._aad_y = [0] * 8
-        h = self._ks
-        self._aes.encrypt(self._part, h)  # H = E(K, 0^128)
-        self._t = _tables(h)
+        self.aes = aes(key, _ECB)
+        self.counter = bytearray(16)  # IV || 32-bit counter
+        self.stream = bytearray(16)  # the counter block encrypted: keystream, then E(J0)
+        self.pending = bytearray(16)  # a partial block waiting to go through GHASH
+        self.fill = 0
+        self.state = [0] * 8  # the GHASH state, 8 big-endian 16-bit words
+        self.last = None  # the AAD last hashed, and the state after it (DLMS: SC || AK)
+        self.base = [0] * 8
+        h = self.stream
+        self.aes.encrypt(self.pending, h)  # H = E(K, 0^128)
+        # table[i][e]: word i of a digit's field times H. A 16-bit digit's bits 15..10 (x^0
+        # .. x^5 of it, bit 15 being x^0) index entries 0..63, bits 9..5 entries 64..95
+        # and bits 4..0 entries 96..127: digit * H = t[i][d >> 10] ^ t[i][64 + (d >> 5 &
+        # 31)] ^ t[i][96 + (d & 31)]. H * x^k by shifting right, reducing with 0xE1 (SP
+        # 800-38D 6.3); the other entries by linearity.
+        v = [(h[2 * i] << 8) | h[2 * i + 1] for i in range(8)]
+        t = [array("H", bytes(256)) for _ in range(8)]
+        for k in range(16):
+            # x^k is bit 15 - k of the digit: its entry in the field that holds it
+            e = (
+                0x20 >> k
+                if k < 6
+                else 64 + (0x10 >> (k - 6))
+                if k < 11
+                else 96 + (0x10 >> (k - 11))
+            )
+            for i in range(8):
+                t[i][e] = v[i]
+            low = v[7] & 1  # v = v * x
+            for i in range(7, 0, -1):
+                v[i] = (v[i] >> 1) | ((v[i - 1] & 1) << 15)
+            v[0] >>= 1
+            if low:
+                v[0] ^= 0xE100
+        for w in t:
+            for base, n in ((0, 64), (64, 32), (96, 32)):
+                for d in range(3, n):
+                    one = d & -d
+                    if one != d:
+                        w[base + d] = w[base + one] ^ w[base + (d ^ one)]
+        self.table = t
 
     def decrypt(self, iv, aad, buf, start, end, out, tag_at=-1, tag_len=12):
         """Decrypt buf[start:end] into out[start:end] (out may be buf: in place) with the
@@ -81,16 +111,19 @@ class Key:
             return False
         if n > _MAX_BYTES:
             return False
-        self._set_iv(iv)
+        c = self.counter  # IV || counter 0: the text's blocks are counted from 2 (apply)
+        for i in range(12):
+            c[i] = iv[i]
+        c[12] = c[13] = 0
         if tag_at >= 0:
-            if not self._fits(buf, tag_at, tag_len):
+            if not (_MIN_TAG <= tag_len <= 16 and 0 <= tag_at and tag_at + tag_len <= len(buf)):
                 return False
-            self._start(aad)
-            self._absorb(buf, start, end)
-            self._pad()
-            if not self._tag_holds(len(aad), n, buf, tag_at, tag_len):
+            self.reset(aad)
+            self.feed(buf, start, end)
+            self.finish()
+            if not self.check(len(aad), n, buf, tag_at, tag_len):
                 return False
-        self._ctr_xor(buf, start, end, out)
+        self.apply(buf, start, end, out)
         return True
 
     def verify(self, iv, aad, buf, start, end, tag_at, tag_len=12):
@@ -99,81 +132,75 @@ class Key:
         lengths or offsets that do not fit: False."""
         if not (0 <= start <= end <= len(buf) and len(iv) == 12):
             return False
-        if end - start > _MAX_BYTES or not self._fits(buf, tag_at, tag_len):
+        if end - start > _MAX_BYTES:
             return False
-        self._set_iv(iv)
-        for i in range(8):
-            self._y[i] = 0
-        self._fill = 0
-        self._absorb(aad, 0, len(aad))
-        self._absorb(buf, start, end)
-        self._pad()
-        return self._tag_holds(len(aad) + end - start, 0, buf, tag_at, tag_len)
-
-    @staticmethod
-    def _fits(buf, tag_at, tag_len):
-        return _MIN_TAG <= tag_len <= 16 and 0 <= tag_at and tag_at + tag_len <= len(buf)
-
-    def _set_iv(self, iv):
-        c = self._ctr
+        if not (_MIN_TAG <= tag_len <= 16 and 0 <= tag_at and tag_at + tag_len <= len(buf)):
+            return False
+        c = self.counter
         for i in range(12):
             c[i] = iv[i]
-        c[12] = 0
-        c[13] = 0
+        c[12] = c[13] = 0
+        for i in range(8):
+            self.state[i] = 0
+        self.fill = 0
+        self.feed(aad, 0, len(aad))
+        self.feed(buf, start, end)
+        self.finish()
+        return self.check(len(aad) + end - start, 0, buf, tag_at, tag_len)
 
-    def _start(self, aad):
+    def reset(self, aad):
         """The GHASH state after aad, zero-padded: from the last frame's when aad is the same
         (a DLMS meter's SC || AK is), which spares two of a List 3 frame's ~20 blocks."""
-        y = self._y
-        self._fill = 0
-        if aad == self._aad:
+        y = self.state
+        self.fill = 0
+        if aad == self.last:
             for i in range(8):
-                y[i] = self._aad_y[i]
+                y[i] = self.base[i]
             return
         for i in range(8):
             y[i] = 0
-        self._absorb(aad, 0, len(aad))
-        self._pad()
-        self._aad = bytes(aad)  # a new AAD: a new key or security byte, not every frame
+        self.feed(aad, 0, len(aad))
+        self.finish()
+        self.last = bytes(aad)  # a new AAD: a new key or security byte, not every frame
         for i in range(8):
-            self._aad_y[i] = y[i]
+            self.base[i] = y[i]
 
-    def _absorb(self, src, start, end):
+    def feed(self, src, start, end):
         """GHASH src[start:end], a partial last block kept for the next call or _pad()."""
-        p = self._part
-        f = self._fill
+        p = self.pending
+        f = self.fill
         if f:
             while f < 16 and start < end:
                 p[f] = src[start]
                 f += 1
                 start += 1
             if f < 16:
-                self._fill = f
+                self.fill = f
                 return
-            _ghash(self._y, self._t, p, 0, 16)
+            _ghash(self.state, self.table, p, 0, 16)
             f = 0
         full = start + ((end - start) & ~15)
         if full > start:
-            _ghash(self._y, self._t, src, start, full)
+            _ghash(self.state, self.table, src, start, full)
         while full < end:
             p[f] = src[full]
             f += 1
             full += 1
-        self._fill = f
+        self.fill = f
 
-    def _pad(self):
-        f = self._fill
+    def finish(self):
+        f = self.fill
         if f:
-            p = self._part
+            p = self.pending
             while f < 16:
                 p[f] = 0
                 f += 1
-            _ghash(self._y, self._t, p, 0, 16)
-            self._fill = 0
+            _ghash(self.state, self.table, p, 0, 16)
+            self.fill = 0
 
-    def _tag_holds(self, aad_len, text_len, buf, tag_at, tag_len):
+    def check(self, aad_len, text_len, buf, tag_at, tag_len):
         # The lengths block: bit lengths of the AAD and the text, 64-bit big-endian each.
-        p = self._part
+        p = self.pending
         a = aad_len << 3
         c = text_len << 3
         for i in range(4):
@@ -181,25 +208,25 @@ class Key:
             p[8 + i] = 0
             p[7 - i] = (a >> (8 * i)) & 255
             p[15 - i] = (c >> (8 * i)) & 255
-        y = self._y
-        _ghash(y, self._t, p, 0, 16)
+        y = self.state
+        _ghash(y, self.table, p, 0, 16)
         # T = E(K, J0) xor GHASH, J0 = IV || 0^31 || 1. Every byte compared, no early exit.
-        c = self._ctr
+        c = self.counter
         c[15] = 1
-        s = self._ks
-        self._aes.encrypt(c, s)
+        s = self.stream
+        self.aes.encrypt(c, s)
         diff = 0
         for k in range(tag_len):
             w = y[k >> 1]
             diff |= ((w & 255) if k & 1 else (w >> 8)) ^ s[k] ^ buf[tag_at + k]
         return diff == 0
 
-    def _ctr_xor(self, buf, start, end, out):
+    def apply(self, buf, start, end, out):
         # The text's counter blocks are 2, 3, ...: one at a time, into the same 16 bytes,
         # so no buffer grows with the frame.
-        c = self._ctr
-        ks = self._ks
-        e = self._aes  # not e = ....encrypt: a bound method is a heap object
+        c = self.counter
+        ks = self.stream
+        e = self.aes  # not e = ....encrypt: a bound method is a heap object
         n = 2
         o = start
         full = start + ((end - start) & ~15)
@@ -233,44 +260,17 @@ class Key:
                 out[o + k] = buf[o + k] ^ ks[k]
 
 
-def _tables(h):
-    """t[i][e]: word i of a digit's field times H. A 16-bit digit's bits 15..10 (x^0..x^5
-    of it, bit 15 being x^0) index entries 0..63, bits 9..5 entries 64..95 and bits 4..0
-    entries 96..127: digit * H = t[i][d >> 10] ^ t[i][64 + (d >> 5 & 31)] ^ t[i][96 +
-    (d & 31)]. H * x^k by shifting right, reducing with 0xE1 (SP 800-38D 6.3); the other
-    entries by linearity."""
-    v = [(h[2 * i] << 8) | h[2 * i + 1] for i in range(8)]
-    t = [array("H", bytes(256)) for _ in range(8)]
-    for k in range(16):
-        # x^k is bit 15 - k of the digit: its entry in the field that holds it
-        e = 0x20 >> k if k < 6 else 64 + (0x10 >> (k - 6)) if k < 11 else 96 + (0x10 >> (k - 11))
-        for i in range(8):
-            t[i][e] = v[i]
-        low = v[7] & 1  # v = v * x
-        for i in range(7, 0, -1):
-            v[i] = (v[i] >> 1) | ((v[i - 1] & 1) << 15)
-        v[0] >>= 1
-        if low:
-            v[0] ^= 0xE100
-    for w in t:
-        for base, n in ((0, 64), (64, 32), (96, 32)):
-            for d in range(3, n):
-                one = d & -d
-                if one != d:
-                    w[base + d] = w[base + one] ^ w[base + (d ^ one)]
-    return t
-
-
-def _ghash(y, t, buf, start, end):
-    """y = (y xor block) * H for each 16-byte block of buf[start:end] (a multiple of 16).
+def _ghash(state, table, buf, start, end):
+    """state = (state xor block) * H for each 16-byte block of buf[start:end] (a multiple
+    of 16), with table, Key.table.
 
     The block's 16-bit word j is its digit j (x^16j .. x^16j+15), taken apart into three
-    fields (_tables). Digit 7 goes in first, as in Shoup's method, and each one before it
+    fields (Key.__init__). Digit 7 goes in first, as in Shoup's method, and each one before it
     after Z = Z * x^16. Unrolled, the tables in locals: the renaming is in the variable
     names. Word i of the state lives in z[(i + 1) % 8] between blocks.
     """
-    t0, t1, t2, t3, t4, t5, t6, t7 = t
-    z1, z2, z3, z4, z5, z6, z7, z0 = y
+    t0, t1, t2, t3, t4, t5, t6, t7 = table
+    z1, z2, z3, z4, z5, z6, z7, z0 = state
     for o in range(start, end, 16):
         # X = Y xor block, as fields: all of them before z is overwritten
         d = z1 ^ (buf[o] << 8) ^ buf[o + 1]
@@ -376,11 +376,11 @@ def _ghash(y, t, buf, start, end):
         z6 ^= t5[h0] ^ t5[m0] ^ t5[l0]
         z7 ^= t6[h0] ^ t6[m0] ^ t6[l0]
         z0 ^= t7[h0] ^ t7[m0] ^ t7[l0]
-    y[0] = z1
-    y[1] = z2
-    y[2] = z3
-    y[3] = z4
-    y[4] = z5
-    y[5] = z6
-    y[6] = z7
-    y[7] = z0
+    state[0] = z1
+    state[1] = z2
+    state[2] = z3
+    state[3] = z4
+    state[4] = z5
+    state[5] = z6
+    state[6] = z7
+    state[7] = z0

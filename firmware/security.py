@@ -44,11 +44,12 @@ class Context:
     def __init__(self, key=None, auth_key=None):
         if auth_key is not None and len(auth_key) != 16:
             raise ValueError("auth_key")
-        self._gcm = gcm.Key(key) if key is not None else None
+        # Attribute names the firmware has already: each new one is a qstr in the heap, and
+        # gcm and security were what took the dongle past its fifth qstr pool (4.6 KB).
+        self.key = gcm.Key(key) if key is not None else None
         self._iv = bytearray(12)
-        self._aad = bytearray(17)  # SC || AK
-        self._has_ak = auth_key is not None
-        if self._has_ak:
+        self._aad = bytearray(17 if auth_key is not None else 1)  # SC || AK, or SC alone
+        if auth_key is not None:
             for i in range(16):
                 self._aad[1 + i] = auth_key[i]
         # What open() found, valid after it returned None (the counter also after DECRYPT):
@@ -71,7 +72,7 @@ class Context:
             return TRUNCATED
         tag = buf[start]
         if tag != _GLO and tag != _DED:
-            return UNSUPPORTED if self._gcm is not None else ENCRYPTED
+            return UNSUPPORTED if self.key is not None else ENCRYPTED
         p = start + 1
         if p >= end:
             return TRUNCATED
@@ -112,7 +113,7 @@ class Context:
         # An int from 2**30 up is a heap object on a 32-bit port: two ops, not four.
         self.counter = ((buf[ic] << 8 | buf[ic + 1]) << 16) | (buf[ic + 2] << 8 | buf[ic + 3])
         self.authenticated = False
-        key = self._gcm
+        key = self.key
         iv = self._iv
         for i in range(_TITLE_LEN):
             iv[i] = buf[title + i]
@@ -120,7 +121,7 @@ class Context:
             iv[_TITLE_LEN + i] = buf[ic + i]
         aad = self._aad
         aad[0] = sc
-        check = key is not None and self._has_ak and sc & _AUTH
+        check = key is not None and len(aad) > 1 and sc & _AUTH
         if not sc & _ENCRYPT:
             # Authentication only: the APDU is in clear. Checked when both keys are there;
             # without them it is read as it is, as the meter's unciphered pushes are.
@@ -128,7 +129,12 @@ class Context:
                 if not key.verify(iv, aad, buf, text, stop, stop, _TAG_LEN):
                     return DECRYPT
                 self.authenticated = True
-            return self._span(buf, text, stop, out)
+            if out is not buf:
+                for i in range(text, stop):
+                    out[i] = buf[i]
+            self.start = text
+            self.end = stop
+            return None
         if key is None:
             return ENCRYPTED
         # Without the auth key the tag cannot be checked: the plaintext's shape decides.
@@ -145,14 +151,6 @@ class Context:
             return DECRYPT
         self.start = text
         self.end = stop
-        return None
-
-    def _span(self, buf, start, end, out):
-        if out is not buf:
-            for i in range(start, end):
-                out[i] = buf[i]
-        self.start = start
-        self.end = end
         return None
 
 
