@@ -228,6 +228,29 @@ def test_checksums_from_marks_judge_as_the_whole_checksum_after_any_cut_of_hosti
     assert loaded > 20  # loaded as it is on a dongle, at the first overlap
 
 
+def test_checksums_from_marks_hold_across_the_wrap_of_stream_positions():
+    # Positions (bytes_in) wrap at 2**30, a month of a P1 line at 115200 baud: chains
+    # that start before the wrap and are used after it give the same verdicts, for the
+    # same work as far from it.
+    (stream,) = [x[2] for x in _hostile() if x[0] == "hcs8_fcs"]
+    stream += [x[2] for x in _hostile() if x[0] == "mbus5_sum"][0]
+
+    def run(assembler, before):
+        events = []
+        a = assembler(lambda kind, buf, n: events.append(bytes(buf[:n])), events.append)
+        a.bytes_in = a.last = ((1 << 30) - before) & 0x3FFFFFFF
+        for i in range(0, len(stream), 256):
+            a.feed(stream[i : i + 256])
+        a.idle()
+        return events, a.noise, a.frames, a.work
+
+    far = run(_Marked, 1 << 30)  # from position 0
+    for before in (1, 100, 2000, 5000):
+        marked = run(_Marked, before)
+        assert marked == run(_Unmarked, before)[:3] + (marked[3],), before
+        assert marked == far and marked[0].count(frames.FRAME) == 2, before
+
+
 def test_a_build_without_marks_judges_overlapping_candidates_whole(monkeypatch):
     # marks.py is optional: a firmware built without it (or a heap with no room for it)
     # runs each checksum whole, and the same frames come out.
