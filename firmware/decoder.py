@@ -143,7 +143,7 @@ class Decoder:
     def _noise(self):
         # Reported as one error per run of noise, before the frame that ends it.
         noise = self.assembler.noise
-        n = (noise - self._noise_seen) & 0x3FFFFFFF  # the counter wraps below 2**30
+        n = (noise - self._noise_seen) & 0x1FFFFFFF  # the counter wraps below 2**29 (framing)
         if n:
             self._noise_seen = noise
             self._error(NOISE, "%d bytes" % n)

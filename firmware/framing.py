@@ -55,7 +55,9 @@ _HDLC_HEAD = const(14)  # 7E, format (2), addresses (4 + 4), control, HCS (2)
 _MBUS_MIN = const(11)  # 68 L L 68 C A CI STSAP DTSAP CS 16: the DLMS transport layer
 _P1_MAX_CRC_DIGITS = const(4)
 _P1_IDENT_MAX = const(96)  # "/XXXZ" and up to 16 characters in IEC 62056-21; DSMR's are longer
-_WRAP = const(0x3FFFFFFF)  # counters wrap here: no bigint on an ESP32
+# Counters and stream positions wrap here: a counter below 2**29 plus what one call adds
+# stays below 2**30, a small int on a 32-bit port (a bigint is a heap object).
+_WRAP = const(0x1FFFFFFF)
 
 
 class Assembler:
@@ -88,12 +90,14 @@ class Assembler:
         self._table = None  # CRC-16/ARC's table, forwards and backwards (_p1_end)
         self.blocks = None  # marks.Blocks, made at the first checksum of overlapping candidates
         self.last = 0  # stream position after the bytes the last checksum ran
+        self.received = 0  # stream position after the last byte held (feed())
         self.clear()
 
     def feed(self, chunk, n=-1):
         """Process the bytes of chunk (bytes, bytearray or memoryview), its first n only
         when n is given: a UART reader reuses one buffer without slicing it."""
         end = len(chunk) if n < 0 else n
+        self.bytes_in = (self.bytes_in + end) & _WRAP
         buf = self.buf
         size = self.max_frame
         i = 0
@@ -104,7 +108,6 @@ class Assembler:
                 # then start on the last one's closing flag, at 0 (_emit), in one piece.
                 while chunk[i] == 0x7E:
                     i += 1
-                    self.bytes_in = (self.bytes_in + 1) & _WRAP
                     if i == end:
                         return
             if h == size:  # a telegram that never ends: dropped whole, too long to search
@@ -134,8 +137,15 @@ class Assembler:
             for x in range(j, i + k):
                 buf[x + d] = chunk[x]
             self._len = h + k
-            # Bytes in so far: the stream position after the last byte held (sum()).
-            self.bytes_in = (self.bytes_in + k) & _WRAP
+            # The stream position after the last byte held (sum(), marks.py): the bytes put
+            # in the ring, not the flags passed over between frames. When it wraps, chains
+            # of marks from before would come back into reach: they go.
+            r = self.received + k
+            if r > _WRAP:
+                r &= _WRAP
+                if self.blocks:
+                    self.blocks.clear()
+            self.received = r
             i += k
             if self._len >= self.wanted:
                 self.search()
@@ -497,7 +507,7 @@ class Assembler:
         x = self.blocks
         if x:
             return x.sum(k, start, end)
-        p = (self.bytes_in - self._len + start) & _WRAP
+        p = (self.received - self._len + start) & _WRAP
         if x is None and 0 < (self.last - p) & _WRAP <= self.max_frame:
             try:
                 import marks
@@ -527,12 +537,21 @@ class Assembler:
         buf = self.buf
         s = self._s
         size = self.max_frame
+        swap = 0
         if s:
             if s + self._len <= size:
                 # The bytes held lie in one piece above the frame: [0:n] is free or the
                 # frame's own. Each good frame's bytes move once.
                 for i in range(s, s + n):
                     buf[i - s] = buf[i]
+            elif n <= s and s + n <= size:
+                # They run over the ring's end, the frame does not: it trades places with
+                # the ring's first n bytes for the call, and back after it (2n byte swaps).
+                # Turning the ring (below) cost 2 x max_frame swaps: a short frame between
+                # long candidates that overlap met this every few frames (found by review).
+                swap = n
+                for i in range(n):
+                    buf[i], buf[s + i] = buf[s + i], buf[i]
             else:
                 # They run over the ring's end: turn the ring so they start at 0 (three
                 # reversals, 2 x max_frame byte swaps, at most once a turn of the ring).
@@ -545,9 +564,13 @@ class Assembler:
                         i += 1
                         j -= 1
                 self._s = s = 0
-        if self.blocks:  # their marks are where the bytes were before they moved
-            self.blocks.clear()
-        self.on_frame(kind, buf, n)
+                if self.blocks:  # their marks are where the bytes were before they moved
+                    self.blocks.clear()
+        try:
+            self.on_frame(kind, buf, n)
+        finally:
+            for i in range(swap):  # the ring's first bytes back where they were
+                buf[i], buf[s + i] = buf[s + i], buf[i]
         if kind == HDLC:  # the closing flag may also open the next frame
             buf[(s + n - 1) & (size - 1)] = 0x7E
             self._next(n - 1, False)
@@ -566,6 +589,8 @@ class Assembler:
             for i in range(h):
                 buf[i] = buf[s + i]
             self._s = 0
+            if self.blocks:  # as above: the marks of the bytes moved are elsewhere now
+                self.blocks.clear()
         return 0
 
     def _next(self, k, noise):

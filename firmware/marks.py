@@ -16,7 +16,7 @@
 #
 # Real meters never send overlapping candidates: the assembler loads this module at the
 # first checksum that starts inside the last one's, so a dongle on a real line never holds
-# it: 1,168 B of bytecode and 512 B of tables on the owner's .mpy path (MicroPython 1.25
+# it: 1,136 B of bytecode and 512 B of tables on the owner's .mpy path (MicroPython 1.25
 # unix model). Its names are ones the firmware already has, so it takes no sixth qstr pool
 # (4.6 KB): only its file's path is new.
 
@@ -26,7 +26,7 @@ from micropython import const
 
 import crc16
 
-_WRAP = const(0x3FFFFFFF)  # framing's positions wrap here
+_WRAP = const(0x1FFFFFFF)  # framing's positions wrap here
 
 
 class Blocks:
@@ -61,7 +61,7 @@ class Blocks:
         f = self.frames
         s = f._s
         size = f.max_frame
-        p = (f.bytes_in - f._len) & _WRAP  # the stream position of the candidate's byte 0
+        p = (f.received - f._len) & _WRAP  # the stream position of the candidate's byte 0
         r = 0xFFFF >> 16 * k  # the checksum's start value: 0xFFFF, or 0 for a sum
         z = start + 32 - ((s + start) & 31)  # the first mark after start
         y = end - ((s + end) & 31)  # the last mark at or before end

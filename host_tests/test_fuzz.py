@@ -30,6 +30,7 @@ import pytest
 import framing
 from conftest import RUNTIMES, run_cases, run_driver
 from decoder import Decoder
+from hanctl import bench_hostile
 from hanctl import encoder as enc
 from reading import to_json
 
@@ -229,26 +230,46 @@ def test_checksums_from_marks_judge_as_the_whole_checksum_after_any_cut_of_hosti
 
 
 def test_checksums_from_marks_hold_across_the_wrap_of_stream_positions():
-    # Positions (bytes_in) wrap at 2**30, a month of a P1 line at 115200 baud: chains
-    # that start before the wrap and are used after it give the same verdicts, for the
-    # same work as far from it.
+    # Stream positions (Assembler.received) wrap at 2**29, a day and a half of a P1 line
+    # at 115200 baud: chains of marks before the wrap go at it, and checksums on either
+    # side give the same verdicts as whole ones, for the same work as far from it.
     (stream,) = [x[2] for x in _hostile() if x[0] == "hcs8_fcs"]
     stream += [x[2] for x in _hostile() if x[0] == "mbus5_sum"][0]
 
     def run(assembler, before):
         events = []
         a = assembler(lambda kind, buf, n: events.append(bytes(buf[:n])), events.append)
-        a.bytes_in = a.last = ((1 << 30) - before) & 0x3FFFFFFF
+        a.received = a.last = ((1 << 29) - before) & 0x1FFFFFFF
         for i in range(0, len(stream), 256):
             a.feed(stream[i : i + 256])
         a.idle()
         return events, a.noise, a.frames, a.work
 
-    far = run(_Marked, 1 << 30)  # from position 0
+    far = run(_Marked, 1 << 29)  # from position 0
     for before in (1, 100, 2000, 5000):
         marked = run(_Marked, before)
         assert marked == run(_Unmarked, before)[:3] + (marked[3],), before
-        assert marked == far and marked[0].count(frames.FRAME) == 2, before
+        assert marked[:3] == far[:3] and marked[0].count(frames.FRAME) == 2, before
+        assert marked[3] <= far[3] + 2048, before  # a chain cut at the wrap starts again
+
+
+def test_a_chain_of_marks_does_not_outlive_the_wrap_of_positions():
+    # Found by review: a chain made, then 2**29 bytes that run no checksum and never go
+    # quiet, brought its positions back into reach, and a good frame failed its FCS. The
+    # bytes in between are stood in for by moving the position (nothing is held then).
+    import marks
+
+    got = []
+    a = framing.Assembler(lambda kind, buf, n: got.append(bytes(buf[:n])))
+    a.blocks = marks.Blocks(a)
+    a.feed(bench_hostile._header(2039, b"\x41\x03\x13") * 600 + bytes(4096))
+    end = a.blocks.pos[1]  # a chain's last mark
+    assert end != a.blocks.pos[0]
+    a.received = (1 << 29) - 50
+    a.feed(bytes(200))  # the positions wrap
+    a.received = (end - 100) & 0x1FFFFFFF  # and come back to the chain's
+    a.feed(frames.FRAME)
+    assert got == [frames.FRAME]
 
 
 def test_a_build_without_marks_judges_overlapping_candidates_whole(monkeypatch):

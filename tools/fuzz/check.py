@@ -214,7 +214,7 @@ class Harness:
             problems.append(f"assembler holds {a._len} bytes, busy={a.busy()}")
         if sorted(a.rejected) != sorted(framing.KINDS) or len(a.frames) != 4:
             problems.append(f"assembler counters {a.rejected!r} {a.frames!r}")
-        if not (0 <= a.noise < 2**30 and 0 <= a.bytes_in < 2**30):
+        if not (0 <= a.noise < 2**29 and 0 <= a.bytes_in < 2**29):
             problems.append("assembler counters wrapped wrong")
         if d.link.apdu is not None and len(d.link.apdu) != self.max_frame:
             problems.append(f"split-APDU buffer is {len(d.link.apdu)} bytes")

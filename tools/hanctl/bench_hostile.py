@@ -37,6 +37,9 @@ def streams(real):
     crafted = _header(19 * 50 - 1)  # each one's last byte is the flag 50 headers on
     crafted += bytes(19 - len(crafted))
     dense = _header(2039, b"\x41\x03\x13") * 1024  # 8 bytes apart, each ending on a flag
+    short = b"\xa0\x07\x03\x21\x13"  # no information field: 7E, this, FCS, 7E
+    framed = _header(1919, b"\x41\x03\x13") + b"\x7e" + short
+    framed += struct.pack("<H", encoder.crc16_x25(short))
     out = [
         ("7ea7", "`7ea7` repeated", b"\x7e\xa7" * 1024),
         ("7ea7f0", "`7ea7f0` repeated", b"\x7e\xa7\xf0" * 683),
@@ -66,6 +69,10 @@ def streams(real):
             "`7ea5ff8d` repeated: the same, 4 bytes apart (8 KB)",
             b"\x7e\xa5\xff\x8d" * 2048,
         ),
+        # Found by review: a good 9-byte frame between headers 16 bytes apart, each 1,921
+        # bytes long, was handed over with the bytes held across the ring's end, which
+        # turned the whole ring (and dropped the marks) every few frames.
+        ("hcs16_frames", "the same, 16 bytes apart, a 9-byte frame between (8 KB)", framed * 512),
     ]
     out[8] = out[8][:2] + (out[8][2] + b"\r\n!0000\r\n",)
     return [
