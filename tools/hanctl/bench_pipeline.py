@@ -95,7 +95,10 @@ def measure(
 ):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
-    run.update(stats=[], log=[], frame_bytes=len(encoder.aidon(2)))
+    frame = encoder.aidon(2)
+    if ciphered:  # the bytes on the line: the APDU ciphered, its tag and security header
+        frame = encoder.sealed_hdlc(frame, KEY, AUTH_KEY)
+    run.update(stats=[], log=[], frame_bytes=len(frame))
     with tempfile.TemporaryDirectory(prefix="hanport-bench-") as tmp:
         certs = None
         if tls:
