@@ -138,10 +138,12 @@ class Assembler:
                 buf[x + d] = chunk[x]
             self._len = h + k
             # The stream position after the last byte held (sum(), marks.py): the bytes put
-            # in the ring, not the flags passed over between frames. When it wraps, chains
-            # of marks from before would come back into reach: they go.
-            r = self.received + k
-            if r > _WRAP:
+            # in the ring, not the flags passed over between frames.
+            q = self.received
+            r = q + k
+            if (r ^ q) & 0x30000000:  # it passed 2**28, or wrapped at 2**29
+                # Chains of marks go at each: none lives 2**29 positions, so none comes back
+                # into reach, even one made across the wrap (found by review).
                 r &= _WRAP
                 if self.blocks:
                     self.blocks.clear()
@@ -566,11 +568,18 @@ class Assembler:
                 self._s = s = 0
                 if self.blocks:  # their marks are where the bytes were before they moved
                     self.blocks.clear()
+        done = False
         try:
             self.on_frame(kind, buf, n)
+            done = True
         finally:
             for i in range(swap):  # the ring's first bytes back where they were
                 buf[i], buf[s + i] = buf[s + i], buf[i]
+            if not done and self.blocks:
+                # on_frame raised, and may have changed the bytes (decrypted in place): the
+                # frame is still held, so its checksum runs afresh over them when it is
+                # judged again, not from marks of what it was (found by review).
+                self.blocks.clear()
         if kind == HDLC:  # the closing flag may also open the next frame
             buf[(s + n - 1) & (size - 1)] = 0x7E
             self._next(n - 1, False)

@@ -230,8 +230,8 @@ def test_checksums_from_marks_judge_as_the_whole_checksum_after_any_cut_of_hosti
 
 
 def test_checksums_from_marks_hold_across_the_wrap_of_stream_positions():
-    # Stream positions (Assembler.received) wrap at 2**29, a day and a half of a P1 line
-    # at 115200 baud: chains of marks before the wrap go at it, and checksums on either
+    # Stream positions (Assembler.received) wrap at 2**29, 13 hours of a P1 line at
+    # 115200 baud: chains of marks before the wrap go at it, and checksums on either
     # side give the same verdicts as whole ones, for the same work as far from it.
     (stream,) = [x[2] for x in _hostile() if x[0] == "hcs8_fcs"]
     stream += [x[2] for x in _hostile() if x[0] == "mbus5_sum"][0]
@@ -270,6 +270,50 @@ def test_a_chain_of_marks_does_not_outlive_the_wrap_of_positions():
     a.received = (end - 100) & 0x1FFFFFFF  # and come back to the chain's
     a.feed(frames.FRAME)
     assert got == [frames.FRAME]
+    # A chain made across the wrap (a candidate before it, its checksum after) goes when
+    # the positions pass 2**28, so it cannot come back into reach either.
+    long = bench_hostile._header(698)
+    long += bytes(700 - len(long) - 1) + b"\x7e"  # its header checks, its FCS does not
+    a.received = (1 << 29) - 500
+    a.feed(long + bytes(100))
+    assert a.blocks.pos[1] != a.blocks.pos[0]  # the chain runs from before the wrap
+    a.received = (1 << 28) - 50
+    a.feed(bytes(200))
+    a.received = (1 << 29) - 300
+    a.feed(frames.FRAME)
+    assert got == [frames.FRAME] * 2
+
+
+def test_a_frame_changed_in_place_by_a_failing_on_frame_is_judged_again_whole():
+    # Found by review: on_frame decrypted the frame in place, then raised; the frame, still
+    # held, was judged again from marks of its old bytes and came out a second time,
+    # changed. Now its checksum runs afresh over what it holds: as without marks.
+    frame = frames.FRAME
+    stream = bytearray(600)
+    for at, part in ((0, bench_hostile._header(100)), (50, bench_hostile._header(500))):
+        stream[at : at + len(part)] = part
+    stream[270 : 270 + len(frame)] = frame
+
+    def run(assembler):
+        got = []
+        rejected = []
+
+        def on_frame(kind, buf, n):
+            got.append(bytes(buf[:n]))
+            if len(got) == 1:
+                for i in range(40, n - 15):
+                    buf[i] ^= 0x5A
+                raise RuntimeError("the decoder's caller failed")
+
+        a = assembler(on_frame, rejected.append, 512)
+        with pytest.raises(RuntimeError):
+            a.feed(bytes(stream))
+        a.feed(bytes(300))
+        a.idle()
+        return got, rejected, a.noise
+
+    marked = run(_Marked)
+    assert marked == run(_Unmarked) and marked[0] == [frame], marked[1:]
 
 
 def test_a_build_without_marks_judges_overlapping_candidates_whole(monkeypatch):
