@@ -116,8 +116,6 @@ class Key:
             c[i] = iv[i]
         c[12] = c[13] = 0
         if tag_at >= 0:
-            if not (_MIN_TAG <= tag_len <= 16 and 0 <= tag_at and tag_at + tag_len <= len(buf)):
-                return False
             self.reset(aad)
             self.feed(buf, start, end)
             self.finish()
@@ -133,8 +131,6 @@ class Key:
         if not (0 <= start <= end <= len(buf) and len(iv) == 12):
             return False
         if end - start > _MAX_BYTES:
-            return False
-        if not (_MIN_TAG <= tag_len <= 16 and 0 <= tag_at and tag_at + tag_len <= len(buf)):
             return False
         c = self.counter
         for i in range(12):
@@ -199,6 +195,10 @@ class Key:
             self.fill = 0
 
     def check(self, aad_len, text_len, buf, tag_at, tag_len):
+        """True when the tag buf[tag_at:tag_at + tag_len] holds; False too when it does not
+        fit in buf or its length is not SP 800-38D's (12 to 16 bytes here)."""
+        if not (_MIN_TAG <= tag_len <= 16 and 0 <= tag_at and tag_at + tag_len <= len(buf)):
+            return False
         # The lengths block: bit lengths of the AAD and the text, 64-bit big-endian each.
         p = self.pending
         a = aad_len << 3
