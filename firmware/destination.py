@@ -22,8 +22,8 @@ import time
 import obis
 import reading as reading_json
 from mqtt import MQTTClient
+from outbox import Outbox
 from share import FULL, Share, is_energy, is_hourly
-from store import Outbox
 
 _JSON_MAX = 1536  # the longest reading seen: 27 registers of an Aidon SE List 3, ~1 KB
 _ENERGY_MAX = 512  # energy registers, their time and the meter id: ~300 bytes

@@ -156,7 +156,7 @@ class SlowFolder:
 
 
 def outbox_run(slow_ms):
-    from store import Outbox
+    from outbox import Outbox
 
     path = QUEUE
     if slow_ms:
@@ -235,7 +235,7 @@ def sweep(fs_name):
 
     import config
     import store
-    from store import Outbox
+    from outbox import Outbox
 
     kind = vfs.VfsLfs2 if fs_name == "lfs2" else vfs.VfsFat
     a, b = (json.loads(open(n).read()) for n in ("a.json", "b.json"))

@@ -936,10 +936,7 @@ def test_import_cost_on_micropython():
     stay when the runtime drops the module after boot (del sys.modules["config"]).
     Issue 12's checks (characters, CA paths, MQTT strings) took config.mpy from 10.0 KB to
     11.1 KB of flash; at 96K on MicroPython 1.25 importing it takes 16.4 KB, 2.3 KB kept."""
-    # store, as on the dongle, is in before config: startup holds it (and so did its
-    # atomic write before store.py took it: 3.9 KB kept when config brought it in).
-    cmd = ["heap", "obis", "json", "store", "config"]
-    [(_, _, _, imported, kept)] = dest_driver.run([cmd], "micropython")
+    [(_, _, imported, kept)] = dest_driver.run([["heap", "obis", "json", "config"]], "micropython")
     assert imported <= 20 * 1024 and kept <= 3.5 * 1024
     # the -O3 bytecode the dongle loads (runtime.compile_firmware, as hanctl installs it);
     # the meter's keys' checks took it from 11,993 to 12,374 B

@@ -66,7 +66,7 @@ class Client:
 
 
 class Outbox(list):
-    """The outage queue in RAM (store.Outbox writes a memoryview to a text file, which only
+    """The outage queue in RAM (outbox.py writes a memoryview to a text file, which only
     MicroPython's takes; test_power_loss proves the file)."""
 
     dropped = 0

@@ -57,7 +57,7 @@ def test_the_dongles_names_fit_five_qstr_pools_on_the_official_image():
     code = (
         "import micropython\n"
         "import dongle, destination, mqtt, decoder, framing, link, dlms, axdr, normalize, obis\n"
-        "import reading, share, meterlink, startup, uptime, store\n"
+        "import reading, share, meterlink, startup, uptime, outbox\n"
         "import kaifa, kamstrup\n"
         "import gcm, security\n"  # a meter that encrypts: 16 names more (613 here)
         "micropython.qstr_info()\n"

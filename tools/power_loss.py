@@ -13,7 +13,7 @@ firmware; Debian's mosquitto on loopback):
            be in safe state.
   push     the real `hanctl config push` to a virtual dongle whose interpreter is killed
            while the push writes (kills // 2 of them); then the same checks.
-  outbox   the outage queue (firmware/store.py's Outbox) driven by a script of appends and pops
+  outbox   the outage queue (firmware/outbox.py) driven by a script of appends and pops
            (queues filled, drained, or kept near 4 or 40 messages, up to capacity), killed
            at random; the next load must hold the messages of the steps done, give or take
            the step under way, and nothing else.
