@@ -14,8 +14,7 @@ import time
 from decoder import INTERNAL, MEMORY, Decoder
 from destination import Destination
 from meterlink import MeterLink, setting_name
-from startup import VERSION, hal, log
-from store import STATE, load_json, save_json
+from startup import STATE, VERSION, hal, load_json, log, save_json
 from uptime import Uptime
 
 _WATCHDOG_MS = 30000

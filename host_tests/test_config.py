@@ -10,7 +10,6 @@ import pytest
 
 import config
 import dest_driver
-import store
 from hanctl import runtime
 
 WIFI_PW = "correct horse"
@@ -877,7 +876,7 @@ def test_a_write_cut_short_leaves_the_old_file(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             self.f.close()
 
-    monkeypatch.setattr(store, "open", Full, raising=False)  # config.write is store's
+    monkeypatch.setattr(config, "open", Full, raising=False)
     with pytest.raises(OSError) as e:
         config.write(dict(EXAMPLE, hostname="hanport-new"), str(path))
     assert e.value.errno == errno.ENOSPC
