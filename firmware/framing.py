@@ -28,7 +28,7 @@
 #
 # Names: attributes and methods reuse names the firmware already has (clear, search, pos,
 # line, skip, wanted, blocks, last, sum, _len, _next, ...). Each new name is a qstr
-# interned in the heap when the .mpy loads; the owner's image holds 599 in five pools,
+# interned in the heap when the .mpy loads; the owner's image holds 597 in five pools,
 # which end at 620, and a sixth costs 4.6 KB (MicroPython 1.25 unix model, `qstr_info()`).
 
 from micropython import const
