@@ -6,19 +6,30 @@
 # valid HDLC headers 8 bytes apart, each 2 KB long and ending on a flag, ran 219 bytes of
 # FCS a byte fed, 51 times what a real frame costs the whole decoder (docs/reliability.md).
 #
-# Here the register is kept at every 32nd ring byte (a mark) along a chain that later
+# Here the register is kept at every 8th ring byte (a mark) along a chain that later
 # candidates share. CRC-16/X.25 is linear: the register from 0xFFFF over bytes a..b of a
 # candidate follows from the chain's registers at the first mark after a and the last one
 # before b, the bytes from a to the first mark run from 0xFFFF, one product by the chain's
-# shift between the two marks (a table of 64), and the bytes after the last mark. A byte
-# sum is the same with a difference for the product. Each candidate then runs fewer than
-# 64 bytes however long it is, plus the bytes no candidate ran before.
+# shift between the two marks, and the bytes after the last mark. A byte sum is the same
+# with a difference for the product. Each candidate then runs fewer than 16 bytes however
+# long it is, plus the bytes no candidate ran before.
+#
+# The product is the costly part: 16 steps of the bitwise CRC. A hostile line repeats its
+# candidates, so each of 4 slots holds the products by one shift of every nibble of a
+# register (made at the second candidate in a row that needs that shift): a product is
+# then 4 look-ups. A shift that misses its slot takes a product a nibble at a time.
+# `hanctl bench --hostile --instructions` (docs/reliability.md): an HDLC header every 4
+# bytes, each frame 1,537 bytes long, costs 4.5x what a real frame costs the decoder, where
+# marks every 32 bytes and a bit loop cost 8.1x; if no product came from a slot, 5.1x.
 #
 # Real meters never send overlapping candidates: the assembler loads this module at the
 # first checksum that starts inside the last one's, so a dongle on a real line never holds
-# it: 1,136 B of bytecode and 512 B of tables on the owner's .mpy path (MicroPython 1.25
-# unix model). Its names are ones the firmware already has, so it takes no sixth qstr pool
-# (4.6 KB): only its file's path is new.
+# it. On the owner's .mpy path (MicroPython 1.25 unix model) it takes 1,845 B of bytecode,
+# 1.5 KB of marks and shifts in pieces of 256 B, 80 B, and 128 B a slot at its first use:
+# 4.4 KB of heap in all. A dongle with four destinations at 96K has no 1 KB hole and often
+# not that much: the marks then fall back to every 32nd byte (384 B, 5.8x), and with no
+# room even for those each checksum runs whole, as before marks (framing.py). Its names
+# are ones the firmware already has, so it takes no sixth qstr pool (4.6 KB).
 
 from array import array
 
@@ -30,24 +41,54 @@ _WRAP = const(0x1FFFFFFF)  # framing's positions wrap here
 
 
 class Blocks:
-    """An Assembler's ring in blocks of 32 bytes, a mark at each: its checksums (above)."""
+    """An Assembler's ring in blocks of 8 bytes (32 where the heap has no room for that),
+    a mark at each: its checksums (above).
+
+    Every piece is a few hundred bytes at most: a dongle with four destinations at 96K had
+    12.7 KB free after a collect, but no hole of 1 KB and few of 256 B."""
 
     def __init__(self, frames):
         self.frames = frames
-        n = frames.max_frame >> 5
-        # [2k]: the X.25 register at ring index 32k, [2k + 1]: the byte sum there.
-        self.marks = array("H", bytes(4 * n))
         # Per chain (X.25, sums): the stream positions of its start and of its last mark.
-        # Marks in between belong to it; none when they are equal.
-        self.pos = [0, 0, 0, 0]
-        # table[k]: the X.25 shift over 32k zero bytes, as a register (1 is 0x8000).
-        table = self.table = array("H", bytes(2 * n))
+        # Marks in between belong to it; none when they are equal. [4]: log2 of a block.
+        self.pos = [0, 0, 0, 0, 3]
+        # [0:4] the shifts whose products the 4 slots of products hold (made at their first
+        # use), [4:8] the last shift each missed, [8:24] one register's products by each
+        # nibble, [24:40] z^4's (apply()).
+        x = array("H", bytes(80))
+        self.table = [None, None, None, None, x]
+        for k in range(8):
+            x[k] = 0xFFFF  # none
+        for k in range(16):  # a register times z^4 is r >> 4 ^ this of its low nibble
+            r = k
+            for _ in range(4):
+                r = (r >> 1) ^ 0x8408 if r & 1 else r >> 1
+            x[24 + k] = r
+        self.marks = None
+        for g in (3, 5):
+            n = frames.max_frame >> g
+            try:
+                # Per chain (X.25, sums): the register at each mark, its low and high bytes.
+                self.marks = (bytearray(n), bytearray(n), bytearray(n), bytearray(n))
+                # The X.25 shift over k blocks of zero bytes, as a register (1 is 0x8000).
+                lo = bytearray(n)
+                hi = bytearray(n)
+                break
+            except MemoryError:
+                # 1.5 KB in blocks of 256 B, where 32-byte blocks take 384 B in blocks of 64:
+                # each candidate then runs up to 62 bytes, not 14 (`7ea5ff8d`: 8.1x a frame).
+                self.marks = None
+                if g == 5:
+                    raise
+        self.pos[4] = g
         t = crc16._X25
         r = 0x8000
         for k in range(n):
-            table[k] = r
-            for _ in range(32):
+            lo[k] = r & 0xFF
+            hi[k] = r >> 8
+            for _ in range(1 << g):
                 r = (r >> 8) ^ t[r & 0xFF]
+        self.base = (lo, hi)
 
     def clear(self):
         """Forget both chains (the line started afresh, or the ring's bytes moved)."""
@@ -61,66 +102,139 @@ class Blocks:
         f = self.frames
         s = f._s
         size = f.max_frame
-        p = (f.received - f._len) & _WRAP  # the stream position of the candidate's byte 0
-        r = 0xFFFF >> 16 * k  # the checksum's start value: 0xFFFF, or 0 for a sum
-        z = start + 32 - ((s + start) & 31)  # the first mark after start
-        y = end - ((s + end) & 31)  # the last mark at or before end
-        if y < z:  # start and end in one block: no mark between them
-            return self.run(k, r, start, end, 0)
+        m = size - 1
+        buf = f.buf
+        t = crc16._X25
         c = self.pos
+        g = c[4]
+        b = 1 << g  # bytes a block
+        z = start + b - ((s + start) & (b - 1))  # the first mark after start
+        y = end - ((s + end) & (b - 1))  # the last mark at or before end
+        if y < z:  # start and end in one block: no mark between them
+            z = end
+        # Every loop here is local and runs within a block, which never crosses the ring's
+        # end: a call of a method per run cost `7ea5ff8d` 5 % more.
+        i = (s + start) & m
+        if k:  # from the checksum's start value: 0 for a sum, 0xFFFF for X.25
+            w = 0
+            for x in range(i, i + z - start):
+                w += buf[x]
+        else:
+            w = 0xFFFF
+            for x in range(i, i + z - start):
+                w = (w >> 8) ^ t[(w ^ buf[x]) & 0xFF]
+        if z == end:
+            f.work = (f.work + end - start) & _WRAP
+            return w & 0xFFFF
+        p = (f.received - f._len) & _WRAP  # the stream position of the candidate's byte 0
         o = (c[2 * k] - p) & _WRAP  # beyond size: behind the candidate
         e = (c[2 * k + 1] - p) & _WRAP
+        lo = self.marks[2 * k]
+        hi = self.marks[2 * k + 1]
         if not (z <= e <= size and (o < z or o > size)):
             # No mark of the chain after start: a new chain starts there.
             c[2 * k] = (p + start) & _WRAP
+            e = z
+            o = ((s + z) & m) >> g
+            lo[o] = w & 0xFF
+            hi[o] = w >> 8
+        # The bytes run: to the first mark, the chain's new blocks, from the last mark.
+        f.work = (f.work + z - start + (y - e if e < y else 0) + end - y) & _WRAP
+        if e <= y:  # the chain runs on to the last mark before end, a block at a time
+            i = (s + e) & m
+            o = i >> g
+            r = lo[o] | hi[o] << 8
+            while e < y:
+                if k:
+                    for x in range(i, i + b):
+                        r += buf[x]
+                    r &= 0xFFFF
+                else:
+                    for x in range(i, i + b):
+                        r = (r >> 8) ^ t[(r ^ buf[x]) & 0xFF]
+                i = (i + b) & m
+                o = i >> g
+                lo[o] = r & 0xFF
+                hi[o] = r >> 8
+                e += b
             c[2 * k + 1] = (p + y) & _WRAP
-            return self.run(k, self.run(k, r, start, y, 1), y, end, 0)
-        marks = self.marks
-        m = size - 1
-        w = self.run(k, r, start, z, 0)  # from the start value to the first mark
-        if e < y:  # the chain runs on to the last mark before end
-            self.run(k, marks[(((s + e) & m) >> 5) * 2 + k], e, y, 1)
-            c[2 * k + 1] = (p + y) & _WRAP
-        rz = marks[(((s + z) & m) >> 5) * 2 + k]
-        r = marks[(((s + y) & m) >> 5) * 2 + k]
+        e = (s + y) & m
+        o = e >> g
+        r = lo[o] | hi[o] << 8
+        o = ((s + z) & m) >> g
+        i = lo[o] | hi[o] << 8
         if k:
-            r = (r - rz + w) & 0xFFFF
-        else:
-            # The start value's part, w ^ rz at the first mark, carried to the last: times
-            # the shift over y - z zero bytes, bit by bit (r * x mod X.25's polynomial is
-            # one step of the bitwise CRC).
-            w ^= rz
-            x = self.table[(y - z) >> 5]
-            while x:
-                if x & 0x8000:
-                    r ^= w
-                x = (x << 1) & 0xFFFF
-                w = (w >> 1) ^ 0x8408 if w & 1 else w >> 1
-        return self.run(k, r, y, end, 0)
-
-    def run(self, k, r, start, end, store):
-        """Run register r (k 0: X.25, k 1: a sum) over the candidate's bytes start..end-1;
-        keep it at each mark when store is 1. Blocks of 32 never cross the ring's end."""
-        f = self.frames
-        f.work = (f.work + end - start) & _WRAP
-        buf = f.buf
-        m = f.max_frame - 1
-        marks = self.marks
-        t = crc16._X25
-        i = (f._s + start) & m
-        while start < end:
-            j = (i | 31) + 1
-            if j - i > end - start:
-                j = i + end - start
-            start += j - i
-            if k:
-                for x in range(i, j):
-                    r += buf[x]
-                r &= 0xFFFF
-            else:  # crc16.crc16's loop, here: a call a block cost the overlap streams 3-5 % more
-                for x in range(i, j):
-                    r = (r >> 8) ^ t[(r ^ buf[x]) & 0xFF]
-            i = j & m
-            if store and not i & 31:
-                marks[(i >> 5) * 2 + k] = r
+            r += w - i
+            for x in range(e, e + end - y):
+                r += buf[x]
+            return r & 0xFFFF
+        # The start value's part, w ^ the chain's register at the first mark, carried to
+        # the last: times the shift over y - z zero bytes (none on a new chain).
+        w ^= i
+        if w:
+            d = (y - z) >> g
+            x = self.table
+            if x[4][d & 3] == d:  # its slot holds its products: 4 look-ups
+                x = x[d & 3]
+                r ^= x[w & 15] ^ x[16 + (w >> 4 & 15)] ^ x[32 + (w >> 8 & 15)] ^ x[48 + (w >> 12)]
+            else:
+                r ^= self.apply(w, d)
+        for x in range(e, e + end - y):
+            r = (r >> 8) ^ t[(r ^ buf[x]) & 0xFF]
         return r
+
+    def apply(self, w, d):
+        """Register w times the shift over d blocks, where sum() found d's slot of products
+        not holding d: the second miss in a row fills it (a hostile line repeats one length),
+        else a product a nibble at a time."""
+        lo, hi = self.base
+        x = lo[d] | hi[d] << 8
+        table = self.table
+        keys = table[4]
+        q = d & 3
+        if keys[4 + q] == d:
+            t = table[q]
+            if t is None:
+                try:  # made at its first use: 128 B
+                    t = table[q] = array("H", bytes(128))
+                except MemoryError:
+                    t = None
+        if keys[4 + q] == d and t:
+            # Its products by every nibble, in 60 steps: each product then costs 4 look-ups
+            # and no call, where the product below costs 15 stores, 3 steps and 6 look-ups.
+            for i in range(15, -1, -1):  # bit i of a register: x times z^(15 - i)
+                t[(i >> 2 << 4) + (1 << (i & 3))] = x
+                x = (x >> 1) ^ 0x8408 if x & 1 else x >> 1
+            for i in range(0, 64, 16):
+                for x in (2, 4, 8):
+                    for q in range(1, x):
+                        t[i + x + q] = t[i + x] ^ t[i + q]
+            keys[d & 3] = d
+            return t[w & 15] ^ t[16 + (w >> 4 & 15)] ^ t[32 + (w >> 8 & 15)] ^ t[48 + (w >> 12)]
+        keys[4 + q] = d
+        # w times x, a nibble of x at a time: w's products by every nibble, then x's
+        # nibbles from the highest power, times z^4 between them (a look-up). Multiplying
+        # by z is one step of the bitwise CRC, which a bit loop takes 16 times: this costs
+        # 20 % less (MicroPython 1.25, 32-bit).
+        keys[16] = w  # a nibble's bit 3 is z^0 (0x8000 is 1)
+        b = (w >> 1) ^ 0x8408 if w & 1 else w >> 1
+        keys[12] = b
+        c = (b >> 1) ^ 0x8408 if b & 1 else b >> 1
+        keys[10] = c
+        e = (c >> 1) ^ 0x8408 if c & 1 else c >> 1
+        keys[9] = e
+        keys[11] = c ^ e
+        keys[13] = b ^ e
+        keys[14] = b ^ c
+        keys[15] = b ^ c ^ e
+        keys[17] = w ^ e
+        keys[18] = w ^ c
+        keys[19] = w ^ c ^ e
+        keys[20] = w ^ b
+        keys[21] = w ^ b ^ e
+        keys[22] = w ^ b ^ c
+        keys[23] = w ^ b ^ c ^ e
+        w = keys[8 + (x & 15)]
+        w = (w >> 4) ^ keys[24 + (w & 15)] ^ keys[8 + (x >> 4 & 15)]
+        w = (w >> 4) ^ keys[24 + (w & 15)] ^ keys[8 + (x >> 8 & 15)]
+        return (w >> 4) ^ keys[24 + (w & 15)] ^ keys[8 + (x >> 12)]

@@ -253,6 +253,60 @@ def test_checksums_from_marks_hold_across_the_wrap_of_stream_positions():
         assert marked[3] <= far[3] + 2048, before  # a chain cut at the wrap starts again
 
 
+@pytest.mark.parametrize("tight", [False, True])
+def test_checksums_from_marks_are_exact_through_every_product_path(tight, monkeypatch):
+    # A hostile candidate's FCS fails whether its product by the shift is right or not,
+    # so the streams above cannot tell a wrong product: here each checksum of candidates
+    # 1-4 bytes apart, of one length, two alternating, or many, on rings of 64 B to 2 KB,
+    # is compared with the CRC run whole. One length fills a slot of products (looked up);
+    # lengths that miss run the nibble product; both, and sums, on every alignment. In a
+    # tight heap (no 256-byte block, no 128 for a slot) the blocks are 32 bytes and every
+    # product is a nibble product.
+    import crc16
+    import marks
+
+    if tight:
+
+        def scarce(kind):
+            def make(x, *args):
+                if (x if isinstance(x, int) else len(args[0])) >= kind:
+                    raise MemoryError
+                return (bytearray if kind == 256 else array.array)(x, *args)
+
+            return make
+
+        import array
+
+        monkeypatch.setattr(marks, "bytearray", scarce(256), raising=False)
+        monkeypatch.setattr(marks, "array", scarce(128))
+    rng = random.Random(7)
+    for size in (64, 256, 2048):
+        a = framing.Assembler(None, None, size)
+        a.buf[:] = bytes(rng.randrange(256) for _ in range(size))
+        x = a.blocks = marks.Blocks(a)
+        keys = x.table[4]  # [0:4]: the shift whose products each slot holds
+        assert x.pos[4] == (5 if tight and size == 2048 else 3)  # log2 of a block
+        for lengths in ([size // 2], [size // 3, size // 2 - 5], range(9, size - 8)):
+            a.received = rng.randrange(1 << 29)
+            x.clear()
+            start = rng.randrange(size)
+            for c in range(start, start + size, rng.randrange(1, 5)):
+                n = rng.choice(lengths) if len(lengths) > 2 else lengths[c % len(lengths)]
+                n = min(n, size - (c - start))
+                a._s = c % size
+                a._len = size - (c - start)
+                if n < 2:
+                    continue
+                ring = bytes(a.buf[a._s :] + a.buf[: a._s])
+                want = crc16.crc16(crc16._X25, 0xFFFF, ring, 1, n)
+                assert x.sum(0, 1, n) == want, (size, c, n)
+                assert x.sum(1, 1, n) == sum(ring[1:n]) & 0xFFFF, (size, c, n)
+        if tight:
+            assert max(keys[:4]) == 0xFFFF  # no slot could be made
+        else:
+            assert max(keys[:4]) < 0xFFFF  # every slot was filled
+
+
 def test_a_chain_of_marks_does_not_outlive_the_wrap_of_positions():
     # Found by review: a chain made, then 2**29 bytes that run no checksum and never go
     # quiet, brought its positions back into reach, and a good frame failed its FCS. The
@@ -323,6 +377,21 @@ def test_a_build_without_marks_judges_overlapping_candidates_whole(monkeypatch):
     (stream,) = [x[2] for x in _hostile() if x[0] == "hcs8_fcs"]
     got = _assemble(framing.Assembler, [stream], 2048, random.Random(1))
     assert got[4] is False and got[0] == [frames.FRAME]
+
+
+def test_marks_that_find_no_heap_leave_it_and_checksums_run_whole(monkeypatch):
+    # A heap at its edge: not even 32-byte blocks fit. Each checksum runs whole, the same
+    # frames come out, and the module's code, loaded for nothing, does not stay (1.8 KB).
+    import marks
+
+    def no_room(self, frames):
+        raise MemoryError
+
+    monkeypatch.setattr(marks.Blocks, "__init__", no_room)
+    (stream,) = [x[2] for x in _hostile() if x[0] == "hcs8_fcs"]
+    got = _assemble(framing.Assembler, [stream], 2048, random.Random(1))
+    assert got[4] is False and got[0] == [frames.FRAME]
+    assert "marks" not in sys.modules
 
 
 def test_a_real_line_never_loads_the_marks():

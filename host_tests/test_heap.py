@@ -25,10 +25,13 @@ def test_assembling_and_checking_frames_allocates_nothing():
 
 def test_checksums_from_marks_allocate_nothing():
     """Candidates that overlap (HDLC headers 8 bytes apart, each ending on a flag 400 bytes
-    on, and M-Bus starts 5 bytes apart) load marks.py at the first pass; then 50 passes
-    run their checksums from marks under heap_lock(), and the real frames come out."""
+    on; headers 4 bytes apart of two lengths, whose products by the shift miss the slots
+    of products and fill them; and M-Bus starts 5 bytes apart) load marks.py at the first
+    pass; then 50 passes run their checksums from marks under heap_lock(), and the real
+    frames come out."""
     hdlc = bench_hostile._header(399, b"\x41\x03\x13") * 100
-    stream = hdlc + FRAME + b"\x68\xfe\xfe\x68\x16" * 120 + OTHER
+    two = b"\x7e\xa1\xdb\xcb\x7e\xa5\xff\x8d" * 300
+    stream = hdlc + FRAME + two + b"\x68\xfe\xfe\x68\x16" * 120 + OTHER
     proc = run_driver("heap_driver.py", stream.hex())
     assert proc.returncode == 0, proc.stderr
     out = dict(kv.split("=") for kv in proc.stdout.split())

@@ -69,6 +69,15 @@ def streams(real):
             "`7ea5ff8d` repeated: the same, 4 bytes apart (8 KB)",
             b"\x7e\xa5\xff\x8d" * 2048,
         ),
+        # Two lengths, 477 and 1,537 bytes, headers 4 bytes apart (7E A1 DB | CB 7E A5 FF 8D
+        # and 7E A5 FF | 8D 7E A1 DB CB: each one's HCS is in the other's header), found by
+        # a search of every period up to 8: a product by the shift of one length, kept for
+        # the next candidate, does not serve the next. None holds 3 lengths at this density.
+        (
+            "hcs4_two",
+            "`7ea1dbcb7ea5ff8d` repeated: the same, of two lengths (8 KB)",
+            b"\x7e\xa1\xdb\xcb\x7e\xa5\xff\x8d" * 1024,
+        ),
         # Found by review: a good 9-byte frame between headers 16 bytes apart, each 1,921
         # bytes long, was handed over with the bytes held across the ring's end, which
         # turned the whole ring (and dropped the marks) every few frames.
