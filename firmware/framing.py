@@ -323,15 +323,11 @@ class Assembler:
                 i += 1
             i += 1  # after the control byte: the HCS, if an information field follows
             if i + 2 < need - 3:
+                self.work = (self.work + 2 * i - 2) & _WRAP
                 t = crc16._X25
-                if s + i <= m:  # in one piece: a local loop (a call costs ~1.6 K instructions)
-                    self.work = (self.work + 2 * i - 2) & _WRAP
-                    b = 0xFFFF
-                    for x in range(s + 1, s + i):
-                        b = (b >> 8) ^ t[(b ^ buf[x]) & 0xFF]
-                else:  # across the ring's end
-                    self.work = (self.work + i - 1) & _WRAP
-                    b = self.crc(t, 0xFFFF, 1, i)
+                b = 0xFFFF
+                for x in range(s + 1, s + i):
+                    b = (b >> 8) ^ t[(b ^ buf[x & m]) & 0xFF]
                 if b ^ 0xFFFF != buf[(s + i) & m] | buf[(s + i + 1) & m] << 8:
                     return self._reject(CHECKSUM, k)
             else:
