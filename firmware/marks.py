@@ -19,17 +19,18 @@
 # register (made at the second candidate in a row that needs that shift): a product is
 # then 4 look-ups. A shift that misses its slot takes a product a nibble at a time.
 # `hanctl bench --hostile --instructions` (docs/reliability.md): an HDLC header every 4
-# bytes, each frame 1,537 bytes long, costs 4.5x what a real frame costs the decoder, where
-# marks every 32 bytes and a bit loop cost 8.1x; if no product came from a slot, 5.1x.
+# bytes, each frame 1,537 bytes long, costs 4.8x what a real frame costs the decoder, where
+# marks every 32 bytes and a bit loop cost 8.1x; if no product came from a slot, 5.4x.
 #
 # Real meters never send overlapping candidates: the assembler loads this module at the
 # first checksum that starts inside the last one's, so a dongle on a real line never holds
-# it. On the owner's .mpy path (MicroPython 1.25 unix model) it takes 1,845 B of bytecode,
-# 1.5 KB of marks and shifts in pieces of 256 B, 80 B, and 128 B a slot at its first use:
-# 4.4 KB of heap in all. A dongle with four destinations at 96K has no 1 KB hole and often
-# not that much: the marks then fall back to every 32nd byte (384 B, 5.8x), and with no
-# room even for those each checksum runs whole, as before marks (framing.py). Its names
-# are ones the firmware already has, so it takes no sixth qstr pool (4.6 KB).
+# it. On the owner's .mpy path (MicroPython 1.25 unix model) it takes 1,967 B of bytecode
+# in functions of at most 507 B, 1.5 KB of marks and shifts in pieces of 256 B, 80 B, and
+# 128 B a slot at its first use: about 4.4 KB of heap. A dongle with four destinations at
+# 96K has 13 KB free but no hole of 1 KB (one of 768 B, two of 512 B): there it loaded in 5
+# attacks of 5. With less room the marks fall back to every 32nd byte (384 B, 5.9x), and
+# with none each checksum runs whole, as before marks (framing.py). Its names are ones the
+# firmware already has, so it takes no sixth qstr pool (4.6 KB).
 
 from array import array
 
@@ -76,7 +77,8 @@ class Blocks:
                 break
             except MemoryError:
                 # 1.5 KB in blocks of 256 B, where 32-byte blocks take 384 B in blocks of 64:
-                # each candidate then runs up to 62 bytes, not 14 (`7ea5ff8d`: 8.1x a frame).
+                # each candidate then runs up to 62 bytes, not 14 (`7ea5ff8d`: 5.9x a frame,
+                # 4.8x with 8-byte blocks).
                 self.marks = None
                 if g == 5:
                     raise
@@ -112,8 +114,8 @@ class Blocks:
         y = end - ((s + end) & (b - 1))  # the last mark at or before end
         if y < z:  # start and end in one block: no mark between them
             z = end
-        # Every loop here is local and runs within a block, which never crosses the ring's
-        # end: a call of a method per run cost `7ea5ff8d` 5 % more.
+        # The bytes to the first mark, in a local loop within a block (a block never crosses
+        # the ring's end); the chain's new blocks in run(), the rest in finish().
         i = (s + start) & m
         if k:  # from the checksum's start value: 0 for a sum, 0xFFFF for X.25
             w = 0
@@ -140,78 +142,81 @@ class Blocks:
             hi[o] = w >> 8
         # The bytes run: to the first mark, the chain's new blocks, from the last mark.
         f.work = (f.work + z - start + (y - e if e < y else 0) + end - y) & _WRAP
-        if e <= y:  # the chain runs on to the last mark before end, a block at a time
-            i = (s + e) & m
-            o = i >> g
-            r = lo[o] | hi[o] << 8
-            while e < y:
-                if k:
-                    for x in range(i, i + b):
-                        r += buf[x]
-                    r &= 0xFFFF
-                else:
-                    for x in range(i, i + b):
-                        r = (r >> 8) ^ t[(r ^ buf[x]) & 0xFF]
-                i = (i + b) & m
-                o = i >> g
-                lo[o] = r & 0xFF
-                hi[o] = r >> 8
-                e += b
+        if e <= y:  # the chain runs on to the last mark before end
+            if e < y:
+                self.run(k, (s + e) & m, (y - e) >> g)
             c[2 * k + 1] = (p + y) & _WRAP
-        e = (s + y) & m
-        o = e >> g
+        o = ((s + y) & m) >> g
         r = lo[o] | hi[o] << 8
         o = ((s + z) & m) >> g
         i = lo[o] | hi[o] << 8
+        return self.finish(k, w - i if k else w ^ i, r, (s + y) & m, end - y, (y - z) >> g)
+
+    def finish(self, k, w, r, e, n, d):
+        """sum()'s end: the chain's register r at the candidate's last mark, the candidate's
+        start value's part w (k 0: xor, 1: difference) at its first, the shift between them
+        over d blocks, and the n bytes from ring index e on. A method of its own: no piece
+        of this module's bytecode is more than ~512 B (the heap of a dongle with four
+        destinations at 96K had no hole of 810 B for sum() whole in 2 attacks of 3)."""
+        buf = self.frames.buf
         if k:
-            r += w - i
-            for x in range(e, e + end - y):
+            r += w
+            for x in range(e, e + n):
                 r += buf[x]
             return r & 0xFFFF
-        # The start value's part, w ^ the chain's register at the first mark, carried to
-        # the last: times the shift over y - z zero bytes (none on a new chain).
-        w ^= i
+        # w is carried from the first mark to the last: times the shift over d blocks of
+        # zero bytes (none on a new chain, where w is 0).
         if w:
-            d = (y - z) >> g
             x = self.table
             if x[4][d & 3] == d:  # its slot holds its products: 4 look-ups
                 x = x[d & 3]
                 r ^= x[w & 15] ^ x[16 + (w >> 4 & 15)] ^ x[32 + (w >> 8 & 15)] ^ x[48 + (w >> 12)]
             else:
                 r ^= self.apply(w, d)
-        for x in range(e, e + end - y):
+        t = crc16._X25
+        for x in range(e, e + n):
             r = (r >> 8) ^ t[(r ^ buf[x]) & 0xFF]
         return r
+
+    def run(self, k, i, n):
+        """Run the chain (k 0: X.25, k 1: a sum) on from its mark at ring index i over n
+        blocks, a mark at the end of each (a method of its own: see finish())."""
+        f = self.frames
+        buf = f.buf
+        m = f.max_frame - 1
+        t = crc16._X25
+        g = self.pos[4]
+        b = 1 << g
+        lo = self.marks[2 * k]
+        hi = self.marks[2 * k + 1]
+        o = i >> g
+        r = lo[o] | hi[o] << 8
+        for _ in range(n):
+            if k:
+                for x in range(i, i + b):
+                    r += buf[x]
+                r &= 0xFFFF
+            else:
+                for x in range(i, i + b):
+                    r = (r >> 8) ^ t[(r ^ buf[x]) & 0xFF]
+            i = (i + b) & m
+            o = i >> g
+            lo[o] = r & 0xFF
+            hi[o] = r >> 8
 
     def apply(self, w, d):
         """Register w times the shift over d blocks, where sum() found d's slot of products
         not holding d: the second miss in a row fills it (a hostile line repeats one length),
         else a product a nibble at a time."""
-        lo, hi = self.base
-        x = lo[d] | hi[d] << 8
-        table = self.table
-        keys = table[4]
+        keys = self.table[4]
         q = d & 3
         if keys[4 + q] == d:
-            t = table[q]
-            if t is None:
-                try:  # made at its first use: 128 B
-                    t = table[q] = array("H", bytes(128))
-                except MemoryError:
-                    t = None
-        if keys[4 + q] == d and t:
-            # Its products by every nibble, in 60 steps: each product then costs 4 look-ups
-            # and no call, where the product below costs 15 stores, 3 steps and 6 look-ups.
-            for i in range(15, -1, -1):  # bit i of a register: x times z^(15 - i)
-                t[(i >> 2 << 4) + (1 << (i & 3))] = x
-                x = (x >> 1) ^ 0x8408 if x & 1 else x >> 1
-            for i in range(0, 64, 16):
-                for x in (2, 4, 8):
-                    for q in range(1, x):
-                        t[i + x + q] = t[i + x] ^ t[i + q]
-            keys[d & 3] = d
-            return t[w & 15] ^ t[16 + (w >> 4 & 15)] ^ t[32 + (w >> 8 & 15)] ^ t[48 + (w >> 12)]
+            t = self.fill(q, d)
+            if t:
+                return t[w & 15] ^ t[16 + (w >> 4 & 15)] ^ t[32 + (w >> 8 & 15)] ^ t[48 + (w >> 12)]
         keys[4 + q] = d
+        lo, hi = self.base
+        x = lo[d] | hi[d] << 8
         # w times x, a nibble of x at a time: w's products by every nibble, then x's
         # nibbles from the highest power, times z^4 between them (a look-up). Multiplying
         # by z is one step of the bitwise CRC, which a bit loop takes 16 times: this costs
@@ -238,3 +243,26 @@ class Blocks:
         w = (w >> 4) ^ keys[24 + (w & 15)] ^ keys[8 + (x >> 4 & 15)]
         w = (w >> 4) ^ keys[24 + (w & 15)] ^ keys[8 + (x >> 8 & 15)]
         return (w >> 4) ^ keys[24 + (w & 15)] ^ keys[8 + (x >> 12)]
+
+    def fill(self, q, d):
+        """Slot q of products, made to hold the shift over d blocks: the register's products
+        by every nibble, in 60 steps, where a product costs 15 stores, 3 steps and 6 look-ups
+        (apply()): each product is then 4 look-ups and no call. None with no heap for it."""
+        table = self.table
+        t = table[q]
+        if t is None:
+            try:  # made at its first use: 128 B
+                t = table[q] = array("H", bytes(128))
+            except MemoryError:
+                return None
+        lo, hi = self.base
+        x = lo[d] | hi[d] << 8
+        for i in range(15, -1, -1):  # bit i of a register: x times z^(15 - i)
+            t[(i >> 2 << 4) + (1 << (i & 3))] = x
+            x = (x >> 1) ^ 0x8408 if x & 1 else x >> 1
+        for i in range(0, 64, 16):
+            for x in (2, 4, 8):
+                for q in range(1, x):
+                    t[i + x + q] = t[i + x] ^ t[i + q]
+        table[4][d & 3] = d
+        return t
