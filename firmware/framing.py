@@ -253,7 +253,7 @@ class Assembler:
                 if not h:  # every byte held passed over
                     self.wanted = 1
                     return
-                # _head is False here: every way to _IDLE clears it
+                self._head = False  # a candidate opens: its header is yet to be checked
                 if c == 0x7E:
                     kind = HDLC
                 elif c == 0x2F:
@@ -592,11 +592,14 @@ class Assembler:
         finally:
             for i in range(swap):  # the ring's first bytes back where they were
                 buf[i], buf[s + i] = buf[s + i], buf[i]
-            if not done and self.blocks:
-                # on_frame raised, and may have changed the bytes (decrypted in place): the
-                # frame is still held, so its checksum runs afresh over them when it is
-                # judged again, not from marks of what it was (found by review).
-                self.blocks.clear()
+            if not done:
+                # on_frame raised, and the bytes held may have changed (decrypted in place,
+                # or moved to [0:n] over the frame's own): the frame is still held, so it is
+                # judged afresh when it is judged again, its header and its checksum, not
+                # from checks or marks of what it was (found by review).
+                self._head = False
+                if self.blocks:
+                    self.blocks.clear()
         if kind == HDLC:  # the closing flag may also open the next frame
             buf[(s + n - 1) & (size - 1)] = 0x7E
             self._next(n - 1, False)

@@ -370,6 +370,39 @@ def test_a_frame_changed_in_place_by_a_failing_on_frame_is_judged_again_whole():
     assert marked == run(_Unmarked) and marked[0] == [frame], marked[1:]
 
 
+def test_a_frame_held_after_a_failing_on_frame_has_its_header_checked_again():
+    # Found by review: on_frame raised, the frame stayed held with its header marked as
+    # checked, and its bytes changed under it (the hand-over copies a frame at ring offset
+    # 0 < s < n down over its own bytes). The next HDLC candidate then skipped its header
+    # checks: a frame with a 3-byte address, or with a wrong HCS but a right FCS, came out.
+    from hanctl import encoder
+
+    bad_hcs = bytearray(frames.FRAME)
+    i = framing.hcs_index(bad_hcs, len(bad_hcs))
+    bad_hcs[i] ^= 0xFF  # the HCS wrong, the FCS made right again
+    fcs = encoder.crc16_x25(bytes(bad_hcs[1:-3]))
+    bad_hcs[-3:-1] = fcs.to_bytes(2, "little")
+    for first, then, kind in (
+        (bytes.fromhex("007ea00703211307857e"), bytes.fromhex("7ea00702021380d67e"), "format"),
+        (bytes(10) + frames.FRAME, bytes(bad_hcs), "checksum"),
+    ):
+        got = []
+        rejected = []
+
+        def on_frame(k, buf, n):
+            got.append(bytes(buf[:n]))
+            if len(got) == 1:
+                raise ValueError("the first frame's handler fails")
+
+        a = framing.Assembler(on_frame, rejected.append)
+        with pytest.raises(ValueError):
+            a.feed(first)
+        a.feed(then)
+        a.idle()
+        assert bytes(then) not in got, got
+        assert kind in rejected, rejected
+
+
 def test_a_build_without_marks_judges_overlapping_candidates_whole(monkeypatch):
     # marks.py is optional: a firmware built without it (or a heap with no room for it)
     # runs each checksum whole, and the same frames come out.
