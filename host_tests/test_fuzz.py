@@ -389,7 +389,7 @@ def test_a_frame_held_after_a_failing_on_frame_has_its_header_checked_again():
         got = []
         rejected = []
 
-        def on_frame(k, buf, n):
+        def on_frame(k, buf, n, got=got):
             got.append(bytes(buf[:n]))
             if len(got) == 1:
                 raise ValueError("the first frame's handler fails")
