@@ -5,7 +5,8 @@ Debian's mosquitto, a meter on a TCP "UART".
 The frame search's checksums of overlapping candidates run from marks (firmware/marks.py),
 which load at the first overlap into whatever heap is left: on this configuration 13 KB
 free, in holes of at most 768 B. Without them each candidate runs its whole checksum,
-about 300 bytes of work a byte fed (docs/reliability.md).
+about 300 bytes of work a byte fed (docs/reliability.md); with too much of them (8-byte
+blocks, 4.4 KB) a session here failed `out of memory` in 2 runs of 4 (CI found it).
 """
 
 import shutil
@@ -40,7 +41,7 @@ def test_four_destinations_at_96k_load_the_marks_and_publish_the_frame_after_the
         config = bench_pipeline._config(broker.port, None, 4, False, broker.port)
         dongle = Dongle(tmp_path, config, "96K", line.port).start()
         parts.append(dongle)
-        assert dongle.wait_log("destination bench connected", 20), dongle.output[-20:]
+        assert dongle.wait_log("destination bench connected", 20), "\n".join(dongle.output[-30:])
         assert line.wait_client(10)
 
         def reading(power):
@@ -48,24 +49,24 @@ def test_four_destinations_at_96k_load_the_marks_and_publish_the_frame_after_the
             return sub.wait_power(power, 5)
 
         for power in range(100, 105):
-            assert reading(power), dongle.output[-20:]
+            assert reading(power), "\n".join(dongle.output[-30:])
             time.sleep(0.3)
         time.sleep(1.5)  # the stats of every second: the free heap before
         before = sub.stats[-1][1]
         line.send(ATTACK)
-        assert reading(5000), dongle.output[-20:]  # the real frame after it
+        assert reading(5000), "\n".join(dongle.output[-30:])  # the real frame after it
         for power in range(200, 205):
-            assert reading(power), dongle.output[-20:]
+            assert reading(power), "\n".join(dongle.output[-30:])
             time.sleep(0.3)
         time.sleep(1.5)
         after = sub.stats[-1][1]
         # Every candidate rejected (its FCS), none taken for a frame.
         assert after["rejected"]["checksum"] > 1500, after
         assert after["frames"]["hdlc"] == before["frames"]["hdlc"] + 6, after
-        # marks.py stays in the heap once loaded: its code and its marks, ~4.4 KB with
-        # 8-byte blocks, ~3 KB with 32-byte ones. Had it found no room, it would have left
-        # again (0.3 KB here: framing.mpy's own garbage).
-        assert before["free_heap"] - after["free_heap"] > 2500, (before, after)
+        # marks.py stays in the heap once loaded: its code and its marks, 3.5 KB with the
+        # 32-byte blocks it takes here (4.4 KB with 8-byte ones, on up to 3 destinations).
+        # Had it found no room, it would have left again (0 B).
+        assert before["free_heap"] - after["free_heap"] > 1500, (before, after)
         errors = [x for x in dongle.output if "Error" in x or "out of memory" in x]
         assert not errors, errors
     finally:
