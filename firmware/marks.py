@@ -67,7 +67,6 @@ class Blocks:
             for _ in range(4):
                 r = (r >> 1) ^ 0x8408 if r & 1 else r >> 1
             x[24 + k] = r
-        self.marks = None
         # 8-byte blocks only where the heap has room to spare after them: on a dongle with
         # four destinations at 96K (13 KB free, 11 KB once this code is in) their 1.5 KB
         # more made a session fail `out of memory` under the attack in 2 runs of 4

@@ -71,8 +71,9 @@ def streams(real):
         ),
         # Two lengths, 477 and 1,537 bytes, headers 4 bytes apart (7E A1 DB | CB 7E A5 FF 8D
         # and 7E A5 FF | 8D 7E A1 DB CB: each one's HCS is in the other's header), found by
-        # a search of every period up to 8: a product by the shift of one length, kept for
-        # the next candidate, does not serve the next. None holds 3 lengths at this density.
+        # a search of every period up to 8: each candidate needs the other length's product
+        # by the shift, so one cached shift missed every time (5.2x); marks.py keeps 4. A
+        # third length would need a period of 12, which the search did not reach.
         (
             "hcs4_two",
             "`7ea1dbcb7ea5ff8d` repeated: the same, of two lengths (8 KB)",
