@@ -35,7 +35,7 @@ _ERROR_MAX = 60  # characters of last_error kept: the stats of four destinations
 # Fields learned for discovery: the 50 canonical ones and 30 more. The most in a real
 # reading is 45, 17 of them codes without a name (a DSMR 5 telegram, ../shared/vectors).
 # A line of ever new OBIS codes grew the set until MicroPython's set, failing to grow,
-# was left corrupt: a segfault at the next lookup (issue 12).
+# was left corrupt: a segfault at the next lookup (docs/reliability.md).
 _FIELDS_MAX = 80
 # Readings without a meter id before discovery goes ahead without one: a meter names itself
 # in List 2 (every 10 s, so within 5 readings) or in every P1 telegram; one that never
@@ -50,7 +50,7 @@ _announcing = None
 
 
 class Destination:
-    def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None):
+    def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None, salt=None):
         self.cfg = cfg
         self.name = cfg["name"]
         self.base = cfg["topic"]
@@ -82,7 +82,7 @@ class Destination:
         global _ebuf
         if _ebuf is None:
             _ebuf = bytearray(_ENERGY_MAX)
-        self.salt = None  # the dongle's secret for hashed Home Assistant ids (dongle.py)
+        self.salt = salt  # the dongle's secret for hashed Home Assistant ids (dongle.py)
         self.raw = bytearray(_RAW_MAX) if cfg.get("raw") else None  # see offer_raw()
         self._raw_n = 0
         self.raw_dropped = 0  # bytes of the line the raw topic did not get
@@ -103,35 +103,42 @@ class Destination:
     # -- called by the meter link: never waits ---------------------------------------------
 
     def offer(self, reading, now_ms):
-        if self.cfg["discovery"]:
-            # From every reading, not only those a live share lets out: its gate let List 1
-            # through (no meter id, power import alone) and discovery waited forever
-            # (issue 13). What the share allows of it is what may be announced.
-            self._learn(reading)
-        view = self.share.view(reading, now_ms)
-        if view is None:
-            return
-        if is_hourly(view):
-            # One energy message per meter hour: a P1 meter prints its registers in every
-            # telegram, and the queue lives on flash.
-            # Without the meter's time (DSMR 2.2/3.0), the dongle's own clock hour.
-            hour = view.get("meter_time", "")[:13] or time.time() // 3600
-            if hour != self._queued_hour:
-                self._queued_hour = hour
-                try:
-                    n = reading_json.write(_energy(view), _ebuf)
-                except OverflowError:  # longer than any meter's: counted, not queued
-                    self.dropped += 1
-                else:
-                    self.outbox.append(memoryview(_ebuf)[:n])
-        client = self.client
-        if client is not None and client.connected:
-            if self._live is not None:
-                self.dropped += 1  # the link outran the broker: the older one goes
-            self._live = view  # made into JSON when it goes out, in this destination's buffer
-        else:
+        """Never raises: a reading this destination cannot take (no memory, a flash that
+        fails under the outage queue) is dropped, counted and logged, and the meter link and
+        the other destinations go on."""
+        try:
+            if self.cfg["discovery"]:
+                # From every reading, not only those a live share lets out: its gate let List 1
+                # through (no meter id, power import alone) and discovery waited forever
+                # (Kaifa at a real pace). What the share allows of it is what may be announced.
+                self._learn(reading)
+            view = self.share.view(reading, now_ms)
+            if view is None:
+                return
+            if is_hourly(view):
+                # One energy message per meter hour: a P1 meter prints its registers in every
+                # telegram, and the queue lives on flash.
+                # Without the meter's time (DSMR 2.2/3.0), the dongle's own clock hour.
+                hour = view.get("meter_time", "")[:13] or time.time() // 3600
+                if hour != self._queued_hour:
+                    self._queued_hour = hour
+                    try:
+                        n = reading_json.write(_energy(view), _ebuf)
+                    except OverflowError:  # longer than any meter's: counted, not queued
+                        self.dropped += 1
+                    else:
+                        self.outbox.append(memoryview(_ebuf)[:n])
+            client = self.client
+            if client is not None and client.connected:
+                if self._live is not None:
+                    self.dropped += 1  # the link outran the broker: the older one goes
+                self._live = view  # made into JSON when it goes out, in this destination's buffer
+            else:
+                self.dropped += 1
+            self.event.set()
+        except (MemoryError, OSError) as e:
             self.dropped += 1
-        self.event.set()
+            print("hanport: destination", self.name, "dropped a reading:", repr(e))
 
     def offer_raw(self, buf, n):
         """The meter line's bytes as they arrived, for <base>/raw (only with "raw": true).
@@ -141,7 +148,11 @@ class Destination:
         if client is None or not client.connected or k + n > len(self.raw):
             self.raw_dropped += n
             return
-        self.raw[k : k + n] = memoryview(buf)[:n]
+        try:
+            self.raw[k : k + n] = memoryview(buf)[:n]
+        except MemoryError:  # the view's few bytes: the raw topic misses these, the link goes on
+            self.raw_dropped += n
+            return
         self._raw_n = k + n
         self.event.set()
 
@@ -216,7 +227,7 @@ class Destination:
                 self._raw_n = 0
             # It starts again from retry_min only after a session that lasted _HEALTHY_MS: a
             # broker that answers CONNECT and drops the link at once (over TLS a handshake
-            # each time) got 15-31 attempts in 30 s when each CONNACK reset it (issue 12).
+            # each time) got 15-31 attempts in 30 s when each CONNACK reset it.
             up = self._up_ms
             self._up_ms = None
             if up is not None and time.ticks_diff(time.ticks_ms(), up) >= _HEALTHY_MS:

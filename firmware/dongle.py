@@ -4,7 +4,8 @@
 #   each Destination.run() task: MQTT session, outage queue, stats, discovery
 #   a ticker: closes frames the line left open, wakes destinations, feeds the watchdog
 #
-# startup.py checks config.json first and hands the checked config to Dongle.
+# startup.py checks config.json first and hands Dongle the checked config, the hardware
+# layer it chose and its JSON files' load and save: dongle imports nothing from startup.
 
 import asyncio
 import gc
@@ -14,15 +15,22 @@ import time
 from decoder import INTERNAL, MEMORY, Decoder
 from destination import Destination
 from meterlink import MeterLink, setting_name
-from startup import STATE, VERSION, hal, load_json, log, save_json
 from uptime import Uptime
 
 _WATCHDOG_MS = 30000
+_STATE = "state.json"  # what the dongle learnt (line setting) or made (secret), not config
+hal = log = None  # the hardware layer startup chose, and its log: set by Dongle()
 
 
 class Dongle:
-    def __init__(self, cfg):
+    def __init__(self, cfg, hal_module, version, files):
+        """cfg: checked; hal_module: hal_esp32 or hal_unix; files: (load_json, save_json)."""
+        global hal, log
+        hal = hal_module
+        log = hal.log
         self.cfg = cfg
+        self.version = version
+        self.files = files
         self.uptime = Uptime()  # read once a second by the ticker, so it never wraps
         self.reset_cause = hal.reset_cause()
         self.board = hal.board(cfg.get("board"))
@@ -37,7 +45,8 @@ class Dongle:
 
             keys = unhexlify(meter["key"]), meter.get("auth_key") and unhexlify(meter["auth_key"])
         self.decoder = Decoder(self._reading, self._rejected, keys=keys)
-        self.state = state = load_json(STATE)
+        load_json, save_json = files
+        self.state = state = load_json(_STATE)
         remembered = tuple(state["link"]) if "link" in state else None
         if "salt" not in state:
             # A secret of this dongle: Home Assistant ids derived from a withheld meter id
@@ -45,7 +54,7 @@ class Dongle:
             import random
 
             state["salt"] = "%08x%08x" % (random.getrandbits(32), random.getrandbits(32))
-            save_json(STATE, state)
+            save_json(_STATE, state)
         raw = any(d.get("raw") for d in cfg["destinations"])
         self.link = MeterLink(
             hal.uart(self.board, cfg["meter"]),
@@ -60,11 +69,7 @@ class Dongle:
         now = time.ticks_ms()
         self.last_frame = self.uptime.seconds()
         for d in self.destinations:
-            try:
-                d.offer(reading, now)
-            except (MemoryError, OSError) as e:  # lost (counted, logged); the link goes on
-                d.dropped += 1
-                log("destination", d.name, "dropped a reading:", repr(e))
+            d.offer(reading, now)  # never raises: a reading it cannot take, it counts
         # Collect now, between frames, while the line is quiet: the next reading's JSON
         # then finds its 1 KB in one piece (a 96 KB heap fragments fast otherwise).
         gc.collect()
@@ -72,10 +77,7 @@ class Dongle:
     def _raw(self, buf, n):
         for d in self.destinations:
             if d.raw is not None:
-                try:
-                    d.offer_raw(buf, n)
-                except MemoryError:  # the meter link goes on; the raw topic misses these
-                    d.raw_dropped += n
+                d.offer_raw(buf, n)  # never raises: what it cannot take, it counts
 
     def _rejected(self, kind, detail):
         # Counted by the decoder (the stats carry the counts); the two that mean trouble
@@ -87,7 +89,7 @@ class Dongle:
     def _locked(self, setting):
         log("meter line:", setting_name(setting))
         self.state["link"] = list(setting)
-        save_json(STATE, self.state)
+        self.files[1](_STATE, self.state)
 
     def stats(self, dest):
         """The diagnostics one destination publishes (no reading data in them)."""
@@ -98,7 +100,7 @@ class Dongle:
             rejected[k] = rejected.get(k, 0) + d.errors[k]
         now = self.uptime.seconds()
         return {
-            "version": VERSION,
+            "version": self.version,
             "uptime_s": now,
             "free_heap": hal.free_heap(),
             "reset_cause": self.reset_cause,
@@ -161,8 +163,7 @@ class Dongle:
         wdt = hal.Watchdog(_WATCHDOG_MS)
         for dcfg in cfg["destinations"]:
             d = Destination(dcfg, cfg["hostname"], self.stats, self.uptime,
-                            files=(load_json, save_json))  # fmt: skip
-            d.salt = self.state["salt"]
+                            files=self.files, salt=self.state["salt"])  # fmt: skip
             self.destinations.append(d)
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:

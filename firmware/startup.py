@@ -21,7 +21,6 @@ else:
 VERSION = "0.3.0"  # also marks the checked config: see load_config()
 CONFIG = "config.json"  # the owner's
 CHECKED = "config.checked"  # the config.json the validator last passed, with defaults filled
-STATE = "state.json"  # what the dongle learnt (line setting) or made (secret), not config
 log = hal.log
 
 
@@ -46,7 +45,7 @@ def load_config():
     # The checked copy holds config.json's passwords in plain text, as the dongle runs from
     # it. It goes away with the config.json it was checked from (deleted, or edited), here
     # at boot and at each look of the safe state, so that deleting config.json leaves no
-    # password behind (issue 12). Keeping passwords out of it instead would mean reading and
+    # password behind. Keeping passwords out of it instead would mean reading and
     # merging config.json at every boot, two files that must agree.
     for path in (CHECKED, CHECKED + ".tmp"):
         try:
@@ -91,8 +90,8 @@ def _digest(path):
 
 def main(hal_module=None):
     """Boot. hal_module: a hardware layer to run on instead of this platform's, named by the
-    caller; dongle.py then takes it from here (host_tests/esp32_boot.py runs hal_esp32 on
-    the unix port, on the model of the ESP32 port in host_tests/esp32_model/)."""
+    caller, and handed to the dongle (host_tests/esp32_boot.py runs hal_esp32 on the unix
+    port, on the model of the ESP32 port in host_tests/esp32_model/)."""
     global hal, log
     if hal_module is not None:
         hal = hal_module
@@ -114,7 +113,7 @@ def main(hal_module=None):
 
         del room
         gc.collect()
-        asyncio.run(Dongle(cfg).run())
+        asyncio.run(Dongle(cfg, hal, VERSION, (load_json, save_json)).run())
 
 
 async def safe_state(problems):

@@ -102,9 +102,8 @@ def make(tmp_path, clock, cfg, hostname=HOST, salt="the-dongle-secret"):
     uptime = SimpleNamespace(seconds=lambda: clock.ms // 1000)
     d = destination.Destination(
         cfg, hostname, lambda dest: {"destination": dest.counters()}, uptime,
-        state_dir=str(tmp_path) + "/", files=(startup.load_json, startup.save_json),
+        state_dir=str(tmp_path) + "/", files=(startup.load_json, startup.save_json), salt=salt,
     )  # fmt: skip
-    d.salt = salt
     d.outbox = Outbox()
     d.client = Client(clock)
     d._discover = True  # as _session() does on connect
