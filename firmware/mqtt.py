@@ -42,7 +42,7 @@ _DISCONNECT = b"\xe0\x00"
 _MAX_LENGTH = const(268435455)  # four bytes of remaining length (§2.2.3)
 _HEAD_ROOM = const(9)  # first byte, 4 length bytes, topic length, packet id
 # A packet over the rate waits this long after it is read, so a broker sending 40,000
-# a second gets the reader a few hundred times a second, not all of the CPU (issue 12:
+# a second gets the reader a few hundred times a second, not all of the CPU (
 # 99.6% of the unix port's CPU before, docs/reliability.md).
 _PACE_MS = const(2)
 
@@ -343,6 +343,20 @@ class MQTTClient:
         why = args[1] if len(args) > 1 and isinstance(args[1], str) else e
         return "%s: %s" % ("dns" if self.stage == "DNS" else kind, why)
 
+    # -- How a link ends -------------------------------------------------------------------
+    # Two ways in for the owner, one for faults, and the steps they share:
+    #   disconnect()  the owner's goodbye: stops the tasks, sends DISCONNECT (the broker then
+    #                 discards the will, §3.14.4), then closes gracefully (_shut(w, True)).
+    #   close()       the owner's or a fault's abrupt end: no DISCONNECT, so the broker
+    #                 publishes the will (§3.1.2.5); unsent bytes are dropped (_shut(w, False)).
+    #   _fail(exc)    a fault anywhere (reader, keepalive, send, a missing ack): keeps the
+    #                 first cause in `error`, then close().
+    #   _end()        what every end does: forgets the streams, so the next operation raises
+    #                 _down(); _stop_tasks() cancels the reader and keepalive tasks (not the
+    #                 one calling); cancels a sender stuck in drain(); wakes every ack waiter.
+    #   _shut(w, graceful)  the socket itself: FIN after what is buffered, or abort.
+    #   _down()       what an operation on an ended link raises: the kept `error`, else
+    #                 "not connected".
     def close(self):
         """Drop the link without DISCONNECT: the broker publishes the will (§3.1.2.5)."""
         w = self._w
@@ -479,7 +493,7 @@ class MQTTClient:
                 raise MQTTError(PROTOCOL, "remaining length")
         if n > self.max_packet:
             # Refused unread: skipping a PUBLISH that announces 268 MB held the reader
-            # for the whole keepalive window (issue 12).
+            # for the whole keepalive window (40 s).
             raise MQTTError(PROTOCOL, "packet of %d bytes" % n)
         body = await self._read(n) if n else b""
         now = ticks_ms()
