@@ -1,16 +1,29 @@
 # The firmware part of every board's frozen image (boards/<name>/manifest.py includes it):
-# each firmware module, compiled as hanctl installs it, run from flash instead of being
-# loaded into the heap from the file system.
-import glob
-import os
+# each module the dongle runs, compiled as hanctl installs it, run from flash instead of
+# being loaded into the heap from the file system. By layer, bottom up, as
+# docs/architecture.md draws them; host_tests/test_boards.py checks that this is exactly
+# what the boot can import.
+#
+# Not frozen: main.py, the boot file, which MicroPython runs from the file system as source;
+# hal_unix.py, the unix port's hardware layer; accounting.py, which only `hanctl account`
+# runs, on the PC.
 
-# main.py stays on the file system: MicroPython runs the boot file from there, as source.
-# hal_unix.py is the unix port's hardware layer.
-NOT_FROZEN = ("main.py", "hal_unix.py")
+DECODER = (
+    # frames, checksums, the link layers
+    "crc16", "framing", "marks", "link", "gbt",
+    # ciphered APDUs (loaded at the first one)
+    "gcm", "security",
+    # DLMS/COSEM, the OBIS table and the vendor quirks, P1 telegrams, the canonical reading
+    "errors", "axdr", "dlms", "obis", "objlist", "kaifa", "kamstrup", "normalize", "p1",
+    "reading", "decoder",
+)  # fmt: skip
+RUNTIME = (
+    "uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
+    "dongle", "startup",
+)  # fmt: skip
+HAL = ("hal_esp32",)
 
-# Relative paths in a manifest are resolved from the manifest's own folder.
-for path in sorted(glob.glob("../firmware/*.py")):
-    name = os.path.basename(path)
-    if name not in NOT_FROZEN:
-        # opt=3 as runtime.DEFAULT_OPT ships the .mpy files: no line numbers in tracebacks.
-        module(name, base_path="../firmware", opt=3)  # noqa: F821 - given by makemanifest
+for name in DECODER + RUNTIME + HAL:
+    # Relative paths in a manifest are resolved from the manifest's own folder. opt=3 as
+    # runtime.DEFAULT_OPT ships the .mpy files: no line numbers in tracebacks.
+    module(name + ".py", base_path="../firmware", opt=3)  # noqa: F821 - given by makemanifest
