@@ -1,6 +1,6 @@
 # The dongle's config.json: read, checked, defaults filled in, written back atomically.
 #
-# The file is a public contract (issue 3, "The config file"): these key names stay.
+# The file is a public contract (README, "The privacy model"): these key names stay.
 # validate() never raises on bad input. Each problem is one line
 #     <key path>: <what is wrong>; <how to fix it>
 # e.g. `destinations[0].port: "1883" is not a port; use a whole number from 1 to 65535`,
@@ -294,7 +294,7 @@ def _destinations(pr, v, hostname):
         seen[name] = seen[broker] = i
         # Two destinations on one broker under one topic mix their readings (a live share's
         # and a full one's), and each one's last will marks the other offline: Home
-        # Assistant's sensors of both then read both (issue 13). Refused where either
+        # Assistant's sensors of both then read both. Refused where either
         # announces itself to Home Assistant; without discovery a config that ran before
         # still runs.
         base = ("topic", "%s:%s %s" % (dest["host"], dest["port"], dest["topic"]))

@@ -1,22 +1,23 @@
 # Home Assistant MQTT discovery: one retained config message per sensor, for each field the
-# meter sends that the destination's share level allows (issue 3, "Home Assistant discovery"),
+# meter sends that the destination's share level allows (README, "Home Assistant"),
 # the dongle's diagnostics from its stats, and the removal of what it announced before and
-# no longer does (issue 13). Loaded only while a round is sent (destination.py _flush).
+# no longer does. Loaded only while a round is sent (destination.py _flush).
 #
 # Schema choices, from Home Assistant's documentation (developers.home-assistant.io
 # docs/core/entity/sensor.md, "Available device classes"; home-assistant.io
 # integrations/sensor.mqtt, binary_sensor.mqtt):
 # - One device per destination: node <hostname>_<destination name>, in every topic, unique
 #   id and device identifier. Two destinations on one broker (full and live, say) announced
-#   one node and overwrote each other's configs (issue 13: which entity landed on which
-#   device, and which state topic a power sensor read, depended on the order of arrival);
+#   one node and overwrote each other's configs (on real Home Assistant, which entity
+#   landed on which device, and which state topic a power sensor read, depended on the
+#   order of arrival);
 #   the hostname in it keeps two dongles on one broker apart too. The validator refuses two
 #   destination names that would still give the same entity ids (config.py).
 # - device_class and unit from the field's canonical unit (obis.UNIT): W power, var
 #   reactive_power, A current, V voltage, Hz frequency, kWh energy. kvarh: unit and state
 #   class, no device class. reactive_energy came in 2025.7 (home-assistant/architecture#724);
 #   every older Home Assistant rejects the whole config ("expected SensorDeviceClass"), and
-#   without a device class any unit is taken by every version (issue 13, item 5).
+#   without a device class any unit is taken by every version (seen on 2024.1.6 and 2025.4.4).
 #   power_factor takes "%" or no unit; ours is a ratio 0..1, so no unit.
 # - state_class measurement, and total_increasing for the energy registers: the Energy
 #   dashboard takes device_class energy with total or total_increasing, and a meter swap
@@ -276,8 +277,8 @@ def _removals(record, share, nid, key, hostname, on):
     """The topics of the configs to remove before this round, one at a time: every recorded
     one under another node or key, or that the share (or discovery) no longer has. record:
     the one loaded (a dict, as load_json gives it), or None when none was ever written:
-    then the configs of hanport before issue 13, one node per dongle, for every field the
-    share allows."""
+    then the configs of a firmware before December 2026, one node per dongle, for every
+    field the share allows."""
     if record is None:
         if on:
             old = _slug(hostname, "-")

@@ -19,7 +19,7 @@
 # searched again. Assembling and checking allocates nothing (proved under
 # micropython.heap_lock() in host_tests/test_heap.py).
 #
-# The search is linear whatever the bytes (issue 12; `hanctl bench --hostile`,
+# The search is linear whatever the bytes (`hanctl bench --hostile`,
 # docs/reliability.md). Before the ring, a rejected candidate's bytes were copied back
 # and fed through the byte loop again: 2 KB of `7ea7` cost 9.8 us/byte and valid HDLC
 # headers 19 bytes apart 12 ms in one idle(). A checksum (FCS, M-Bus sum) is paid only by

@@ -97,7 +97,7 @@ del BY_KEY[0]
 del _TABLE, _i, _name
 # Registers a reading holds; those past it are counted (Normalizer.dropped), not read. The
 # most in a real reading is 45 (a DSMR 5 telegram, ../shared/vectors); a 2 KB frame of new
-# codes carries 195, whose dict and names once found no room at 96K (issue 12).
+# codes carries 195, whose dict and names once found no room at 96K (docs/reliability.md).
 FIELDS_MAX = 64
 
 # List identifiers (the first text of a push) tell the maker where the frame carries none.

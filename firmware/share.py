@@ -1,6 +1,6 @@
 # A destination's share level: what of each reading may leave the dongle for it.
 #
-# The owner chooses it per destination (config "share"; issue 3, "Destinations"):
+# The owner chooses it per destination (config "share"; README, "The privacy model"):
 #   "full"    every field of every message
 #   "live"    power only (active and reactive, import and export, per phase) with
 #             meter_time, at most once per "interval" seconds; never the meter's identity
@@ -100,7 +100,7 @@ class Share:
                 # A real meter pushes List 1 (power import alone) every 2 s and List 2 (all
                 # power, export and reactive too) every 10 s: a 10 s gate opened by the
                 # first reading after it locked onto List 1, and export and reactive power
-                # never went out (issue 13: Kaifa, 35 minutes). So a reading with fewer
+                # never went out (a Kaifa, 35 minutes). So a reading with fewer
                 # fields than one the gate held back waits for a fuller one, for at most
                 # one more interval. len() only: nothing is counted per field per reading.
                 if n < self._rich and 0 <= age < 2 * self.interval_ms:
