@@ -21,9 +21,9 @@ RUNTIME = (
     "uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
     "dongle", "startup",
 )  # fmt: skip
-HAL = ("hal_esp32",)
+BOARD = ("hal_esp32", "store")  # the hardware and the files kept through a power cut
 
-for name in DECODER + RUNTIME + HAL:
+for name in BOARD + DECODER + RUNTIME:
     # Relative paths in a manifest are resolved from the manifest's own folder. opt=3 as
     # runtime.DEFAULT_OPT ships the .mpy files: no line numbers in tracebacks.
     module(name + ".py", base_path="../firmware", opt=3)  # noqa: F821 - given by makemanifest

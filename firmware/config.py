@@ -23,6 +23,7 @@ import json
 import os
 
 import obis
+import store
 
 PATH = "config.json"
 # The whole file is read at once on a ~100 KB heap; four destinations with field lists
@@ -588,14 +589,13 @@ def load(path=PATH, unix=False):
     """(config or None, problems); never raises for a missing, empty or broken file.
 
     When path is missing but path + ".tmp" is there, a write() was cut between removing the
-    old file and renaming the new one (FAT's rename does that); the new file is used."""
+    old file and renaming the new one (FAT's rename does that): it is taken back
+    (store.recover) and used."""
+    store.recover(path)
     raw, why = _read(path)
     if raw is None and why is None:
-        path += ".tmp"
-        raw, why = _read(path)
-        if raw is None and why is None:
-            return None, [path[:-4] + ": not found; the dongle publishes nothing until a "
-                          "config is written (see the README)"]  # fmt: skip
+        return None, [path + ": not found; the dongle publishes nothing until a "
+                      "config is written (see the README)"]  # fmt: skip
     if raw is None:
         return None, [path + ": " + why]
     return parse(raw, path, unix)
@@ -617,25 +617,10 @@ def _read(path):
 
 
 def write(cfg, path=PATH):
-    """Write cfg as JSON so that a power cut leaves the old file or the new one: the text
-    goes to path + ".tmp", which is flushed and closed, then renamed over path (MicroPython's
-    os.rename replaces the old file; CPython uses os.replace, which does on every OS).
-    Raises OSError, after removing the temporary file, when it cannot be written."""
-    data = json.dumps(cfg).encode()
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if hasattr(os, "fsync"):  # CPython; MicroPython's file systems commit on close
-                os.fsync(f.fileno())
-    except OSError:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass  # no temporary file was made: the error raised below says why
-        raise
-    getattr(os, "replace", os.rename)(tmp, path)
+    """Write cfg as JSON so that a power cut leaves the old file or the new one
+    (store.save_json). Raises OSError, after removing the temporary file, when it cannot be
+    written."""
+    store.save_json(path, cfg)
 
 
 def redact(cfg):

@@ -46,7 +46,7 @@
 #   gets: the counters of the README's troubleshooting table, "meter silent", and for a
 #   "full" share how many of the other destinations are down (stats "others").
 #
-# What was announced is kept in <state dir>discovery-<destination>.json (startup.save_json,
+# What was announced is kept in <state dir>discovery-<destination>.json (store.save_json,
 # the one atomic write): node, device key, and the object ids by component. A round first
 # sends an empty retained config (Home Assistant's "remove") for each recorded one under
 # another node or device key (hostname, meter or share changed), or that the share no

@@ -4,8 +4,8 @@
 #   each Destination.run() task: MQTT session, outage queue, stats, discovery
 #   a ticker: closes frames the line left open, wakes destinations, feeds the watchdog
 #
-# startup.py checks config.json first and hands Dongle the checked config, the hardware
-# layer it chose and its JSON files' load and save: dongle imports nothing from startup.
+# startup.py checks config.json first and hands Dongle the checked config and the hardware
+# layer it chose: dongle imports nothing from startup.
 
 import asyncio
 import gc
@@ -15,22 +15,21 @@ import time
 from decoder import INTERNAL, MEMORY, Decoder
 from destination import Destination
 from meterlink import MeterLink, setting_name
+from store import STATE, load_json, save_json
 from uptime import Uptime
 
 _WATCHDOG_MS = 30000
-_STATE = "state.json"  # what the dongle learnt (line setting) or made (secret), not config
 hal = log = None  # the hardware layer startup chose, and its log: set by Dongle()
 
 
 class Dongle:
-    def __init__(self, cfg, hal_module, version, files):
-        """cfg: checked; hal_module: hal_esp32 or hal_unix; files: (load_json, save_json)."""
+    def __init__(self, cfg, hal_module, version):
+        """cfg: checked; hal_module: hal_esp32 or hal_unix; version: the firmware's."""
         global hal, log
         hal = hal_module
         log = hal.log
         self.cfg = cfg
         self.version = version
-        self.files = files
         self.uptime = Uptime()  # read once a second by the ticker, so it never wraps
         self.reset_cause = hal.reset_cause()
         self.board = hal.board(cfg.get("board"))
@@ -45,8 +44,7 @@ class Dongle:
 
             keys = unhexlify(meter["key"]), meter.get("auth_key") and unhexlify(meter["auth_key"])
         self.decoder = Decoder(self._reading, self._rejected, keys=keys)
-        load_json, save_json = files
-        self.state = state = load_json(_STATE)
+        self.state = state = load_json(STATE)
         remembered = tuple(state["link"]) if "link" in state else None
         if "salt" not in state:
             # A secret of this dongle: Home Assistant ids derived from a withheld meter id
@@ -54,7 +52,7 @@ class Dongle:
             import random
 
             state["salt"] = "%08x%08x" % (random.getrandbits(32), random.getrandbits(32))
-            save_json(_STATE, state)
+            save_json(STATE, state)
         raw = any(d.get("raw") for d in cfg["destinations"])
         self.link = MeterLink(
             hal.uart(self.board, cfg["meter"]),
@@ -89,7 +87,7 @@ class Dongle:
     def _locked(self, setting):
         log("meter line:", setting_name(setting))
         self.state["link"] = list(setting)
-        self.files[1](_STATE, self.state)
+        save_json(STATE, self.state)
 
     def stats(self, dest):
         """The diagnostics one destination publishes (no reading data in them)."""
@@ -163,7 +161,7 @@ class Dongle:
         wdt = hal.Watchdog(_WATCHDOG_MS)
         for dcfg in cfg["destinations"]:
             d = Destination(dcfg, cfg["hostname"], self.stats, self.uptime,
-                            files=self.files, salt=self.state["salt"])  # fmt: skip
+                            files=(load_json, save_json), salt=self.state["salt"])  # fmt: skip
             self.destinations.append(d)
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:

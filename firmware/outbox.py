@@ -3,14 +3,13 @@
 # Kept in a file, not in RAM: 48 hourly messages of ~200 bytes would take a tenth of an
 # ESP32's heap. Each message is one line, appended when it is made (once an hour), so a
 # power cut mid-write loses at most that line (a torn last line is skipped on load). A
-# delivered message is removed by rewriting the rest to a temp file and renaming it over
-# the queue: the file is then the old or the new one, never a mix. On littlefs (the ESP32
-# default) and the unix port that rename is atomic; FAT's is not (see _load).
-# host_tests/test_power_loss.py cuts the power at every block write of these on littlefs
-# and FAT, and kills the unix port at random instants of each.
+# delivered message is removed by rewriting the rest to a temp file and putting it in the
+# queue's place (store.py: the old file or the new one, never a mix, and the temp file
+# taken back after a cut inside FAT's rename). host_tests/test_power_loss.py cuts the
+# power at every block write of these on littlefs and FAT, and kills the unix port at
+# random instants of each.
 
-import os
-from errno import ENOENT
+import store
 
 
 class Outbox:
@@ -24,20 +23,11 @@ class Outbox:
 
     def _load(self):
         """Count the complete lines; True when the last one is torn."""
+        store.recover(self.path)  # before it, a cut in FAT's rename lost the whole queue
         try:
             f = open(self.path)
-        except OSError as e:
-            # MicroPython's FAT rename removes the old file, then renames (vfs_fat.c): a
-            # cut between leaves only the temp file, which was written whole and closed
-            # before the rename began. Without this, that cut lost the whole queue. Only
-            # when the queue is missing: never over one that failed to open for now.
-            if e.errno != ENOENT:
-                return False
-            try:
-                os.rename(self.path + ".tmp", self.path)
-                f = open(self.path)
-            except OSError:  # no queue yet
-                return False
+        except OSError:  # no queue yet
+            return False
         with f:
             for line in f:
                 if not line.endswith("\n"):
@@ -81,5 +71,5 @@ class Outbox:
                     continue
                 dst.write(line)
                 kept += 1
-        os.rename(tmp, self.path)
+        store.replace(self.path)
         self.count = kept

@@ -8,10 +8,10 @@
 
 import asyncio
 import gc
-import json
 import os
 import sys
-from errno import ENOENT
+
+from store import CHECKED, CONFIG, load_json, recover, save_json
 
 if sys.platform == "linux":
     import hal_unix as hal
@@ -19,8 +19,6 @@ else:
     import hal_esp32 as hal
 
 VERSION = "0.3.0"  # also marks the checked config: see load_config()
-CONFIG = "config.json"  # the owner's
-CHECKED = "config.checked"  # the config.json the validator last passed, with defaults filled
 log = hal.log
 
 
@@ -33,6 +31,9 @@ def load_config():
     heap was 91.4 KB after boot instead of 83.6 KB (unix port, two destinations,
     gc.mem_alloc()). A new or changed config.json is validated and its checked copy
     written; main() then restarts into it."""
+    # A cut inside FAT's rename can leave only config.json.tmp, whole: it is taken back,
+    # then checked like any new config.json, and the dongle restarts into it.
+    recover(CONFIG)
     digest = _digest(CONFIG)
     if digest is not None:
         checked = load_json(CHECKED)
@@ -57,8 +58,7 @@ def load_config():
     cfg, problems = config.load(CONFIG, unix=hal.NAME == "unix")
     del sys.modules["config"]
     # Restart into it only once its checked copy reads back: else the next boot would check
-    # it again, and restart again. (No digest: it came from config.json.tmp, a write cut
-    # short, and there is no config.json to match.)
+    # it again, and restart again.
     if cfg is None or problems or digest is None:
         return cfg, problems, False
     try:
@@ -113,7 +113,7 @@ def main(hal_module=None):
 
         del room
         gc.collect()
-        asyncio.run(Dongle(cfg, hal, VERSION, (load_json, save_json)).run())
+        asyncio.run(Dongle(cfg, hal, VERSION).run())
 
 
 async def safe_state(problems):
@@ -136,33 +136,3 @@ async def safe_state(problems):
         if cfg is not None and not problems:
             log("config.json is valid now: restarting")
             hal.restart()
-
-
-def load_json(path):
-    try:
-        f = open(path)
-    except OSError as e:
-        if e.errno != ENOENT:  # there, but not readable now: never replaced by the temp file
-            return {}
-        # MicroPython's FAT rename removes the old file, then renames (vfs_fat.c): a cut
-        # between leaves only save_json's temp file, written whole. Taken back, so the next
-        # save_json cannot cut the only copy short; else state.json's salt was made anew
-        # (Home Assistant ids changed). host_tests/test_power_loss.py cuts each write.
-        try:
-            os.rename(path + ".tmp", path)
-            f = open(path)
-        except OSError:  # never written
-            return {}
-    try:
-        with f:
-            return json.load(f)
-    except (OSError, ValueError):  # unreadable, or not what save_json wrote: as if never
-        return {}  # written (the checked config is checked anew, the line found anew)
-
-
-def save_json(path, value):
-    # Written whole, then renamed: a power cut leaves the old file or the new one (on FAT
-    # perhaps only the new one's temp file: load_json takes it back).
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f)
-    os.rename(path + ".tmp", path)

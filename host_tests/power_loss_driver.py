@@ -11,7 +11,7 @@ step that finished and, at most, the one that was under way.
                                  fs_writefile (open config.json.tmp, 1 KB writes, close),
                                  then the rename code in DIR/replace.py (device._REPLACE)
                       write      firmware/config.py's write()
-                      save_json  firmware/startup.py's save_json() (config.checked, state.json)
+                      save_json  firmware/store.py's save_json() (config.checked, state.json)
   outbox MS         loads the queue (queue-A.jsonl) as a booting destination does, prints
                     "L <n> <id,id,...>" (len() and the ids of the lines on flash), then runs
                     one operation per stdin line, printing "ok <id>" after each:
@@ -69,7 +69,7 @@ def config_loop(writer, inputs):
         cfgs = [json.loads(t) for t in texts]
         del texts
     else:
-        import startup
+        import store
 
         cfgs = [json.loads(t) for t in texts]
         del texts
@@ -85,7 +85,7 @@ def config_loop(writer, inputs):
         elif writer == "write":
             config.write(cfgs[i % 2], "config.json")
         else:
-            startup.save_json("config.json", cfgs[i % 2])
+            store.save_json("config.json", cfgs[i % 2])
         say("w %d" % i)
         i += 1
 
@@ -234,7 +234,7 @@ def sweep(fs_name):
     import vfs
 
     import config
-    import startup
+    import store
     from outbox import Outbox
 
     kind = vfs.VfsLfs2 if fs_name == "lfs2" else vfs.VfsFat
@@ -247,8 +247,8 @@ def sweep(fs_name):
         ("pop", lambda: Outbox(q).pop()),
         ("append-full", lambda: Outbox(q, capacity=5).append(message(5, 200))),
         ("config.write", lambda: config.write(b, c)),
-        ("save_json", lambda: startup.save_json(c, b)),
-        ("state.json", lambda: startup.save_json(st, {"salt": "b"})),
+        ("save_json", lambda: store.save_json(c, b)),
+        ("state.json", lambda: store.save_json(st, {"salt": "b"})),
     )
     # Before: a queue of messages 0..4, config.json holding a. After: the operation's.
     want = {
@@ -263,7 +263,7 @@ def sweep(fs_name):
     for i in range(5):
         Outbox(q).append(message(i, 200))
     config.write(a, c)
-    startup.save_json(st, {"salt": "a"})
+    store.save_json(st, {"salt": "a"})
     vfs.umount("/flash")
     image = bytes(flash.data)
     for name, op in ops:
@@ -299,7 +299,7 @@ def sweep(fs_name):
                     else str(got)
                 )
             elif name == "state.json":
-                seen = startup.load_json(st).get("salt")  # as Dongle() reads it at boot
+                seen = store.load_json(st).get("salt")  # as Dongle() reads it at boot
                 ok = seen in ("a", "b")
                 seen = "before" if seen == "a" else "after" if ok else str(seen)
             else:

@@ -10,6 +10,7 @@ import pytest
 
 import config
 import dest_driver
+import store
 from hanctl import runtime
 
 WIFI_PW = "correct horse"
@@ -876,7 +877,7 @@ def test_a_write_cut_short_leaves_the_old_file(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             self.f.close()
 
-    monkeypatch.setattr(config, "open", Full, raising=False)
+    monkeypatch.setattr(store, "open", Full, raising=False)  # config.write is store's
     with pytest.raises(OSError) as e:
         config.write(dict(EXAMPLE, hostname="hanport-new"), str(path))
     assert e.value.errno == errno.ENOSPC

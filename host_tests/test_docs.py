@@ -23,12 +23,13 @@ NOT_DRAWN = {
     "crc16": "framing's and marks' checksums",
     "errors": "the rejection kinds",
     "uptime": "seconds since boot for the stats",
+    "store": "the files kept through a power cut (state, checked config, outage queue)",
     "accounting": "host only (hanctl account)",
 }
 # Layers from the bottom up (docs/architecture.md, "Layers"): a module imports only from its
 # own layer or lower ones.
 LAYERS = [
-    {"hal_esp32", "hal_unix"},
+    {"hal_esp32", "hal_unix", "store"},
     {"crc16", "errors", "obis", "axdr", "dlms", "framing", "marks", "link", "gbt", "gcm",
      "security", "objlist", "kaifa", "kamstrup", "normalize", "p1", "reading", "decoder",
      "accounting"},

@@ -4,7 +4,7 @@ announced before, diagnostics and expiry; then the validator's messages for it.
 
 The destination (destination.py) and discovery (discovery.py) run as on the dongle, under
 CPython: offer() per reading at the meter's pace, then _flush() with a client that records
-what it would publish. startup's load_json/save_json keep the record in a temp folder."""
+what it would publish. store's load_json/save_json keep the record in a temp folder."""
 
 import asyncio
 import json
@@ -17,7 +17,7 @@ import destination
 import discovery
 import obis
 import rig
-import startup
+import store
 from hanctl import encoder
 
 METER_ID = "6970631401753985"  # hanctl's Kaifa frames
@@ -102,7 +102,7 @@ def make(tmp_path, clock, cfg, hostname=HOST, salt="the-dongle-secret"):
     uptime = SimpleNamespace(seconds=lambda: clock.ms // 1000)
     d = destination.Destination(
         cfg, hostname, lambda dest: {"destination": dest.counters()}, uptime,
-        state_dir=str(tmp_path) + "/", files=(startup.load_json, startup.save_json), salt=salt,
+        state_dir=str(tmp_path) + "/", files=(store.load_json, store.save_json), salt=salt,
     )  # fmt: skip
     d.outbox = Outbox()
     d.client = Client(clock)

@@ -95,7 +95,13 @@ def test_install_puts_every_module_the_boot_file_board_and_config(dongle, fs, tm
 def test_installed_firmware_imports_on_the_dongle(dongle):
     assert hanctl("install", "--board", BOARD, "--port", dongle.port)[0] == 0
     proc = subprocess.run(
-        [str(MPREMOTE), "connect", dongle.port, "exec", "import dongle, startup; print(startup.hal.NAME)"],
+        [
+            str(MPREMOTE),
+            "connect",
+            dongle.port,
+            "exec",
+            "import dongle, startup; print(startup.hal.NAME)",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

@@ -227,8 +227,8 @@ def test_a_config_is_checked_once_and_an_edit_is_checked_again(parts):
 
 def test_a_config_left_in_its_temp_file_runs_without_a_restart_loop(parts):
     """A power cut between removing config.json and renaming config.json.tmp (FAT's rename)
-    leaves only the temp file: it is used, and as there is no config.json to match a
-    checked copy against, the dongle runs on instead of restarting to check it again."""
+    leaves only the temp file: it is taken back as config.json (store.recover), checked
+    like a new one, and the dongle restarts into it once, not in a loop."""
     tmp, track = parts
     a = track(rig.Broker(tmp, "a").start())
     meter = track(Server(rig.scripted(kaifa_day(1))).start())
@@ -238,5 +238,6 @@ def test_a_config_left_in_its_temp_file_runs_without_a_restart_loop(parts):
     dongle.wait_log("destination A connected")
     time.sleep(1)
     dongle.stop()
-    assert sum("on unix" in x for x in dongle.output) == 1  # one boot
-    assert not any("restarting" in x for x in dongle.output)
+    assert sum("on unix" in x for x in dongle.output) == 2  # the check, then the dongle
+    assert sum("restarting" in x for x in dongle.output) == 1
+    assert (tmp / "fs" / "config.json").exists() and not (tmp / "fs" / "config.json.tmp").exists()

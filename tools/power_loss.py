@@ -6,10 +6,11 @@ firmware; Debian's mosquitto on loopback):
 
   config   a writer replaces config A by config B (and back), killed at random: the three
            ways a config reaches the flash (what `hanctl config push` makes the device do,
-           firmware/config.py's write(), firmware/startup.py's save_json()). After each
-           kill the dongle's real main boots on the folder (and in some rounds is killed
-           again while it boots, when it writes config.checked): it must run with A or B,
-           restart at most once (into a new config it just checked), never be in safe state.
+           firmware/config.py's write() and firmware/store.py's save_json(), which write()
+           calls). After each kill the dongle's real main boots on the folder (and in some
+           rounds is killed again while it boots, when it writes config.checked): it must
+           run with A or B, restart at most once (into a new config it just checked), never
+           be in safe state.
   push     the real `hanctl config push` to a virtual dongle whose interpreter is killed
            while the push writes (kills // 2 of them); then the same checks.
   outbox   the outage queue (firmware/outbox.py) driven by a script of appends and pops
