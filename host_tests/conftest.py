@@ -3,15 +3,13 @@ both runtimes (the MicroPython unix port as a subprocess, CPython in-process).""
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from hanctl import runtime
 
-from hanctl import runtime  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 runtime.use_firmware_in_cpython()
 

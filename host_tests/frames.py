@@ -220,7 +220,7 @@ CASES = {
     "frame_then_zero": ("hdlc", [FRAME + b"\x00"]),
     # (after an identification line: a '/' inside one ends it as noise, issue 12)
     "slashes": ("p1", [b"/KFM5\r\n\r\n" + b"/" * 2036 + b"\x00" + P1]),
-    # '/' not followed by a maker's letter starts no telegram (tools/fuzz: these cost a
+    # '/' not followed by a maker's letter starts no telegram (host_tests/stress/fuzz: these cost a
     # CRC of up to 2 KB each when every '/' was read to the next '!').
     "bare_slashes": ("p1", [b"/" * 1336 + P1]),
     # A telegram cut mid-line, the next whole one right behind it (its '/' mid-line) or

@@ -24,12 +24,11 @@ import types
 import zlib
 from collections import Counter
 
-import corpus
-
 import errors
 import framing
 from decoder import INCOMPLETE, INTERNAL, MEMORY, NOISE, Decoder
 from reading import to_json
+from stress.fuzz import corpus
 
 MAX_FRAME = 2048
 COUNTER = "counter"  # an invocation counter that did not grow (security.py): history's
