@@ -9,32 +9,10 @@ import json
 import pytest
 
 import config
-import dest_driver
+from configs import BROKER_PW, EXAMPLE, WIFI_PW
 from hanctl import runtime
+from mp import dest_driver
 
-WIFI_PW = "correct horse"
-BROKER_PW = "s3cret-broker"
-# The example, with real passwords ("..." is too short for a Wi-Fi passphrase).
-EXAMPLE = {
-    "wifi": [{"ssid": "home", "password": WIFI_PW}],
-    "hostname": "hanport-1a2b3c",
-    "board": "esp32-devkit-tss721",
-    "meter": {"baud": "auto", "parity": "auto", "invert": False},
-    "ntp": "pool.ntp.org",
-    "destinations": [
-        {
-            "name": "home-assistant",
-            "host": "192.168.1.10",
-            "port": 1883,
-            "user": "hanport",
-            "password": BROKER_PW,
-            "tls": {"ca": "ca.pem"},
-            "topic": "hanport/1a2b3c",
-            "share": "full",
-            "discovery": True,
-        }
-    ],
-}
 TIMING_DEFAULTS = {"keepalive": 60, "retry_min": 1, "retry_max": 300, "stats_interval": 60,
                    "timeout": 10}  # fmt: skip
 DROP = object()

@@ -15,8 +15,8 @@ import re
 import pytest
 
 import config
-import dest_driver
-from test_config import BROKER_PW, EXAMPLE, WIFI_PW
+from configs import BROKER_PW, EXAMPLE, WIFI_PW
+from mp import dest_driver
 
 SECRETS = (WIFI_PW, BROKER_PW)
 CASES_CPYTHON = 20000

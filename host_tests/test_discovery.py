@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-import dest_driver
 import discovery
 import obis
 from hanctl import runtime
+from mp import dest_driver
 from share import Share
 
 # developers.home-assistant.io, docs/core/entity/sensor.md, "Available device classes": the

@@ -196,8 +196,8 @@ class MalformedBroker:
 def test_a_broker_breaking_the_protocol_is_a_failure_not_a_reset(parts):
     # Before: the client's IndexError on the short PUBACK ended the destination's task, the
     # watchdog was no longer fed and the dongle reset, at each connection to that broker.
+    from e2e import Dongle, power_stream, uart
     from hanctl.simulate import Server
-    from test_runtime_more import Dongle, power_stream, uart
 
     tmp, track = parts
     good = track(rig.Broker(tmp, "good").start())

@@ -29,10 +29,10 @@ import pytest
 
 import frames
 import framing
-from conftest import RUNTIMES, run_cases, run_driver
 from decoder import Decoder
 from hanctl import bench_hostile
 from hanctl import encoder as enc
+from mp import RUNTIMES, run_cases, run_driver
 from reading import to_json
 from stress.fuzz import check, corpus
 
@@ -500,9 +500,7 @@ def _on_micropython(inputs, tmp_path, keys=None):
     stdin += "".join(_input(k, b) for k, b in inputs)
     path = tmp_path / "corpus.txt"  # kept for a failure: `micropython ... < corpus.txt`
     path.write_text(stdin)
-    proc = run_driver(
-        str(HOST_TESTS / "stress" / "fuzz" / "mp_driver.py"), stdin, heap="96K", timeout=600
-    )
+    proc = run_driver("fuzz_driver.py", stdin, heap="96K", timeout=600)
     # A traceback goes to stdout on this build of the unix port: show both ends.
     assert proc.returncode == 0 and proc.stderr == "", (path, proc.stderr, proc.stdout[-3000:])
     out = proc.stdout.splitlines()

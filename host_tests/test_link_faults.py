@@ -496,7 +496,7 @@ def test_a_meter_whose_line_changes_while_locked_is_found_again_without_a_reboot
 
 
 def test_the_lock_is_dropped_by_a_minute_of_bad_bytes_never_by_silence_or_a_glitch():
-    from conftest import run_driver
+    from mp import run_driver
 
     proc = run_driver("link_fault_driver.py", kaifa_frames(1)[0].hex())
     assert proc.returncode == 0, proc.stderr + proc.stdout

@@ -408,7 +408,7 @@ def test_hanctl_never_prints_a_password(parts, dongle, tmp_path):
     """config validate / init / push / pull, and monitor with a password in its URL, from
     the environment, and refused by the broker."""
     tmp, track = parts
-    from test_wizard import TWO_NETWORKS_TWO_DESTINATIONS
+    from configs import TWO_NETWORKS_TWO_DESTINATIONS
 
     answers = [
         {"wifi-pass-1": WIFI_PASSWORD, "mqtt-secret-3": PASSWORDS["F"]}.get(a, a)

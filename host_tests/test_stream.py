@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import RUNTIMES, run_cases
 from frames import CASES, P1_WANT, WANT
+from mp import RUNTIMES, run_cases
 
 
 @pytest.fixture(scope="module", params=RUNTIMES)

@@ -51,25 +51,15 @@ from types import SimpleNamespace
 import rig  # host_tests/rig.py: mosquitto and a paho subscriber
 from hanctl import device, encoder, run, runtime
 from hanctl.simulate import Server
+from mp import start_driver
 
-HOST_TESTS = Path(__file__).resolve().parents[1]
-DRIVER = HOST_TESTS / "power_loss_driver.py"
 HEAP = "160K"  # rig.Dongle's heap for the stock unix interpreter (see rig.py)
 WRITERS = ("push", "write", "save_json")
 
 
 def driver(mode, cwd, heap=HEAP):
     """power_loss_driver.py on the unix port in cwd; stdin gets the mode line."""
-    proc = subprocess.Popen(
-        runtime.micropython_argv(DRIVER, heap),
-        cwd=cwd,
-        env=runtime.micropython_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
+    proc = start_driver("power_loss_driver.py", heap, cwd=cwd, stdin=subprocess.PIPE, bufsize=1)
     proc.stdin.write(mode + "\n")
     proc.stdin.flush()
     return proc
