@@ -1,4 +1,4 @@
-"""Network faults (issue 5), with real parts: the firmware's main on the MicroPython unix port
+"""Network faults, with real parts: the firmware's main on the MicroPython unix port
 (`hanctl run`), Debian's mosquitto on loopback, a Kaifa meter on a TCP "UART", and
 faultproxy.FaultProxy between the dongle and a broker where a fault needs one.
 

@@ -1,4 +1,4 @@
-"""Fuzzing the frame assembler and decoder (issue 5): the short run CI makes of it.
+"""Fuzzing the frame assembler and decoder: the short run CI makes of it.
 
 The long run is stress/fuzz/fuzz_decoder.py under atheris (README there, numbers in
 docs/reliability.md). Here, in ~20 s, the same properties (stress/fuzz/check.py: nothing
@@ -73,7 +73,7 @@ KEY, AUTH_KEY = bytes(range(16)), bytes(range(0xD0, 0xE0))
 
 @pytest.mark.parametrize("auth", [AUTH_KEY, None], ids=["0x30", "0x20"])
 def test_ciphered_inputs_hold_every_property(auth):
-    # issue 15: the seeds' frames and APDUs ciphered as a meter that encrypts sends them,
+    # Encrypted meters: the seeds' frames and APDUs ciphered as a meter that encrypts sends them,
     # then 3,000 mutations, through decoders given the keys. It found one bug at once:
     # apdu() of bytes decrypted in place raised TypeError (`internal`).
     seeds = corpus.ciphered_seeds(KEY, auth)
@@ -120,7 +120,7 @@ def test_the_checks_can_fail(checking, data, defect):
         check.Harness(reference=checking, checking=checking).run(data)
 
 
-# -- the frame search's cost (issue 12) ------------------------------------------------------
+# -- the frame search's cost: bounded work a byte, whatever the bytes ------------------------
 
 
 def _hostile():
@@ -540,7 +540,7 @@ def test_micropython_96k_takes_the_mutated_corpus(mutated, tmp_path):
 
 @pytest.mark.parametrize("auth", [AUTH_KEY, None], ids=["0x30", "0x20"])
 def test_micropython_96k_takes_ciphered_mutations(auth, tmp_path):
-    # issue 15: the ciphered seeds and 1,000 mutations of them, every decoder given the
+    # Encrypted meters: the ciphered seeds and 1,000 mutations of them, every decoder given the
     # keys (the long-lived one's context made once, at its start, as a dongle's is).
     seeds = corpus.ciphered_seeds(KEY, auth)
     rng = random.Random(16)

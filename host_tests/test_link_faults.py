@@ -1,4 +1,4 @@
-"""Meter link faults (issue 5): wrong parity, wrong speed, an inverted line, the cable pulled
+"""Meter link faults: wrong parity, wrong speed, an inverted line, the cable pulled
 and plugged back. The firmware's real main on the MicroPython unix port, Debian's
 mosquitto, and a simulated meter whose bytes pass through a bit-level line emulator
 (tools/hanctl/line.py) at the meter's true setting and the setting the dongle's UART

@@ -1,4 +1,4 @@
-"""Power loss (issue 5, faults): SIGKILL at random instants of the config writers, of the
+"""Power loss: SIGKILL at random instants of the config writers, of the
 outage queue, and of the whole dongle, then a restart on the same folder; and a cut after
 each block write on littlefs and FAT. The runs are stress/power_loss.py's, shorter; its
 docstring says what each checks, and its --kills gives the long run.

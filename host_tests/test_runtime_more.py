@@ -1,4 +1,4 @@
-"""The dongle end to end, more of issue 3 with real parts: TLS destinations (a CA and a
+"""The dongle end to end, more of it with real parts: TLS destinations (a CA and a
 password file of the test's own), Home Assistant discovery, the status topic and its last
 will, no connection that was not configured, and 10,000 frames through the whole pipeline.
 
@@ -140,7 +140,7 @@ def test_tls_with_the_wrong_password_is_refused_counted_and_backs_off(parts):
 # What Home Assistant's sensor documentation asks of each field the Kaifa frames carry:
 # (device class, state class, unit). Energy must be total_increasing in kWh for the Energy
 # dashboard; reactive energy has no device class: reactive_energy came in 2025.7 and an older
-# Home Assistant refuses the whole config for it (issue 13).
+# Home Assistant refuses the whole config for it.
 POWER = ("power", "measurement", "W")
 REACTIVE = ("reactive_power", "measurement", "var")
 HA_CLASSES = {
@@ -255,7 +255,7 @@ def test_discovery_announces_what_the_meter_sends_and_again_when_home_assistant_
         return all(len(sub.on(topic)) > n for topic, (n, _) in before.items())
 
     wait_for(all_again, timeout=10, dongle=dongle)
-    # once each, the diagnostics too; the removals of hanport before issue 13 only once
+    # once each, the diagnostics too; the removals of the old layout (one node per dongle) only once
     diagnostics = {m[0] for m in sub.on("/config") if "/stats_" in m[0]}
     assert wait_quiet(sub, "/config") == sent + len(before) + len(diagnostics)
     assert {topic: p for topic, p, _ in configs(sub).values()} == {

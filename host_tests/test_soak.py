@@ -1,4 +1,4 @@
-"""The soak run, short (issue 5, "Long runs"): 4 simulated hours of a three-phase Kaifa meter
+"""The soak run, short: 4 simulated hours of a three-phase Kaifa meter
 through the real pipeline (the firmware's main on the MicroPython unix port, two Debian
 mosquittos, the meter simulator), each broker stopped and started three times, across
 hourly frames, and one power cut while both destinations hold an hourly message on the

@@ -1,4 +1,4 @@
-"""The soak run (issue 5): simulated hours of a three-phase Kaifa meter (List 1 every 2 s,
+"""The soak run: simulated hours of a three-phase Kaifa meter (List 1 every 2 s,
 List 2 every 10 s, List 3 hourly) through the whole pipeline, with outages injected.
 
 Real parts on loopback, as host_tests/rig.py gives the end-to-end tests: the firmware's main

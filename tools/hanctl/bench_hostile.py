@@ -1,4 +1,4 @@
-"""`hanctl bench --hostile`: what hostile bytes cost the frame assembler (issue 12).
+"""`hanctl bench --hostile`: what hostile bytes cost the frame assembler.
 
 Each stream is 2 KB (8 KB where candidates overlap long) of bytes that look like frame
 starts, then one real frame; it goes through framing.Assembler under MicroPython (the
