@@ -1,21 +1,15 @@
-"""Shared fixtures: the firmware on CPython's path, and the decoder run over cases under
-both runtimes (the MicroPython unix port as a subprocess, CPython in-process)."""
+"""Fixtures and hooks only: the firmware on CPython's path, the TLS tests' preconditions,
+the parts an end-to-end test stops, a virtual dongle. What tests share otherwise is in
+modules they import by name (mp, rig, frames, configs, ...): host_tests is on the module
+path through pytest's `pythonpath` setting in pyproject.toml."""
 
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from hanctl import runtime  # noqa: E402
+from hanctl import runtime
 
 runtime.use_firmware_in_cpython()
-
-RUNTIMES = ("micropython", "cpython")
 
 
 def pytest_configure(config):
@@ -38,40 +32,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-# The vector driver also builds each push's whole A-XDR tree and its JSON to compare with
-# dlms-cosem, which the dongle never does; that scaffolding gets room of its own. What the
-# device itself needs is measured at -X heapsize=96K by test_heap.py and the benchmark.
-DRIVER_HEAP = "256K"
-
-
-def run_cases(lines, which, heap=DRIVER_HEAP):
-    """Feed case lines to case_driver.py under `which`; returns {case id: [output lines]}."""
-    if which == "micropython":
-        proc = subprocess.run(
-            runtime.micropython_argv(HERE / "case_driver.py", heap),
-            input="\n".join(lines) + "\n",
-            capture_output=True,
-            text=True,
-            env=runtime.micropython_env(),
-            timeout=600,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        out = proc.stdout.splitlines()
-    else:
-        import case_driver
-
-        out = []
-        for line in lines:
-            case_id, framing, payload = line.split(" ")
-            chunks = [bytes.fromhex(h) for h in payload.split(",")]
-            out += case_driver.run_case(case_id, framing, chunks)
-    results = {}
-    for text in out:
-        kind, case_id, rest = text.split(" ", 2)
-        results.setdefault(case_id, []).append((kind, rest))
-    return results
-
-
 @pytest.fixture
 def parts(tmp_path):
     """(tmp_path, track): track(x) returns x and stops (or closes) it after the test, in
@@ -88,22 +48,6 @@ def parts(tmp_path):
             if hasattr(x, stop):
                 getattr(x, stop)()
                 break
-
-
-def run_driver(name, stdin, heap="96K", timeout=120, paths=(), env=None):
-    """host_tests/<name> on the MicroPython unix port with the shipped firmware, stdin as
-    given (not argv: the PyPI wrapper dies on a long argument); the CompletedProcess.
-    paths: more folders on MicroPython's module path; env: more environment variables."""
-    full_env = runtime.micropython_env(paths)
-    full_env.update(env or {})
-    return subprocess.run(
-        runtime.micropython_argv(HERE / name, heap),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture

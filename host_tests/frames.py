@@ -172,12 +172,12 @@ CASES = {
     # One bit flipped on the line: the first ")" (0x29) read as "!" (0x21) mid-line.
     "p1_bang_in_line": ("p1", [P1.replace(b")", b"!", 1)]),
     "p1_byte_by_byte": ("p1", [bytes([b]) for b in P1]),
-    # A capture that ends right after the CRC digits, or after their CR (issue 15).
+    # A capture that ends right after the CRC digits, or after their CR: still a telegram.
     "p1_no_crlf": ("p1", [P1[:-2]]),
     "p1_no_lf": ("p1", [P1[:-1]]),
     "p1_cut_in_crc": ("p1", [P1[:-4]]),
     "p1_no_crlf_bad_crc": ("p1", [P1.replace(b"000123.456", b"000123.457")[:-2]]),
-    # Identification lines with bytes a maker put there, the CRC holding (issue 15).
+    # Identification lines with bytes a maker put there, the CRC holding: taken.
     "p1_header_bytes": ("p1", [P1_SEALED(b"/ISK5\xab2M550T\x02-1012")]),
     "p1_then_hdlc": ("hdlc", [P1 + FRAME]),
     "types": ("hdlc", [enc.hdlc(enc.LLC + FLOAT_LIST)]),
@@ -218,14 +218,14 @@ CASES = {
     "short_object_list": ("apdu", [bytes.fromhex("0f4000000000020001000200")]),
     "empty_transfer": ("hdlc", [enc.hdlc(enc.LLC + b"\xe0\xc0\x00\x01\x00\x00\x00")]),
     "frame_then_zero": ("hdlc", [FRAME + b"\x00"]),
-    # (after an identification line: a '/' inside one ends it as noise, issue 12)
+    # (after an identification line: a '/' inside one ends it as noise)
     "slashes": ("p1", [b"/KFM5\r\n\r\n" + b"/" * 2036 + b"\x00" + P1]),
-    # '/' not followed by a maker's letter starts no telegram (tools/fuzz: these cost a
+    # '/' not followed by a maker's letter starts no telegram (host_tests/stress/fuzz: these cost a
     # CRC of up to 2 KB each when every '/' was read to the next '!').
     "bare_slashes": ("p1", [b"/" * 1336 + P1]),
     # A telegram cut mid-line, the next whole one right behind it (its '/' mid-line) or
     # after a line end: the cut one reads on to the whole one's '!' and fails its CRC; the
-    # CRC run backwards from there finds where the whole one starts (issue 12).
+    # CRC run backwards from there finds where the whole one starts.
     "p1_cut_midline": ("p1", [P1[:120] + P1]),
     "p1_cut_at_line": ("p1", [P1[: P1.index(b"\r\n", 60) + 2] + P1]),
     # Cut right after its '!': the next telegram's '/' where the CRC digits should be.

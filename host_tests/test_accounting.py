@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_driver
 from hanctl import encoder as enc
 from hanctl import runtime
+from mp import run_driver
 
 runtime.use_firmware_in_cpython()
 import accounting  # noqa: E402  (firmware/, on the path only now)

@@ -39,7 +39,7 @@ def test_short_run_reports_a_number_in_every_cell():
 
 
 def test_destinations_beside_the_measured_one_each_have_their_session():
-    # Issue 11's rows: the measured destination with discovery, and plain ones beside it.
+    # The report's rows: the measured destination with discovery, and plain ones beside it.
     text = bench_pipeline.report(
         heap="256K", frames=10, burst=30, idle=1.0, destinations=3, discovery=True
     )

@@ -1,4 +1,4 @@
-"""Bounded state (issue 12): what grows with what the meter sends has a limit and a counter.
+"""Bounded state: what grows with what the meter sends has a limit and a counter.
 
 The meter line that crashed the dongle: CRC-valid HDLC frames, each with 40 OBIS codes not
 seen before, to a `full` destination with discovery. The set of fields learned for

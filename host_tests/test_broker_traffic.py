@@ -1,4 +1,4 @@
-"""Broker traffic cannot monopolise the dongle (issue 12, item 3), with real parts: the
+"""Broker traffic cannot monopolise the dongle, with real parts: the
 firmware's main on the MicroPython unix port (`hanctl run`), a Kaifa meter on a TCP "UART",
 and HostileBroker below, a broker on loopback that misbehaves on purpose:
 

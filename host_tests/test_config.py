@@ -9,33 +9,11 @@ import json
 import pytest
 
 import config
-import dest_driver
 import store
+from configs import BROKER_PW, EXAMPLE, WIFI_PW
 from hanctl import runtime
+from mp import dest_driver
 
-WIFI_PW = "correct horse"
-BROKER_PW = "s3cret-broker"
-# The issue's example, with real passwords ("..." is too short for a Wi-Fi passphrase).
-EXAMPLE = {
-    "wifi": [{"ssid": "home", "password": WIFI_PW}],
-    "hostname": "hanport-1a2b3c",
-    "board": "esp32-devkit-tss721",
-    "meter": {"baud": "auto", "parity": "auto", "invert": False},
-    "ntp": "pool.ntp.org",
-    "destinations": [
-        {
-            "name": "home-assistant",
-            "host": "192.168.1.10",
-            "port": 1883,
-            "user": "hanport",
-            "password": BROKER_PW,
-            "tls": {"ca": "ca.pem"},
-            "topic": "hanport/1a2b3c",
-            "share": "full",
-            "discovery": True,
-        }
-    ],
-}
 TIMING_DEFAULTS = {"keepalive": 60, "retry_min": 1, "retry_max": 300, "stats_interval": 60,
                    "timeout": 10}  # fmt: skip
 DROP = object()
@@ -264,7 +242,7 @@ CASES = [
         [D + 'tls.verify: "false" is not true or false; use true or false (no quotes)'],
     ),
     ("tls-without-ca", cfg(tls={}), False, [D + "tls.ca: missing; add " + CA_FIX]),
-    # Issue 12: a CA path outside the dongle's folder (hanctl copied "../x.pem" out of its
+    # A CA path outside the dongle's folder (hanctl copied "../x.pem" out of its
     # state folder), and MQTT strings a broker refuses (each CONNECT refused, forever).
     *(
         (
@@ -808,7 +786,7 @@ def test_a_lone_surrogate_in_a_topic_or_client_id_is_refused():
     assert all("surrogate (MQTT 3.1.1 section 1.5.3)" in p for p in problems)
 
 
-# Issue 12: MicroPython's json.loads took a tab inside quotes and a "\ud800" escape (making
+# MicroPython's json.loads took a tab inside quotes and a "\ud800" escape (making
 # text that is not UTF-8), which CPython's refuses: hanctl and the dongle now refuse alike.
 CHARS = "holds a control character (a tab or line break) inside quotes; remove it"
 ESCAPE = ("holds a \\ud800-\\udfff escape; write the character itself (the file is UTF-8), "
@@ -934,7 +912,7 @@ def test_import_cost_on_micropython():
     """Measured at -X heapsize=96K, -O3 .mpy (MicroPython 1.29 unix port): importing config
     takes 18.4 KB (its 9.2 KB of bytecode and the message texts); 2.8 KB of interned names
     stay when the runtime drops the module after boot (del sys.modules["config"]).
-    Issue 12's checks (characters, CA paths, MQTT strings) took config.mpy from 10.0 KB to
+    The checks of characters, CA paths and MQTT strings took config.mpy from 10.0 KB to
     11.1 KB of flash; at 96K on MicroPython 1.25 importing it takes 16.4 KB, 2.3 KB kept."""
     [(_, _, imported, kept)] = dest_driver.run([["heap", "obis", "json", "config"]], "micropython")
     assert imported <= 20 * 1024 and kept <= 3.5 * 1024

@@ -1,4 +1,4 @@
-"""Config fuzzing (issue 5): thousands of broken config.json files, each answered with clear
+"""Config fuzzing: thousands of broken config.json files, each answered with clear
 messages and never a crash, on CPython and on the MicroPython unix port at 96 KB.
 
 The files are mutations of the README's example (the config an owner edits): a value of
@@ -15,8 +15,8 @@ import re
 import pytest
 
 import config
-import dest_driver
-from test_config import BROKER_PW, EXAMPLE, WIFI_PW
+from configs import BROKER_PW, EXAMPLE, WIFI_PW
+from mp import dest_driver
 
 SECRETS = (WIFI_PW, BROKER_PW)
 CASES_CPYTHON = 20000

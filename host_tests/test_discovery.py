@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-import dest_driver
 import discovery
 import obis
 from hanctl import runtime
+from mp import dest_driver
 from share import Share
 
 # developers.home-assistant.io, docs/core/entity/sensor.md, "Available device classes": the
@@ -24,7 +24,7 @@ HA_UNITS = {
     "energy": {"J", "kJ", "MJ", "GJ", "mWh", "Wh", "kWh", "MWh", "GWh", "TWh", "cal", "kcal",
                "Mcal", "Gcal"},
     "reactive_energy": {"varh", "kvarh"},
-    None: {"kvarh"},  # no device class: reactive_energy is refused before 2025.7 (issue 13)
+    None: {"kvarh"},  # no device class: reactive_energy is refused before 2025.7
 }  # fmt: skip
 # Same page, "Available state classes"; the Energy dashboard takes energy sensors with a
 # total (long-term statistics, "Entities representing a total amount").
@@ -45,7 +45,7 @@ METER_ID = "7359992890497997"
 BASE = "hanport/1a2b3c"
 HOST = "hanport-1a2b3c"
 NAME = "ha"
-NODE = "hanport-1a2b3c_ha"  # one node per destination (issue 13)
+NODE = "hanport-1a2b3c_ha"  # one node per destination
 TEXT = ["meter_id", "meter_model", "meter_manufacturer", "list_id", "meter_time"]
 NUMERIC = [f for f in obis.ORDER if f not in TEXT]  # every field with a unit, or a ratio
 AIDON = TEXT[:2] + TEXT[3:] + [
@@ -134,7 +134,7 @@ def test_every_field_of_the_obis_table_maps_to_a_documented_class():
     assert classes["power_factor_l1"] == ("power_factor", None)  # a ratio 0..1, not %
     assert classes["active_energy_export_t3"] == ("energy", "kWh")
     # Unit and state class, no device class: reactive_energy came in 2025.7 and an older
-    # Home Assistant refuses the whole config for it (issue 13).
+    # Home Assistant refuses the whole config for it.
     assert classes["reactive_energy_import"] == (None, "kvarh")
     assert "device_class" not in by_field["reactive_energy_export"]
     assert by_field["reactive_energy_export"]["state_class"] == "total_increasing"
@@ -212,8 +212,8 @@ def test_same_messages_on_micropython(which):
 
 def test_import_cost_on_micropython():
     """Measured at -X heapsize=96K, -O3 .mpy, once obis, reading and share are loaded (as
-    destination has them): 8.4 KB (5.8 KB before issue 13: the diagnostics' table and the
-    record of what was announced). Loaded only while a round is sent (one destination at a
+    destination has them): 8.4 KB (5.8 KB before the diagnostics' table and the record of
+    what was announced). Loaded only while a round is sent (one destination at a
     time, after a gc.collect()), then dropped."""
     cases = [["heap", "obis", "json", "reading", "share", "discovery"]]
     [(_, _, _, _, imported, stays)] = dest_driver.run(cases, "micropython")

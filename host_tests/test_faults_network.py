@@ -1,34 +1,30 @@
-"""Network faults (issue 5), with real parts: the firmware's main on the MicroPython unix port
+"""Network faults, with real parts: the firmware's main on the MicroPython unix port
 (`hanctl run`), Debian's mosquitto on loopback, a Kaifa meter on a TCP "UART", and
 faultproxy.FaultProxy between the dongle and a broker where a fault needs one.
 
 - The broker killed (SIGKILL) and restarted at random moments (seeded; the seed is printed,
   HANPORT_FAULT_SEED=N reruns one) while hourly List 3 frames and List 1/2 flow: no hourly
   message lost, none out of order, a duplicate only as a QoS 1 re-send of the message just
-  delivered. The long run is `tools/faults_network.py kills` (600 hours, 20+ kills).
+  delivered. The long run is `python -m stress.faults_network kills` (600 hours, 20+ kills).
 - Beside a healthy destination, one that is slow, stalls, never answers CONNECT, does not
   resolve, or is refused: the healthy one's readings keep the meter's pace, no UART byte is
   lost, and the healthy one's stats say which destination fails and why.
 
-The scenarios live in tools/faults_network.py, which prints the numbers for
+The scenarios live in stress/faults_network.py, which prints the numbers for
 docs/reliability.md; these tests run them shorter and assert on what they return.
 """
 
 import json
 import os
 import shutil
-import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 import rig
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import faults_network as fn  # noqa: E402
-from faultproxy import FaultProxy  # noqa: E402
+from faultproxy import FaultProxy
+from stress import faults_network as fn
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mosquitto") is None and not rig.Path(rig.MOSQUITTO).exists(),
@@ -200,8 +196,8 @@ class MalformedBroker:
 def test_a_broker_breaking_the_protocol_is_a_failure_not_a_reset(parts):
     # Before: the client's IndexError on the short PUBACK ended the destination's task, the
     # watchdog was no longer fed and the dongle reset, at each connection to that broker.
+    from e2e import Dongle, power_stream, uart
     from hanctl.simulate import Server
-    from test_runtime_more import Dongle, power_stream, uart
 
     tmp, track = parts
     good = track(rig.Broker(tmp, "good").start())

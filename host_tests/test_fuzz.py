@@ -1,7 +1,7 @@
-"""Fuzzing the frame assembler and decoder (issue 5): the short run CI makes of it.
+"""Fuzzing the frame assembler and decoder: the short run CI makes of it.
 
-The long run is tools/fuzz/fuzz_decoder.py under atheris (README there, numbers in
-docs/reliability.md). Here, in ~20 s, the same properties (tools/fuzz/check.py: nothing
+The long run is stress/fuzz/fuzz_decoder.py under atheris (README there, numbers in
+docs/reliability.md). Here, in ~20 s, the same properties (stress/fuzz/check.py: nothing
 escapes the decoder's API, every rejection a known kind and none `internal`, the same
 readings whole, byte by byte and in chunks, buffers of fixed size, a long-lived decoder
 that holds no more after thousands of inputs) over:
@@ -27,20 +27,16 @@ from pathlib import Path
 
 import pytest
 
+import frames
 import framing
-from conftest import RUNTIMES, run_cases, run_driver
 from decoder import Decoder
 from hanctl import bench_hostile
 from hanctl import encoder as enc
+from mp import RUNTIMES, run_cases, run_driver
 from reading import to_json
+from stress.fuzz import check, corpus
 
-FUZZ = Path(__file__).resolve().parents[1] / "tools" / "fuzz"
-sys.path.insert(0, str(FUZZ))
-
-import check  # noqa: E402
-import corpus  # noqa: E402
-
-import frames  # noqa: E402
+HOST_TESTS = Path(__file__).resolve().parent
 
 CPYTHON_INPUTS = 20000
 MICROPYTHON_INPUTS = 5000
@@ -77,7 +73,7 @@ KEY, AUTH_KEY = bytes(range(16)), bytes(range(0xD0, 0xE0))
 
 @pytest.mark.parametrize("auth", [AUTH_KEY, None], ids=["0x30", "0x20"])
 def test_ciphered_inputs_hold_every_property(auth):
-    # issue 15: the seeds' frames and APDUs ciphered as a meter that encrypts sends them,
+    # Encrypted meters: the seeds' frames and APDUs ciphered as a meter that encrypts sends them,
     # then 3,000 mutations, through decoders given the keys. It found one bug at once:
     # apdu() of bytes decrypted in place raised TypeError (`internal`).
     seeds = corpus.ciphered_seeds(KEY, auth)
@@ -124,7 +120,7 @@ def test_the_checks_can_fail(checking, data, defect):
         check.Harness(reference=checking, checking=checking).run(data)
 
 
-# -- the frame search's cost (issue 12) ------------------------------------------------------
+# -- the frame search's cost: bounded work a byte, whatever the bytes ------------------------
 
 
 def _hostile():
@@ -504,7 +500,7 @@ def _on_micropython(inputs, tmp_path, keys=None):
     stdin += "".join(_input(k, b) for k, b in inputs)
     path = tmp_path / "corpus.txt"  # kept for a failure: `micropython ... < corpus.txt`
     path.write_text(stdin)
-    proc = run_driver(str(FUZZ / "mp_driver.py"), stdin, heap="96K", timeout=600)
+    proc = run_driver("fuzz_driver.py", stdin, heap="96K", timeout=600)
     # A traceback goes to stdout on this build of the unix port: show both ends.
     assert proc.returncode == 0 and proc.stderr == "", (path, proc.stderr, proc.stdout[-3000:])
     out = proc.stdout.splitlines()
@@ -544,7 +540,7 @@ def test_micropython_96k_takes_the_mutated_corpus(mutated, tmp_path):
 
 @pytest.mark.parametrize("auth", [AUTH_KEY, None], ids=["0x30", "0x20"])
 def test_micropython_96k_takes_ciphered_mutations(auth, tmp_path):
-    # issue 15: the ciphered seeds and 1,000 mutations of them, every decoder given the
+    # Encrypted meters: the ciphered seeds and 1,000 mutations of them, every decoder given the
     # keys (the long-lived one's context made once, at its start, as a dongle's is).
     seeds = corpus.ciphered_seeds(KEY, auth)
     rng = random.Random(16)
@@ -561,13 +557,13 @@ def test_atheris_harness_runs(tmp_path):
     pytest.importorskip("atheris", reason="atheris is not installed (pip install -e '.[fuzz]')")
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, str(FUZZ / "fuzz_decoder.py"), "-runs=1500", "-max_len=4096"]
+        [sys.executable, "-m", "stress.fuzz.fuzz_decoder", "-runs=1500", "-max_len=4096"]
         + ["-entropic_scale_per_exec_time=1", "-seed=1", f"-artifact_prefix={tmp_path}/"]
         + [str(tmp_path / "corpus")],
         capture_output=True,
         text=True,
         timeout=120,
-        env=dict(os.environ, PYTHONPATH=""),
+        env=dict(os.environ, PYTHONPATH=str(HOST_TESTS)),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     done = re.findall(r"Done (\d+) runs", proc.stderr)

@@ -11,11 +11,10 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import gcm
-import gcm_driver
 import security
 import vectors
-from conftest import RUNTIMES, run_driver
 from hanctl import encoder
+from mp import RUNTIMES, gcm_driver, run_driver
 
 # gcmEncryptExtIV128.rsp of NIST CAVP's gcmtestvectors.zip (96-bit IVs), as (Key, IV, PT,
 # AAD, CT || Tag); the tag is what CT || Tag holds past PT's length (16 or 12 bytes).

@@ -1,4 +1,4 @@
-"""Home Assistant discovery end to end at a real meter's pace (issue 13): the firmware's
+"""Home Assistant discovery end to end at a real meter's pace: the firmware's
 main on the MicroPython unix port at 96K, Debian's mosquitto, a Kaifa meter pushing List 1
 every 2 s and List 2 every 10 s, a "full" and a "live" destination (default interval) with
 discovery on one broker; then a reboot under another hostname, whose old configs must go."""

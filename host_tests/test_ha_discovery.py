@@ -1,4 +1,4 @@
-"""Home Assistant as it really behaves (issue 13), at the destination's level: a real
+"""Home Assistant as it really behaves, at the destination's level: a real
 meter's cadence on a fake clock, one node per destination, the removal of what was
 announced before, diagnostics and expiry; then the validator's messages for it.
 
@@ -250,7 +250,7 @@ def record(tmp_path, name):
 def test_removed_when_the_share_the_meter_or_the_hostname_changes(tmp_path, clock):
     d = make(tmp_path, clock, dest_cfg("ha"))
     removed, announced = round_(d, clock)
-    # No record yet: what hanport announced before issue 13 (one node per dongle, under the
+    # No record yet: what hanport's older layout announced (one node per dongle, under the
     # hostname) is removed once, for every field the share allows.
     legacy = {f"homeassistant/sensor/{HOST}/{f}/config" for f in obis.ORDER
               if discovery._classes(f)}  # fmt: skip

@@ -1,4 +1,4 @@
-"""Against a real Home Assistant (issue 13, opt-in): the dongle's discovery, states, expiry,
+"""Against a real Home Assistant (opt-in): the dongle's discovery, states, expiry,
 the Energy dashboard's validation and removals as Home Assistant itself takes them. Not in
 the default suite: it needs a Home Assistant of its own, named by HANPORT_HA (its python), and
 takes 2-5 min. `./dev test-ha` makes one per version (host_tests/ha/env) and runs this on each:

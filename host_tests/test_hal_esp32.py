@@ -1,7 +1,7 @@
 """hal_esp32, the ESP32 hardware layer, on a model of MicroPython's ESP32 port
-(host_tests/esp32_model/: machine, network, ntptime) under the real MicroPython unix port.
+(host_tests/mp/esp32_model/: machine, network, ntptime) under the real MicroPython unix port.
 
-startup boots Dongle with hal_esp32 as on a board (host_tests/esp32_boot.py names the
+startup boots Dongle with hal_esp32 as on a board (host_tests/mp/esp32_boot.py names the
 layer, startup.main(hal_esp32)); the meter's bytes come down a modelled UART from
 hanctl's simulator, which serves what a UART at the setting the HAL gave it reads from
 the meter, and reach Debian's mosquitto. The model is strict: what the port refuses, it
@@ -19,15 +19,14 @@ from pathlib import Path
 import pytest
 
 import rig
-from conftest import HERE, run_driver
-from hanctl import encoder, runtime
+from hanctl import encoder
 from hanctl.run import RESTART
 from hanctl.simulate import Server
+from mp import HERE, run_driver, start_driver
 from reading import to_json
 
-ROOT = HERE.parent
+ROOT = HERE.parents[1]
 MODEL = HERE / "esp32_model"
-BOOT = HERE / "esp32_boot.py"
 VERSIONS = ("1.23", "1.29")
 LATEST = VERSIONS[-1]
 DEVKIT = "esp32-devkit-tss721"  # ESP32, UART2 with RX on GPIO16, LED on GPIO2 (active high)
@@ -87,16 +86,14 @@ class Board(rig.Dongle):
         return self
 
     def _boot(self):
-        env = runtime.micropython_env([MODEL])
-        env["ESP32_MODEL"] = str(self.world.path)
         self.boots += 1
-        self.proc = subprocess.Popen(
-            runtime.micropython_argv(BOOT, self.heap),
+        self.proc = start_driver(
+            "esp32_boot.py",
+            self.heap,
+            paths=[MODEL],
+            env={"ESP32_MODEL": str(self.world.path)},
             cwd=self.state,
-            env=env,
-            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
             start_new_session=True,
         )
         threading.Thread(target=self._pump, daemon=True).start()

@@ -189,7 +189,7 @@ def test_each_command_says_which_firmware_it_checks_a_config_for_and_they_agree(
 
 
 def test_validate_push_and_install_refuse_what_the_dongle_refuses(tmp_path):
-    """Issue 12: the size, depth and character rules of the dongle's load() hold in each
+    """The size, depth and character rules of the dongle's load() hold in each
     command that checks a config, with the dongle's message, and no secret in it."""
     secret = "WIFISECRET-q8Zr"
     good = {

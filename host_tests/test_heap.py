@@ -4,10 +4,10 @@ import subprocess
 
 import pytest
 
-from conftest import run_driver
 from frames import FRAME, OTHER, P1
 from hanctl import bench_hostile, runtime
 from hanctl import encoder as enc
+from mp import run_driver
 
 
 def test_assembling_and_checking_frames_allocates_nothing():

@@ -1,4 +1,4 @@
-"""Meter link faults (issue 5): wrong parity, wrong speed, an inverted line, the cable pulled
+"""Meter link faults: wrong parity, wrong speed, an inverted line, the cable pulled
 and plugged back. The firmware's real main on the MicroPython unix port, Debian's
 mosquitto, and a simulated meter whose bytes pass through a bit-level line emulator
 (tools/hanctl/line.py) at the meter's true setting and the setting the dongle's UART
@@ -496,7 +496,7 @@ def test_a_meter_whose_line_changes_while_locked_is_found_again_without_a_reboot
 
 
 def test_the_lock_is_dropped_by_a_minute_of_bad_bytes_never_by_silence_or_a_glitch():
-    from conftest import run_driver
+    from mp import run_driver
 
     proc = run_driver("link_fault_driver.py", kaifa_frames(1)[0].hex())
     assert proc.returncode == 0, proc.stderr + proc.stdout

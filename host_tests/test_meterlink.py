@@ -1,7 +1,7 @@
 """The meter link finds the line setting from checksum-valid frames (MicroPython unix port)."""
 
-from conftest import run_driver
 from frames import FRAME
+from mp import run_driver
 
 
 def test_line_setting_search():

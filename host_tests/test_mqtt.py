@@ -15,21 +15,17 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 import mqtt
-from conftest import RUNTIMES
 from hanctl import runtime
 from hanctl.broker import free_port
-from mqtt_driver import pattern
+from mp import RUNTIMES, start_driver
+from mp.mqtt_driver import pattern
 
-HERE = Path(__file__).resolve().parent
-DRIVER = HERE / "mqtt_driver.py"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 USER, PASSWORD = "hanport", "s3cret-pw"
 
@@ -134,29 +130,11 @@ def broker(tmp_path_factory):
     b.stop()
 
 
-def driver_argv(which):
-    if which == "micropython":
-        return runtime.micropython_argv(DRIVER, "96K"), runtime.micropython_env()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(runtime.SHIM_DIR), str(runtime.firmware_dir()), str(HERE)]
-    )
-    return [sys.executable, "-u", str(DRIVER)], env
-
-
 class Driver:
     """mqtt_driver.py as a child process; next() returns its next event as it comes."""
 
     def __init__(self, which, cfg):
-        argv, env = driver_argv(which)
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        self.proc = start_driver("mqtt_driver.py", "96K", which=which, stdin=subprocess.PIPE)
         self.proc.stdin.write(json.dumps(cfg) + "\n")
         self.proc.stdin.close()
 
@@ -194,7 +172,7 @@ class Driver:
             f.close()
 
 
-def run_driver(which, cfg, timeout=30):
+def run_events(which, cfg, timeout=30):
     d = Driver(which, cfg)
     try:
         return d.finish(timeout)
@@ -257,7 +235,7 @@ def test_publish_and_receive_through_mosquitto(broker, which):
         input=retained_in, check=True, timeout=10,
     )  # fmt: skip
     witness = Witness(broker, base + "/out/#", 9)
-    events = run_driver(
+    events = run_events(
         which,
         {"scenario": "pubsub", "id": "hp-pub-" + which, "port": broker.port, "user": USER,
          "password": PASSWORD, "base": base},
@@ -306,7 +284,7 @@ def test_publish_and_receive_through_mosquitto(broker, which):
 def test_will_after_close_and_not_after_disconnect(broker, which):
     base = base_topic(which)
     witness = Witness(broker, base + "/will/#", 2)
-    events = run_driver(
+    events = run_events(
         which,
         {"scenario": "will", "id": "hp-will-" + which, "port": broker.port, "user": USER,
          "password": PASSWORD, "base": base},
@@ -324,7 +302,7 @@ def test_will_after_close_and_not_after_disconnect(broker, which):
 
 @pytest.mark.parametrize("which", RUNTIMES)
 def test_wrong_password_is_refused_with_its_code(broker, which):
-    events = run_driver(
+    events = run_events(
         which,
         {"scenario": "auth", "id": "hp-auth-" + which, "port": broker.port, "user": USER,
          "password": PASSWORD},
@@ -395,7 +373,7 @@ def test_tls_verifies_the_broker_and_sends_nothing_in_clear(broker, which):
     relay = Recorder(broker.tls_port)
     witness = Witness(broker, base + "/tls/#", 1)
     try:
-        events = run_driver(
+        events = run_events(
             which,
             {"scenario": "tls", "id": "hp-tls-" + which, "port": relay.port, "base": base,
              "ca": str(broker.certs / "ca.der"), "bad_ca": str(broker.certs / "other_ca.der")},
@@ -487,7 +465,7 @@ def test_connect_gives_up_on_a_silent_broker(which):
     # Listening, never accepting: the kernel completes the TCP handshake and CONNECT
     # sits in the backlog unread, as with a hung broker.
     with socket.create_server(("127.0.0.1", 0), backlog=4) as silent:
-        events = run_driver(
+        events = run_events(
             which,
             {"scenario": "no_answer", "id": "hp-silent", "silent_port": silent.getsockname()[1],
              "closed_port": free_port()},

@@ -1,6 +1,6 @@
-"""Power loss (issue 5, faults): SIGKILL at random instants of the config writers, of the
+"""Power loss: SIGKILL at random instants of the config writers, of the
 outage queue, and of the whole dongle, then a restart on the same folder; and a cut after
-each block write on littlefs and FAT. The runs are tools/power_loss.py's, shorter; its
+each block write on littlefs and FAT. The runs are stress/power_loss.py's, shorter; its
 docstring says what each checks, and its --kills gives the long run.
 
 The seed is HANPORT_POWER_LOSS_SEED (default 5), printed and named in every failure: it
@@ -8,7 +8,6 @@ fixes the configs, queue steps and kill delays; what a kill lands on also depend
 machine's load, so the counts of phases vary from run to run, the verdicts must not.
 """
 
-import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -16,14 +15,9 @@ from pathlib import Path
 import pytest
 
 import rig
+from stress import power_loss
 
 SEED = int(os.environ.get("HANPORT_POWER_LOSS_SEED", "5"))
-
-_spec = importlib.util.spec_from_file_location(
-    "power_loss", Path(__file__).resolve().parents[1] / "tools" / "power_loss.py"
-)
-power_loss = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(power_loss)
 
 needs_mosquitto = pytest.mark.skipif(
     shutil.which("mosquitto") is None and not Path(rig.MOSQUITTO).exists(),

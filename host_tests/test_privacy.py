@@ -194,8 +194,8 @@ def test_every_connection_lookup_and_message_of_a_run_with_every_share_level(par
     jsons = [to_json(r) for r in want]
     # Every reading byte for byte, in order; a live reading may give way to a newer one
     # while discovery configs go out (counted as dropped), so a few may be missing: frames
-    # come every 0.3 s here, and the first round since issue 13 also removes what hanport
-    # announced before (some 80 configs over TLS, one at a time with L's).
+    # come every 0.3 s here, and the first round also removes what hanport's older layout
+    # (one node per dongle) announced (some 80 configs over TLS, one at a time with L's).
     it = iter(jsons)
     assert all(any(x == y for y in it) for x in full), "F got a reading the meter never sent"
     assert len(full) >= len(jsons) - 6, (len(full), len(jsons))
@@ -213,7 +213,7 @@ def test_every_connection_lookup_and_message_of_a_run_with_every_share_level(par
     assert gaps and min(gaps) >= LIVE_INTERVAL - 0.5, gaps
     assert not subs["L"].on("L/energy")
     for topic, payload, _, _ in subs["L"].on("/config"):
-        if not payload:  # a removal (issue 13): of a field the share allows, by name only
+        if not payload:  # a removal of the old layout: of a field the share allows, by name
             assert is_power(topic.split("/")[3]), topic
             continue
         p = json.loads(payload)
@@ -299,7 +299,7 @@ def broken_configs(broker):
         "wifi password too short": dict(cfg, wifi=[{"ssid": "home", "password": SHORT_WIFI}]),
         "wifi password not text": dict(cfg, wifi=[{"ssid": "home", "password": [WIFI_PASSWORD]}]),
         "wifi network without ssid": dict(cfg, wifi=[{"password": WIFI_PASSWORD}]),
-        # Issue 12: every wrong shape a secret can take, where a secret could be.
+        # Every wrong shape a secret can take, where a secret could be: none may be echoed.
         "wifi entry as text": dict(cfg, wifi=["home", WIFI_PASSWORD]),
         "wifi as text": dict(cfg, wifi=WIFI_PASSWORD),
         "wifi as an object": dict(cfg, wifi={"home": WIFI_PASSWORD}),
@@ -408,7 +408,7 @@ def test_hanctl_never_prints_a_password(parts, dongle, tmp_path):
     """config validate / init / push / pull, and monitor with a password in its URL, from
     the environment, and refused by the broker."""
     tmp, track = parts
-    from test_wizard import TWO_NETWORKS_TWO_DESTINATIONS
+    from configs import TWO_NETWORKS_TWO_DESTINATIONS
 
     answers = [
         {"wifi-pass-1": WIFI_PASSWORD, "mqtt-secret-3": PASSWORDS["F"]}.get(a, a)

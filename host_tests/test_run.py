@@ -37,7 +37,7 @@ def test_a_signal_to_hanctl_run_stops_the_firmware_too(parts, signum):
     assert status == 128 + signum
 
 
-# -- issue 12: bad configs, CA files and the checked copy ------------------------------------
+# -- bad configs, CA files and the checked copy ----------------------------------------------
 
 
 def run_once(tmp, config_path, *extra):

@@ -1,4 +1,4 @@
-"""The dongle end to end, more of issue 3 with real parts: TLS destinations (a CA and a
+"""The dongle end to end, more of it with real parts: TLS destinations (a CA and a
 password file of the test's own), Home Assistant discovery, the status topic and its last
 will, no connection that was not configured, and 10,000 frames through the whole pipeline.
 
@@ -17,6 +17,18 @@ import time
 import pytest
 
 import rig
+from e2e import (
+    METER_ID,
+    PASSWORD,
+    USER,
+    Dongle,
+    check_backoff,
+    clients_on,
+    power_stream,
+    probes,
+    tls_destination,
+    uart,
+)
 from hanctl import encoder
 from hanctl.simulate import Server
 
@@ -24,87 +36,6 @@ pytestmark = pytest.mark.skipif(
     shutil.which("mosquitto") is None and not rig.Path(rig.MOSQUITTO).exists(),
     reason="Debian's mosquitto is not installed (.ci/run installs it)",
 )
-
-USER, PASSWORD = "hanport", "pw-of-this-test-7"
-METER_ID = "6970631401753985"  # the meter id in hanctl's Kaifa frames
-SLACK = 1.0  # s: a connection attempt's own time on top of a backoff wait, and log latency
-
-
-class Dongle(rig.Dongle):
-    """rig.Dongle with the arrival time of each log line, for the backoff."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.times = []
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            self.times.append((time.monotonic(), line.rstrip("\n")))
-            self.output.append(line.rstrip("\n"))
-
-    def lines(self, text):
-        return [(t, x) for t, x in self.times if text in x]
-
-    def wait_lines(self, text, count, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.lines(text)) >= count:
-                return self.lines(text)
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        got = len(self.lines(text))
-        raise AssertionError(f"{got} of {count} lines with {text!r}; log:\n" + self.log_tail())
-
-    def log_tail(self):
-        return "\n".join(self.output[-40:])
-
-
-def uart(meter):
-    return f"tcp://127.0.0.1:{meter.port}"
-
-
-def tls_destination(name, broker, **extra):
-    """A destination on broker's TLS listener; the dongle gets ca.pem from beside its config."""
-    d = {"port": broker.tls_port, "tls": {"ca": "ca.pem"}, "user": USER, "password": PASSWORD}
-    d.update(extra)
-    return rig.destination(name, broker, **d)
-
-
-def clients_on(broker, port):
-    """Client ids of the MQTT sessions the broker accepted on one listener (its log)."""
-    text = rig.broker_log(broker)
-    listener = {}  # client address -> the listener port it came in on
-    for m in re.finditer(r"New connection from (\S+) on port (\d+)\.", text):
-        listener[m[1]] = int(m[2])
-    found = re.finditer(r"New client connected from (\S+) as (\S+) ", text)
-    return [m[2] for m in found if listener.get(m[1]) == port]
-
-
-def probes(broker):
-    """The plain listener's connections so far, after the one Broker.start() made to see
-    that it listens (mosquitto logs it a moment later)."""
-    deadline = time.monotonic() + 5
-    while not rig.connections_on(broker, broker.port) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return len(rig.connections_on(broker, broker.port))
-
-
-def power_stream(count=400, first=500, gap=0.2, go=None):
-    """Kaifa List 1 frames (power first, first + 1, ...) for the dongle to publish."""
-    frames = [encoder.kaifa(1, {"p_import": first + i}) for i in range(count)]
-    return rig.scripted(frames, go, gap=gap)
-
-
-def check_backoff(times, retry_min, retry_max):
-    """Gaps between failed attempts follow destination.py's promise: the k-th wait is
-    0.5x..1.5x of retry_min * 2**k seconds, capped at retry_max (jitter), plus the time the
-    attempt itself takes."""
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    for k, gap in enumerate(gaps):
-        backoff = min(retry_min * 2**k, retry_max)
-        assert 0.5 * backoff <= gap <= 1.5 * backoff + SLACK, (k, gaps)
-    return gaps
 
 
 # -- 1: TLS destinations --------------------------------------------------------------------
@@ -209,7 +140,7 @@ def test_tls_with_the_wrong_password_is_refused_counted_and_backs_off(parts):
 # What Home Assistant's sensor documentation asks of each field the Kaifa frames carry:
 # (device class, state class, unit). Energy must be total_increasing in kWh for the Energy
 # dashboard; reactive energy has no device class: reactive_energy came in 2025.7 and an older
-# Home Assistant refuses the whole config for it (issue 13).
+# Home Assistant refuses the whole config for it.
 POWER = ("power", "measurement", "W")
 REACTIVE = ("reactive_power", "measurement", "var")
 HA_CLASSES = {
@@ -324,7 +255,7 @@ def test_discovery_announces_what_the_meter_sends_and_again_when_home_assistant_
         return all(len(sub.on(topic)) > n for topic, (n, _) in before.items())
 
     wait_for(all_again, timeout=10, dongle=dongle)
-    # once each, the diagnostics too; the removals of hanport before issue 13 only once
+    # once each, the diagnostics too; the removals of the old layout (one node per dongle) only once
     diagnostics = {m[0] for m in sub.on("/config") if "/stats_" in m[0]}
     assert wait_quiet(sub, "/config") == sent + len(before) + len(diagnostics)
     assert {topic: p for topic, p, _ in configs(sub).values()} == {

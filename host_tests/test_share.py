@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-import dest_driver
 import obis
 from hanctl import runtime
+from mp import dest_driver
 from share import Share, is_hourly
 
 IDENTITY = {"meter_id", "meter_model", "meter_manufacturer", "list_id"}

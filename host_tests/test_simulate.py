@@ -195,8 +195,9 @@ KEY, AUTH_KEY = "000102030405060708090a0b0c0d0e0f", "d0d1d2d3d4d5d6d7d8d9dadbdcd
 
 @pytest.mark.parametrize("auth", [False, True], ids=["encrypted", "authenticated"])
 def test_simulate_serves_an_encrypting_meter_that_decode_opens_with_its_keys(auth):
-    # issue 15: `simulate --key [--auth-key]`, read back through `decode --key [--auth-key]`
-    # on the MicroPython unix port; no key: `encrypted`; a wrong one: `decrypt`.
+    # An encrypting meter: `simulate --key [--auth-key]`, read back through
+    # `decode --key [--auth-key]` on the MicroPython unix port; no key: `encrypted`; a wrong
+    # one: `decrypt`.
     keys = ["--key", KEY] + (["--auth-key", AUTH_KEY] if auth else [])
     proc, port = start_simulate(
         "--meter", "kamstrup", "--speed", "5", "--to", "tcp://127.0.0.1:0", *keys

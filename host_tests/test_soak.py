@@ -1,8 +1,8 @@
-"""The soak run, short (issue 5, "Long runs"): 4 simulated hours of a three-phase Kaifa meter
+"""The soak run, short: 4 simulated hours of a three-phase Kaifa meter
 through the real pipeline (the firmware's main on the MicroPython unix port, two Debian
 mosquittos, the meter simulator), each broker stopped and started three times, across
 hourly frames, and one power cut while both destinations hold an hourly message on the
-dongle's flash. tools/soak.py runs the same for 24 hours; soak_check.py holds the checks.
+dongle's flash. stress/soak.py runs the same for 24 hours; stress/soak_check.py holds the checks.
 
 With HANPORT_MICROPYTHON (an interpreter with the firmware frozen in) the dongle gets a
 96K heap, as on an ESP32; the stock interpreter, which loads the code into its heap, does
@@ -13,16 +13,12 @@ import copy
 import json
 import os
 import shutil
-import sys
 
 import pytest
 
 import rig
-import soak_check
 from hanctl import runtime
-
-sys.path.insert(0, str(rig.Path(__file__).resolve().parents[1] / "tools"))
-import soak  # noqa: E402
+from stress import soak, soak_check
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mosquitto") is None and not rig.Path(rig.MOSQUITTO).exists(),
@@ -31,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 HOURS = 4
 # 4 simulated hours in about 95 s wall; the dongle gets 75 frames a second (the scaled
-# line), a little over the speed tools/soak.py runs a day at.
+# line), a little over the speed stress/soak.py runs a day at.
 SPEED = 150
 
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import RUNTIMES, run_cases
 from frames import CASES, P1_WANT, WANT
+from mp import RUNTIMES, run_cases
 
 
 @pytest.fixture(scope="module", params=RUNTIMES)
@@ -45,7 +45,7 @@ def test_flags_and_chunking(out, name):
 def test_noise_between_frames_is_skipped(out):
     # "7e aa 55" after the first frame reads as the start of a 599-byte frame; its
     # addresses run on (7e a0 ... all even), so it is dropped as soon as its header is in
-    # (issue 12: not when the stream ends), and the search finds the second frame.
+    # (not when the stream ends), and the search finds the second frame.
     assert powers(out, "noise_between") == [1234, 99]
     assert errors(out, "noise_between") == ["noise", "format"]
     assert ("E", "noise 7 bytes") in out["noise_between"]
@@ -137,7 +137,7 @@ def test_a_telegram_cut_inside_its_crc_or_failing_it_at_the_end_is_cut_off(out):
 
 
 def test_identification_bytes_are_the_makers_when_the_crc_holds(out):
-    # 0xAB was refused as `format`, 0x02 in the same place taken (issue 15).
+    # 0xAB was refused as `format`, 0x02 in the same place taken: a maker's bytes are kept.
     (r,) = readings(out, "p1_header_bytes")
     assert r["meter_model"] == "ISK5\xab2M550T\x02-1012"
     assert r == dict(P1_WANT, meter_model=r["meter_model"])

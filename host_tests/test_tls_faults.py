@@ -19,8 +19,7 @@ import pytest
 
 import rig
 from audit import Wire
-from hanctl.simulate import Server
-from test_runtime_more import (
+from e2e import (
     PASSWORD,
     USER,
     Dongle,
@@ -30,6 +29,7 @@ from test_runtime_more import (
     probes,
     uart,
 )
+from hanctl.simulate import Server
 
 pytestmark = [
     pytest.mark.skipif(

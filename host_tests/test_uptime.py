@@ -7,8 +7,7 @@ import io
 
 import pytest
 
-import uptime_driver
-from conftest import RUNTIMES, run_driver
+from mp import RUNTIMES, run_driver, uptime_driver
 
 
 def lines(which):

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 import vectors
-from conftest import RUNTIMES, run_cases
+from mp import RUNTIMES, run_cases
 
 MISSING = vectors.missing_reason()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")

@@ -10,8 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from configs import SECRETS, TWO_NETWORKS_TWO_DESTINATIONS
+
 HANCTL = Path(sys.executable).parent / "hanctl"
-SECRETS = ("wifi-pass-1", "cabin pass 2", "mqtt-secret-3")
 KEY = "3474a1b2c3d4e5f60718293a4b5c6352"  # an encrypting meter's key (made up)
 
 
@@ -32,38 +33,6 @@ def validate(path):
     )
     return proc.returncode, proc.stdout
 
-
-TWO_NETWORKS_TWO_DESTINATIONS = [
-    "home",  # Wi-Fi network 1
-    SECRETS[0],  # its password
-    "cabin",  # Wi-Fi network 2
-    SECRETS[1],
-    "",  # no third network
-    "hanport-1a2b3c",  # hostname
-    "2",  # board: the second of the list, esp32c3-reader
-    "",  # meter link: auto
-    "",  # it does not encrypt
-    "",  # NTP: pool.ntp.org
-    "home-assistant",  # destination 1
-    "192.168.1.10",
-    "y",  # TLS
-    "",  # CA file: ca.pem
-    "",  # port: 8883, the validator's default with TLS
-    "hanport",  # user
-    SECRETS[2],  # password
-    "",  # topic: hanport/1a2b3c
-    "full",
-    "y",  # discovery
-    "hourly-stats",  # destination 2
-    "broker.example.net",
-    "",  # no TLS
-    "",  # port 1883
-    "",  # no user
-    "energy/house",
-    "hourly",
-    "",  # no discovery
-    "",  # no third destination
-]
 
 EXPECTED = {
     "wifi": [

@@ -207,7 +207,7 @@ def corrupt_kind(frame):
         # Shorter than declared: the stream ends inside it. Longer: the byte where the
         # closing flag should be decides between "length" and a failing FCS.
         # A header whose HCS fails (the HCS covers the length field) is rejected as soon
-        # as it is in (framing.py, issue 12): "checksum" before the stream ends.
+        # as it is in (framing.py, not when the stream ends): "checksum" before the stream ends.
         return ("truncated", "checksum") if actual < declared else ("length", "checksum")
     if "no 7E end" in reason:
         return ("length",)

@@ -87,7 +87,7 @@ def register(subparsers):
         "--hostile",
         action="store_true",
         help="also time the frame assembler on 2-8 KB blocks of hostile bytes, each before a "
-        "real frame (bench_hostile.py, issue 12)",
+        "real frame (bench_hostile.py)",
     )
     parser.add_argument(
         "--instructions",

@@ -1,10 +1,10 @@
-"""`hanctl bench --hostile`: what hostile bytes cost the frame assembler (issue 12).
+"""`hanctl bench --hostile`: what hostile bytes cost the frame assembler.
 
 Each stream is 2 KB (8 KB where candidates overlap long) of bytes that look like frame
 starts, then one real frame; it goes through framing.Assembler under MicroPython (the
 default image, -O3 .mpy) in 256-byte chunks, then idle(). Prints µs per byte (best of 3),
 the slowest single feed()/idle() call, the assembler's work counter per byte (bytes of
-every candidate it examined, what tools/fuzz/check.py bounds) and whether the real frame
+every candidate it examined, what host_tests/stress/fuzz/check.py bounds) and whether the real frame
 after the block came out; with --instructions, callgrind's count a byte too.
 """
 

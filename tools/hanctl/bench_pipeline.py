@@ -34,7 +34,7 @@ from . import encoder, runtime, simulate
 from .loopback import Broker, CpuClock, Dongle, Line, Subscriber, make_ca
 
 FALLBACK_HEAP = "256K"
-TARGETS = {"latency_ms": 20.0, "steady_heap": 48 * 1024}  # issue 3: median; steady state
+TARGETS = {"latency_ms": 20.0, "steady_heap": 48 * 1024}  # pass marks: median; steady state
 BASE = "hanport/bench"
 METER = {"baud": 2400, "parity": "8E1", "invert": False}  # the Aidon line
 KEY, AUTH_KEY = simulate.EXAMPLE_KEYS  # --ciphered

@@ -20,7 +20,7 @@ from pathlib import Path
 from . import runtime
 
 HEAP = "96K"
-TARGET = 5.0  # issue 11: >= 5x amshan's frames per second over the whole process
+TARGET = 5.0  # the target: >= 5x amshan's frames per second over the whole process
 GOAL = 10.0
 
 # The amshan side, as a user of it would write the loop: read the capture, frame it, decode

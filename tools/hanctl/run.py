@@ -62,7 +62,7 @@ def prepare(state_dir, config_path):
 
     The CA files are copied only for a config the firmware's validator passes, which
     refuses a CA path with ".." or an absolute one: "../x.pem" was copied out of state_dir
-    before (issue 12). A broken config is copied alone; the firmware says what is wrong
+    before. A broken config is copied alone; the firmware says what is wrong
     (a file of any size or depth: json.loads of one nested 100,000 deep was a traceback).
     Raises OSError when config_path is there but cannot be read."""
     state = Path(state_dir)

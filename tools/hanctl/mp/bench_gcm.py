@@ -1,4 +1,4 @@
-"""What a ciphered List 3 push costs the dongle (issue 15): security.Context.open(), the
+"""What a ciphered List 3 push costs the dongle: security.Context.open(), the
 DLMS unwrapping and AES-128-GCM decryption with its tag check, beside decoding the same
 push in clear.
 

@@ -1,4 +1,4 @@
-# Statements on the model of the ESP32 port (host_tests/esp32_model/) under the MicroPython
+# Statements on the model of the ESP32 port (host_tests/mp/esp32_model/) under the MicroPython
 # unix port, for test_hal_esp32.py: one case per stdin line, "<id> <statement>", all in
 # one namespace, so a case may use what an earlier one made. Prints one line per case,
 #   case ["<id>", "ok", "<repr of _>"]                 (a case may leave a value in _)

@@ -1,7 +1,7 @@
 """Network faults against the dongle's real main (MicroPython unix port) and real mosquitto.
 
-    .venv/bin/python tools/faults_network.py kills --hours 600 --seed 7
-    .venv/bin/python tools/faults_network.py faults
+    PYTHONPATH=host_tests .venv/bin/python -m stress.faults_network kills --hours 600 --seed 7
+    PYTHONPATH=host_tests .venv/bin/python -m stress.faults_network faults
 
 `kills`: a Kaifa meter pushes a List 2, a List 1 and the hourly List 3 for each of --hours
 hours (an hour every --period seconds), while mosquitto is killed (SIGKILL) and restarted
@@ -33,15 +33,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "host_tests"))
+import paho.mqtt.client as paho
 
-import paho.mqtt.client as paho  # noqa: E402
-
-import rig  # noqa: E402
-from faultproxy import FaultProxy  # noqa: E402
-from hanctl import encoder, runtime  # noqa: E402
-from hanctl.simulate import Server  # noqa: E402
+import rig
+from faultproxy import FaultProxy
+from hanctl import encoder, runtime
+from hanctl.simulate import Server
 
 runtime.use_firmware_in_cpython()
 

@@ -1,4 +1,4 @@
-"""Writers for the power-loss tests (tools/power_loss.py), run on the MicroPython unix port
+"""Writers for the power-loss tests (stress/power_loss.py), run on the MicroPython unix port
 with the shipped firmware, in the folder that stands for the dongle's flash.
 
 stdin, first line: the mode; then what that mode reads. stdout: one line per step done,

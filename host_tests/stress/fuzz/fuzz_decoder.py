@@ -1,6 +1,7 @@
 """Coverage-guided fuzzing of the frame assembler and decoder with atheris (CPython).
 
-    .venv/bin/python tools/fuzz/fuzz_decoder.py -runs=1000000 -max_len=4096 \\
+    PYTHONPATH=host_tests .venv/bin/python -m stress.fuzz.fuzz_decoder \\
+        -runs=1000000 -max_len=4096 \\
         -entropic_scale_per_exec_time=1 -seed=1 -artifact_prefix=build/fuzz/ \\
         -print_final_stats=1 build/fuzz/corpus
 
@@ -10,7 +11,7 @@ before the run, and libFuzzer adds each input that reached new code. Every input
 through check.Harness (the properties are listed there); a broken one raises, and
 libFuzzer saves the input as build/fuzz/crash-<sha1>. To replay one:
 
-    .venv/bin/python tools/fuzz/fuzz_decoder.py build/fuzz/crash-<sha1>
+    PYTHONPATH=host_tests .venv/bin/python -m stress.fuzz.fuzz_decoder build/fuzz/crash-<sha1>
 
 -max_len=4096: twice the frame buffer, so streams longer than any frame are tried.
 -entropic_scale_per_exec_time=1: without it the run spends its time on a few inputs of
@@ -26,13 +27,10 @@ import hashlib
 import importlib
 import os
 import sys
-from pathlib import Path
 
 import atheris
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from hanctl import runtime  # noqa: E402
+from hanctl import runtime
 
 runtime.use_firmware_in_cpython()
 FIRMWARE = sorted(p.stem for p in runtime.firmware_dir().glob("*.py"))
@@ -60,8 +58,7 @@ def _import_firmware(instrument):
 TRACED = _import_firmware(True)
 PLAIN = _import_firmware(False)  # left in sys.modules: check.py and corpus.py use it
 
-import check  # noqa: E402
-import corpus  # noqa: E402
+from stress.fuzz import check, corpus  # noqa: E402
 
 
 def switch(traced):

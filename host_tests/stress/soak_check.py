@@ -1,4 +1,4 @@
-"""What a soak run (tools/soak.py) must show, checked over its Recording: pure, no I/O,
+"""What a soak run (stress/soak.py) must show, checked over its Recording: pure, no I/O,
 so host_tests/test_soak.py can also show that each check fails on a run that lost a
 message or grew its heap.
 

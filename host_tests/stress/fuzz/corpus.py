@@ -17,14 +17,6 @@ The CRCs here are written from the standards, not taken from firmware/crc16.py: 
 with the code under test would hide a CRC bug from the fuzz.
 """
 
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-for _p in (REPO / "host_tests",):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
 RAW, SEALED, APDU = 0, 1, 2
 MODES = 3
 

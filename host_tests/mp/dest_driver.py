@@ -111,19 +111,9 @@ def run(cases, which, heap="96K"):
     """Host side: the results of cases under "micropython" or "cpython", as parsed JSON."""
     if which == "cpython":
         return [json.loads(json.dumps(handle(c))) for c in cases]
-    import subprocess
-    from pathlib import Path
+    from mp import run_driver
 
-    from hanctl import runtime
-
-    proc = subprocess.run(
-        runtime.micropython_argv(Path(__file__).resolve(), heap),
-        input="\n".join(json.dumps(c) for c in cases) + "\n",
-        capture_output=True,
-        text=True,
-        env=runtime.micropython_env(),
-        timeout=120,
-    )
+    proc = run_driver("dest_driver.py", "\n".join(json.dumps(c) for c in cases) + "\n", heap)
     assert proc.returncode == 0, (proc.stderr + proc.stdout)[-3000:]
     return [json.loads(line) for line in proc.stdout.splitlines()]
 

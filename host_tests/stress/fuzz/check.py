@@ -24,12 +24,11 @@ import types
 import zlib
 from collections import Counter
 
-import corpus
-
 import errors
 import framing
 from decoder import INCOMPLETE, INTERNAL, MEMORY, NOISE, Decoder
 from reading import to_json
+from stress.fuzz import corpus
 
 MAX_FRAME = 2048
 COUNTER = "counter"  # an invocation counter that did not grow (security.py): history's
@@ -46,9 +45,9 @@ FAILING = frozenset((INTERNAL, MEMORY))  # a decoder bug met, or a reading the h
 FOOTPRINT_LIMIT = 48 * 1024
 UART_BUF = 256  # meterlink.py reads the UART 256 bytes at a time
 # The assembler's work (framing.Assembler.work: bytes its judges read, headers, checksums
-# and P1 lines) per byte fed (issue 12). Real and mutated streams: ~1. The hostile blocks
-# of `hanctl bench --hostile`: at most 10.6 (`7ea5ff8d`, an HDLC header every 4 bytes
-# whose FCS is checked, run from marks: firmware/marks.py). Before the ring, 2 KB of
+# and P1 lines) per byte fed, bounded whatever the bytes. Real and mutated streams: ~1.
+# The hostile blocks of `hanctl bench --hostile`: at most 10.6 (`7ea5ff8d`, an HDLC header
+# every 4 bytes whose FCS is checked, run from marks: firmware/marks.py). Before the ring, 2 KB of
 # `7ea7` cost ~960 per byte; before the marks, `7ea5ff8d` 307, and HDLC headers 8 bytes
 # apart, each 2 KB long and ending on a flag, 219.
 WORK_PER_BYTE = 12

@@ -26,8 +26,10 @@ firmware; Debian's mosquitto on loopback):
   sweep    the same writers on littlefs and FAT (the ESP32's file systems) in a RAM block
            device, cut after each of its block writes in turn (exhaustive, not random).
 
-    .venv/bin/python tools/power_loss.py --kills 300 --seed 7     # the long run, ~10 min
-    .venv/bin/python tools/power_loss.py --only outbox --kills 2000
+From the repository's root:
+
+    PYTHONPATH=host_tests .venv/bin/python -m stress.power_loss --kills 300 --seed 7  # ~10 min
+    PYTHONPATH=host_tests .venv/bin/python -m stress.power_loss --only outbox --kills 2000
 
 What a kill lands on depends on the machine's load too: the seed fixes the inputs and the
 delays, so the phase counts vary between runs; the verdicts must not.
@@ -47,33 +49,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-HERE = Path(__file__).resolve().parent
-HOST_TESTS = HERE.parent / "host_tests"
-for p in (HERE, HOST_TESTS):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+import rig  # host_tests/rig.py: mosquitto and a paho subscriber
+from hanctl import device, encoder, run, runtime
+from hanctl.simulate import Server
+from mp import start_driver
 
-import rig  # noqa: E402  host_tests/rig.py: mosquitto and a paho subscriber
-from hanctl import device, encoder, run, runtime  # noqa: E402
-from hanctl.simulate import Server  # noqa: E402
-
-DRIVER = HOST_TESTS / "power_loss_driver.py"
 HEAP = "160K"  # rig.Dongle's heap for the stock unix interpreter (see rig.py)
 WRITERS = ("push", "write", "save_json")
 
 
 def driver(mode, cwd, heap=HEAP):
     """power_loss_driver.py on the unix port in cwd; stdin gets the mode line."""
-    proc = subprocess.Popen(
-        runtime.micropython_argv(DRIVER, heap),
-        cwd=cwd,
-        env=runtime.micropython_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
+    proc = start_driver("power_loss_driver.py", heap, cwd=cwd, stdin=subprocess.PIPE, bufsize=1)
     proc.stdin.write(mode + "\n")
     proc.stdin.flush()
     return proc

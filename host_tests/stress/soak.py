@@ -1,4 +1,4 @@
-"""The soak run (issue 5): simulated hours of a three-phase Kaifa meter (List 1 every 2 s,
+"""The soak run: simulated hours of a three-phase Kaifa meter (List 1 every 2 s,
 List 2 every 10 s, List 3 hourly) through the whole pipeline, with outages injected.
 
 Real parts on loopback, as host_tests/rig.py gives the end-to-end tests: the firmware's main
@@ -8,7 +8,7 @@ with share hourly), hanctl's meter simulator on the TCP "UART". Each broker is s
 started again several times (across hourly frames too), and the dongle loses its power once
 while both destinations hold hourly messages on its flash.
 
-What is checked is host_tests/soak_check.py's (summary["failures"] lists each breach): every
+What is checked is host_tests/stress/soak_check.py's (summary["failures"] lists each breach): every
 hourly message at both destinations, every live reading received or counted, the heap flat,
 no MemoryError, no task ended. host_tests/test_soak.py runs 4 hours of it in CI.
 
@@ -16,9 +16,11 @@ At the default speed, 120, the day takes 12 minutes and the dongle keeps the lin
 (measured on this shared 2-core host: no live reading missing after a session's start,
 latency p99 under 5 ms; at 240, p99 rose to 0.2-0.4 s and readings were dropped).
 
-    .venv/bin/python tools/soak.py --heap 160K --json build/soak.json   # stock interpreter
+From the repository's root, on the stock interpreter, then at 96K as on an ESP32:
+
+    PYTHONPATH=host_tests .venv/bin/python -m stress.soak --heap 160K --json build/soak.json
     tools/frozen-unix/build && HANPORT_MICROPYTHON=build/frozen-unix/micropython \
-        .venv/bin/python tools/soak.py --json build/soak.json          # 96K, as on an ESP32
+        PYTHONPATH=host_tests .venv/bin/python -m stress.soak --json build/soak.json
 
 --line scaled (default) runs the meter's line as much faster as its clock, so every push of
 the day is sent; --line real keeps 2400 baud, and the simulator leaves out the pushes that
@@ -35,15 +37,12 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "host_tests"))  # rig: the end-to-end tests' real parts
+import paho.mqtt.client as paho
 
-import paho.mqtt.client as paho  # noqa: E402
-
-import rig  # noqa: E402
-from hanctl import runtime  # noqa: E402
-from hanctl.simulate import BAUD, Feed, Meter, Server  # noqa: E402
-from soak_check import MARGIN, START, summarise  # noqa: E402
+import rig  # the end-to-end tests' real parts
+from hanctl import runtime
+from hanctl.simulate import BAUD, Feed, Meter, Server
+from stress.soak_check import MARGIN, START, summarise
 
 DEFAULT_SPEED = 120  # measured: see the docstring
 
