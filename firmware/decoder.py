@@ -106,7 +106,7 @@ class Decoder:
             import security  # loaded by __init__: only a meter that encrypts pays for it
 
             if not isinstance(data, bytearray):  # apdu() of bytes: a copy to decrypt in
-                data = bytearray(data[start:end])  # (tools/fuzz: TypeError, `internal`)
+                data = bytearray(data[start:end])  # (host_tests/stress/fuzz: TypeError, `internal`)
                 start, end = 0, len(data)
             start, end = security.unwrap(self, data, start, end)  # decrypted in place
         return self.normalizer.decode(self.notification.parse(data, start, end))

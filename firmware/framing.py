@@ -82,7 +82,7 @@ class Assembler:
         self.frames = [0, 0, 0, 0]
         self.noise = 0
         self.bytes_in = 0
-        self.work = 0  # bytes the judges read (headers, checksums, P1 lines): tools/fuzz bounds it
+        self.work = 0  # bytes the judges read (headers, checksums, P1 lines): the fuzz bounds it
         self._head = False  # HDLC: the header passed its checks
         self.pos = 1  # P1: offset of the next byte to look at
         self.line = 0  # P1: offset after the identification line's LF, 0 inside it
@@ -172,7 +172,7 @@ class Assembler:
                 # with no CR LF): whole when they hold.
                 continue
             # Each '/' inside a cut telegram would read on to the end and be cut off too:
-            # 200 nested identification lines cost 100 reads a byte (tools/fuzz).
+            # 200 nested identification lines cost 100 reads a byte (host_tests/stress/fuzz).
             self._reject(TRUNCATED, h, h if self._kind == P1 else 0)
             self.search()
         self.clear()  # a lone flag: nothing was lost
@@ -359,7 +359,7 @@ class Assembler:
             if p <= 4:
                 # A telegram starts "/XXX": the maker's three-letter FLAG id. Any other '/'
                 # is noise, not a telegram read to its '!' and failing its CRC (1,336 '/'
-                # before a telegram cost 1.0 s on the unix port: tools/fuzz).
+                # before a telegram cost 1.0 s on the unix port: host_tests/stress/fuzz).
                 if not (0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A):
                     verdict = 0
                     break

@@ -39,7 +39,7 @@ def decode(buf, n, norm):
         k += 1
     model = "".join([chr(c) for c in buf[1:k]]).strip(_SPACE)
     # One copy, not three (a slice, bytes of it, then its text): a 1.4 KB telegram once
-    # found no room at 96K for the three (tools/fuzz, docs/reliability.md).
+    # found no room at 96K for the three (host_tests/stress/fuzz, docs/reliability.md).
     text = str(memoryview(buf)[k:n], "utf-8")
     lines = text.split("\n")
     if model:
