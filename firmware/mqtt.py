@@ -58,6 +58,9 @@ _KINDS = {
 }
 
 
+_ONE = bytearray(1)  # see MQTTClient._byte
+
+
 class MQTTError(Exception):
     """The broker said no (code: the CONNACK return code, §3.2.2.3: 4 bad user name or
     password, 5 not authorised) or broke the protocol (PROTOCOL, REFUSED)."""
@@ -479,12 +482,30 @@ class MQTTClient:
         except Exception as e:  # every fault, the callback's too, ends the link and is kept
             self._fail(e)
 
+    async def _byte(self):
+        # One byte of a packet's fixed header, into a buffer made once instead of a new bytes
+        # object each (MicroPython's Stream.readinto; CPython's reader has none). One buffer
+        # serves every client: readinto() fills it as it returns, with no task in between.
+        r = self._r
+        if not hasattr(r, "readinto"):
+            return (await self._read(1))[0]
+        one = _ONE
+        while True:
+            n = await r.readinto(one)
+            if n:
+                return one[0]
+            if n == 0:  # the end of the stream
+                raise OSError(errno.ECONNRESET, "broker closed the connection")
+            # None: no byte yet (a TLS record not yet whole); readexactly() loops too
+
     async def _receive(self):
-        first = (await self._read(1))[0]
+        # The fixed header a byte at a time (_byte), the body in one read: the one
+        # allocation of a packet, at most max_packet bytes.
+        first = await self._byte()
         n = 0
         shift = 0
         while True:
-            d = (await self._read(1))[0]
+            d = await self._byte()
             n |= (d & 0x7F) << shift
             if not d & 0x80:
                 break
