@@ -50,8 +50,11 @@ MAX_INPUT = 4096
 JSON_MAX = 4096  # a reading of a 2 KB frame; destination.py's buffer is smaller
 # Imported now, as a dongle that has met every kind of meter has them: a module imported
 # later would show as heap growth.
-for _name in ("p1", "gbt", "objlist", "kaifa", "kamstrup"):
-    __import__(_name)
+import gbt  # noqa: E402, F401
+import kaifa  # noqa: E402, F401
+import kamstrup  # noqa: E402, F401
+import objlist  # noqa: E402, F401
+import p1  # noqa: E402, F401
 
 
 class Driver:

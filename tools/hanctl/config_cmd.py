@@ -33,7 +33,7 @@ def register(subparsers):
         "init", help="answer a few questions, get a config.json (for a board: Wi-Fi, board)"
     )
     i.add_argument("file", metavar="FILE", nargs="?", default="config.json")
-    i.set_defaults(run=_lazy("wizard", "init_command"))
+    i.set_defaults(run=_init)
 
     about = (
         "write FILE to the dongle as config.json, once checked (for a board unless --target unix)"
@@ -42,12 +42,12 @@ def register(subparsers):
     push.add_argument("--port", required=True, help="serial port or virtual dongle path")
     push.add_argument("file", metavar="FILE")
     add_target(push)
-    push.set_defaults(run=_lazy("device", "push_command"))
+    push.set_defaults(run=_push)
 
     pull = sub.add_parser("pull", help="read the dongle's config.json into FILE")
     pull.add_argument("--port", required=True, help="serial port or virtual dongle path")
     pull.add_argument("file", metavar="FILE")
-    pull.set_defaults(run=_lazy("device", "pull_command"))
+    pull.set_defaults(run=_pull)
 
 
 # Which firmware a config is checked for (firmware/config.py's unix flag): a board's needs
@@ -66,14 +66,23 @@ def add_target(parser):
     )
 
 
-def _lazy(module, function):
-    # The wizard and the device link import mpremote and pyserial: only when used.
-    def run(args):
-        import importlib
+# The wizard and the device link import mpremote and pyserial: loaded only when used.
+def _init(args):
+    from . import wizard
 
-        return getattr(importlib.import_module(f"hanctl.{module}"), function)(args)
+    return wizard.init_command(args)
 
-    return run
+
+def _push(args):
+    from . import device
+
+    return device.push_command(args)
+
+
+def _pull(args):
+    from . import device
+
+    return device.pull_command(args)
 
 
 def validate_command(args):
