@@ -8,7 +8,6 @@ the protocol, a PUBACK that never comes) use a scripted asyncio server, under CP
 """
 
 import asyncio
-import getpass
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ import pytest
 
 import mqtt
 from hanctl import runtime
-from hanctl.broker import free_port
+from hanctl.broker import Mosquitto, free_port
 from mp import RUNTIMES, start_driver
 from mp.mqtt_driver import pattern
 
@@ -39,63 +38,15 @@ def _tool(path):
     return path
 
 
-class Broker:
-    """mosquitto with a password listener and a TLS listener; `log` is its debug log."""
+class Broker(Mosquitto):
+    """hanctl's mosquitto, started: a listener for USER only, and with certs (a make_certs
+    folder) a TLS listener anyone may use; `log` is its debug log."""
 
     def __init__(self, tmp, certs=None):
-        self.port = free_port()
-        self.tls_port = free_port() if certs else None
-        self.log = tmp / "mosquitto.log"
-        pwfile = tmp / "passwd"
-        subprocess.run(
-            [_tool("mosquitto_passwd"), "-b", "-c", str(pwfile), USER, PASSWORD],
-            check=True,
-            capture_output=True,
-        )
-        lines = [
-            "per_listener_settings true",
-            "persistence false",
-            f"user {getpass.getuser()}",  # as root it would switch to `mosquitto`
-            f"log_dest file {self.log}",
-            "log_type all",
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous false",
-            f"password_file {pwfile}",
-        ]
-        if certs:
-            lines += [
-                f"listener {self.tls_port} 127.0.0.1",
-                "allow_anonymous true",
-                f"cafile {certs / 'ca.crt'}",
-                f"certfile {certs / 'server.crt'}",
-                f"keyfile {certs / 'server.key'}",
-            ]
-        conf = tmp / "mosquitto.conf"
-        conf.write_text("\n".join(lines) + "\n")
-        self.output = tmp / "mosquitto.out"
-        with open(self.output, "wb") as out:
-            self.proc = subprocess.Popen(
-                [_tool(MOSQUITTO), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 5
-        for port in filter(None, (self.port, self.tls_port)):
-            while True:
-                assert self.proc.poll() is None, self.output.read_text()
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "mosquitto did not listen"
-                    time.sleep(0.02)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGCONT)  # a test may have stopped it
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _tool(MOSQUITTO), _tool("mosquitto_passwd")
+        tls = certs and [certs / "ca.crt", certs / "server.crt", certs / "server.key"]
+        super().__init__(tmp, users={USER: PASSWORD}, tls=tls, log_types=("all",))
+        self.start()
 
     def log_text(self):
         return self.log.read_text(errors="replace")

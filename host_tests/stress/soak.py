@@ -54,22 +54,14 @@ class Broker(rig.Broker):
     log 100,000 publishes."""
 
     def __init__(self, tmp, name):
-        super().__init__(tmp, name)
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            f"user {rig.getpass.getuser()}",
-            f"log_dest file {self.log}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "log_type information",
-            "persistence true",
-            f"persistence_location {self.dir}/",
-            "queue_qos0_messages true",
-            "max_queued_messages 0",  # no limit: the subscriber is away a second at most
-        ]
-        self.conf.write_text("\n".join(lines) + "\n")
+        super().__init__(
+            tmp,
+            name,
+            log_types=("error", "warning", "notice", "information"),
+            persistence=True,
+            # no limit: the subscriber is away a second at most
+            extra=["queue_qos0_messages true", "max_queued_messages 0"],
+        )
 
 
 class Listener:
