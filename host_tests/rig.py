@@ -20,7 +20,7 @@ import paho.mqtt.client as paho
 
 from hanctl import runtime
 from hanctl.broker import Mosquitto, free_port, mosquitto_exe, password_file  # noqa: F401
-from hanctl.loopback import make_ca  # noqa: F401 - the tests' CA, as rig.make_ca
+from hanctl.certs import make_ca  # noqa: F401 - the tests' CA, as rig.make_ca
 
 MOSQUITTO = mosquitto_exe() or "/usr/sbin/mosquitto"  # the tests skip when it is not there
 HANCTL = Path(sys.executable).parent / "hanctl"

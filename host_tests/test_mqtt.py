@@ -22,6 +22,7 @@ import pytest
 import mqtt
 from hanctl import runtime
 from hanctl.broker import Mosquitto, free_port
+from hanctl.certs import make_ca
 from mp import RUNTIMES, start_driver
 from mp.mqtt_driver import pattern
 
@@ -39,44 +40,29 @@ def _tool(path):
 
 
 class Broker(Mosquitto):
-    """hanctl's mosquitto, started: a listener for USER only, and with certs (a make_certs
+    """hanctl's mosquitto, started: a listener for USER only, and with certs (a make_ca
     folder) a TLS listener anyone may use; `log` is its debug log."""
 
     def __init__(self, tmp, certs=None):
         _tool(MOSQUITTO), _tool("mosquitto_passwd")
-        tls = certs and [certs / "ca.crt", certs / "server.crt", certs / "server.key"]
-        super().__init__(tmp, users={USER: PASSWORD}, tls=tls, log_types=("all",))
+        super().__init__(tmp, users={USER: PASSWORD}, tls=certs, log_types=("all",))
         self.start()
 
     def log_text(self):
         return self.log.read_text(errors="replace")
 
 
-def make_certs(d):
-    """A CA, a server certificate it signs for localhost/127.0.0.1, and an unrelated CA;
-    the CAs also in DER (.der), which both runtimes' cadata= take."""
-    d.mkdir()
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
-    def ssl(*args):
-        subprocess.run([_tool("openssl"), *args], cwd=d, check=True, capture_output=True)
-
-    for ca in ("ca", "other_ca"):
-        ssl("req", "-x509", *ec, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "2",
-            "-subj", f"/CN=hanport test {ca}")  # fmt: skip
-        ssl("x509", "-in", f"{ca}.crt", "-outform", "der", "-out", f"{ca}.der")
-    ssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")  # fmt: skip
-    return d
-
-
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("broker")
-    b = Broker(tmp, make_certs(tmp / "certs"))
-    b.certs = tmp / "certs"
+    _tool("openssl")
+    # EC keys on P-256, the CAs also in DER (.der), which both runtimes' cadata= take; an
+    # unrelated CA beside the broker's.
+    certs = make_ca(
+        tmp, "certs", "hanport test ca", "ec", der=True, other_ca="hanport test other_ca"
+    )
+    b = Broker(tmp, certs)
+    b.certs = certs
     yield b
     b.stop()
 

@@ -31,7 +31,8 @@ from pathlib import Path
 
 from . import encoder, runtime, simulate
 from .broker import Mosquitto, mosquitto_exe
-from .loopback import CpuClock, Dongle, Line, Subscriber, make_ca
+from .certs import make_ca
+from .loopback import CpuClock, Dongle, Line, Subscriber
 
 FALLBACK_HEAP = "256K"
 TARGETS = {"latency_ms": 20.0, "steady_heap": 48 * 1024}  # pass marks: median; steady state
@@ -439,12 +440,8 @@ def tls_c_heap(heap="96K", connections=(0, 1, 2)):
         return "- mbedTLS's C heap: not measured (valgrind is not installed)."
     held, peaks = [], []
     with tempfile.TemporaryDirectory(prefix="hanport-bench-") as tmp:
-        certs = make_ca(tmp)
-        der = Path(tmp) / "ca.der"
-        subprocess.run(
-            ["openssl", "x509", "-in", str(certs / "ca.pem"), "-outform", "DER", "-out", str(der)],
-            check=True,
-        )
+        certs = make_ca(tmp, der=True)
+        der = certs / "ca.der"
         (Path(tmp) / "clients.py").write_text(_TLS_CLIENTS)
         broker = Mosquitto(tmp, tls=certs).start()
         try:
