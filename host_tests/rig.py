@@ -7,12 +7,9 @@
   its filesystem a folder the test keeps, so a second start is a reboot.
 """
 
-import getpass
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,56 +19,23 @@ from pathlib import Path
 import paho.mqtt.client as paho
 
 from hanctl import runtime
-from hanctl.broker import free_port
-from hanctl.loopback import make_ca  # noqa: F401 - the tests' CA, as rig.make_ca
+from hanctl.broker import Mosquitto, free_port, mosquitto_exe, password_file  # noqa: F401
+from hanctl.certs import make_ca  # noqa: F401 - the tests' CA, as rig.make_ca
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+MOSQUITTO = mosquitto_exe() or "/usr/sbin/mosquitto"  # the tests skip when it is not there
 HANCTL = Path(sys.executable).parent / "hanctl"
 
 
-class Broker:
-    """mosquitto on 127.0.0.1:port. extra: lines added to its config (TLS, passwords)."""
+class Broker(Mosquitto):
+    """hanctl's mosquitto in tmp/name, logging everything (connections() reads the log).
+    extra, and the keywords (users, tls, tls_port, tls_users, log_types, persistence): as
+    hanctl.broker.Mosquitto's."""
 
-    def __init__(self, tmp, name="broker", extra=(), port=None):
-        self.dir = Path(tmp) / name
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.log = self.dir / "mosquitto.log"
-        self.conf = self.dir / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            # As root, mosquitto would switch to the `mosquitto` user, which cannot write a
-            # log into pytest's tmp_path (mode 700): it would run without one, and
-            # connections() would see nothing whatever connected.
-            f"user {getpass.getuser()}",
-            f"log_dest file {self.log}",
-            "log_type all",
-            "persistence false",
-        ]
-        self.conf.write_text("\n".join(lines + list(extra)) + "\n")
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError as err:
-                if self.proc.poll() is not None:
-                    died = self.proc.stderr.read().decode()
-                    raise RuntimeError("mosquitto died: " + died) from err
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+    def __init__(self, tmp, name="broker", extra=(), port=None, **options):
+        folder = Path(tmp) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        options.setdefault("log_types", ("all",))
+        super().__init__(folder, port, extra=extra, **options)
 
     def connections(self):
         """Client connections the broker saw (from its log), the subscriber's included."""
@@ -254,46 +218,12 @@ def broker_log(broker):
     return broker.log.read_text()
 
 
-def password_file(path, users):
-    """A mosquitto password file at path with users {name: password} (mosquitto_passwd)."""
-    path = Path(path)
-    path.unlink(missing_ok=True)
-    for user, password in users.items():
-        create = [] if path.exists() else ["-c"]
-        subprocess.run(
-            ["mosquitto_passwd", "-b", *create, str(path), user, password],
-            check=True,
-            capture_output=True,
-        )
-    return path
-
-
 def tls_broker(tmp, name, certs, users, port=None, tls_port=None):
     """A Broker (not started) with two listeners: plain MQTT on .port, anonymous, where a
     client falling back to plaintext would show up, and TLS on .tls_port with the server
     certificate of certs (a make_ca folder), the password file .passwd made from users
     {name: password}, anonymous clients refused."""
-    b = Broker(tmp, name, port=port)
-    b.tls_port = tls_port or free_port()
-    b.passwd = password_file(b.dir / "passwd", users)
-    certs = Path(certs)
-    lines = [
-        "per_listener_settings true",  # must come before any listener or security line
-        f"user {getpass.getuser()}",  # as root mosquitto would switch to `mosquitto`
-        f"log_dest file {b.log}",
-        "log_type all",
-        "persistence false",
-        f"listener {b.port} 127.0.0.1",
-        "allow_anonymous true",
-        f"listener {b.tls_port} 127.0.0.1",
-        "allow_anonymous false",
-        f"password_file {b.passwd}",
-        f"cafile {certs / 'ca.pem'}",
-        f"certfile {certs / 'server.pem'}",
-        f"keyfile {certs / 'server.key'}",
-    ]
-    b.conf.write_text("\n".join(lines) + "\n")
-    return b
+    return Broker(tmp, name, port=port, tls=certs, tls_port=tls_port, tls_users=users)
 
 
 def connections_on(broker, port):

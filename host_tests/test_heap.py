@@ -1,7 +1,5 @@
 """Memory claims, measured on the MicroPython unix port with a device-sized heap."""
 
-import subprocess
-
 import pytest
 
 from frames import FRAME, OTHER, P1
@@ -65,13 +63,7 @@ def test_the_dongles_names_fit_five_qstr_pools_on_the_official_image():
         "import gcm, security\n"  # a meter that encrypts: 16 names more (613 here)
         "micropython.qstr_info()\n"
     )
-    proc = subprocess.run(
-        [exe, "-X", "heapsize=256K", "-c", code],
-        capture_output=True,
-        text=True,
-        env=runtime.micropython_env(),
-        timeout=60,
-    )
+    proc = run_driver(code=code, heap="256K", exe=exe, timeout=60)
     assert proc.returncode == 0, proc.stderr
     info = dict(kv.split("=") for kv in proc.stdout.split(":", 1)[1].replace(",", " ").split())
     assert int(info["n_pool"]) <= 5, proc.stdout

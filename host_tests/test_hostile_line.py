@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from hanctl import bench_pipeline, encoder
-from hanctl.loopback import Broker, Dongle, Line, Subscriber
+from hanctl.broker import Mosquitto
+from hanctl.loopback import Dongle, Line, Subscriber
 
 pytestmark = pytest.mark.skipif(
     shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
@@ -31,7 +32,7 @@ ATTACK = b"\x7e\xa5\xff\x8d" * 2048
 def test_four_destinations_at_96k_load_the_marks_and_publish_the_frame_after_the_attack(
     tmp_path,
 ):
-    broker = Broker(tmp_path, None).start()
+    broker = Mosquitto(tmp_path).start()
     parts = [broker]
     try:
         sub = Subscriber(broker.port, bench_pipeline.BASE)

@@ -8,7 +8,6 @@ the protocol, a PUBACK that never comes) use a scripted asyncio server, under CP
 """
 
 import asyncio
-import getpass
 import json
 import os
 import shutil
@@ -22,7 +21,8 @@ import pytest
 
 import mqtt
 from hanctl import runtime
-from hanctl.broker import free_port
+from hanctl.broker import Mosquitto, free_port
+from hanctl.certs import make_ca
 from mp import RUNTIMES, start_driver
 from mp.mqtt_driver import pattern
 
@@ -39,93 +39,30 @@ def _tool(path):
     return path
 
 
-class Broker:
-    """mosquitto with a password listener and a TLS listener; `log` is its debug log."""
+class Broker(Mosquitto):
+    """hanctl's mosquitto, started: a listener for USER only, and with certs (a make_ca
+    folder) a TLS listener anyone may use; `log` is its debug log."""
 
     def __init__(self, tmp, certs=None):
-        self.port = free_port()
-        self.tls_port = free_port() if certs else None
-        self.log = tmp / "mosquitto.log"
-        pwfile = tmp / "passwd"
-        subprocess.run(
-            [_tool("mosquitto_passwd"), "-b", "-c", str(pwfile), USER, PASSWORD],
-            check=True,
-            capture_output=True,
-        )
-        lines = [
-            "per_listener_settings true",
-            "persistence false",
-            f"user {getpass.getuser()}",  # as root it would switch to `mosquitto`
-            f"log_dest file {self.log}",
-            "log_type all",
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous false",
-            f"password_file {pwfile}",
-        ]
-        if certs:
-            lines += [
-                f"listener {self.tls_port} 127.0.0.1",
-                "allow_anonymous true",
-                f"cafile {certs / 'ca.crt'}",
-                f"certfile {certs / 'server.crt'}",
-                f"keyfile {certs / 'server.key'}",
-            ]
-        conf = tmp / "mosquitto.conf"
-        conf.write_text("\n".join(lines) + "\n")
-        self.output = tmp / "mosquitto.out"
-        with open(self.output, "wb") as out:
-            self.proc = subprocess.Popen(
-                [_tool(MOSQUITTO), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 5
-        for port in filter(None, (self.port, self.tls_port)):
-            while True:
-                assert self.proc.poll() is None, self.output.read_text()
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "mosquitto did not listen"
-                    time.sleep(0.02)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGCONT)  # a test may have stopped it
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _tool(MOSQUITTO), _tool("mosquitto_passwd")
+        super().__init__(tmp, users={USER: PASSWORD}, tls=certs, log_types=("all",))
+        self.start()
 
     def log_text(self):
         return self.log.read_text(errors="replace")
 
 
-def make_certs(d):
-    """A CA, a server certificate it signs for localhost/127.0.0.1, and an unrelated CA;
-    the CAs also in DER (.der), which both runtimes' cadata= take."""
-    d.mkdir()
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
-    def ssl(*args):
-        subprocess.run([_tool("openssl"), *args], cwd=d, check=True, capture_output=True)
-
-    for ca in ("ca", "other_ca"):
-        ssl("req", "-x509", *ec, "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-days", "2",
-            "-subj", f"/CN=hanport test {ca}")  # fmt: skip
-        ssl("x509", "-in", f"{ca}.crt", "-outform", "der", "-out", f"{ca}.der")
-    ssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")  # fmt: skip
-    return d
-
-
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("broker")
-    b = Broker(tmp, make_certs(tmp / "certs"))
-    b.certs = tmp / "certs"
+    _tool("openssl")
+    # EC keys on P-256, the CAs also in DER (.der), which both runtimes' cadata= take; an
+    # unrelated CA beside the broker's.
+    certs = make_ca(
+        tmp, "certs", "hanport test ca", "ec", der=True, other_ca="hanport test other_ca"
+    )
+    b = Broker(tmp, certs)
+    b.certs = certs
     yield b
     b.stop()
 

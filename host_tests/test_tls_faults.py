@@ -11,9 +11,7 @@ TLS handshake records. The wrong CA and the wrong password are in test_runtime_m
 
 import json
 import shutil
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -29,6 +27,7 @@ from e2e import (
     probes,
     uart,
 )
+from hanctl.certs import SAN, server_cert
 from hanctl.simulate import Server
 
 pytestmark = [
@@ -40,37 +39,7 @@ pytestmark = [
 ]
 
 OTHER_NAME = "broker.example.net"
-BOTH = "DNS:localhost,IP:127.0.0.1"  # what rig.make_ca's server certificate names
-
-
-def server_cert(ca, folder, san, start=None, end=None, cn="localhost"):
-    """A folder for rig.tls_broker: ca's ca.pem, and a server certificate that ca signs for
-    the subjectAltName san, valid from start to end (openssl's YYYYMMDDHHMMSSZ; default
-    from now for two days). `openssl ca` takes explicit dates on OpenSSL 3.0, which
-    Debian 12 ships (`x509 -req -not_before` came in 3.4)."""
-    d = Path(folder)
-    d.mkdir(parents=True)
-    shutil.copy(Path(ca) / "ca.pem", d / "ca.pem")
-    (d / "index.txt").write_text("")
-    (d / "serial").write_text("1000\n")
-    (d / "ca.cnf").write_text(
-        "[ca]\ndefault_ca = here\n"
-        "[here]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n"
-        "default_md = sha256\npolicy = any\nunique_subject = no\ndefault_days = 2\n"
-        "[any]\ncommonName = supplied\n"
-        f"[ext]\nsubjectAltName = {san}\n"
-    )
-
-    def ssl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", f"/CN={cn}")  # fmt: skip
-    dates = ["-startdate", start, "-enddate", end] if start else []
-    ssl("ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile",
-        str(Path(ca) / "ca.key"), "-in", "server.csr", "-out", "server.pem", "-notext",
-        "-extensions", "ext", *dates)  # fmt: skip
-    return d
+BOTH = SAN  # what rig.make_ca's server certificate names: localhost and 127.0.0.1
 
 
 # name: (subjectAltName, (start, end) or None, the destination's extra keys, the reason

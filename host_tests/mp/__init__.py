@@ -5,7 +5,8 @@ with the shipped firmware on its module path (hanctl.runtime's micropython_argv 
 micropython_env); some drivers also run, or are imported, on CPython to compare. Nothing
 here imports a driver: CPython imports one by name (`from mp import dest_driver`).
 
-- run_driver: a driver to its end, stdin given, the CompletedProcess.
+- run_driver: a driver (or a statement, code=) to its end, stdin given, the
+  CompletedProcess.
 - start_driver: a driver as a child process the caller talks to (a Popen).
 - run_cases: case lines through case_driver.py under either runtime.
 """
@@ -26,15 +27,20 @@ RUNTIMES = ("micropython", "cpython")
 DRIVER_HEAP = "256K"
 
 
-def command(script, heap="96K", paths=(), env=None, which="micropython"):
+def command(script, heap="96K", paths=(), env=None, which="micropython", exe=None, code=None):
     """(argv, env) that run script (a name in host_tests/mp/, or a path) under `which`:
     the MicroPython unix port with the firmware, and paths, on its module path; or CPython
-    with hanctl's shim and the firmware on its path. env: more environment variables."""
-    script = HERE / script
+    with hanctl's shim and the firmware on its path. env: more environment variables.
+    exe: that MicroPython interpreter (default runtime.micropython_exe()); code: run this
+    statement (`-c`) on it instead of a script."""
     if which == "micropython":
         full_env = runtime.micropython_env(paths)
-        argv = runtime.micropython_argv(script, heap)
+        if code is not None:
+            argv = runtime.micropython_argv_code(code, heap, exe)
+        else:
+            argv = runtime.micropython_argv(HERE / script, heap, exe)
     else:
+        script = HERE / script
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = os.pathsep.join(
             [str(runtime.SHIM_DIR), str(runtime.firmware_dir()), *map(str, paths)]
@@ -44,11 +50,14 @@ def command(script, heap="96K", paths=(), env=None, which="micropython"):
     return argv, full_env
 
 
-def run_driver(script, stdin, heap="96K", timeout=120, paths=(), env=None):
+def run_driver(
+    script=None, stdin="", heap="96K", timeout=120, paths=(), env=None, exe=None, code=None
+):
     """script on the MicroPython unix port with the shipped firmware, stdin as given (not
     argv: the PyPI wrapper dies on a long argument); the CompletedProcess.
-    paths: more folders on MicroPython's module path; env: more environment variables."""
-    argv, full_env = command(script, heap, paths, env)
+    paths: more folders on MicroPython's module path; env: more environment variables;
+    exe, code: another interpreter, a statement instead of a script (see command())."""
+    argv, full_env = command(script, heap, paths, env, exe=exe, code=code)
     return subprocess.run(
         argv, input=stdin, capture_output=True, text=True, env=full_env, timeout=timeout
     )

@@ -30,7 +30,6 @@ no longer fit (counted as skipped). Only frames actually sent are expected anywh
 import argparse
 import datetime as dt
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,22 +53,14 @@ class Broker(rig.Broker):
     log 100,000 publishes."""
 
     def __init__(self, tmp, name):
-        super().__init__(tmp, name)
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            f"user {rig.getpass.getuser()}",
-            f"log_dest file {self.log}",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-            "log_type information",
-            "persistence true",
-            f"persistence_location {self.dir}/",
-            "queue_qos0_messages true",
-            "max_queued_messages 0",  # no limit: the subscriber is away a second at most
-        ]
-        self.conf.write_text("\n".join(lines) + "\n")
+        super().__init__(
+            tmp,
+            name,
+            log_types=("error", "warning", "notice", "information"),
+            persistence=True,
+            # no limit: the subscriber is away a second at most
+            extra=["queue_qos0_messages true", "max_queued_messages 0"],
+        )
 
 
 class Listener:
@@ -288,11 +279,7 @@ def run(hours=24, speed=DEFAULT_SPEED, heap="96K", line="scaled", stats_interval
 def _heap_block():
     """Bytes in one of the interpreter's heap blocks: four machine words, so 16 on a 32-bit
     build (the frozen-unix image, an ESP32) and 32 on the stock 64-bit unix port."""
-    out = subprocess.run(
-        [runtime.micropython_exe(), "-c", "import sys; print(sys.maxsize > 0x7FFFFFFF)"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return 32 if out.stdout.strip() == "True" else 16
+    return 4 * runtime.word_bits() // 8
 
 
 def _queued(fs, name):

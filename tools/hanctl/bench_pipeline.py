@@ -19,7 +19,6 @@ If the firmware does not run at the heap asked for, the report says why and runs
 FALLBACK_HEAP. About 30 s with the defaults, and ~8 s more for a heap that fails.
 """
 
-import os
 import re
 import shutil
 import signal
@@ -31,7 +30,9 @@ import time
 from pathlib import Path
 
 from . import encoder, runtime, simulate
-from .loopback import Broker, CpuClock, Dongle, Line, Subscriber, make_ca
+from .broker import Mosquitto, mosquitto_exe
+from .certs import make_ca
+from .loopback import CpuClock, Dongle, Line, Subscriber
 
 FALLBACK_HEAP = "256K"
 TARGETS = {"latency_ms": 20.0, "steady_heap": 48 * 1024}  # pass marks: median; steady state
@@ -75,7 +76,7 @@ def report(
 
 
 def _missing_parts(tls):
-    if not os.access(Broker.exe(), os.X_OK):
+    if not mosquitto_exe():
         return "Debian's mosquitto is not installed (apt-get install mosquitto; .ci/run does)"
     try:
         import paho.mqtt.client  # noqa: F401
@@ -104,7 +105,7 @@ def measure(
         if tls:
             certs = make_ca(tmp)
             shutil.copy(certs / "ca.pem", Path(tmp) / "ca.pem")  # beside config.json
-        broker = Broker(tmp, certs).start()
+        broker = Mosquitto(tmp, tls=certs).start()
         parts = [broker]  # stopped in reverse order
         try:
             sub = Subscriber(broker.port, BASE)
@@ -406,7 +407,8 @@ def _image():
 
 def _mosquitto_version():
     try:
-        out = subprocess.run([Broker.exe(), "-h"], capture_output=True, text=True).stdout
+        exe = mosquitto_exe() or "mosquitto"
+        out = subprocess.run([exe, "-h"], capture_output=True, text=True).stdout
     except OSError:
         return "mosquitto"
     return out.splitlines()[0] if out else "mosquitto"
@@ -438,14 +440,10 @@ def tls_c_heap(heap="96K", connections=(0, 1, 2)):
         return "- mbedTLS's C heap: not measured (valgrind is not installed)."
     held, peaks = [], []
     with tempfile.TemporaryDirectory(prefix="hanport-bench-") as tmp:
-        certs = make_ca(tmp)
-        der = Path(tmp) / "ca.der"
-        subprocess.run(
-            ["openssl", "x509", "-in", str(certs / "ca.pem"), "-outform", "DER", "-out", str(der)],
-            check=True,
-        )
+        certs = make_ca(tmp, der=True)
+        der = certs / "ca.der"
         (Path(tmp) / "clients.py").write_text(_TLS_CLIENTS)
-        broker = Broker(tmp, certs).start()
+        broker = Mosquitto(tmp, tls=certs).start()
         try:
             for n in connections:
                 out = Path(tmp) / f"massif.{n}"

@@ -1,10 +1,11 @@
-"""An MQTT broker on a free loopback port, for `hanctl demo`.
+"""An MQTT broker on loopback: for `hanctl demo`, `hanctl bench --pipeline` and the tests.
 
-Debian's mosquitto when it is installed (the broker the tests and most homes run), else
-amqtt: a pure-Python MQTT 3.1.1 broker from PyPI, run on an event loop in a thread of this
-process, so a machine without mosquitto still gets the whole demo. Both listen on
-127.0.0.1 only, let anonymous clients in, keep no state on disk and write their log into
-the folder they are given.
+Debian's mosquitto when it is installed (the broker the tests and most homes run), else, for
+the demo, amqtt: a pure-Python MQTT 3.1.1 broker from PyPI, run on an event loop in a thread
+of this process, so a machine without mosquitto still gets the whole demo. Both listen on
+127.0.0.1 only and write their log into the folder they are given. The demo's let anonymous
+clients in and keep no state on disk; Mosquitto's options (password files, a TLS listener,
+log types, a store, more config lines) are the tests'.
 """
 
 import asyncio
@@ -12,6 +13,7 @@ import getpass
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -50,57 +52,132 @@ def choose(choice, folder):
     return Mosquitto(folder) if choice == "mosquitto" else Amqtt(folder)
 
 
+# A certificate folder's files (hanctl.certs.make_ca): the CA, the server's certificate and key.
+CERT_FILES = ("ca.pem", "server.pem", "server.key")
+
+
+def password_file(path, users):
+    """A mosquitto password file at path with users {name: password} (mosquitto_passwd)."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    for user, password in users.items():
+        create = [] if path.exists() else ["-c"]
+        subprocess.run(
+            ["mosquitto_passwd", "-b", *create, str(path), user, password],
+            check=True,
+            capture_output=True,
+        )
+    return path
+
+
 class Mosquitto:
-    """mosquitto on its own config: one loopback listener, anonymous, no persistence."""
+    """Debian's mosquitto on its own config in `folder`, listening on 127.0.0.1 only: the one
+    launcher for `hanctl demo`, `hanctl bench --pipeline` and the tests.
+
+    - port: the plain listener's (default: a free one); users: {name: password} who may log
+      in there (a password file .passwd, anonymous clients refused), None: anyone may.
+    - tls: a certificate folder (CERT_FILES in it) or a (cafile, certfile, keyfile) triple:
+      a second listener, with TLS, on tls_port (default: a free one); tls_users as users.
+    - log_types: mosquitto's log_type lines (default: its own choice); the log is .log.
+    - persistence: keep the store (sessions, queued messages) in folder across restarts.
+    - extra: more lines, at the end of the config.
+
+    The config (and password files) are written here, so a caller may change them before
+    start(); start() may follow stop() (the same broker back). stop() may be called whether
+    or not start() got far.
+    """
 
     name = "mosquitto"
 
-    def __init__(self, folder):
+    def __init__(
+        self,
+        folder,
+        port=None,
+        *,
+        users=None,
+        tls=None,
+        tls_port=None,
+        tls_users=None,
+        log_types=(),
+        persistence=False,
+        extra=(),
+    ):
         self.exe = mosquitto_exe()
-        self.port = free_port()
-        self.log = Path(folder) / "mosquitto.log"
-        self.conf = Path(folder) / "mosquitto.conf"
+        self.dir = Path(folder)
+        self.port = port or free_port()
+        self.tls_port = (tls_port or free_port()) if tls else None
+        self.log = self.dir / "mosquitto.log"
+        self.conf = self.dir / "mosquitto.conf"
+        self.output = self.dir / "mosquitto.err"  # what it writes to stdout and stderr
         self.proc = None
+        self.passwd = password_file(self.dir / "passwd", users) if users else None
+        self.tls_passwd = None
+        if tls_users:
+            self.tls_passwd = password_file(self.dir / "passwd-tls", tls_users)
+            self.passwd = self.passwd or self.tls_passwd
+        lines = [
+            "per_listener_settings true",  # must come before any listener or security line
+            # As root, mosquitto would switch to the `mosquitto` user, who cannot write a log
+            # in this user's temporary folder (mode 700), nor read a key there.
+            f"user {getpass.getuser()}",
+            f"log_dest file {self.log}",
+            *(f"log_type {t}" for t in log_types),
+        ]
+        if persistence:
+            lines += ["persistence true", f"persistence_location {self.dir}/"]
+        else:
+            lines += ["persistence false"]
+        lines += _listener(self.port, self.passwd if users else None)
+        if tls:
+            if isinstance(tls, (str, Path)):
+                tls = [Path(tls) / name for name in CERT_FILES]
+            lines += _listener(self.tls_port, self.tls_passwd)
+            lines += [f"{k}file {f}" for k, f in zip(("ca", "cert", "key"), tls, strict=True)]
+        self.conf.write_text("\n".join([*lines, *extra]) + "\n")
+
+    def ports(self):
+        return [p for p in (self.port, self.tls_port) if p]
 
     def start(self):
         if self.exe is None:
             raise BrokerError("mosquitto is not installed (apt install mosquitto)")
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            # As root, mosquitto would switch to the `mosquitto` user, who cannot write a log
-            # in this user's temporary folder.
-            f"user {getpass.getuser()}",
-            f"log_dest file {self.log}",
-            "persistence false",
-        ]
-        self.conf.write_text("\n".join(lines) + "\n")
-        with open(self.log.with_suffix(".err"), "wb") as err:
+        with open(self.output, "wb") as out:
             self.proc = subprocess.Popen(
-                [self.exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=err
+                [self.exe, "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + START_SECONDS
+        waiting = self.ports()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                said = self.log.with_suffix(".err").read_text(errors="replace").strip()
+                said = self.output.read_text(errors="replace").strip()
                 raise BrokerError(f"mosquitto exited: {said or self.proc.returncode}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
+                socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.2).close()
+                waiting.pop(0)
+                if not waiting:
+                    return self
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise BrokerError(f"mosquitto did not listen on port {self.port}")
+        raise BrokerError(f"mosquitto did not listen on port {waiting[0]}")
 
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:
             return
+        self.proc.send_signal(signal.SIGCONT)  # a test may have stopped it (SIGSTOP)
         self.proc.terminate()
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def _listener(port, passwd):
+    """A listener's lines: anyone may connect, or only the users of the password file."""
+    if passwd is None:
+        return [f"listener {port} 127.0.0.1", "allow_anonymous true"]
+    return [f"listener {port} 127.0.0.1", "allow_anonymous false", f"password_file {passwd}"]
 
 
 class Amqtt:

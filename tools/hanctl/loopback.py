@@ -1,18 +1,16 @@
-"""The dongle's world on loopback, for `hanctl bench --pipeline`: Debian's mosquitto, a
-paho-mqtt subscriber, the meter's end of the socket UART (simulate.Server), the firmware
-under `hanctl run`, and a CPU clock for the `micropython` process it starts.
+"""The dongle's world on loopback, for `hanctl bench --pipeline`, beside Debian's mosquitto
+(hanctl.broker.Mosquitto): a paho-mqtt subscriber, the meter's end of the socket UART
+(simulate.Server), the firmware under `hanctl run`, and a CPU clock for the `micropython`
+process it starts.
 
 The same real parts host_tests/rig.py gives the tests; these add what a measurement needs:
 the moment each frame went on the line, readings keyed by their active power, and the
 interpreter's pid.
 """
 
-import getpass
 import json
 import os
 import queue
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -20,58 +18,7 @@ import time
 from pathlib import Path
 
 from . import runtime
-from .broker import free_port
 from .simulate import Server
-
-CERT_FILES = (("ca", "ca.pem"), ("cert", "server.pem"), ("key", "server.key"))
-
-
-class Broker:
-    """Debian's mosquitto on 127.0.0.1, a free port, its config in `tmp`."""
-
-    def __init__(self, tmp, certs=None):
-        """certs: a make_ca folder, for a TLS listener on .tls_port beside the plain one."""
-        self.port = free_port()
-        self.conf = Path(tmp) / "mosquitto.conf"
-        conf = ["per_listener_settings true", "persistence false"]
-        conf += [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
-        self.tls_port = None
-        if certs:
-            self.tls_port = free_port()
-            conf += [f"listener {self.tls_port} 127.0.0.1", "allow_anonymous true"]
-            conf += [f"{k}file {Path(certs) / f}" for k, f in CERT_FILES]
-            # As root mosquitto would switch to `mosquitto`, which cannot read the key here.
-            conf.insert(0, f"user {getpass.getuser()}")
-        self.conf.write_text("\n".join(conf) + "\n")
-        self.proc = None
-
-    @staticmethod
-    def exe():
-        return shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [self.exe(), "-c", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                for port in filter(None, (self.port, self.tls_port)):
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{self.port}")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 class Subscriber:
@@ -163,62 +110,6 @@ class Line:
 
     def stop(self):
         self.server.stop()
-
-
-def make_ca(tmp, name="ca", cn="hanport test CA"):
-    """A CA and a server certificate for 127.0.0.1/localhost, made with openssl."""
-    d = Path(tmp) / name
-    d.mkdir(parents=True, exist_ok=True)
-
-    def ssl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
-    ssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-subj",
-        f"/CN={cn}",
-    )
-    ssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    )
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    ssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    )
-    return d
 
 
 class Dongle:

@@ -307,9 +307,10 @@ def micropython_argv(script, heap=None, exe=None):
     return [exe, "-X", f"heapsize={check_heap(heap)}", str(script)]
 
 
-def micropython_argv_code(code, heap=None):
-    """argv that runs the statement `code` on the unix port (e.g. the firmware's main)."""
-    return micropython_argv("-c", heap)[:-1] + ["-c", code]
+def micropython_argv_code(code, heap=None, exe=None):
+    """argv that runs the statement `code` on the unix port (exe, default micropython_exe();
+    e.g. the firmware's main)."""
+    return micropython_argv("-c", heap, exe)[:-1] + ["-c", code]
 
 
 def use_firmware_in_cpython():
