@@ -280,102 +280,82 @@ class Destination:
         raise client.error or OSError(0)
 
     async def _flush(self, client):
-        # What waits goes out in this order, one duty each: the line's raw bytes, the
-        # readings (the hourly energy queued through outages, then the latest live one), a
-        # discovery round, the stats. Each is called only when it has work: a coroutine is
-        # an allocation; these four methods hold 304 B of a 96K heap with four destinations.
-        if self._raw_n:
-            await self._send_raw(client)
-        if len(self.outbox) or self._live is not None:
-            await self._send_readings(client)
-        # With the meter's id (List 2, within 10 s on a real meter), or without one after
-        # _ID_WAIT readings; a withdrawal (discovery turned off) needs neither.
-        if (
-            self._discover
-            and _announcing is None
-            and (self._meter is not None or self._unnamed >= _ID_WAIT or not self.cfg["discovery"])
-        ):
-            await self._announce(client)
-        now = time.ticks_ms()
-        if time.ticks_diff(now, self._stats_at) >= self._stats_ms:
-            self._stats_at = now
-            await self._send_stats(client)
-
-    async def _send_raw(self, client):
         n = self._raw_n
-        # Bytes that arrive while these go out land behind them, then move down.
-        await client.publish(self.base + "/raw", memoryview(self.raw)[:n])
-        raw = self.raw
-        rest = self._raw_n - n
-        for i in range(rest):  # forwards, one by one: the two ranges may overlap
-            raw[i] = raw[n + i]
-        self._raw_n = rest
-
-    async def _send_readings(self, client):
-        # The hourly energy queued through outages first (QoS 1, retained), then the latest
-        # live reading, if the share let one out.
+        if n:
+            # Bytes that arrive while these go out land behind them, then move down.
+            await client.publish(self.base + "/raw", memoryview(self.raw)[:n])
+            raw = self.raw
+            rest = self._raw_n - n
+            for i in range(rest):  # forwards, one by one: the two ranges may overlap
+                raw[i] = raw[n + i]
+            self._raw_n = rest
         box = self.outbox
         while len(box):
             await client.publish(self.base + "/energy", box.peek(), retain=True, qos=1)
             box.pop()
             self.published += 1
-        view = self._live
-        if view is None:
-            return
-        self._live = None
-        try:
-            n = reading_json.write(view, self._buf)
-        except OverflowError:  # longer than any meter's reading: counted, not sent
-            n = 0
-            self.dropped += 1
-        if n:
+        if self._live is not None:
+            view = self._live
+            self._live = None
             try:
-                await client.publish(self.base + "/reading", memoryview(self._buf)[:n])
-            except BaseException:  # the session ends with this reading: counted
+                n = reading_json.write(view, self._buf)
+            except OverflowError:  # longer than any meter's reading: counted, not sent
+                n = 0
                 self.dropped += 1
-                raise
-            self.published += 1
-
-    async def _announce(self, client):
+            if n:
+                try:
+                    await client.publish(self.base + "/reading", memoryview(self._buf)[:n])
+                except BaseException:  # the session ends with this reading: counted
+                    self.dropped += 1
+                    raise
+                self.published += 1
+        # With the meter's id (List 2, within 10 s on a real meter), or without one after
+        # _ID_WAIT readings; a withdrawal (discovery turned off) needs neither.
         global _announcing
-        self._discover = False
-        _announcing = self
-        # Collected first: the reading and its JSON, garbage by now, left 8.5 KB free at
-        # 96K and the import failed; collected, 15 KB (unix port, two destinations).
-        gc.collect()
-        import discovery  # only destinations with discovery on pay for it (8.4 KB)
+        if (
+            self._discover
+            and _announcing is None
+            and (self._meter is not None or self._unnamed >= _ID_WAIT or not self.cfg["discovery"])
+        ):
+            self._discover = False
+            _announcing = self
+            # Collected first: the reading and its JSON, garbage by now, left 8.5 KB free at
+            # 96K and the import failed; collected, 15 KB (unix port, two destinations).
+            gc.collect()
+            import discovery  # only destinations with discovery on pay for it (8.4 KB)
 
-        try:
-            await discovery.send(client, self._buf, self, self._files[0], self._files[1])
-        except OverflowError:  # a config longer than the buffer (a meter's odd strings):
-            self.dropped += 1  # the rest of this round is dropped, counted, not retried
-            print("hanport: destination", self.name, "discovery config too long")
-        finally:
-            _announcing = None
-            # Sent on connect, when Home Assistant restarts and when a field is new, not
-            # in between: its code leaves the heap until then. Measured on the 32-bit
-            # .mpy-loaded image: docs/performance.md.
-            del discovery
-            sys.modules.pop("discovery", None)
-
-    async def _send_stats(self, client):
-        stats = self.stats(self)
-        try:
-            n = _write_stats(stats, self._buf)
-        except OverflowError:
-            # Longer than the buffer: four destinations with long names and errors.
-            # The others' errors cut to their kind ("dns", "tls"), then counted if
-            # still too long (see _ERROR_MAX).
-            for other in stats.get("destination", {}).get("others", ()):
-                if other["last_error"]:
-                    other["last_error"] = other["last_error"].split(":")[0]
+            try:
+                await discovery.send(client, self._buf, self, self._files[0], self._files[1])
+            except OverflowError:  # a config longer than the buffer (a meter's odd strings):
+                self.dropped += 1  # the rest of this round is dropped, counted, not retried
+                print("hanport: destination", self.name, "discovery config too long")
+            finally:
+                _announcing = None
+                # Sent on connect, when Home Assistant restarts and when a field is new, not
+                # in between: its code leaves the heap until then. Measured on the 32-bit
+                # .mpy-loaded image: docs/performance.md.
+                del discovery
+                sys.modules.pop("discovery", None)
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._stats_at) >= self._stats_ms:
+            self._stats_at = now
+            stats = self.stats(self)
             try:
                 n = _write_stats(stats, self._buf)
             except OverflowError:
-                n = 0
-                self.dropped += 1
-        if n:
-            await client.publish(self.base + "/stats", memoryview(self._buf)[:n])
+                # Longer than the buffer: four destinations with long names and errors.
+                # The others' errors cut to their kind ("dns", "tls"), then counted if
+                # still too long (see _ERROR_MAX).
+                for other in stats.get("destination", {}).get("others", ()):
+                    if other["last_error"]:
+                        other["last_error"] = other["last_error"].split(":")[0]
+                try:
+                    n = _write_stats(stats, self._buf)
+                except OverflowError:
+                    n = 0
+                    self.dropped += 1
+            if n:
+                await client.publish(self.base + "/stats", memoryview(self._buf)[:n])
 
     def _message(self, topic, payload):
         # Home Assistant announces "online" after it starts: send discovery again, at most

@@ -1,7 +1,7 @@
 # Home Assistant MQTT discovery: one retained config message per sensor, for each field the
 # meter sends that the destination's share level allows (README, "Home Assistant"),
 # the dongle's diagnostics from its stats, and the removal of what it announced before and
-# no longer does. Loaded only while a round is sent (destination.py _announce).
+# no longer does. Loaded only while a round is sent (destination.py _flush).
 #
 # Schema choices, from Home Assistant's documentation (developers.home-assistant.io
 # docs/core/entity/sensor.md, "Available device classes"; home-assistant.io
