@@ -60,7 +60,7 @@ class Destination:
         self.share = Share(cfg)
         self.outbox = Outbox(state_dir + "queue-" + self.name + ".jsonl")
         self.state_dir = state_dir
-        # (load_json, save_json) of startup: where discovery keeps what it announced, so it
+        # (load_json, save_json) of store: where discovery keeps what it announced, so it
         # can remove it again (discovery.py). None: nothing kept, nothing ever removed.
         self._files = files or (None, None)
         self.event = asyncio.Event()

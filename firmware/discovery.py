@@ -330,7 +330,7 @@ def _record(record, fields, share, nid, key):
 
 async def send(client, buf, dest, load_json, save_json):
     """One discovery round of dest (a destination.Destination) over client: removals, the
-    record, the configs. load_json, save_json: startup's, or None for no record (then
+    record, the configs. load_json, save_json: store's, or None for no record (then
     nothing is ever removed). Raises what client.publish raises; OverflowError for a
     config longer than buf (a meter's odd strings)."""
     share = dest.share

@@ -5,7 +5,8 @@ faultproxy.FaultProxy between the dongle and a broker where a fault needs one.
 - The broker killed (SIGKILL) and restarted at random moments (seeded; the seed is printed,
   HANPORT_FAULT_SEED=N reruns one) while hourly List 3 frames and List 1/2 flow: no hourly
   message lost, none out of order, a duplicate only as a QoS 1 re-send of the message just
-  delivered. The long run is `python -m stress.faults_network kills` (600 hours, 20+ kills).
+  delivered. The long run (600 hours, 20+ kills), from the repo's root:
+  `PYTHONPATH=host_tests .venv/bin/python -m stress.faults_network kills`.
 - Beside a healthy destination, one that is slow, stalls, never answers CONNECT, does not
   resolve, or is refused: the healthy one's readings keep the meter's pace, no UART byte is
   lost, and the healthy one's stats say which destination fails and why.

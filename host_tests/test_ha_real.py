@@ -6,7 +6,7 @@ takes 2-5 min. `./dev test-ha` makes one per version (host_tests/ha/env) and run
     ./dev test-ha                # 2024.1.6, 2025.4.4, 2026.1.3
     HANPORT_HA=$(host_tests/ha/env 2026.1.3) .venv/bin/pytest host_tests/test_ha_real.py -q
 
-2024.1 is the last Home Assistant on Python 3.11 and older than device serial numbers; both
+2024.1 runs on Debian 12's Python 3.11 and is older than device serial numbers; both
 2024.1 and 2025.4 are older than the reactive_energy device class (2025.7): what hanport
 announces must work there too.
 Home Assistant runs as `python -m homeassistant` with an MQTT config entry on the test's

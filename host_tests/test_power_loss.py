@@ -34,8 +34,8 @@ def _run(fn, *args):
 
 def test_a_cut_at_every_block_write_on_littlefs_and_fat_leaves_old_or_new(tmp_path):
     # Before outbox.py took a lone queue-A.jsonl.tmp back, FAT lost the whole queue to a
-    # cut between the rename's remove and its rename (pop and append-full: 4 cuts); before
-    # startup.load_json did the same, state.json's salt (2 cuts).
+    # cut between the rename's remove and its rename (pop and append-full: 4 cuts), and
+    # state.json its salt (2 cuts); store.recover now takes the temp file back for both.
     counts, why = _run(power_loss.sweep_run, tmp_path)
     assert counts["failures"] == [], why
     assert counts["bad"] == 0, why

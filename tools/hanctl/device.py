@@ -50,8 +50,9 @@ def _hanport_sha256(p, sha256=hashlib.sha256, hexlify=binascii.hexlify):
     return hexlify(h.digest()).decode()
 """
 
-# os.rename replaces the target on littlefs (and the unix port); FAT refuses, so the old
-# file goes first there. firmware/config.py's load() then reads the .tmp a cut left.
+# os.rename replaces the target on every file system MicroPython has (its FAT removes the
+# old file first); the fallback is for a port that refuses. A cut that leaves only the .tmp
+# is taken back at boot by the firmware (store.recover), then checked.
 _REPLACE = """\
 import os
 try:
@@ -64,7 +65,7 @@ except OSError:
 
 # A cut inside FAT's rename (MicroPython removes the old file, then renames) can leave only
 # path + ".tmp", whole: the only copy. It is renamed back before a new .tmp is written over
-# it, as the firmware's load_json takes it back at boot.
+# it, as the firmware's store.recover takes it back at boot.
 _TAKE_BACK = """\
 import os
 try:
