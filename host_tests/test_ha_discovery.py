@@ -400,3 +400,27 @@ def test_the_validator_refuses_what_would_collide_in_home_assistant():
         'in more than case, "-" or "_"'
     ]
     assert validate(dest("ha-1", topic="a"), dest("ha_1", discovery=False, topic="b")) == []
+
+
+# -- a reading the destination cannot take ---------------------------------------------------
+
+
+def test_a_reading_a_destination_cannot_take_is_counted_and_logged_never_raised(
+    tmp_path, clock, capsys
+):
+    """offer() is called by the meter link for every destination in turn: a flash that fails
+    under the outage queue (or no memory) drops that reading for this destination only."""
+
+    class FullFlash(Outbox):
+        def append(self, line):
+            raise OSError(28, "no space left")
+
+    d = make(tmp_path, clock, dest_cfg("full"))
+    d.outbox = FullFlash()
+    before = d.dropped
+    d.offer(LIST3, 0)  # the hourly registers: queued on flash first
+    assert d.dropped == before + 1
+    assert "destination full dropped a reading: OSError(28" in capsys.readouterr().out
+    d.outbox = Outbox()
+    d.offer(LIST2, 2000)  # the next reading goes through
+    assert d._live is not None and d.dropped == before + 1
