@@ -1,12 +1,13 @@
 """boards/: every board.json holds what hal_esp32 and `hanctl flash` read, with values the
 chip can have; every manifest.py freezes exactly the firmware a board runs from flash."""
 
-import ast
 import json
 import os
 from pathlib import Path
 
 import pytest
+
+from firmware_graph import reached
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = sorted(p.parent for p in (ROOT / "boards").glob("*/board.json"))
@@ -124,18 +125,7 @@ def test_manifest_freezes_every_firmware_module_but_the_boot_file(board):
 def bootable():
     """Every firmware module the boot file can reach, by imports at module level or inside
     functions (the quirks, p1, the decryption, marks, discovery and config load late)."""
-    seen, todo = set(), ["main"]
-    while todo:
-        name = todo.pop()
-        if name in seen or not (FIRMWARE / f"{name}.py").exists():
-            continue
-        seen.add(name)
-        for node in ast.walk(ast.parse((FIRMWARE / f"{name}.py").read_text())):
-            if isinstance(node, ast.Import):
-                todo.extend(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                todo.append(node.module)
-    return seen
+    return reached("main")
 
 
 def test_what_the_boot_reaches_is_the_dongle_not_the_host_tools():

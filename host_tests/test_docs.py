@@ -2,7 +2,6 @@
 graphviz source and names every module the dongle runs, and the firmware's imports (at
 module level and inside functions) have no cycle, lower layers never importing higher ones."""
 
-import ast
 import re
 import shutil
 import subprocess
@@ -10,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from firmware_graph import imports, modules
+
 ROOT = Path(__file__).resolve().parents[1]
-FIRMWARE = ROOT / "firmware"
 DOT = ROOT / "docs" / "architecture.dot"
 SVG = ROOT / "docs" / "architecture.svg"
 # Modules the picture leaves out, and why: boot and wiring (the page's text says where they
@@ -37,22 +37,6 @@ LAYERS = [
     {"dongle"},
     {"startup", "main"},
 ]  # fmt: skip
-
-
-def modules():
-    return sorted(p.stem for p in FIRMWARE.glob("*.py"))
-
-
-def imports(name):
-    """The firmware modules `name` imports, anywhere in its text."""
-    tree = ast.parse((FIRMWARE / f"{name}.py").read_text())
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            out.add(node.module)
-    return out & set(modules())
 
 
 def test_every_firmware_module_has_a_layer():
