@@ -11,8 +11,8 @@
 DECODER = (
     # frames, checksums, the link layers
     "crc16", "framing", "marks", "link", "gbt",
-    # ciphered APDUs (loaded at the first one)
-    "gcm", "security",
+    # ciphered APDUs (loaded at the first one), and Luxembourg's ciphered P1 telegrams
+    "gcm", "security", "p1cipher",
     # DLMS/COSEM, the OBIS table and the vendor quirks, P1 telegrams, the canonical reading
     "errors", "axdr", "dlms", "obis", "objlist", "kaifa", "kamstrup", "normalize", "p1",
     "reading", "decoder",

@@ -2,7 +2,8 @@
 #
 #   feed(chunk) -> framing.Assembler -> link.Link (HDLC segments, M-Bus telegrams)
 #     -> gbt.Blocks (general block transfer) -> dlms.Notification -> normalize -> reading
-#   P1 telegrams go from the assembler straight to p1.decode.
+#   P1 telegrams go from the assembler straight to p1.decode; a telegram inside a ciphered
+#   APDU (Luxembourg's P1) through p1cipher.decode to it.
 #
 # Every rejected frame is reported once through on_error(kind, detail) and counted in
 # `errors`, so the stats can tell "no bytes" (bytes_in flat) from "bad bytes" (checksum,
@@ -12,7 +13,7 @@ import dlms
 import framing
 import link
 import normalize
-from errors import MALFORMED, SEGMENT, DecodeError
+from errors import ENCRYPTED, MALFORMED, SEGMENT, DecodeError
 
 INCOMPLETE = "incomplete"  # the stream ended inside a split message
 MEMORY = "memory"  # the heap had no room for this reading
@@ -75,6 +76,12 @@ class Decoder:
         """Reading of one checked frame buf[0:n], or None while a split message is open."""
         self.notification.data = None
         if kind == framing.P1:
+            if buf[0] == 0xDB:  # a telegram inside a ciphered APDU: Luxembourg's P1
+                if not self.keys:
+                    raise DecodeError(ENCRYPTED)
+                import p1cipher  # only a P1 meter that encrypts loads it
+
+                return p1cipher.decode(self, buf, n)
             import p1  # on first use: a HAN dongle never spends RAM on the P1 code
 
             return p1.decode(buf, n, self.normalizer)

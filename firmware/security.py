@@ -59,11 +59,12 @@ class Context:
         self.counter = -1  # the invocation counter; the caller counts ones that do not grow
         self.authenticated = False  # whether a tag was checked (and held)
 
-    def open(self, buf, start, end, out=None):
+    def open(self, buf, start, end, out=None, first=_DATA_NOTIFICATION):
         """Unwrap and decrypt the ciphered APDU buf[start:end] into out (default buf: in
         place). None when out[self.start:self.end] holds the plaintext APDU, else the kind:
         ENCRYPTED (a key it needs is not configured), DECRYPT (the tag does not hold, or, with
-        no tag checked, the plaintext is no Data-Notification), TRUNCATED, MALFORMED,
+        no tag checked, the plaintext does not start as it must: with `first`, a
+        Data-Notification's tag, or 0x2F, a P1 telegram's '/' (p1cipher.py)), TRUNCATED, MALFORMED,
         UNSUPPORTED. Never raises on what buf holds. On failure out is as it was, but for a
         DECRYPT found from the plaintext's shape: then out holds that plaintext."""
         if out is None:
@@ -144,23 +145,26 @@ class Context:
             self.authenticated = True  # the key is right: what the APDU is, the decoder says
         # No tag checked: a wrong key gives random bytes. A Data-Notification's tag, then
         # after the 4-byte invoke id an empty (00) or 12-byte (0C, or 09 0C) date-time: by
-        # chance 3 in 65,536.
-        elif stop - text < 6 or out[text] != _DATA_NOTIFICATION:
+        # chance 3 in 65,536. A telegram's '/' (1 in 256), then its CRC (p1cipher.py).
+        elif stop == text or out[text] != first:
             return DECRYPT
-        elif out[text + 5] not in (0x00, 0x09, 0x0C):
+        elif first == _DATA_NOTIFICATION and (
+            stop - text < 6 or out[text + 5] not in (0x00, 0x09, 0x0C)
+        ):
             return DECRYPT
         self.start = text
         self.end = stop
         return None
 
 
-def unwrap(decoder, data, start, end):
+def unwrap(decoder, data, start, end, first=_DATA_NOTIFICATION):
     """The plaintext span (start, end) of the ciphered APDU data[start:end], decrypted in
     place with decoder.security (decoder.py calls this, so its code stays out of the heap
     of a dongle whose meter does not encrypt). Raises DecodeError with the kind when it cannot.
-    An invocation counter that did not grow is reported ("counter"), not dropped."""
+    An invocation counter that did not grow is reported ("counter"), not dropped. `first`:
+    as open()'s."""
     ctx = decoder.security  # made by Decoder.__init__ from decoder.keys
-    kind = ctx.open(data, start, end)
+    kind = ctx.open(data, start, end, data, first)
     if kind:
         raise DecodeError(kind)
     if ctx.counter <= decoder._last:  # a meter restarted, or a replay

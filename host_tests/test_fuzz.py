@@ -435,16 +435,20 @@ def test_a_real_line_never_loads_the_marks():
 # -- the MicroPython unix port at 96 KB ----------------------------------------------------
 
 
-def _reference_stream():
+def _reference_stream(keys=None):
     """What the long-lived decoder is fed before each heap measurement: split messages,
-    blocks, P1, both quirk lists and candidates that overlap (marks.py), so every buffer
-    made on first use exists from the first measurement on."""
-    from hanctl import bench_hostile
+    blocks, P1, both quirk lists and candidates that overlap (marks.py), and with keys a
+    Luxembourg P1 frame (p1cipher.py), so every buffer and module made or loaded on first use
+    exists from the first measurement on."""
+    from hanctl import bench_hostile, encoder
 
     names = ("segmented", "gbt", "mbus", "p1", "kaifa_1phase_list3", "kamstrup_1phase")
     names += ("object_list_odd_name", "one")
     overlap = bench_hostile._header(103, b"\x41\x03\x13") * 20 + frames.FRAME  # 105 B each
-    return b"".join(b"".join(frames.CASES[n][1]) for n in names) + overlap
+    out = b"".join(b"".join(frames.CASES[n][1]) for n in names) + overlap
+    if keys:
+        out += encoder.luxembourg(frames.P1, keys[0], keys[1] or encoder.LUXEMBOURG_AUTH_KEY)
+    return out
 
 
 def _input(kind, body):
@@ -496,7 +500,7 @@ def _on_micropython(inputs, tmp_path, keys=None):
     """The driver's output lines for inputs at -X heapsize=96K, each E and R line checked
     against CPython's, the long-lived decoder's heap flat and its kinds known."""
     head = f"keys {keys[0].hex()} {keys[1].hex() if keys[1] else '-'}\n" if keys else ""
-    stdin = head + _input("ref", _reference_stream())
+    stdin = head + _input("ref", _reference_stream(keys))
     stdin += "".join(_input(k, b) for k, b in inputs)
     path = tmp_path / "corpus.txt"  # kept for a failure: `micropython ... < corpus.txt`
     path.write_text(stdin)

@@ -14,7 +14,7 @@ import gcm
 import security
 import vectors
 from hanctl import encoder
-from mp import RUNTIMES, gcm_driver, run_driver
+from mp import RUNTIMES, run_lines
 
 # gcmEncryptExtIV128.rsp of NIST CAVP's gcmtestvectors.zip (96-bit IVs), as (Key, IV, PT,
 # AAD, CT || Tag); the tag is what CT || Tag holds past PT's length (16 or 12 bytes).
@@ -95,13 +95,8 @@ NIST = [
 
 def results(lines, which):
     """{case id: [fields of its output line]} from gcm_driver under `which`."""
-    if which == "micropython":
-        proc = run_driver("gcm_driver.py", "\n".join(lines) + "\n", heap="96K", timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        out = proc.stdout.splitlines()
-    else:
-        out = [gcm_driver.run(line) for line in lines]
     got = {}
+    out = run_lines("gcm_driver", lines, which, timeout=300)
     for text in out:
         fields = text.split(" ")
         got[fields[0]] = fields[1:]

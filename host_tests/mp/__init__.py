@@ -9,6 +9,8 @@ here imports a driver: CPython imports one by name (`from mp import dest_driver`
   CompletedProcess.
 - start_driver: a driver as a child process the caller talks to (a Popen).
 - run_cases: case lines through case_driver.py under either runtime.
+- run_lines: lines through a driver that answers each with one line (gcm_driver.py), under
+  either runtime.
 """
 
 import os
@@ -90,3 +92,16 @@ def run_cases(lines, which, heap=DRIVER_HEAP):
         kind, case_id, rest = text.split(" ", 2)
         results.setdefault(case_id, []).append((kind, rest))
     return results
+
+
+def run_lines(driver, lines, which, heap="96K", timeout=600):
+    """The output lines of `driver` (a module of host_tests/mp/ with run(line) -> line) for
+    lines: on the MicroPython unix port at `heap`, or its run() called on CPython."""
+    if which == "micropython":
+        proc = run_driver(driver + ".py", "\n".join(lines) + "\n", heap=heap, timeout=timeout)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout.splitlines()
+    import importlib
+
+    module = importlib.import_module("mp." + driver)
+    return [module.run(line) for line in lines]

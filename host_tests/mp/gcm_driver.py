@@ -5,6 +5,9 @@ fields, "-" for an absent one:
     gmac <id> <key> <iv> <aad> <data> <tag>             -> "<id> ok" | "<id> fail"
     open <id> <key or -> <auth key or -> <apdu>          -> "<id> <kind or ok> <plaintext>
                                                             <counter> <authenticated>"
+    feed <id> <key or -> <auth key or -> <chunk> <stream> -> "<id> <event>|<event>..."
+        the stream through a Decoder with those keys, <chunk> bytes a feed() (0: whole),
+        then end(); each event "R" + the reading's JSON or "E" + the kind
 
 Each case runs twice on the same objects, the second time under micropython.heap_lock():
 " alloc" ends its line when that one allocated (or raised MemoryError). Run under the
@@ -82,9 +85,33 @@ def open_case(key, auth_key, apdu):
     return line + (" alloc" if alloc else "")
 
 
+def feed_case(key, auth_key, chunk, stream):
+    import gc
+
+    from decoder import Decoder
+    from reading import to_json
+
+    gc.collect()  # the last case's decoder: its 2 KB buffers and GCM tables
+    events = []
+    d = Decoder(
+        lambda r: events.append("R" + to_json(r)),
+        lambda kind, detail: events.append("E" + kind),
+        keys=(key, auth_key) if key else None,
+    )
+    step = chunk or len(stream) or 1
+    for i in range(0, len(stream), step):
+        d.feed(stream[i : i + step])
+    d.end()
+    return "|".join(events) or "-"
+
+
 def run(line):
     f = line.split(" ")
     what, case = f[0], f[1]
+    if what == "feed":
+        key, auth_key, chunk, stream = _bytes(f[2]), _bytes(f[3]), int(f[4]), _bytes(f[5])
+        line = f = None  # the stream's hex: 3 KB of a 96K heap that the decoder needs
+        return case + " " + feed_case(key, auth_key, chunk, stream or b"")
     args = [_bytes(x) for x in f[2:]]
     if what == "gcm":
         key, iv, aad, ct, tag = args
@@ -97,10 +124,13 @@ def run(line):
 
 
 def main():
-    for line in sys.stdin:
-        line = line.strip()
-        if line:
-            print(run(line))
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            break
+        line = [line.strip()]  # run() drops the text once it is read (a `feed` stream's)
+        if line[0]:
+            print(run(line.pop()))
 
 
 if __name__ == "__main__":

@@ -187,6 +187,25 @@ def p1(ident, lines, crc="full"):
     return raw + digits.encode() + b"\r\n"
 
 
+# Luxembourg's P1 ports (Smarty) send each telegram inside a general-glo-ciphering APDU, with
+# the same authentication key in every meter (firmware/p1cipher.py has the sources).
+LUXEMBOURG_AUTH_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+
+
+def luxembourg(
+    telegram, key, auth_key=LUXEMBOURG_AUTH_KEY, counter=1, title=b"SAG\x10\x00\x00\x00\x01"
+):
+    """A P1 telegram (bytes, "/" .. "\r\n") as a Luxembourg meter sends it: DB 08 <title>
+    82 <length, 2 bytes> 30 <counter, 4> <ciphertext> <tag, 12>, AES-128-GCM with AAD 30 ||
+    auth_key. The length always in its 3-byte A-XDR form, as the meters send it."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # through esptool
+
+    ic = counter.to_bytes(4, "big")
+    sealed = AESGCM(key).encrypt(title + ic, telegram, b"\x30" + auth_key)
+    body = b"\x30" + ic + sealed[:-16] + sealed[-16:-4]
+    return b"\xdb\x08" + title + b"\x82" + len(body).to_bytes(2, "big") + body
+
+
 # -- Norwegian lists (NVE HAN interface), for the demo, the benchmark and the simulator ---
 
 DEFAULT = {

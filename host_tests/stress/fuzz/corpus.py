@@ -188,7 +188,8 @@ def seeds(with_vectors=True, stress=True):
 def ciphered_seeds(key, auth_key=None):
     """[input bytes]: the HDLC frames of seeds() that carry one LLC + APDU, and their APDUs,
     again as a meter that encrypts sends them (hanctl's encoder: AES-128-GCM, 0x30 with
-    auth_key, else 0x20), the invocation counter one up each."""
+    auth_key, else 0x20), and its P1 telegrams as Luxembourg's meters send them (0x30 with
+    their auth key), the invocation counter one up each."""
     from hanctl import encoder
 
     out = []
@@ -200,6 +201,10 @@ def ciphered_seeds(key, auth_key=None):
             out.append(bytes([APDU]) + encoder.cipher(body, key, auth_key, counter))
             continue
         frame = body
+        if mode == RAW and frame[:1] == b"/":  # a P1 telegram: as Luxembourg's meters send it
+            ak = auth_key or encoder.LUXEMBOURG_AUTH_KEY  # without: the telegram's CRC checks
+            out.append(bytes([RAW]) + encoder.luxembourg(frame, key, ak, counter))
+            continue
         if mode != RAW or frame[:1] != b"\x7e" or frame[-1:] != b"\x7e":
             continue
         try:
