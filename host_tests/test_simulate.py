@@ -308,6 +308,39 @@ def test_a_replayed_p1_capture_reaches_the_dongle_as_telegrams_not_noise(parts):
     assert stats["noise_bytes"] == 0 and not any(stats["rejected"].values()), stats
 
 
+@needs_mosquitto
+def test_a_luxembourg_meter_reaches_the_dongle_that_has_its_key(parts):
+    # `simulate --replay P1 --key`: each telegram ciphered as Luxembourg's meters send it; the
+    # dongle, given the key in config.json (meter.key) on a P1 line, publishes the readings.
+    tmp, track = parts
+    capture = p1_capture(6)
+    sealed = simulate.sealed_telegrams(capture, bytes.fromhex(KEY))
+    assert sealed.count(b"\xdb\x08SAG") == 6 and b"KFM5" not in sealed
+    assert simulate.capture_line(sealed, "aidon") == simulate.P1_LINE
+    path = tmp / "p1.bin"
+    path.write_bytes(capture)
+    broker = track(rig.Broker(tmp).start())
+    sub = track(rig.Subscriber(broker, "hanport/#"))
+    port = rig.free_port()
+    proc, _ = start_simulate("--replay", str(path), "--key", KEY, "--to", f"tcp://127.0.0.1:{port}")
+    try:
+        p1_port = {"baud": 115200, "parity": "8N1", "invert": True, "key": KEY}
+        cfg = rig.config(rig.destination("P", broker, stats_interval=1), meter=p1_port)
+        track(rig.Dongle(tmp / "fs", cfg, f"tcp://127.0.0.1:{port}").start())
+        stats = rig.wait_for(
+            lambda: [x for x in sub.json("P/stats") if x["bytes_received"] == len(sealed)],
+            timeout=60,
+            why="stats after the whole capture",
+        )[-1]
+    finally:
+        interrupt(proc)
+    assert stats["frames"]["p1"] == stats["readings"] == 6, stats
+    assert stats["noise_bytes"] == 0 and not any(stats["rejected"].values()), stats
+    readings = sub.json("P/reading")
+    assert readings and readings[-1]["meter_model"] == "KFM5KAIFA-METER", readings[-1:]
+    assert not any(KEY.encode() in m[1] for m in sub.messages)
+
+
 @pytest.mark.parametrize(("kind", "parity"), [("kamstrup", "N"), ("aidon", "E"), ("kaifa", "E")])
 def test_serial_output_opens_the_device_at_the_meters_parity(kind, parity):
     master, slave = os.openpty()  # a real tty device (Linux ptys keep no parity bit: read back)

@@ -8,6 +8,8 @@ meter's clock N times faster; a push that finds the line still busy with an earl
 is left out, as it would not fit at 2400 baud; the hourly List 3 waits its turn instead.
 --replay CAPTURE serves recorded bytes (hex text or raw) instead of a meter, at the speed of
 the line they came from: a P1 port's 115200 baud for P1 telegrams, 2400 for HAN frames.
+--replay of P1 telegrams with --key serves a Luxembourg meter: each telegram ciphered as
+theirs are (encoder.luxembourg).
 """
 
 import collections
@@ -454,12 +456,35 @@ def capture_line(data, meter="aidon"):
     """The line setting a capture was recorded from: a P1 port's when its bytes are P1
     telegrams (text, and a "/" where the first whole telegram starts), else `meter`'s HAN
     line at 2400 baud."""
+    glo = data.find(b"\xdb\x08")
+    if 0 <= glo < 256 and data[glo + 10 : glo + 11] == b"\x82":  # Luxembourg's ciphered P1
+        return P1_LINE
     start = data.find(b"/")
     if start >= 0 and (start == 0 or data[start - 1] == 0x0A):
         head = data[: start + 64]  # a partial telegram before it, then the meter's name
         if all(32 <= c < 127 or c in (0x0D, 0x0A) for c in head):
             return P1_LINE
     return (BAUD, LINE[meter], False)
+
+
+def sealed_telegrams(data, key, auth_key=None):
+    """A P1 capture's telegrams, each ciphered as Luxembourg's meters send it (encoder.
+    luxembourg(): their own auth key unless auth_key is given), the invocation counter one
+    up each; bytes between telegrams left out. ValueError when it holds no telegram."""
+    out, pos = [], 0
+    while True:
+        start = data.find(b"/", pos)
+        bang = data.find(b"\n!", start) if start >= 0 else -1
+        if bang < 0:
+            break
+        end = data.find(b"\n", bang + 2)
+        end = len(data) if end < 0 else end + 1
+        ak = auth_key or encoder.LUXEMBOURG_AUTH_KEY
+        out.append(encoder.luxembourg(data[start:end], key, ak, counter=len(out) + 1))
+        pos = end
+    if not out:
+        raise ValueError("--key with --replay ciphers P1 telegrams; this capture holds none")
+    return b"".join(out)
 
 
 def replay_chunks(data, setting, speed=1.0, go=None):
@@ -488,7 +513,8 @@ def register(subparsers):
         "--key",
         type=decode.key_arg,
         metavar="HEX",
-        help="a meter that encrypts: its pushes ciphered with this AES-128 key (32 hex digits)",
+        help="a meter that encrypts: its pushes ciphered with this AES-128 key (32 hex "
+        "digits); with --replay of P1 telegrams, each sent as Luxembourg's meters do",
     )
     p.add_argument(
         "--auth-key",
@@ -517,11 +543,8 @@ def run_command(args):
             "hanctl simulate: use --to tcp://HOST:PORT or serial:DEV, --speed > 0", file=sys.stderr
         )
         return 2
-    if args.auth_key and not args.key or args.key and args.replay:
-        print(
-            "hanctl simulate: --auth-key needs --key; --key serves a simulated meter, not --replay",
-            file=sys.stderr,
-        )
+    if args.auth_key and not args.key:
+        print("hanctl simulate: --auth-key needs --key", file=sys.stderr)
         return 2
     to_serial = args.to.startswith("serial:")
     go = None if to_serial else threading.Event()
@@ -534,6 +557,9 @@ def run_command(args):
         if args.replay:
             with open(args.replay, "rb") as f:
                 capture = decode.parse_capture(f.read())
+            if args.key:  # a Luxembourg meter: its P1 telegrams ciphered
+                ak = args.auth_key and bytes.fromhex(args.auth_key)
+                capture = sealed_telegrams(capture, bytes.fromhex(args.key), ak)
             if not args.line or args.line == "meter":
                 meter_line = capture_line(capture, args.meter)
             # Over TCP a capture starts when someone listens, so its first frame is not lost.
