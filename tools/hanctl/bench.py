@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from . import bench_hostile, bench_pipeline, bench_process, encoder, runtime
+from . import bench_cipher, bench_hostile, bench_pipeline, bench_process, encoder, runtime
 
 SCRIPT = runtime.MP_DIR / "bench_decode.py"
 # What a Nordic HAN dongle loads to decode; the rest is loaded on first use or is output.
@@ -81,7 +81,8 @@ def register(subparsers):
         "--whole-process",
         action="store_true",
         help="also time one `hanctl decode` process against one amshan + json.dumps process "
-        "over the same capture (bench_process.py)",
+        "over the same capture (bench_process.py), and `hanctl decode --key` against "
+        "dlms-cosem over ciphered pushes (bench_cipher.py, --repeat x 10 times each)",
     )
     parser.add_argument(
         "--hostile",
@@ -268,6 +269,8 @@ def run_command(args):
     if args.whole_process:
         print(flush=True)
         print(bench_process.report(frames, args.repeat))
+        print(flush=True)
+        print(bench_cipher.report(args.repeat * 10))
     if args.pipeline or args.tls or args.destinations > 1 or args.discovery or args.ciphered:
         print(flush=True)  # the decoder's report shows while the pipeline runs
         heap = runtime.check_heap(args.heap) if args.heap else None
