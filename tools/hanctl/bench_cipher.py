@@ -161,7 +161,7 @@ def same_values(ours, theirs):
 
 def report(repeat=100, runs=3):
     """Markdown: both processes over each key's capture, the times added, the check."""
-    head = ["# hanctl bench --whole-process: ciphered pushes against dlms-cosem", ""]
+    head = ["# Ciphered pushes: `hanctl decode --key` against dlms-cosem", ""]
     if not has_dlms_cosem():
         return "\n".join(head + ["Not run: dlms-cosem is not installed (pip install dlms-cosem)."])
     rows = []
