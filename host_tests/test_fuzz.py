@@ -197,7 +197,11 @@ def test_checksums_from_marks_judge_as_the_whole_checksum_after_any_cut_of_hosti
     # overlap, the same frames, rejections and noise as an assembler that runs every
     # checksum whole, and every real frame out.
     real = [frames.FRAME, frames.OTHER, frames.P1] + frames.CASES["mbus"][1]
-    blocks = [x[2][: -len(frames.FRAME)] for x in _hostile()[2:]]
+    # Not the ciphered P1 blocks: no checksum judges their headers, so a forged one holds
+    # the bytes behind it, a real frame too, until its length is in (then the decoder's
+    # tag or CRC refuses it) or the line pauses (idle(): test_hostile_streams_...).
+    glo = ("db", "db08", "glo18")
+    blocks = [x[2][: -len(frames.FRAME)] for x in _hostile()[2:] if x[0] not in glo]
     rng = random.Random(12)
     loaded = 0
     for _ in range(400):

@@ -40,6 +40,7 @@ def streams(real):
     short = b"\xa0\x07\x03\x21\x13"  # no information field: 7E, this, FCS, 7E
     framed = _header(1919, b"\x41\x03\x13") + b"\x7e" + short
     framed += struct.pack("<H", encoder.crc16_x25(short))
+    glo = b"\xdb\x08SAG\x00\x00\x00\x00\x01\x82\x07\xd0\x30\x00\x00\x00\x01"  # 18 bytes
     out = [
         ("7ea7", "`7ea7` repeated", b"\x7e\xa7" * 1024),
         ("7ea7f0", "`7ea7f0` repeated", b"\x7e\xa7\xf0" * 683),
@@ -79,6 +80,11 @@ def streams(real):
             "`7ea1dbcb7ea5ff8d` repeated: the same, of two lengths (8 KB)",
             b"\x7e\xa1\xdb\xcb\x7e\xa5\xff\x8d" * 1024,
         ),
+        # Luxembourg's ciphered P1 frames (framing.Assembler.apdu): 0xDB opens a candidate
+        # only before 08, and only a whole ciphered telegram's header holds one open.
+        ("db", "`db` x 2048", b"\xdb" * 2048),
+        ("db08", "`db08` repeated", b"\xdb\x08" * 1024),
+        ("glo18", "ciphered P1 headers every 18 bytes, each claiming 2 KB", glo * 114),
         # Found by review: a good 9-byte frame between headers 16 bytes apart, each 1,921
         # bytes long, was handed over with the bytes held across the ring's end, which
         # turned the whole ring (and dropped the marks) every few frames.
