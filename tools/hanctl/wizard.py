@@ -165,8 +165,11 @@ class Wizard:
         meter = self.cfg["meter"]
         while not self.fill(meter, "key", "meter.key", "Its key (32 hex digits)", secret=True):
             self.io.say("  an encrypting meter needs its key")
+        # Luxembourg's P1 meters share one published auth key (firmware/p1cipher.py): none
+        # is needed there, the telegram's CRC tells a wrong key.
         self.fill(meter, "auth_key", "meter.auth_key",
-                  "Its authentication key (32 hex digits; blank: none)", secret=True)  # fmt: skip
+                  "Its authentication key (32 hex digits; blank: none, as in Luxembourg)",
+                  secret=True)  # fmt: skip
 
     def wifi(self):
         nets = self.cfg["wifi"]
