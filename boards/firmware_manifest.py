@@ -14,8 +14,8 @@ DECODER = (
     # ciphered APDUs (loaded at the first one)
     "gcm", "security",
     # DLMS/COSEM, the OBIS table and the vendor quirks, P1 telegrams, the canonical reading
-    "errors", "axdr", "dlms", "obis", "objlist", "kaifa", "kamstrup", "normalize", "p1",
-    "reading", "decoder",
+    "errors", "axdr", "dlms", "obis", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize",
+    "p1", "reading", "decoder",
 )  # fmt: skip
 RUNTIME = (
     "uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",

@@ -147,6 +147,13 @@ KAMSTRUP_1P = enc.notification(
     time=NOW,
 )
 
+# Iskraemeco's 15-minute list (Elektro Ljubljana): serial, an unsigned8 no source names,
+# then active energy import and export in Wh; no OBIS code, no maker named.
+ISKRAEMECO_15MIN = enc.notification(
+    ("struct", [("octets", b"84605887"), ("u8", 0), ("u32", 7924641), ("u32", 250)]),
+    time=NOW,
+)
+
 # name -> (framing, chunks): each case is one stream fed to a fresh decoder, then end()
 CASES = {
     "one": ("hdlc", [FRAME]),
@@ -183,6 +190,7 @@ CASES = {
     "types": ("hdlc", [enc.hdlc(enc.LLC + FLOAT_LIST)]),
     "kaifa_1phase_list3": ("hdlc", [enc.hdlc(enc.LLC + KAIFA_1P, dst=b"\x01", src=b"\x02\x01")]),
     "kamstrup_1phase": ("hdlc", [enc.hdlc(enc.LLC + KAMSTRUP_1P, dst=b"\x2b", src=b"\x21")]),
+    "iskraemeco_15min": ("hdlc", [enc.hdlc(enc.LLC + ISKRAEMECO_15MIN)]),
     "ciphered": ("hdlc", [enc.hdlc(enc.LLC + b"\xdb\x08KAME\x01\x02\x03\x04\x81\x00" + bytes(20))]),
     # Found by review and fuzzing: each once raised out of feed() or misread a frame.
     "model_not_text": (

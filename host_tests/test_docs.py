@@ -31,8 +31,8 @@ NOT_DRAWN = {
 LAYERS = [
     {"hal_esp32", "hal_unix", "store"},
     {"crc16", "errors", "obis", "axdr", "dlms", "framing", "marks", "link", "gbt", "gcm",
-     "security", "objlist", "kaifa", "kamstrup", "normalize", "p1", "reading", "decoder",
-     "accounting"},
+     "security", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize", "p1", "reading",
+     "decoder", "accounting"},
     {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config"},
     {"dongle"},
     {"startup", "main"},

@@ -205,6 +205,16 @@ def test_kamstrup_null_padding_and_units(out):
     assert r["meter_time"] == "2024-03-05T14:00:00"  # from the APDU header
 
 
+def test_iskraemeco_list_that_names_no_maker(out):
+    (r,) = readings(out, "iskraemeco_15min")
+    assert r == {
+        "meter_manufacturer": "Iskraemeco",
+        "meter_time": "2024-03-05T14:00:00",
+        "active_energy_import": Decimal("7924.641"),
+        "active_energy_export": Decimal("0.25"),
+    }
+
+
 def test_ciphered_push_without_key(out):
     assert errors(out, "ciphered") == ["encrypted"]
 

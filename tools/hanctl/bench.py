@@ -34,7 +34,7 @@ CORE = (
     "normalize",
     "decoder",
 )
-QUIRKS = ("kaifa", "kamstrup")  # a dongle loads its own meter's, on its first frame
+QUIRKS = ("kaifa", "kamstrup", "iskraemeco")  # a dongle loads its own meter's, on its first frame
 ON_DEMAND = ("p1", "objlist", "gbt")  # imported by the decoder when such a frame first arrives
 OUTPUT = ("reading",)  # the canonical JSON, shared with the MQTT publisher
 TARGETS = {"speedup": 5.0, "heap_list3": 2048, "core_mpy": 12 * 1024}
