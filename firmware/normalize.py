@@ -371,6 +371,11 @@ class Normalizer:
                 s = 0
             reading[name] = number(v[0], v[1] + s + obis.energy_shift(name))
         else:
+            if p >= 0 and buf[p + 1] and not buf[p] and name in TEXT_FIELDS:
+                # 0-n:96.1.0 with n >= 1: the id of the meter's M-Bus channel n (a gas or
+                # water meter an L&G E450 pushes with its own), not the meter's. Checked
+                # here, for texts only: Kamstrup's clock is 0-1:1.0.0, its registers 1-1.
+                name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
             t = _text(v)
             if t is None:  # binary octets: hex, so nothing is lost
                 t = hexlify(v).decode()

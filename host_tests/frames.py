@@ -49,6 +49,12 @@ def _entry(class_id, code):
     return ("struct", [("u16", class_id), ("obis", code), ("i8", 2), ("u16", 0)])
 
 
+def _object_list_push(entries, values):
+    """A CASES entry: one HDLC frame of a push that describes itself (L&G E450)."""
+    body = ("struct", [("array", entries), *values])
+    return ("hdlc", [enc.hdlc(enc.LLC + enc.notification(body))])
+
+
 def _cut(frame, k):
     return frame[:k]
 
@@ -243,33 +249,33 @@ CASES = {
     # Nested identification lines, each read to the same '!': the backward CRC finds none.
     "p1_nested_lines": ("p1", [b"x/ABC5\r\n" * 250 + b"!0000\r\n" + P1]),
     "three_byte_address": ("hdlc", [enc.hdlc(enc.LLC + LIST3, src=b"\x00\x02\x83") + OTHER]),
-    "object_list_odd_name": (
-        "hdlc",
+    "object_list_odd_name": _object_list_push(
         [
-            enc.hdlc(
-                enc.LLC
-                + enc.notification(
-                    (
-                        "struct",
-                        [
-                            (
-                                "array",
-                                [
-                                    _entry(40, "0.8.25.9.0.255"),  # this list (attr 2)
-                                    _entry(40, "0.8.25.9.0.255"),  # the push's name
-                                    _entry(1, "0.0.96.1.0.255"),
-                                    _entry(3, "1.0.1.8.0.101"),  # F 101: no OBIS shape
-                                    _entry(3, "1.0.1.7.0.255"),
-                                ],
-                            ),
-                            ("obis", "0.8.25.9.0.255"),
-                            ("vstr", "12345678"),
-                            ("u32", 999),
-                            ("u32", 1234),
-                        ],
-                    )
-                )
-            )
+            _entry(40, "0.8.25.9.0.255"),  # this list (attr 2)
+            _entry(40, "0.8.25.9.0.255"),  # the push's name
+            _entry(1, "0.0.96.1.0.255"),
+            _entry(3, "1.0.1.8.0.101"),  # F 101: no OBIS shape
+            _entry(3, "1.0.1.7.0.255"),
+        ],
+        [("obis", "0.8.25.9.0.255"), ("vstr", "12345678"), ("u32", 999), ("u32", 1234)],
+    ),
+    # An L&G E450 push with its M-Bus channels' ids (channel 2 with none): each keeps its
+    # code, and meter_id is the meter's own (channel 0), whatever comes after it.
+    "object_list_channels": _object_list_push(
+        [
+            _entry(40, "0.8.25.9.0.255"),
+            _entry(40, "0.8.25.9.0.255"),
+            _entry(1, "0.0.96.1.0.255"),
+            _entry(1, "0.1.96.1.0.255"),
+            _entry(1, "0.2.96.1.0.255"),
+            _entry(3, "1.0.1.7.0.255"),
+        ],
+        [
+            ("obis", "0.8.25.9.0.255"),
+            ("octets", b"63326413"),
+            ("octets", b"12345678"),
+            ("octets", b""),
+            ("u32", 362),
         ],
     ),
     "float32": (

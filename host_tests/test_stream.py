@@ -271,6 +271,17 @@ def test_a_three_byte_address_is_no_frame(out):
     assert powers(out, "three_byte_address") == [99]
 
 
+def test_m_bus_channels_keep_their_codes_and_meter_id_is_the_meters(out):
+    (r,) = readings(out, "object_list_channels")
+    assert r == {
+        "meter_id": "63326413",
+        "0-8:25.9.0": "0008190900ff",
+        "0-1:96.1.0": "12345678",
+        "0-2:96.1.0": "",
+        "1-0:1.7.0": 362,
+    }
+
+
 def test_object_list_push_keeps_its_place_past_an_odd_name(out):
     (r,) = readings(out, "object_list_odd_name")
     # raw under the code: the push has no scaler; 1-0:1.8.0*101 is no register to read
