@@ -450,7 +450,11 @@ def _field(f):
         return f
     parts = f.replace("-", ".").replace(":", ".").split(".")
     if len(parts) != 5 or f.count("-") != 1 or f.count(":") != 1 or f.find("-") > f.find(":"):
-        return None
+        # Not a code: a P1 sub-meter's field (gas_volume...)? p1 names them and adds them
+        # to the table when it loads; only a list that names one (or a typo) loads it.
+        import p1  # noqa: F401
+
+        return f if f in obis.UNIT else None
     n = []
     for p in parts:
         if not p.isdigit() or len(p) > 3 or int(p) > 255:
