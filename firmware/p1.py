@@ -21,13 +21,12 @@
 import obis
 from normalize import TEXT_FIELDS, number
 
-# device type -> (count, its time, the unit printed -> (factor, decimal shift) into the
-# count's canonical unit). Heat: 1 kWh = 0.0036 GJ, exact.
-_HEAT = ("heat_energy", "heat_time", {"gj": (1, 0), "mj": (1, -3), "kwh": (36, -4),
-                                      "mwh": (36, -1)})  # fmt: skip
+# device type -> (count, its time, the unit it must be printed in). Heat in GJ only, as
+# the Dutch heat meters print it (WarmteLink); another unit keeps the code.
+_HEAT = ("heat_energy", "heat_time", "gj")
 _SUBMETERS = {
-    3: ("gas_volume", "gas_time", {"m3": (1, 0)}),
-    7: ("water_volume", "water_time", {"m3": (1, 0)}),
+    3: ("gas_volume", "gas_time", "m3"),
+    7: ("water_volume", "water_time", "m3"),
     4: _HEAT,
     12: _HEAT,
 }
@@ -146,12 +145,11 @@ def _submeter(reading, types, b, d, e, groups):
         return False
     value = groups[1]
     star = value.find("*")
-    num = _decimal(value[:star]) if star > 0 else None
-    conv = kind[2].get(value[star + 1 :].lower()) if num is not None else None
+    num = _decimal(value[:star]) if star > 0 and value[star + 1 :].lower() == kind[2] else None
     t = _timestamp(groups[0])
-    if conv is None or t is None:
+    if num is None or t is None:
         return False
-    reading[kind[0]] = number(num[0] * conv[0], num[1] + conv[1])
+    reading[kind[0]] = number(num[0], num[1])
     reading[kind[1]] = t
     return True
 
