@@ -121,6 +121,10 @@ def _line(reading, line, types):
         if value:
             reading[name] = _hex_text(value) if name == obis.METER_ID else value
         return
+    if not a and b and c == 96 and d == 1:  # an M-Bus device's id (0-n:96.1.0): text too,
+        if value:  # not a 34-digit number
+            reading[name] = _hex_text(value)
+        return
     if len(groups) > 2:
         reading[name] = "(" + ")(".join(groups) + ")"  # a log: kept as printed
         if not a and 1 <= b <= 4 and c == 24 and d == 3 and len(groups) == 6:

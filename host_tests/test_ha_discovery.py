@@ -394,6 +394,7 @@ def test_expiry_fits_each_cadence_and_diagnostics_read_the_stats(tmp_path, clock
 def test_p1_sub_meters_get_sensors_that_read_the_hourly_message(tmp_path, clock):
     assert P1_SUBMETERS["gas_volume"] == (246138, -3)
     assert P1_SUBMETERS["gas_time"] == "2024-03-05T14:00:00"
+    assert P1_SUBMETERS["0-1:96.1.0"] == "G0039001936990619"  # its id, text as the meter's
     d = make(tmp_path, clock, dest_cfg("ha"))
     hourly = make(tmp_path, clock, dest_cfg("hourly", share="hourly"))
     live = make(tmp_path, clock, dest_cfg("live", share="live"))
