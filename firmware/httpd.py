@@ -5,10 +5,10 @@
 # route(); the server knows no path itself, so a page with a login adds its own (and checks
 # its session in its own handlers) without a change here.
 #
-# Ours, not microdot's: microdot 2.7.0 (PyPI) compiled to .mpy takes 20.6 KB of a 96 KB heap
-# once imported (official-unix model, gc.mem_alloc() around the import), on a dongle that
-# holds 71.2 KB steady with one destination; this module takes ~3 KB
-# (docs/performance.md, "The local API").
+# Ours, not microdot's: beside a one-destination dongle's modules on the official image's
+# model, microdot 2.7.0 (PyPI, compiled to .mpy) with three routes took 21.5 KB of heap,
+# this module 10.0 KB with its request buffer; with microdot the dongle serving the local
+# API would not fit in 96K (docs/performance.md, "The local API and its web server").
 #
 # Everything a client sends is bounded before it is held:
 #   the request line and headers   HEAD_MAX bytes in a buffer of the server's   431 / 414
@@ -23,12 +23,14 @@
 import asyncio
 
 # A HomeWizard client's request is ~200 B, a browser's with cookies ~700 B; the buffer then
-# holds the answer of /api/v1/data (~800 B for a 3-phase meter, at most ~1.2 KB with every
-# field HomeWizard names; localapi.py).
-HEAD_MAX = 1280
-# Clients served at once, each with its own HEAD_MAX buffer, made with the server, while the
-# heap is whole: a second buffer made when a second client came found no 1.5 KB in one
-# piece at 96K (the meter's frames fragment the heap), and that client got nothing.
+# holds the answer of /api/v1/data: ~800 B for a 3-phase meter, 1,299 B for every field
+# HomeWizard names at a register's largest value (test_localapi.py).
+HEAD_MAX = 1344
+# Clients served at once, each with its own HEAD_MAX buffer. The first buffer is made with
+# the server, while the heap is whole, and kept: a buffer made when a client came often
+# found no 1.3 KB in one piece at 96K (the meter's frames fragment the heap), and the client
+# got nothing. The second is made for a second client at once and dropped after it
+# (counted `memory` when there is no room): 1.3 KB less held for the meter all along.
 CLIENTS_MAX = 2
 BODY_MAX = 2048  # the largest body a route may take (a settings form)
 HEAD_MS = 5000
@@ -72,7 +74,8 @@ class Server:
     def __init__(self):
         self.routes = {}  # path -> (method, handler)
         self.counts = {}  # status code as text, or BUSY, SLOW, GONE, MEMORY -> how many times
-        self._free = [bytearray(HEAD_MAX) for _ in range(CLIENTS_MAX)]  # head buffers
+        self._kept = bytearray(HEAD_MAX)  # the first client's head buffer, free when set
+        self.clients = 0
         self.listener = None
 
     def route(self, path, handler, method="GET"):
@@ -84,7 +87,8 @@ class Server:
         # backlog 2: further connections wait in the TCP stack, not in the heap.
         self.listener = await asyncio.start_server(self._client, host, port, 2)
 
-    def _count(self, key):
+    def count(self, key):
+        """Count key (a status code, or a word such as BUSY) in `counts`."""
         if key.__class__ is int:  # a status code: JSON keys are text (the stats message)
             key = "%d" % key
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -92,11 +96,13 @@ class Server:
     async def _client(self, reader, writer):
         head = None
         try:
-            if not self._free:  # CLIENTS_MAX clients are being served
+            if self.clients >= CLIENTS_MAX:
                 # No answer: one would wait for a client that may not read.
-                self._count(BUSY)
+                self.count(BUSY)
                 return
-            head = self._free.pop()
+            head = self._kept or bytearray(HEAD_MAX)  # MemoryError: counted below
+            self._kept = None
+            self.clients += 1
             try:
                 n, end = await asyncio.wait_for_ms(_read_head(reader, head), HEAD_MS)
                 status, ctype, body = await self._serve(reader, head, n, end)
@@ -106,7 +112,7 @@ class Server:
                 try:
                     await asyncio.wait_for_ms(self._send(writer, status, ctype, body), SEND_MS)
                 except asyncio.TimeoutError:  # a client that does not take its answer
-                    self._count(SLOW)
+                    self.count(SLOW)
                     status = 0
             if status >= 400:
                 try:
@@ -114,12 +120,14 @@ class Server:
                 except asyncio.TimeoutError:  # the client sent no more: the usual end
                     pass
         except OSError:  # the client reset the connection: nothing to answer
-            self._count(GONE)
+            self.count(GONE)
         except MemoryError:  # an answer found no room in the heap: the meter comes first
-            self._count(MEMORY)
+            self.count(MEMORY)
         finally:
             if head is not None:
-                self._free.append(head)
+                self.clients -= 1
+                if self._kept is None:  # one buffer is kept, whichever client ends first
+                    self._kept = head
             writer.close()
             try:
                 await writer.wait_closed()
@@ -179,7 +187,7 @@ class Server:
         # No room for the answer, in the heap or in its buffer: the meter comes first.
         except (MemoryError, OverflowError):
             return _refused(self, 500, "no memory for this answer now")
-        self._count(out[0])
+        self.count(out[0])
         return out[0], out[1], (b"" if method == "HEAD" else out[2])
 
     async def _send(self, writer, status, ctype, body):
@@ -197,7 +205,7 @@ class Server:
 
 def _refused(server, status, why):
     """A counted refusal, with a body in the form of HomeWizard's errors (API v1)."""
-    server._count(status)
+    server.count(status)
     return status, JSON, '{"error": {"id": %d, "description": "%s"}}' % (status, why)
 
 

@@ -20,7 +20,7 @@
 from binascii import hexlify
 
 import framing
-from httpd import JSON, TEXT
+from httpd import JSON, MEMORY, TEXT
 from obis import METER_ID, METER_MODEL, ORDER, UNIT
 from reading import put, value_json
 from share import FULL, Share
@@ -76,25 +76,35 @@ class LocalApi:
         return self.server.counts
 
     def offer(self, reading, now_ms):
-        """A new canonical reading: what the share level lets through is kept."""
-        view = self.share.view(reading, now_ms)
-        if view is not None:
-            values = self.values
-            for f in view:
-                if f in UNIT:  # a field of the OBIS table: a fixed set, whatever the meter sends
-                    values[f] = view[f]
+        """A new canonical reading: what the share level lets through is kept. Never
+        raises: called from the meter link, which must not end (a MemoryError is counted
+        as the server's `memory`, and the next reading tried)."""
+        try:
+            view = self.share.view(reading, now_ms)
+            if view is not None:
+                values = self.values
+                for f in view:
+                    if f in UNIT:  # of the OBIS table: a fixed set, whatever the meter sends
+                        values[f] = view[f]
+        except MemoryError:
+            self.server.count(MEMORY)
 
     def offer_frame(self, kind, buf, n):
         """A frame buf[:n] that made a reading: the newest P1 telegram is kept, for "full"
-        only (it holds every register and the meter's identity)."""
-        if kind != framing.P1 or self.share.level != FULL:
+        only (it holds every register and the meter's identity). Never raises, as offer()."""
+        if kind != framing.P1:
             return
         t = self.telegram
         if t is None or len(t) < n:
             # One buffer, grown only when a telegram is longer than all before (the same
             # meter sends nearly the same length each time); n <= the frame bound (2 KB).
             self.telegram = None  # the old one may go before the new one is made
-            self.telegram = t = bytearray(n + 32)
+            self.telegram_len = 0
+            try:
+                self.telegram = t = bytearray(n + 32)
+            except MemoryError:
+                self.server.count(MEMORY)
+                return
         t[:n] = memoryview(buf)[:n]  # no slice of buf: it would be a copy
         self.telegram_len = n
 
@@ -116,7 +126,7 @@ class LocalApi:
         return 200, JSON, memoryview(buf)[: data_json(self.values, buf)]
 
     def p1_telegram(self, request):
-        if self.telegram is None:
+        if not self.telegram_len:
             # HomeWizard's devices that read no P1 meter have no such endpoint.
             if self.share.level != FULL:
                 return 403, JSON, '{"error": {"id": 403, "description": "share is not full"}}'

@@ -18,12 +18,14 @@ from decimal import Decimal
 
 import pytest
 
+import localapi
 import rig
 from hanctl import encoder
 from hanctl.simulate import Server, line_seconds
+from httpd import HEAD_MAX
 from reading import to_json
 
-pytestmark = pytest.mark.skipif(
+needs_broker = pytest.mark.skipif(
     not rig.Path(rig.MOSQUITTO).exists(),
     reason="Debian's mosquitto is not installed (.ci/run installs it)",
 )
@@ -77,6 +79,7 @@ def status(answer):
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else None
 
 
+@needs_broker
 def test_a_homewizard_client_reads_the_canonical_reading(parts):
     from homewizard_energy import HomeWizardEnergy
 
@@ -119,6 +122,7 @@ def test_a_homewizard_client_reads_the_canonical_reading(parts):
     assert (port, LISTEN) in {(p, st) for _, p, _, st in rig.dongle_sockets(dongle)}
 
 
+@needs_broker
 def test_without_the_local_api_the_dongle_listens_nowhere(parts):
     # --http given, "local_api" absent: the address alone opens nothing.
     dongle, sub, _ = start(parts, None, http=True)
@@ -129,6 +133,7 @@ def test_without_the_local_api_the_dongle_listens_nowhere(parts):
     assert not any("local API" in line for line in dongle.output)
 
 
+@needs_broker
 def test_a_share_level_limits_what_the_api_shows(parts):
     dongle, _, port = start(parts, {"enabled": True, "share": "hourly"})
     dongle.wait_log("local API on")
@@ -149,6 +154,7 @@ HOSTILE = {
 }
 
 
+@needs_broker
 def test_hostile_clients_are_refused_counted_and_the_dongle_keeps_publishing(parts):
     dongle, sub, port = start(parts, {"enabled": True, "share": "live"})
     dongle.wait_log("local API on")
@@ -246,3 +252,52 @@ def test_a_p1_meter_serves_its_telegram_as_it_came(parts):
     assert Decimal(str(data["total_power_import_kwh"])) == t1 + t2
     assert Decimal(str(data["total_power_import_t1_kwh"])) == t1
     assert data["unique_id"] == want["meter_id"].encode().hex().upper()
+
+
+# -- /api/v1/data from the canonical reading, in CPython: every real capture -------------
+
+
+def data_of(reading, size=HEAD_MAX):
+    buf = bytearray(size)
+    values = {k: v for k, v in reading.items() if k in localapi.UNIT}
+    return json.loads(buf[: localapi.data_json(values, buf)], parse_float=Decimal)
+
+
+def test_every_real_reading_gives_exact_values_within_the_servers_buffer():
+    from vectors import load_cases, missing_reason
+
+    if missing_reason():
+        pytest.skip(missing_reason())
+    checked = 0
+    for case in load_cases():
+        for reading in rig.expected_readings(case.chunks):
+            data = data_of(reading)  # OverflowError if it did not fit the request's buffer
+            net = [reading.get(f) for f in ("active_power_import", "active_power_export")]
+            if net != [None, None]:
+                want = sum(exact(v) * s for v, s in zip(net, (1, -1), strict=True) if v is not None)
+                assert data["active_power_w"] == want, case.id
+            for hw, field in (
+                ("active_voltage_l2_v", "voltage_l2"),
+                ("active_current_l1_a", "current_l1"),
+                ("total_power_export_kwh", "active_energy_export"),
+            ):
+                if field in reading:
+                    assert data[hw] == exact(reading[field]), (case.id, hw)
+            tariffs = [reading.get(f"active_energy_import_t{t}") for t in (1, 2, 3, 4)]
+            total = reading.get("active_energy_import")
+            if total is None and any(t is not None for t in tariffs):
+                assert data["total_power_import_kwh"] == sum(exact(t) for t in tariffs if t)
+            if "meter_id" in reading:
+                assert bytes.fromhex(data["unique_id"]).decode() == reading["meter_id"]
+            checked += 1
+    assert checked > 100
+
+
+def test_the_largest_answer_fits_the_servers_buffer():
+    # Every field the table names, each at a register's largest (2**32 - 1, three decimals),
+    # the longest P1 identification (framing's 96 bytes) and a 32-character meter id.
+    reading = {f: (-(2**32) + 1, -3) for f in localapi.ORDER}
+    reading["meter_model"] = "M" * 96
+    reading["meter_id"] = "9" * 32
+    data = data_of(reading)
+    assert len(data) == 31 and data["active_power_w"] == 0
