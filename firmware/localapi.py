@@ -8,14 +8,14 @@
 #
 # Off unless config.json says `"local_api": {"enabled": true, "share": ...}`: API v1 has no
 # authentication, so anyone on the LAN reads what the share level lets through (README,
-# "The privacy model"). The share level works as a destination's (share.py); the meter's
+# "The local API"). The share level works as a destination's (share.py); the meter's
 # identity (unique_id) and the raw telegram need "full", or a field list naming meter_id.
 #
 # Values come from the canonical reading, exact: registers stay integer + decimal exponent
 # to the JSON text (reading.py), and import minus export is done on integers. Values are
 # kept per field (a List 1 push carries power alone, List 2 voltages and currents too,
 # List 3 the energy registers once an hour), so /api/v1/data holds the newest of each; only
-# the fields below are kept, a fixed set, whatever the meter sends.
+# fields of obis.py's table are kept, a fixed set, whatever the meter sends.
 
 from binascii import hexlify
 
@@ -168,7 +168,7 @@ def data_json(values, buf):
         elif unit == "kWh":
             if f[:14] == "active_energy_" and f[-3:-1] != "_l":  # not per phase
                 name = "total_power_" + f[14:]
-                if v is None and f.endswith("port"):  # a P1 meter counts per tariff only: the sum
+                if v is None and f.endswith("port"):  # per tariff only (P1): their sum
                     for t in ("_t1", "_t2", "_t3", "_t4"):
                         x = values.get(f + t)
                         if x is not None:

@@ -254,6 +254,44 @@ def test_a_p1_meter_serves_its_telegram_as_it_came(parts):
     assert data["unique_id"] == want["meter_id"].encode().hex().upper()
 
 
+# -- the server alone, with the routes a page would add: bodies, headers, async routes ----
+
+ROUTES = [  # (request, status, the body's start) against host_tests/mp/httpd_driver.py
+    (b"GET /hello HTTP/1.1\r\nX-Name: meter\r\n\r\n", 200, b"hello meter"),
+    (b"HEAD /hello HTTP/1.1\r\n\r\n", 200, b""),
+    (b"GET /later?x=1 HTTP/1.1\r\n\r\n", 200, b'{"query": "x=1"}'),
+    (b"POST /form HTTP/1.1\r\ncontent-length: 5\r\n\r\na=1&b", 200, b"got 5: a=1&b"),
+    (b"POST /form HTTP/1.1\r\n\r\na=1", 411, b'{"error": {"id": 411'),
+    (b"POST /form HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\na=1", 411, b'{"err'),
+    (b"POST /form HTTP/1.1\r\nContent-Length: 99999\r\n\r\n", 413, b'{"error": {"id": 413'),
+    (b"POST /form HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400, b'{"error": {"id": 400'),
+    (b"GET /form HTTP/1.1\r\n\r\n", 405, b'{"error": {"id": 405, "description": "use POST"'),
+]
+
+
+def test_the_server_takes_routes_bodies_and_headers_within_its_bounds():
+    from mp import start_driver
+
+    port = rig.free_port()
+    proc = start_driver("httpd_driver.py", env={"HTTPD_PORT": str(port)})
+    try:
+        assert proc.stdout.readline().strip() == "listening", proc.stderr.read()
+        for data, code, start in ROUTES:
+            answer = request(port, data)
+            assert status(answer) == code, (data, answer)
+            assert answer.split(b"\r\n\r\n", 1)[1].startswith(start), (data, answer)
+        # A body sent in two pieces, the second after the head was read.
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+            s.sendall(b"POST /form HTTP/1.1\r\nContent-Length: 8\r\n\r\nabcd")
+            time.sleep(0.3)
+            s.sendall(b"efgh")
+            answer = rig.read_until(s, lambda got: False, 15)
+        assert answer.endswith(b"got 8: abcdefgh"), answer
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
 # -- /api/v1/data from the canonical reading, in CPython: every real capture -------------
 
 
