@@ -254,6 +254,17 @@ def test_a_p1_meter_serves_its_telegram_as_it_came(parts):
     assert data["unique_id"] == want["meter_id"].encode().hex().upper()
 
 
+@pytest.mark.parametrize("where", ["8080", "localhost:", ":8080", "127.0.0.1:70000"])
+def test_hanctl_run_says_when_http_is_not_host_port(tmp_path, where):
+    import subprocess
+
+    (tmp_path / "config.json").write_text(json.dumps(rig.config()))
+    cmd = [str(rig.HANCTL), "run", "--config", str(tmp_path / "config.json")]
+    cmd += ["--uart", "tcp://127.0.0.1:9", "--http", where, "--state", str(tmp_path / "fs")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "is not HOST:PORT" in out.stderr, out
+
+
 # -- the server alone, with the routes a page would add: bodies, headers, async routes ----
 
 ROUTES = [  # (request, status, the body's start) against host_tests/mp/httpd_driver.py
