@@ -33,7 +33,8 @@ LAYERS = [
     {"crc16", "errors", "obis", "axdr", "dlms", "framing", "marks", "link", "gbt", "gcm",
      "security", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize", "p1", "reading",
      "decoder", "accounting"},
-    {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config"},
+    {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
+     "httpd", "localapi"},
     {"dongle"},
     {"startup", "main"},
 ]  # fmt: skip

@@ -78,6 +78,12 @@ def register(subparsers):
         "dongle given its keys",
     )
     parser.add_argument(
+        "--local-api",
+        action="store_true",
+        help="the pipeline with HomeWizard's local API on (share full) and a client reading "
+        "/api/v1/data twice a second all along",
+    )
+    parser.add_argument(
         "--whole-process",
         action="store_true",
         help="also time one `hanctl decode` process against one amshan + json.dumps process "
@@ -269,10 +275,12 @@ def run_command(args):
     if args.whole_process:
         print(flush=True)
         print(bench_process.report(frames, args.repeat))
-    if args.pipeline or args.tls or args.destinations > 1 or args.discovery or args.ciphered:
+    shaped = args.destinations > 1 or args.discovery or args.ciphered or args.local_api
+    if args.pipeline or args.tls or shaped:
         print(flush=True)  # the decoder's report shows while the pipeline runs
         heap = runtime.check_heap(args.heap) if args.heap else None
         shape = {"destinations": args.destinations, "discovery": args.discovery}
         shape["ciphered"] = args.ciphered
+        shape["local_api"] = args.local_api
         print(bench_pipeline.report(heap=heap, tls=args.tls, **shape))
     return 0
