@@ -20,7 +20,7 @@ DECODER = (
 RUNTIME = (
     "uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
     # the web server and HomeWizard's local API (loaded when config.json turns it on)
-    "httpd", "localapi",
+    "httpd", "local_api",
     "dongle", "startup",
 )  # fmt: skip
 BOARD = ("hal_esp32", "store")  # the hardware and the files kept through a power cut

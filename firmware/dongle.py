@@ -23,7 +23,7 @@ hal = log = None  # the hardware layer startup chose, and its log: set by Dongle
 
 
 class Dongle:
-    local_api = None  # localapi.LocalApi, when config.json turns it on
+    local_api = None  # local_api.LocalApi, when config.json turns it on
 
     def __init__(self, cfg, hal_module, version):
         """cfg: checked; hal_module: hal_esp32 or hal_unix; version: the firmware's."""
@@ -175,9 +175,9 @@ class Dongle:
             self.tasks.append(asyncio.create_task(_guard(d.name, d.run())))
         if "local_api" in cfg:
             # Only a dongle that serves it loads the API and its server (httpd.py).
-            import localapi
+            import local_api
 
-            self.local_api = await localapi.start(cfg["local_api"], self, hal)
+            self.local_api = await local_api.start(cfg["local_api"], self, hal)
         # No destination, no NTP, no local API: no network at all.
         if cfg["destinations"] or cfg["ntp"] or "local_api" in cfg:
             net = hal.Network(cfg["hostname"])

@@ -24,7 +24,7 @@ import asyncio
 
 # A HomeWizard client's request is ~200 B, a browser's with cookies ~700 B; the buffer then
 # holds the answer of /api/v1/data: ~800 B for a 3-phase meter, 1,299 B for every field
-# HomeWizard names at a register's largest value (test_localapi.py).
+# HomeWizard names at a register's largest value (test_local_api.py).
 HEAD_MAX = 1344
 # Clients served at once, each with its own HEAD_MAX buffer. The first buffer is made with
 # the server, while the heap is whole, and kept: a buffer made when a client came often

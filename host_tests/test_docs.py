@@ -34,7 +34,7 @@ LAYERS = [
      "security", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize", "p1", "reading",
      "decoder", "accounting"},
     {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
-     "httpd", "localapi"},
+     "httpd", "local_api"},
     {"dongle"},
     {"startup", "main"},
 ]  # fmt: skip

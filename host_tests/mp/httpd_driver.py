@@ -1,6 +1,6 @@
 # httpd.py alone on the unix port, with routes as a page module would register them: a GET
 # that reads a header, a POST that takes a body, an async route. Listens on 127.0.0.1 at
-# HTTPD_PORT and says "listening" once it does (host_tests/test_localapi.py).
+# HTTPD_PORT and says "listening" once it does (host_tests/test_local_api.py).
 import asyncio
 import os
 

@@ -1,4 +1,4 @@
-"""HomeWizard's local API v1 on the dongle's web server (firmware/httpd.py, localapi.py).
+"""HomeWizard's local API v1 on the dongle's web server (firmware/httpd.py, local_api.py).
 
 End to end with real parts: the firmware's main under `hanctl run --http` at the heap that
 stands for an ESP32's, a meter on its TCP "UART", Debian's mosquitto as its one destination,
@@ -18,7 +18,7 @@ from decimal import Decimal
 
 import pytest
 
-import localapi
+import local_api
 import rig
 from hanctl import encoder
 from hanctl.simulate import Server, line_seconds
@@ -308,8 +308,8 @@ def test_the_server_takes_routes_bodies_and_headers_within_its_bounds():
 
 def data_of(reading, size=HEAD_MAX):
     buf = bytearray(size)
-    values = {k: v for k, v in reading.items() if k in localapi.UNIT}
-    return json.loads(buf[: localapi.data_json(values, buf)], parse_float=Decimal)
+    values = {k: v for k, v in reading.items() if k in local_api.UNIT}
+    return json.loads(buf[: local_api.data_json(values, buf)], parse_float=Decimal)
 
 
 def test_every_real_reading_gives_exact_values_within_the_servers_buffer():
@@ -345,7 +345,7 @@ def test_every_real_reading_gives_exact_values_within_the_servers_buffer():
 def test_the_largest_answer_fits_the_servers_buffer():
     # Every field the table names, each at a register's largest (2**32 - 1, three decimals),
     # the longest P1 identification (framing's 96 bytes) and a 32-character meter id.
-    reading = {f: (-(2**32) + 1, -3) for f in localapi.ORDER}
+    reading = {f: (-(2**32) + 1, -3) for f in local_api.ORDER}
     reading["meter_model"] = "M" * 96
     reading["meter_id"] = "9" * 32
     data = data_of(reading)
