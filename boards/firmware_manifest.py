@@ -14,11 +14,13 @@ DECODER = (
     # ciphered APDUs (loaded at the first one), and Luxembourg's ciphered P1 telegrams
     "gcm", "security", "p1cipher",
     # DLMS/COSEM, the OBIS table and the vendor quirks, P1 telegrams, the canonical reading
-    "errors", "axdr", "dlms", "obis", "objlist", "kaifa", "kamstrup", "normalize", "p1",
-    "reading", "decoder",
+    "errors", "axdr", "dlms", "obis", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize",
+    "p1", "reading", "decoder",
 )  # fmt: skip
 RUNTIME = (
     "uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
+    # the web server and HomeWizard's local API (loaded when config.json turns it on)
+    "httpd", "local_api",
     "dongle", "startup",
 )  # fmt: skip
 BOARD = ("hal_esp32", "store")  # the hardware and the files kept through a power cut

@@ -49,17 +49,18 @@ TIMINGS = (
 )
 
 # Known keys of each object, sorted as the messages list them.
-TOP_KEYS = ("board", "destinations", "hostname", "meter", "ntp", "wifi")
+TOP_KEYS = ("board", "destinations", "hostname", "local_api", "meter", "ntp", "wifi")
 DEST_KEYS = ("client_id", "discovery", "host", "interval", "keepalive", "name", "password",
              "port", "raw", "retry_max", "retry_min", "share", "stats_interval", "timeout",
              "tls", "topic", "user")  # fmt: skip
 TLS_KEYS = ("ca", "server_hostname", "verify")
 WIFI_KEYS = ("password", "ssid")
 METER_KEYS = ("auth_key", "baud", "invert", "key", "parity")
+LOCAL_API_KEYS = ("enabled", "interval", "share")
 # redact() shows the values of these keys only: a password, and the value of a key hanport
 # does not know (a misspelt "pasword"), become SECRET.
 _SHOWN = TOP_KEYS + tuple(k for k in DEST_KEYS if k != "password") + TLS_KEYS + ("ssid",)
-_SHOWN += ("baud", "invert", "parity")  # not the meter's keys
+_SHOWN += ("baud", "invert", "parity", "enabled")  # not the meter's keys
 SECRET = "***"
 _HEX = "0123456789abcdefABCDEF"
 SECRET_KEYS = ("password", "key", "auth_key")  # a value of these is never quoted
@@ -212,6 +213,9 @@ def validate(cfg, unix=False):
     fix = 'an NTP server name, e.g. "pool.ntp.org", or null for none'
     out["ntp"] = None if ntp is None else _text(pr, "ntp", ntp, "a host name", fix, 253)
     out["destinations"] = _destinations(pr, cfg.get("destinations", []), host)
+    api = _local_api(pr, cfg.get("local_api"))
+    if api is not None:  # absent when off: a dongle without it holds no key for it
+        out["local_api"] = api
     problems = pr.result()
     return (None if problems else out), problems
 
@@ -361,18 +365,45 @@ def _destination(pr, path, d, hostname, i):
     # The meter line's bytes as they arrive, on <topic>/raw, for troubleshooting and for
     # contributing captures (hanctl capture): everything the meter sends, so never a default.
     out["raw"] = _flag(pr, path + ".raw", get("raw", False))
-    share = out["share"] = _share(pr, path + ".share", get("share", _MISSING))
-    interval = get("interval", _MISSING)
-    if share == "live":
-        interval = DEFAULT_INTERVAL if interval is _MISSING else interval
-        out["interval"] = _whole(pr, path + ".interval", interval, 1, 86400, "a number of seconds")
-    elif interval is not _MISSING and share is not None:
-        pr.add(path + ".interval", 'only applies to share "live"; remove it or use "live"')
+    _share_of(pr, path, d, out)
     for k, default, lo, hi in TIMINGS:
         out[k] = _whole(pr, path + "." + k, get(k, default), lo, hi, "a number of seconds")
     if out["retry_min"] and out["retry_max"] and out["retry_max"] < out["retry_min"]:
         pr.add(path + ".retry_max", "is less than retry_min; use at least %d" % out["retry_min"])
     return out
+
+
+def _share_of(pr, path, v, out):
+    """out["share"], and out["interval"] for "live", from the object v at path."""
+    share = out["share"] = _share(pr, path + ".share", v.get("share", _MISSING))
+    interval = v.get("interval", _MISSING)
+    if share == "live":
+        interval = DEFAULT_INTERVAL if interval is _MISSING else interval
+        out["interval"] = _whole(pr, path + ".interval", interval, 1, 86400, "a number of seconds")
+    elif interval is not _MISSING and share is not None:
+        pr.add(path + ".interval", 'only applies to share "live"; remove it or use "live"')
+
+
+def _local_api(pr, v):
+    """The local API's settings, or None when it is off (no "local_api", null, or
+    "enabled": false). It has no password (HomeWizard's API v1 has none), so it is never on
+    by default and always says what it shares, as a destination does."""
+    if v is None:
+        return None
+    path = "local_api"
+    if not _object(pr, path, v, LOCAL_API_KEYS, '{"enabled": true, "share": "live"}'):
+        return None
+    on = v.get("enabled", _MISSING)
+    if on is _MISSING:
+        pr.add(path + ".enabled", "missing; add true to serve HomeWizard's local API on the "
+               "LAN, or false")  # fmt: skip
+        return None
+    out = {"enabled": _flag(pr, path + ".enabled", on)}
+    if "share" in v:  # off: a share given is still checked, not ignored
+        _share_of(pr, path, v, out)
+    elif on is True:
+        pr.add(path + ".share", "missing; choose what anyone on the LAN may read: " + _LEVELS)
+    return out if on is True else None
 
 
 def _tls(pr, path, v, host):
@@ -450,7 +481,11 @@ def _field(f):
         return f
     parts = f.replace("-", ".").replace(":", ".").split(".")
     if len(parts) != 5 or f.count("-") != 1 or f.count(":") != 1 or f.find("-") > f.find(":"):
-        return None
+        # Not a code: a P1 sub-meter's field (gas_volume...)? p1 names them and adds them
+        # to the table when it loads; only a list that names one (or a typo) loads it.
+        import p1  # noqa: F401
+
+        return f if f in obis.UNIT else None
     n = []
     for p in parts:
         if not p.isdigit() or len(p) > 3 or int(p) > 255:

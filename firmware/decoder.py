@@ -26,6 +26,7 @@ class Decoder:
     keys = None  # (key, auth_key or None), 16 bytes each, for a meter that encrypts
     security = None  # security.Context of the keys
     _last = -1  # the last invocation counter (security.unwrap)
+    on_frame = None  # on_frame(kind, buf, n): the frame of each reading, before on_reading
 
     def __init__(self, on_reading, on_error=None, max_frame=2048, keys=None):
         self.on_reading = on_reading
@@ -140,6 +141,8 @@ class Decoder:
             return
         if reading is not None:
             self.readings += 1
+            if self.on_frame is not None:  # the local API keeps a P1 telegram as it came
+                self.on_frame(kind, buf, n)
             self.on_reading(reading)
 
     def _rejected(self, kind):

@@ -14,10 +14,12 @@
 #   the hostname in it keeps two dongles on one broker apart too. The validator refuses two
 #   destination names that would still give the same entity ids (config.py).
 # - device_class and unit from the field's canonical unit (obis.UNIT): W power, var
-#   reactive_power, A current, V voltage, Hz frequency, kWh energy. kvarh: unit and state
-#   class, no device class. reactive_energy came in 2025.7 (home-assistant/architecture#724);
-#   every older Home Assistant rejects the whole config ("expected SensorDeviceClass"), and
-#   without a device class any unit is taken by every version (seen on 2024.1.6 and 2025.4.4).
+#   reactive_power, A current, V voltage, Hz frequency, kWh energy; a P1 sub-meter's
+#   gas_volume gas, water_volume water (m³), heat_energy energy (GJ), total_increasing.
+#   kvarh: unit and state class, no device class. reactive_energy came in 2025.7
+#   (home-assistant/architecture#724); every older Home Assistant rejects the whole config
+#   ("expected SensorDeviceClass"), and without a device class any unit is taken by every
+#   version (seen on 2024.1.6 and 2025.4.4).
 #   power_factor takes "%" or no unit; ours is a ratio 0..1, so no unit.
 # - state_class measurement, and total_increasing for the energy registers: the Energy
 #   dashboard takes device_class energy with total or total_increasing, and a meter swap
@@ -129,6 +131,12 @@ def _classes(field):
             return cls, _MEASURE, unit
     if field[:12] == "power_factor":
         return "power_factor", _MEASURE, None
+    if is_energy(field) and unit != "time":
+        # A P1 sub-meter's count (p1.py): gas_volume and water_volume in m³ (Home
+        # Assistant's gas and water), heat_energy in GJ (energy). The class from the name,
+        # not the unit: no unit name of theirs is held here (qstrs a HAN dongle would keep).
+        words = field.split("_")
+        return words[1] if words[1] == "energy" else words[0], _TOTAL, unit
     return None  # text fields (ids, time) and codes without a known unit
 
 

@@ -23,6 +23,8 @@ hal = log = None  # the hardware layer startup chose, and its log: set by Dongle
 
 
 class Dongle:
+    local_api = None  # local_api.LocalApi, when config.json turns it on
+
     def __init__(self, cfg, hal_module, version):
         """cfg: checked; hal_module: hal_esp32 or hal_unix; version: the firmware's."""
         global hal, log
@@ -68,6 +70,8 @@ class Dongle:
         self.last_frame = self.uptime.seconds()
         for d in self.destinations:
             d.offer(reading, now)  # never raises: a reading it cannot take, it counts
+        if self.local_api is not None:
+            self.local_api.offer(reading, now)
         # Collect now, between frames, while the line is quiet: the next reading's JSON
         # then finds its 1 KB in one piece (a 96 KB heap fragments fast otherwise).
         gc.collect()
@@ -97,7 +101,7 @@ class Dongle:
         for k in d.errors:  # "truncated" and "oversize" can come from either layer
             rejected[k] = rejected.get(k, 0) + d.errors[k]
         now = self.uptime.seconds()
-        return {
+        out = {
             "version": self.version,
             "uptime_s": now,
             "free_heap": hal.free_heap(),
@@ -114,6 +118,9 @@ class Dongle:
             "line_search": self.link.search(),
             "destination": dest.counters(self.destinations),
         }
+        if self.local_api is not None:  # its answers and refusals, by status code
+            out["local_api"] = self.local_api.stats()
+        return out
 
     async def ticker(self, wdt):
         tasks = self.tasks
@@ -166,7 +173,13 @@ class Dongle:
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:
             self.tasks.append(asyncio.create_task(_guard(d.name, d.run())))
-        if cfg["destinations"] or cfg["ntp"]:  # no destination, no NTP: no network at all
+        if "local_api" in cfg:
+            # Only a dongle that serves it loads the API and its server (httpd.py).
+            import local_api
+
+            self.local_api = await local_api.start(cfg["local_api"], self, hal)
+        # No destination, no NTP, no local API: no network at all.
+        if cfg["destinations"] or cfg["ntp"] or "local_api" in cfg:
             net = hal.Network(cfg["hostname"])
             self.tasks.append(asyncio.create_task(_guard("network", self.network(net))))
         log("running:", len(self.destinations), "destination(s)")

@@ -157,6 +157,13 @@ def uart(board_def, meter_cfg):
     return Uart(board_def)
 
 
+def listen():
+    """(host, port, chip id) of the web server: port 80 of every interface (the station's
+    address and, later, the access point's), and the base MAC address, 6 bytes, which is
+    what HomeWizard's serial is."""
+    return "0.0.0.0", 80, machine.unique_id()
+
+
 def reset_cause():
     return _CAUSES.get(machine.reset_cause(), "other")
 

@@ -173,6 +173,17 @@ def reset_cause():
     return "power-on"
 
 
+def listen():
+    """(host, port, chip id) of the web server: where it listens, HANPORT_HTTP=HOST:PORT as
+    `hanctl run --http` sets it, and no chip id (the local API's serial then comes from the
+    hostname). None without HANPORT_HTTP: on a host nothing listens unless asked to."""
+    where = os.getenv("HANPORT_HTTP")
+    if not where:
+        return None
+    host, _, port = where.rpartition(":")
+    return host, int(port), None
+
+
 def free_heap():
     gc.collect()
     return gc.mem_free()

@@ -38,5 +38,14 @@ def _table():
 POSITIONAL, table = _table()
 
 
+def positional(v):
+    """The OBIS key of each position of list v, or None for a list hanport does not know.
+    A lone value is List 1 only as an integer (not a bool: an int on CPython, not on
+    MicroPython). (v, not `values`: a name more in the dongle's qstr pools.)"""
+    if len(v) == 1 and (not isinstance(v[0], int) or isinstance(v[0], bool)):
+        return None
+    return POSITIONAL.get(len(v))
+
+
 def scaler(key, reading):
     return table.get(key, 0)

@@ -11,11 +11,13 @@
 
 import obis
 
-POSITIONAL = {}
-
 _CURRENT = (31, 51, 71)
 _POWER_FACTOR = (13, 33, 53, 73)
 _WH_VARIANT = "BN245"  # at index 7 of the type number
+
+
+def positional(v):
+    return None  # every list names its registers
 
 
 def scaler(key, reading):

@@ -21,8 +21,10 @@ import dlms
 import obis
 from errors import NESTING, TRUNCATED, DecodeError
 
-# A list with no list id and no OBIS code, known by its length alone: Kaifa's List 1.
-ANONYMOUS = {1: "Kaifa"}
+# Lists with no list id and no OBIS code, known by their length alone: Kaifa's List 1,
+# Iskraemeco's 15-minute list and the IE.5's 33 values. The quirk module checks the
+# members' types (positional()) before the reading names the maker.
+ANONYMOUS = {1: "Kaifa", 4: "Iskraemeco", 33: "Iskraemeco"}
 _OBIS_LEN = const(6)
 # A-XDR tags (IEC 62056-6-2), private here as in axdr.py so they fold away.
 _NULL = const(0x00)
@@ -55,6 +57,10 @@ def _quirk(maker):
         import kamstrup
 
         return kamstrup
+    if maker == "Iskraemeco":
+        import iskraemeco
+
+        return iskraemeco
     return None
 
 
@@ -291,21 +297,25 @@ class Normalizer:
             if t:
                 self.reading[obis.LIST_ID] = t
             return
-        n = len(values)
         q = self.quirk
-        first = values[0]
-        # Not a bool: it is an int on CPython (hanctl), not on MicroPython (the dongle).
-        if (q is None and obis.MANUFACTURER not in self.reading and isinstance(first, int)
-                and not isinstance(first, bool)):  # fmt: skip
-            maker = ANONYMOUS.get(n)
-            if maker:
-                self.reading[obis.MANUFACTURER] = maker
-                q = self.quirk = _quirk(maker)
-        keys = q.POSITIONAL.get(n) if q else None
+        maker = None
+        if q is None:
+            # A list that names no maker, known by its length (the quirk checks its shape).
+            # Not by a maker named in an earlier push: a fresh decoder reads each frame as
+            # a long-lived one does (host_tests/stress/fuzz).
+            maker = ANONYMOUS.get(len(values))
+            q = _quirk(maker)
+            if q is None:
+                return
+        keys = q.positional(values)
         if keys is None:
             return  # a list hanport does not know: the reading keeps what it has
-        for i in range(n):
-            self.store(keys[i], -1, values[i], None)
+        if maker:
+            self.reading[obis.MANUFACTURER] = maker
+            self.quirk = q  # for its scalers (store)
+        for i in range(len(keys)):
+            if keys[i]:  # None: a position the quirk does not read
+                self.store(keys[i], -1, values[i], None)
 
     # -- storing ------------------------------------------------------------------------
 
@@ -334,9 +344,10 @@ class Normalizer:
             k = (buf[p] & 0x3F) << 24 | buf[p + 2] << 16 | buf[p + 3] << 8 | buf[p + 4]
         name = obis.BY_KEY.get(k)
         if name is None:
-            if p < 0:
-                return
-            name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
+            if p < 0:  # a quirk's register without a field: under its code, B 0
+                name = obis.code(k >> 24, 0, k >> 16 & 0xFF, k >> 8 & 0xFF, k & 0xFF)
+            else:
+                name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
         t = v.__class__  # type(v) without a call (a bool is no int here, on either runtime)
         if t is int:
             if name not in TEXT_FIELDS:
@@ -360,6 +371,11 @@ class Normalizer:
                 s = 0
             reading[name] = number(v[0], v[1] + s + obis.energy_shift(name))
         else:
+            if p >= 0 and buf[p + 1] and not buf[p] and name in TEXT_FIELDS:
+                # 0-n:96.1.0 with n >= 1: the id of the meter's M-Bus channel n (a gas or
+                # water meter an L&G E450 pushes with its own), not the meter's. Checked
+                # here, for texts only: Kamstrup's clock is 0-1:1.0.0, its registers 1-1.
+                name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
             t = _text(v)
             if t is None:  # binary octets: hex, so nothing is lost
                 t = hexlify(v).decode()

@@ -2,7 +2,9 @@
 #
 # A register is looked up by key(A, C, D, E). B (the channel; Kamstrup sends 1, others 0)
 # and F (255 for "current value") do not change the meaning of what meters push, so they
-# are left out, as amshan's group-C.D.E map does. Each row: A, C, D, E, field, unit.
+# are left out, as amshan's group-C.D.E map does. One exception: an id 0-n:96.x with n >= 1
+# is an M-Bus channel's, not the meter's, and keeps its code (normalize.store).
+# Each row: A, C, D, E, field, unit.
 #   field  canonical reading field (the public contract; README "Canonical reading")
 #   unit   canonical unit. DLMS energy registers count Wh/varh (IEC 62056-6-2 units 30/32),
 #          so a unit starting with "k" moves the decimal point 3 places from the meter's.

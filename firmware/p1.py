@@ -7,9 +7,38 @@
 #   !56DD                        CRC, checked by the frame assembler
 #
 # Values are parsed as exact decimals (mantissa, exponent), never through float.
+#
+# M-Bus sub-meters (DSMR 5.0.2 clause 6.12, Fluvius e-MUCS): channel n (1-4) names its
+# device type, then its last reading with the time the sub-meter took it:
+#   0-1:24.1.0(003)                              device type (EN 13757-3): 3 gas, 7 water,
+#   0-1:24.2.1(200426223001S)(00246.138*m3)      4 and 12 heat; Fluvius sends gas as 24.2.3
+# A gas meter's reading becomes gas_volume (m³) and gas_time, a water meter's water_volume
+# and water_time, a heat meter's heat_energy (GJ) and heat_time. Their names live here, not
+# in obis.py: only a dongle on a P1 meter loads this module, and a HAN dongle holds none of
+# them. A reading without its unit (a channel with no meter: "(00000000)"), of another
+# device type, or of a second meter of a kind keeps its code.
 
 import obis
 from normalize import TEXT_FIELDS, number
+
+# device type -> (count, its time, the unit it must be printed in). Heat in GJ only, as
+# the Dutch heat meters print it (WarmteLink); another unit keeps the code.
+_HEAT = ("heat_energy", "heat_time", "gj")
+_SUBMETERS = {
+    3: ("gas_volume", "gas_time", "m3"),
+    7: ("water_volume", "water_time", "m3"),
+    4: _HEAT,
+    12: _HEAT,
+}
+# The counts join the canonical fields, after the electricity meter's (JSON order, share
+# levels, Home Assistant discovery: obis.UNIT decides). A time's unit "time": it travels
+# with its count wherever the count goes (share.is_energy), and gets no sensor.
+for _f, _u in (("gas_volume", "m³"), ("gas_time", "time"), ("water_volume", "m³"),
+               ("water_time", "time"), ("heat_energy", "GJ"), ("heat_time", "time")):  # fmt: skip
+    if _f not in obis.UNIT:
+        obis.UNIT[_f] = _u
+        obis.ORDER.append(_f)
+del _f, _u
 
 # What MicroPython's str.strip() strips; CPython's strips \x1c-\x1f too, so naming them
 # keeps hanctl (CPython) and the dongle reading a line alike.
@@ -44,20 +73,29 @@ def decode(buf, n, norm):
     lines = text.split("\n")
     if model:
         reading[obis.METER_MODEL] = model
+    # The device type of M-Bus channels 1-4, as the lines name them; at 0, a DSMR 2.2 gas
+    # reading waiting for its value's line.
+    types = [0, 0, 0, 0, 0]
     for line in lines[1:]:
         line = line.strip(_SPACE)
         if line.startswith("!"):
             if len(line) == 1:
                 reading["unchecked"] = True  # no CRC: DSMR 2/3 and some Nordic meters
             break
-        if len(reading) < obis.FIELDS_MAX:  # before the dict grows, not after
-            _line(reading, line)
-        else:
+        gas = types[0]
+        types[0] = 0
+        if len(reading) >= obis.FIELDS_MAX:  # before the dict grows, not after
             norm.dropped += 1
+        elif gas and line[:1] == "(" and line[-1:] == ")":
+            # DSMR 2.2/3: the value of the gas reading on the line before (0-n:24.3.0,
+            # "(time)(00)(60)(1)(0-n:24.2.1)(m3)") comes on a line of its own: "(00001.001)"
+            _submeter(reading, types, gas[0], 2, 1, [gas[1], line[1:-1] + "*" + gas[2]])
+        else:
+            _line(reading, line, types)
     return reading
 
 
-def _line(reading, line):
+def _line(reading, line, types):
     k = line.find("(")
     if k < 0 or not line.endswith(")"):
         return  # a continuation of a multi-line value (DSMR 2.2 gas) or noise
@@ -70,6 +108,8 @@ def _line(reading, line):
     # ids and readings keep their code, never the electricity meter's fields.
     name = obis.BY_KEY.get(obis.key(a, c, d, e)) if a or not b else None
     if name is None:
+        if not a and 1 <= b <= 4 and c == 24 and _submeter(reading, types, b, d, e, groups):
+            return
         name = obis.code(a, b, c, d, e)
     if name == obis.METER_TIME:
         t = _timestamp(groups[0])
@@ -81,12 +121,41 @@ def _line(reading, line):
         if value:
             reading[name] = _hex_text(value) if name == obis.METER_ID else value
         return
+    if not a and b and c == 96 and d == 1:  # an M-Bus device's id (0-n:96.1.0): text too,
+        if value:  # not a 34-digit number
+            reading[name] = _hex_text(value)
+        return
     if len(groups) > 2:
         reading[name] = "(" + ")(".join(groups) + ")"  # a log: kept as printed
+        if not a and 1 <= b <= 4 and c == 24 and d == 3 and len(groups) == 6:
+            types[0] = (b, groups[0], groups[5])  # DSMR 2.2 gas: its value comes next line
         return
     v = _value(value, obis.UNIT.get(name))
     if v is not None:
         reading[name] = v
+
+
+def _submeter(reading, types, b, d, e, groups):
+    """Read an M-Bus line of channel b (0-b:24.d.e) into the sub-meter's fields; False when
+    it keeps its code (the device type line itself too)."""
+    if d == 1 and e == 0:  # the device type: "003"
+        t = groups[0]
+        types[b] = int(t) if t and t.isdigit() and len(t) < 4 else 0
+        return False
+    kind = _SUBMETERS.get(types[b])
+    if kind is None or d != 2 or (e != 1 and e != 3) or len(groups) != 2 or kind[0] in reading:
+        return False
+    if len(reading) >= obis.FIELDS_MAX - 1:  # two fields: room for both, else its code
+        return False
+    value = groups[1]
+    star = value.find("*")
+    num = _decimal(value[:star]) if star > 0 and value[star + 1 :].lower() == kind[2] else None
+    t = _timestamp(groups[0])
+    if num is None or t is None:
+        return False
+    reading[kind[0]] = number(num[0], num[1])
+    reading[kind[1]] = t
+    return True
 
 
 def _obis(s):

@@ -4,7 +4,9 @@
 #   "full"    every field of every message
 #   "live"    power only (active and reactive, import and export, per phase) with
 #             meter_time, at most once per "interval" seconds; never the meter's identity
-#   "hourly"  the List 3 energy registers (kWh, kvarh) with meter_time
+#   "hourly"  the List 3 energy registers (kWh, kvarh) with meter_time; on P1 also the
+#             gas, water and heat meters' counts with their times (a gas meter reports
+#             hourly on DSMR 4, every 5 minutes on DSMR 5: a count, as energy is)
 #   [fields]  exactly the listed fields (canonical names or "A-B:C.D.E" codes), when present
 # Units decide what is power and what is energy (obis.UNIT), so a register added to the OBIS
 # table falls into the right level without a change here.
@@ -29,7 +31,12 @@ def is_power(field):
 
 
 def is_energy(field):
-    return obis.UNIT.get(field) in ("kWh", "kvarh")
+    """A register the meter counts up (kWh, kvarh; a P1 sub-meter's m³ or GJ and the time
+    of its reading, which p1.py adds to obis.UNIT): any unit that is not a rate. These go
+    to the hourly share and message. Told by what they are not, so no unit name of the
+    P1 sub-meters is held here: a HAN dongle holds none of them."""
+    u = obis.UNIT.get(field)
+    return u is not None and u != "" and u not in ("W", "var", "A", "V", "Hz")
 
 
 def is_hourly(reading):

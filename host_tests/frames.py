@@ -49,6 +49,12 @@ def _entry(class_id, code):
     return ("struct", [("u16", class_id), ("obis", code), ("i8", 2), ("u16", 0)])
 
 
+def _object_list_push(entries, values):
+    """A CASES entry: one HDLC frame of a push that describes itself (L&G E450)."""
+    body = ("struct", [("array", entries), *values])
+    return ("hdlc", [enc.hdlc(enc.LLC + enc.notification(body))])
+
+
 def _cut(frame, k):
     return frame[:k]
 
@@ -147,6 +153,13 @@ KAMSTRUP_1P = enc.notification(
     time=NOW,
 )
 
+# Iskraemeco's 15-minute list (Elektro Ljubljana): serial, an unsigned8 no source names,
+# then active energy import and export in Wh; no OBIS code, no maker named.
+ISKRAEMECO_15MIN = enc.notification(
+    ("struct", [("octets", b"84605887"), ("u8", 0), ("u32", 7924641), ("u32", 250)]),
+    time=NOW,
+)
+
 # name -> (framing, chunks): each case is one stream fed to a fresh decoder, then end()
 CASES = {
     "one": ("hdlc", [FRAME]),
@@ -183,6 +196,7 @@ CASES = {
     "types": ("hdlc", [enc.hdlc(enc.LLC + FLOAT_LIST)]),
     "kaifa_1phase_list3": ("hdlc", [enc.hdlc(enc.LLC + KAIFA_1P, dst=b"\x01", src=b"\x02\x01")]),
     "kamstrup_1phase": ("hdlc", [enc.hdlc(enc.LLC + KAMSTRUP_1P, dst=b"\x2b", src=b"\x21")]),
+    "iskraemeco_15min": ("hdlc", [enc.hdlc(enc.LLC + ISKRAEMECO_15MIN)]),
     "ciphered": ("hdlc", [enc.hdlc(enc.LLC + b"\xdb\x08KAME\x01\x02\x03\x04\x81\x00" + bytes(20))]),
     # Found by review and fuzzing: each once raised out of feed() or misread a frame.
     "model_not_text": (
@@ -235,33 +249,33 @@ CASES = {
     # Nested identification lines, each read to the same '!': the backward CRC finds none.
     "p1_nested_lines": ("p1", [b"x/ABC5\r\n" * 250 + b"!0000\r\n" + P1]),
     "three_byte_address": ("hdlc", [enc.hdlc(enc.LLC + LIST3, src=b"\x00\x02\x83") + OTHER]),
-    "object_list_odd_name": (
-        "hdlc",
+    "object_list_odd_name": _object_list_push(
         [
-            enc.hdlc(
-                enc.LLC
-                + enc.notification(
-                    (
-                        "struct",
-                        [
-                            (
-                                "array",
-                                [
-                                    _entry(40, "0.8.25.9.0.255"),  # this list (attr 2)
-                                    _entry(40, "0.8.25.9.0.255"),  # the push's name
-                                    _entry(1, "0.0.96.1.0.255"),
-                                    _entry(3, "1.0.1.8.0.101"),  # F 101: no OBIS shape
-                                    _entry(3, "1.0.1.7.0.255"),
-                                ],
-                            ),
-                            ("obis", "0.8.25.9.0.255"),
-                            ("vstr", "12345678"),
-                            ("u32", 999),
-                            ("u32", 1234),
-                        ],
-                    )
-                )
-            )
+            _entry(40, "0.8.25.9.0.255"),  # this list (attr 2)
+            _entry(40, "0.8.25.9.0.255"),  # the push's name
+            _entry(1, "0.0.96.1.0.255"),
+            _entry(3, "1.0.1.8.0.101"),  # F 101: no OBIS shape
+            _entry(3, "1.0.1.7.0.255"),
+        ],
+        [("obis", "0.8.25.9.0.255"), ("vstr", "12345678"), ("u32", 999), ("u32", 1234)],
+    ),
+    # An L&G E450 push with its M-Bus channels' ids (channel 2 with none): each keeps its
+    # code, and meter_id is the meter's own (channel 0), whatever comes after it.
+    "object_list_channels": _object_list_push(
+        [
+            _entry(40, "0.8.25.9.0.255"),
+            _entry(40, "0.8.25.9.0.255"),
+            _entry(1, "0.0.96.1.0.255"),
+            _entry(1, "0.1.96.1.0.255"),
+            _entry(1, "0.2.96.1.0.255"),
+            _entry(3, "1.0.1.7.0.255"),
+        ],
+        [
+            ("obis", "0.8.25.9.0.255"),
+            ("octets", b"63326413"),
+            ("octets", b"12345678"),
+            ("octets", b""),
+            ("u32", 362),
         ],
     ),
     "float32": (

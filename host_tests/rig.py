@@ -90,8 +90,9 @@ class Subscriber:
 class Dongle:
     """`hanctl run` in its own process; output collected for assertions."""
 
-    def __init__(self, state, config, uart, heap=None):
+    def __init__(self, state, config, uart, heap=None, http=None):
         self.state = Path(state)
+        self.http = http  # HOST:PORT of `hanctl run --http`, or None
         self.config_path = self.state.parent / (self.state.name + "-config.json")
         self.config = config
         self.uart = uart
@@ -122,6 +123,8 @@ class Dongle:
             "--state",
             str(self.state),
         ]
+        if self.http:
+            cmd += ["--http", self.http]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
         )

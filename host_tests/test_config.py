@@ -219,7 +219,7 @@ CASES = [
         False,
         [
             "hostnme: unknown key; correct or remove it (known: board, destinations, hostname, "
-            "meter, ntp, wifi)",
+            "local_api, meter, ntp, wifi)",
             'hostname: missing; add a name of letters, digits and "-", e.g. "hanport-1a2b3c"',
         ],
     ),
@@ -577,12 +577,71 @@ CASES = [
         True,
         [
             f"k{i:02d}: unknown key; correct or remove it (known: board, destinations, hostname, "
-            "meter, ntp, wifi)"
+            "local_api, meter, ntp, wifi)"
             for i in range(16)
         ]
         + ["(24 more problems not shown; fix these first)"],
     ),
 ]
+
+# The local API (HomeWizard's API v1, no password): on only when asked, with a share level.
+API = "local_api."
+CASES += [
+    (
+        "local-api-without-share",
+        cfg({"local_api": {"enabled": True}}),
+        False,
+        [API + "share: missing; choose what anyone on the LAN may read: " + SHARE],
+    ),
+    (
+        "local-api-without-enabled",
+        cfg({"local_api": {"share": "live"}}),
+        False,
+        [API + "enabled: missing; add true to serve HomeWizard's local API on the LAN, or false"],
+    ),
+    (
+        "local-api-enabled-as-text",
+        cfg({"local_api": {"enabled": "true", "share": "full"}}),
+        False,
+        [API + 'enabled: "true" is not true or false; use true or false (no quotes)'],
+    ),
+    (
+        "local-api-off-with-a-bad-share",
+        cfg({"local_api": {"enabled": False, "share": "al"}}),
+        False,
+        [API + 'share: "al" is not a share level; use ' + SHARE],
+    ),
+    (
+        "local-api-unknown-key",
+        cfg({"local_api": {"enabled": True, "share": "full", "port": 8080}}),
+        False,
+        [API + "port: unknown key; correct or remove it (known: enabled, interval, share)"],
+    ),
+    (
+        "local-api-interval-without-live",
+        cfg({"local_api": {"enabled": True, "share": "hourly", "interval": 5}}),
+        False,
+        [API + 'interval: only applies to share "live"; remove it or use "live"'],
+    ),
+    (
+        "local-api-not-an-object",
+        cfg({"local_api": True}),
+        False,
+        ['local_api: true is not an object; use one like {"enabled": true, "share": "live"}'],
+    ),
+]
+
+
+def test_the_local_api_is_off_unless_enabled_and_keeps_its_names():
+    out, problems = config.validate(cfg(), False)
+    assert problems == [] and "local_api" not in out  # absent: off, and no key held for it
+    out, _ = config.validate(cfg({"local_api": {"enabled": False, "share": "full"}}), False)
+    assert "local_api" not in out
+    out, _ = config.validate(cfg({"local_api": {"enabled": True, "share": "live"}}), False)
+    assert out["local_api"] == {"enabled": True, "share": "live", "interval": 10}
+    share = ["active_power_import", "1-0:1.7.0", "meter_id"]
+    out, _ = config.validate(cfg({"local_api": {"enabled": True, "share": share}}), False)
+    assert out["local_api"]["share"] == ["active_power_import", "meter_id"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

@@ -24,6 +24,8 @@ HA_UNITS = {
     "energy": {"J", "kJ", "MJ", "GJ", "mWh", "Wh", "kWh", "MWh", "GWh", "TWh", "cal", "kcal",
                "Mcal", "Gcal"},
     "reactive_energy": {"varh", "kvarh"},
+    "gas": {"m\u00b3", "ft\u00b3", "CCF"},
+    "water": {"L", "gal", "m\u00b3", "ft\u00b3", "CCF"},
     None: {"kvarh"},  # no device class: reactive_energy is refused before 2025.7
 }  # fmt: skip
 # Same page, "Available state classes"; the Energy dashboard takes energy sensors with a
@@ -47,7 +49,8 @@ HOST = "hanport-1a2b3c"
 NAME = "ha"
 NODE = "hanport-1a2b3c_ha"  # one node per destination
 TEXT = ["meter_id", "meter_model", "meter_manufacturer", "list_id", "meter_time"]
-NUMERIC = [f for f in obis.ORDER if f not in TEXT]  # every field with a unit, or a ratio
+TIMES = ["gas_time", "water_time", "heat_time"]  # P1 sub-meters' (conftest loads p1)
+NUMERIC = [f for f in obis.ORDER if f not in TEXT + TIMES]  # a unit, or a ratio
 AIDON = TEXT[:2] + TEXT[3:] + [
     "active_power_import", "active_power_export", "reactive_power_import",
     "reactive_power_export", "current_l1", "current_l2", "current_l3", "voltage_l1",
@@ -79,8 +82,8 @@ def check(topic, p):
     assert unit in HA_UNITS[p.get("device_class")], (field, unit)
     assert unit == (obis.UNIT[field] or None)
     assert p["state_class"] in STATE_CLASSES
-    if unit in ("kWh", "kvarh"):
-        # the Energy dashboard: device class energy, a total, an energy unit
+    if unit in ("kWh", "kvarh", "m\u00b3", "GJ"):
+        # the Energy dashboard: device class energy (gas, water), a total, its unit
         assert p["state_class"] == "total_increasing"
         assert p["state_topic"] == BASE + "/energy"  # the retained hourly message
         assert p["expire_after"] == 7200  # two hours: one hourly message may be missed
@@ -135,6 +138,9 @@ def test_every_field_of_the_obis_table_maps_to_a_documented_class():
     assert classes["active_energy_export_t3"] == ("energy", "kWh")
     # Unit and state class, no device class: reactive_energy came in 2025.7 and an older
     # Home Assistant refuses the whole config for it.
+    assert classes["gas_volume"] == ("gas", "m³")  # a P1 sub-meter's
+    assert classes["water_volume"] == ("water", "m³")
+    assert classes["heat_energy"] == ("energy", "GJ")
     assert classes["reactive_energy_import"] == (None, "kvarh")
     assert "device_class" not in by_field["reactive_energy_export"]
     assert by_field["reactive_energy_export"]["state_class"] == "total_increasing"

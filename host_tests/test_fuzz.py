@@ -441,12 +441,13 @@ def test_a_real_line_never_loads_the_marks():
 
 def _reference_stream(keys=None):
     """What the long-lived decoder is fed before each heap measurement: split messages,
-    blocks, P1, both quirk lists and candidates that overlap (marks.py), and with keys a
+    blocks, P1, the quirks' lists and candidates that overlap (marks.py), and with keys a
     Luxembourg P1 frame (p1cipher.py), so every buffer and module made or loaded on first use
     exists from the first measurement on."""
     from hanctl import bench_hostile, encoder
 
     names = ("segmented", "gbt", "mbus", "p1", "kaifa_1phase_list3", "kamstrup_1phase")
+    names += ("iskraemeco_15min",)
     names += ("object_list_odd_name", "one")
     overlap = bench_hostile._header(103, b"\x41\x03\x13") * 20 + frames.FRAME  # 105 B each
     out = b"".join(b"".join(frames.CASES[n][1]) for n in names) + overlap

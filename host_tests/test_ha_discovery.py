@@ -366,6 +366,72 @@ def test_expiry_fits_each_cadence_and_diagnostics_read_the_stats(tmp_path, clock
     assert "destination" in stats  # what the templates read
 
 
+# A Dutch P1 meter with a gas meter on M-Bus channel 1, a water meter on 2 and a heat
+# meter on 3 (DSMR 5.0.2; the shared vectors' telegrams are checked value by value in
+# test_vectors.py).
+(P1_SUBMETERS,) = rig.expected_readings(
+    [
+        encoder.p1(
+            "ISK5\\2M550T-1012",
+            [
+                "0-0:1.0.0(240305140012W)",
+                "0-0:96.1.1(4B384547303034303436333935353037)",
+                "1-0:1.8.1(000123.456*kWh)",
+                "1-0:1.7.0(01.193*kW)",
+                "0-1:24.1.0(003)",
+                "0-1:96.1.0(4730303339303031393336393930363139)",
+                "0-1:24.2.1(240305140000W)(00246.138*m3)",
+                "0-2:24.1.0(007)",
+                "0-2:24.2.1(240305135500W)(00872.234*m3)",
+                "0-3:24.1.0(004)",
+                "0-3:24.2.1(240305140000W)(240.860*GJ)",
+            ],
+        )
+    ]
+)
+
+
+def test_p1_sub_meters_get_sensors_that_read_the_hourly_message(tmp_path, clock):
+    assert P1_SUBMETERS["gas_volume"] == (246138, -3)
+    assert P1_SUBMETERS["gas_time"] == "2024-03-05T14:00:00"
+    assert P1_SUBMETERS["0-1:96.1.0"] == "G0039001936990619"  # its id, text as the meter's
+    d = make(tmp_path, clock, dest_cfg("ha"))
+    hourly = make(tmp_path, clock, dest_cfg("hourly", share="hourly"))
+    live = make(tmp_path, clock, dest_cfg("live", share="live"))
+    for x in (d, hourly, live):
+        round_(x, clock, P1_SUBMETERS)
+    by = {t.split("/")[3]: json.loads(p) for t, p in d.client.configs() if p}
+    want = {"gas_volume": ("gas", "m³"), "water_volume": ("water", "m³"),
+            "heat_energy": ("energy", "GJ")}  # fmt: skip
+    for field, (cls, unit) in want.items():
+        c = by[field]
+        assert (c["device_class"], c["unit_of_measurement"]) == (cls, unit), c
+        assert c["state_class"] == "total_increasing" and c["state_topic"] == "h/ha/energy"
+        assert c["expire_after"] == 7200  # a count, read from the hourly message
+    assert not {"gas_time", "water_time", "heat_time"} & set(by)  # times: no sensor
+    # The counts go with their times wherever energy goes: the hourly share's and the full
+    # share's hourly message; never to a live share.
+    assert fields_of(hourly.client.configs()) >= set(want)
+    assert not fields_of(live.client.configs()) & set(want)
+    for x in (d, hourly):
+        (msg,) = [json.loads(p) for _, t, p, _ in x.client.sent if t == x.base + "/energy"]
+        assert msg["gas_volume"] == 246.138 and msg["gas_time"] == "2024-03-05T14:00:00"
+        assert msg["water_time"] == "2024-03-05T13:55:00" and msg["heat_energy"] == 240.86
+    assert not [p for _, t, p, _ in live.client.sent if b"gas" in p and "/sensor/" not in t]
+
+
+def test_a_share_list_may_name_the_p1_sub_meters():
+    cfg, problems = config.validate(
+        {"hostname": HOST, "destinations": [dest_cfg_raw(["gas_volume", "gas_time"])]}, unix=True
+    )
+    assert not problems and cfg["destinations"][0]["share"] == ["gas_volume", "gas_time"]
+    assert validate(dest_cfg_raw(["gas_volumes"])) != []  # a typo is still refused
+
+
+def dest_cfg_raw(share):
+    return {"name": "f", "host": "127.0.0.1", "share": share, "topic": "h/f"}
+
+
 # -- the validator ------------------------------------------------------------------------------
 
 

@@ -256,6 +256,8 @@ def test_every_connection_lookup_and_message_of_a_run_with_every_share_level(par
         assert all(c[1] == "AF_UNIX" and c[2] == "/var/run/nscd/socket" for c in others), others
         # No datagram to anywhere: no DNS server asked, no NTP.
         assert [c for c in calls if c[0] != "connect" and c[2] is not None] == []
+        # No listening socket (no local API configured): nothing on the LAN can connect in.
+        assert "listen(" not in dongle.trace.read_text()
     ports = {port for _, port in configured}
     assert sampler.samples > 50 and sampler.seen, "the outside view saw nothing"
     assert {proto for proto, _ in sampler.seen} <= {"tcp", "tcp6"}  # no UDP socket at all

@@ -126,11 +126,12 @@ def test_hourly_is_energy_registers_with_meter_time():
         "unchecked": True,
     }
     s = Share({"share": "hourly"})
+    counts = ("kWh", "kvarh", "m³", "GJ", "time")  # P1 sub-meters' counts and their times
     for field, unit in obis.UNIT.items():
-        assert s.allows(field) == (unit in ("kWh", "kvarh") or field == "meter_time"), field
+        assert s.allows(field) == (unit in counts or field == "meter_time"), field
     assert (
-        s.withholds_id and s.fields()[0] == "meter_time" and len(s.fields()) == 19
-    )  # 18 registers
+        s.withholds_id and s.fields()[0] == "meter_time" and len(s.fields()) == 25
+    )  # 18 registers, 3 sub-meter counts and their times
 
 
 def test_hourly_sends_one_view_per_meter_hour():

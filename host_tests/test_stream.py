@@ -205,6 +205,16 @@ def test_kamstrup_null_padding_and_units(out):
     assert r["meter_time"] == "2024-03-05T14:00:00"  # from the APDU header
 
 
+def test_iskraemeco_list_that_names_no_maker(out):
+    (r,) = readings(out, "iskraemeco_15min")
+    assert r == {
+        "meter_manufacturer": "Iskraemeco",
+        "meter_time": "2024-03-05T14:00:00",
+        "active_energy_import": Decimal("7924.641"),
+        "active_energy_export": Decimal("0.25"),
+    }
+
+
 def test_ciphered_push_without_key(out):
     assert errors(out, "ciphered") == ["encrypted"]
 
@@ -259,6 +269,17 @@ def test_a_three_byte_address_is_no_frame(out):
     # IEC 62056-46 6.4.2: addresses are 1, 2 or 4 bytes.
     assert errors(out, "three_byte_address")[0] == "format"
     assert powers(out, "three_byte_address") == [99]
+
+
+def test_m_bus_channels_keep_their_codes_and_meter_id_is_the_meters(out):
+    (r,) = readings(out, "object_list_channels")
+    assert r == {
+        "meter_id": "63326413",
+        "0-8:25.9.0": "0008190900ff",
+        "0-1:96.1.0": "12345678",
+        "0-2:96.1.0": "",
+        "1-0:1.7.0": 362,
+    }
 
 
 def test_object_list_push_keeps_its_place_past_an_odd_name(out):

@@ -148,3 +148,103 @@ def test_decrypted_payload(case, results):
     out = results.get(case.id + ":plain", [])
     assert _errors(out) == [] and len(_readings(out)) == 1, out
     _check_cosem(out, case.frame["expected"])
+
+
+# -- Iskraemeco's positional lists (firmware/iskraemeco.py) --------------------------------
+# Restated here from the captures, not imported: for each list, the canonical field of each
+# position of dlms-cosem's body (None: not read) and its decimal exponent. Tariff registers
+# add up to their totals and per-phase powers to the whole, which is how the captures
+# confirm the positions amsreader-firmware gives.
+_P = ["active_power_import", "active_power_export", "reactive_power_import",
+      "reactive_power_export"]  # fmt: skip
+_U = [("voltage_l1", -1), ("voltage_l2", -1), ("voltage_l3", -1)]
+_I = [("current_l1", -2), ("current_l2", -2), ("current_l3", -2)]
+_PIN = ["active_power_import_l1", "active_power_import_l2", "active_power_import_l3"]
+_POUT = ["active_power_export_l1", "active_power_export_l2", "active_power_export_l3"]
+_EIN = [("active_energy_import", -3), ("active_energy_import_t1", -3),
+        ("active_energy_import_t2", -3)]  # fmt: skip
+_EOUT = [("active_energy_export", -3), ("active_energy_export_t1", -3),
+         ("active_energy_export_t2", -3)]  # fmt: skip
+ISKRAEMECO_LISTS = {
+    "ljubljana-5s": ["meter_id", "0-0:96.1.3", *_P, *_U, *_I, *_PIN, *_POUT],
+    "ljubljana-15min": [
+        "meter_id",
+        "0-0:96.1.3",
+        "0-0:96.3.10",
+        "0-0:96.14.0",
+        *_EIN,
+        *_EOUT,
+        ("reactive_energy_import", -3),
+        ("reactive_energy_export", -3),
+    ],  # fmt: skip
+    "celje": ["meter_id", "0-0:96.1.2", *_U, *_I, *_P],
+    "ed121-1phase": ["meter_id", "0-0:96.1.2", *_P, _U[0], *_EOUT[1:]],
+    "ed121-1phase-10": ["meter_id", "0-0:96.1.2", *_P, _U[0], _I[0], _PIN[0], _POUT[0]],
+    "am550-9": ["meter_id", *_P[:2], *_EIN, *_EOUT],
+    "15min-4": [None, None, _EIN[0], _EOUT[0]],
+    "ie5": [
+        "meter_id",
+        None,
+        None,
+        *_EIN,
+        *_EOUT,
+        "1-0:5.8.0",
+        "1-0:6.8.0",
+        "1-0:7.8.0",
+        "1-0:8.8.0",
+        *_P[:2],
+        ("power_factor", -3),
+        *_PIN,
+        *_POUT,
+        *_U,
+        *_I,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ],  # fmt: skip
+}
+_SI = "hdlc/iskraemeco_si_amsreader.json#"
+_HR = "hdlc/iskraemeco_hr_amsreader.json#"
+ISKRAEMECO = {
+    **{_SI + str(i): "ljubljana-5s" for i in (0, 2, 4, 5, 17)},
+    **{_SI + str(i): "ljubljana-15min" for i in (1, 3, 18)},
+    _SI + "7": "celje",
+    _SI + "8": "celje",
+    **{_SI + str(i): "ed121-1phase" for i in (9, 10, 13)},
+    _SI + "14": "am550-9",
+    _SI + "16": "ed121-1phase-10",
+    # every 15 min, naming no maker: known by its length and shape
+    **{_SI + str(i): "15min-4" for i in (11, 12, 15)},
+    _HR + "2": "ie5",
+    _HR + "3": "ie5",
+}
+
+
+def _iskraemeco_expected(layout, frame):
+    exp = frame["expected"]
+    body = exp["body"]
+    want = {"meter_manufacturer": "Iskraemeco", "meter_time": exp["datetime"][:19]}
+    assert len(body) == len(layout)
+    for field, value in zip(layout, body, strict=True):
+        if field is None:
+            continue
+        name, exponent = field if isinstance(field, tuple) else (field, 0)
+        if isinstance(value, str):
+            want[name] = value[2:] if value.startswith("0x") else value
+        else:
+            want[name] = Decimal(value).scaleb(exponent)
+    return want
+
+
+@pytest.mark.parametrize("case_id", sorted(ISKRAEMECO))
+def test_iskraemeco_list(case_id, results):
+    """Every value of an Iskraemeco list lands on its field, exact, and nothing else."""
+    case = next(c for c in CASES if c.id == case_id)
+    out = results.get(case_id, [])
+    assert _errors(out) == [] and len(_readings(out)) == 1, out
+    reading = _readings(out)[0]
+    want = _iskraemeco_expected(ISKRAEMECO_LISTS[ISKRAEMECO[case_id]], case.frame)
+    assert _compare(reading, want) == {}
+    assert set(reading) == set(want)

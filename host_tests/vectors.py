@@ -168,6 +168,29 @@ def dsmr_expected(exp, text):
         d = Decimal(repr(v["value"])) if not isinstance(v["value"], str) else Decimal(v["value"])
         unit = (v.get("unit") or "").lower()
         out[name] = d * _TO_CANONICAL.get(unit, 1)
+    out.update(_mbus_expected(exp))
+    return out
+
+
+# dsmr-parser's M-Bus device readings -> the sub-meter's fields by device type (p1.py)
+_MBUS_KINDS = {3: ("gas_volume", "gas_time"), 7: ("water_volume", "water_time"),
+               4: ("heat_energy", "heat_time")}  # fmt: skip
+_MBUS_READINGS = ("MBUS_METER_READING", "HOURLY_GAS_METER_READING", "GAS_METER_READING")
+
+
+def _mbus_expected(exp):
+    """The sub-meters' counts and times from dsmr-parser's MBUS_DEVICES: a reading with a
+    unit, the first of a kind; its time back to the meter's clock (see dsmr_expected)."""
+    out = {}
+    for dev in exp.get("MBUS_DEVICES", []):
+        kind = dev.get("MBUS_DEVICE_TYPE") or dev.get("DEVICE_TYPE") or {}
+        kind = _MBUS_KINDS.get(int(kind.get("value") or 0))
+        got = [dev[k] for k in _MBUS_READINGS if k in dev]
+        if kind is None or not got or not got[0].get("unit") or kind[0] in out:
+            continue
+        out[kind[0]] = Decimal(repr(got[0]["value"]))
+        utc = dt.datetime.fromisoformat(got[0]["datetime"])
+        out[kind[1]] = utc.astimezone(_AMSTERDAM).strftime("%Y-%m-%dT%H:%M:%S")
     return out
 
 

@@ -13,7 +13,7 @@ Commands:
   redact CFG                    -> redacted copy
   share DEST [[MS, READING]...] -> the view of each reading (null when none), in order
   share_wrap DEST READING STEPS -> views at ticks_add(-3000 ms, each step): across the wrap
-  allows DEST                   -> [fields(), withholds_id]
+  allows DEST                   -> [fields(), withholds_id], p1 loaded (its fields in)
   is_hourly READING             -> bool
   discovery BASE FIELDS DEST ID MAKER MODEL HOST NAME SALT -> [[topic, payload], ...]
   heap MODULE...                -> bytes allocated by importing each module in turn, then
@@ -73,6 +73,8 @@ def handle(case):
         t0 = _ticks_add(0, -3000)
         return [s.view(args[1], _ticks_add(t0, step)) for step in args[2]]
     if cmd == "allows":
+        import p1  # noqa: F401 - the table with the P1 sub-meters' fields, as conftest's
+
         s = Share(args[0])
         return [s.fields(), s.withholds_id]
     if cmd == "is_hourly":

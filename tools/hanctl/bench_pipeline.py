@@ -12,6 +12,9 @@ shipped -O3 .mpy), a meter on its TCP "UART" (simulate.Server), a paho-mqtt subs
   - .mpy: every firmware module as shipped (-O3).
 With tls=True (`--tls`) the destination is mosquitto's TLS listener, its certificate from a
 CA that openssl makes for the run, verified by the dongle (tls.ca), as an owner's would be.
+With local_api=True (`--local-api`) the dongle serves HomeWizard's local API (share full) on
+`hanctl run --http`, and a client on the host reads /api/v1/data every POLL_S all along:
+the heap is then the dongle's with its web server loaded and serving.
 With ciphered=True (`--ciphered`) the meter encrypts, as a Danish or Austrian one does:
 each frame's APDU ciphered with AES-128-GCM (security 0x30, a 12-byte tag, its invocation
 counter one up a frame) under simulate.EXAMPLE_KEYS, which the dongle's config holds.
@@ -30,9 +33,9 @@ import time
 from pathlib import Path
 
 from . import encoder, runtime, simulate
-from .broker import Mosquitto, mosquitto_exe
+from .broker import Mosquitto, free_port, mosquitto_exe
 from .certs import make_ca
-from .loopback import CpuClock, Dongle, Line, Subscriber
+from .loopback import CpuClock, Dongle, Line, Poller, Subscriber
 
 FALLBACK_HEAP = "256K"
 TARGETS = {"latency_ms": 20.0, "steady_heap": 48 * 1024}  # pass marks: median; steady state
@@ -42,6 +45,7 @@ KEY, AUTH_KEY = simulate.EXAMPLE_KEYS  # --ciphered
 BODY_PAUSE = 0.02  # s between a frame's body and its closing flag (the idle cut is 100 ms)
 MESSAGE_WAIT = 1.0  # s to wait for one frame's message before counting it lost
 GIVE_UP = 3  # frames lost in a row: the dongle is not working at this heap
+POLL_S = 0.5  # --local-api: between two reads of /api/v1/data (HomeWizard clients: 1-5 s)
 BURSTS = 3  # CPU bursts; the table shows their median
 
 
@@ -55,6 +59,7 @@ def report(
     destinations=1,
     discovery=False,
     ciphered=False,
+    local_api=False,
 ):
     """Markdown report of one pipeline run at `heap` (default: the image's, runtime.
     default_heap; and at FALLBACK_HEAP if that fails): `frames` paced frames for latency,
@@ -62,12 +67,12 @@ def report(
     message, `idle` seconds of idle CPU measured; the measured destination over TLS if
     `tls`, with Home Assistant discovery if `discovery`, and `destinations` - 1 plain ones
     beside it (each its own session and topic on the same broker); a meter that encrypts
-    if `ciphered`."""
+    if `ciphered`; HomeWizard's local API served and read if `local_api`."""
     missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
     heap = heap or runtime.default_heap()
-    shape = (tls, destinations, discovery, ciphered)
+    shape = (tls, destinations, discovery, ciphered, local_api)
     runs = [measure(heap, frames, burst, gap, idle, *shape)]
     if runs[0]["problem"] and _heap_bytes(heap) != _heap_bytes(FALLBACK_HEAP):
         runs.append(measure(FALLBACK_HEAP, frames, burst, gap, idle, *shape))
@@ -92,7 +97,16 @@ def _missing_parts(tls):
 
 
 def measure(
-    heap, frames, burst, gap, idle, tls=False, destinations=1, discovery=False, ciphered=False
+    heap,
+    frames,
+    burst,
+    gap,
+    idle,
+    tls=False,
+    destinations=1,
+    discovery=False,
+    ciphered=False,
+    local_api=False,
 ):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
@@ -120,9 +134,17 @@ def measure(
                 broker.port,
                 ciphered,
             )
-            dongle = Dongle(tmp, config, heap, line.port).start()
+            http = None
+            if local_api:
+                config["local_api"] = {"enabled": True, "share": "full"}
+                http = f"127.0.0.1:{free_port()}"
+            dongle = Dongle(tmp, config, heap, line.port, http).start()
             parts.append(dongle)
             run["log"] = dongle.output
+            if http:
+                poller = Poller(f"http://{http}/api/v1/data", POLL_S)
+                parts.append(poller)
+                run["api"] = poller.answers
             _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered)
         finally:
             for part in reversed(parts):
@@ -267,7 +289,16 @@ def _counters(stats):
 
 
 def _markdown(
-    runs, frames, burst, gap, mpy, tls=False, destinations=1, discovery=False, ciphered=False
+    runs,
+    frames,
+    burst,
+    gap,
+    mpy,
+    tls=False,
+    destinations=1,
+    discovery=False,
+    ciphered=False,
+    local_api=False,
 ):
     last = runs[-1]
     lines = [
@@ -282,7 +313,8 @@ def _markdown(
         "one destination measured, share `full`, stats every 1 s"
         + (", over TLS (mosquitto's TLS listener; the dongle verifies its CA)" if tls else "")
         + (", Home Assistant discovery on" if discovery else "")
-        + (f"; {destinations - 1} plain destination(s) beside it" if destinations > 1 else ""),
+        + (f"; {destinations - 1} plain destination(s) beside it" if destinations > 1 else "")
+        + (f"; HomeWizard's local API on, /api/v1/data read every {POLL_S} s" if local_api else ""),
         f"- latency: {frames} frames, the closing flag {BODY_PAUSE * 1000:.0f} ms after the "
         "body, from the simulator's sendall of it to the subscriber's receipt; "
         f"{gap * 1000:.0f} ms of quiet after each message",
@@ -359,6 +391,9 @@ def _notes(run, frames, burst):
         )
     if run.get("lost"):
         out.append(f"- {run['heap']}: {run['lost']} of {frames} paced frames got no message.")
+    if "api" in run:
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(run["api"].items(), key=str))
+        out.append(f"- {run['heap']}: the local API's answers to the client: {answers or 'none'}.")
     if "burst_ms" in run:
         lo, hi = run["cpu_burst_range"]
         out.append(

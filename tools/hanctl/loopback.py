@@ -115,12 +115,14 @@ class Line:
 class Dongle:
     """`hanctl run` (python -m hanctl) in its own session on config; its log collected."""
 
-    def __init__(self, tmp, config, heap, uart_port):
+    def __init__(self, tmp, config, heap, uart_port, http=None):
         self.config = Path(tmp) / "config.json"
         self.config.write_text(json.dumps(config))
         self.argv = [sys.executable, "-m", "hanctl", "run", "--config", str(self.config)]
         self.argv += ["--uart", f"tcp://127.0.0.1:{uart_port}", "--heap", heap]
         self.argv += ["--state", str(Path(tmp) / "fs")]
+        if http:
+            self.argv += ["--http", http]
         self.output = []
         self.proc = None
 
@@ -198,3 +200,35 @@ def _read(path):
             return f.read()
     except OSError:
         return ""
+
+
+class Poller:
+    """A client reading url every `every` seconds in a thread; answers counts each answer's
+    status code (or the error's name when none came)."""
+
+    def __init__(self, url, every):
+        self.url = url
+        self.every = every
+        self.answers = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        import urllib.error
+        import urllib.request
+
+        while not self._stop.wait(self.every):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as answer:
+                    answer.read()
+                    key = answer.status
+            except urllib.error.HTTPError as err:
+                key = err.code
+            except OSError as err:  # refused before the dongle listens, reset, timed out
+                key = type(err).__name__
+            self.answers[key] = self.answers.get(key, 0) + 1
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)

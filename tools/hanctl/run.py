@@ -5,6 +5,9 @@ test, any program) serves the HAN byte stream. The dongle's filesystem is --stat
 (default: a fresh temporary folder): config.json is copied there, with the files it names
 (a TLS CA), and the dongle keeps its outage queue and learnt line setting there, so a
 second run on the same DIR is a reboot.
+
+--http HOST:PORT is where the dongle's web server listens, as port 80 on a board: it serves
+only what config.json turns on ("local_api"), and without that nothing listens at all.
 """
 
 import shutil
@@ -54,6 +57,13 @@ def register(subparsers):
         "on the stock 64-bit interpreter, whose objects are twice the size)",
     )
     parser.add_argument("--state", help="the dongle's filesystem (kept between runs)")
+    parser.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="where the dongle's web server listens (on a board: port 80 of every interface); "
+        'it serves only what config.json turns on ("local_api"), and nothing listens '
+        "without it",
+    )
     parser.set_defaults(run=run_command)
 
 
@@ -87,10 +97,21 @@ def argv(heap):
     return runtime.micropython_argv_code(MAIN, heap)
 
 
-def env(uart):
+def env(uart, http=None):
     e = runtime.micropython_env()
     e["HANPORT_UART"] = uart
+    e.pop("HANPORT_HTTP", None)  # only --http says where to listen
+    if http:
+        e["HANPORT_HTTP"] = http
     return e
+
+
+def check_http(where):
+    """HOST:PORT of --http, checked: (host, port); ValueError says what is wrong."""
+    host, sep, port = where.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--http {where!r} is not HOST:PORT, e.g. 127.0.0.1:8080")
+    return host, int(port)
 
 
 def run_command(args):
@@ -104,12 +125,18 @@ def run_command(args):
         except OSError as err:  # a folder, or not readable: one line, not a traceback
             print(f"hanctl run: {args.config}: cannot be read ({err.strerror})", file=sys.stderr)
             return 1
+        if args.http:
+            try:
+                check_http(args.http)
+            except ValueError as err:
+                print(f"hanctl run: {err}", file=sys.stderr)
+                return 2
         heap = runtime.check_heap(args.heap or runtime.default_heap())
         # The first line says what runs: memory figures mean little without it.
         scaled = "" if args.heap or heap == runtime.DEFAULT_HEAP else ", scaled for 64-bit"
         print(f"hanctl run: {runtime.describe_image()}, heap {heap}{scaled}", flush=True)
         while True:
-            proc = subprocess.run(argv(heap), cwd=state, env=env(args.uart))
+            proc = subprocess.run(argv(heap), cwd=state, env=env(args.uart, args.http))
             if proc.returncode != RESTART:
                 return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     except Stopped as stop:

@@ -87,6 +87,8 @@ def _meter(text):
 
 def _share(text):
     if text == "?":
+        import p1  # noqa: F401 - adds the P1 sub-meters' fields (gas_volume...) to the table
+
         raise ValueError("fields: " + ", ".join(obis.ORDER))
     if text in config.LEVELS:
         return text

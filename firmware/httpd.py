@@ -1,0 +1,251 @@
+# The dongle's web server: HTTP/1.1 over asyncio streams, one request per connection.
+#
+# Loaded only when something serves on it (the local API; later the owner's page): a dongle
+# with neither opens no listening socket at all. Whoever serves registers its paths with
+# route(); the server knows no path itself, so a page with a login adds its own (and checks
+# its session in its own handlers) without a change here.
+#
+# Ours, not microdot's: beside a one-destination dongle's modules on the official image's
+# model, microdot 2.7.0 (PyPI, compiled to .mpy) with three routes took 21.5 KB of heap,
+# this module 10.0 KB with its request buffer; with microdot the dongle serving the local
+# API would not fit in 96K (docs/performance.md, "The local API and its web server").
+#
+# Everything a client sends is bounded before it is held:
+#   the request line and headers   HEAD_MAX bytes in a buffer of the server's   431 / 414
+#   a body                         only for routes that take one, with a
+#                                  Content-Length up to BODY_MAX                413 / 411
+#   time to send the head          HEAD_MS (a client sending a byte a second)   408
+#   clients at once                CLIENTS_MAX; one more is closed at once      (counted)
+#   time to take the answer        SEND_MS (a client that never reads)          (closed)
+# Each answer and each refusal is counted by status code (`counts`), published with the
+# dongle's stats.
+
+import asyncio
+
+# A HomeWizard client's request is ~200 B, a browser's with cookies ~700 B; the buffer then
+# holds the answer of /api/v1/data: ~800 B for a 3-phase meter, 1,299 B for every field
+# HomeWizard names at a register's largest value (test_local_api.py).
+HEAD_MAX = 1344
+# Clients served at once, each with its own HEAD_MAX buffer. The first buffer is made with
+# the server, while the heap is whole, and kept: a buffer made when a client came often
+# found no 1.3 KB in one piece at 96K (the meter's frames fragment the heap), and the client
+# got nothing. The second is made for a second client at once and dropped after it
+# (counted `memory` when there is no room): 1.3 KB less held for the meter all along.
+CLIENTS_MAX = 2
+BODY_MAX = 2048  # the largest body a route may take (a settings form)
+HEAD_MS = 5000
+SEND_MS = 5000
+# After a refusal, what the client still sends is read and dropped (at most DRAIN_MAX bytes,
+# for at most DRAIN_MS) before the close: a close with unread bytes resets the connection,
+# and the reset can reach the client before it has read the refusal (seen with a 4 KB head).
+DRAIN_MAX = 8192
+DRAIN_MS = 500
+# Keys of `counts` besides status codes: connections closed because CLIENTS_MAX were being
+# served, that did not take their answer within SEND_MS, or that the client reset.
+BUSY = "busy"
+SLOW = "slow"
+GONE = "gone"
+MEMORY = "memory"
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+
+
+class Request:
+    """What a route sees: method, path, query (the text after "?", or ""), body (a
+    bytearray, or None), header(name), and buf: the server's HEAD_MAX bytes that held the
+    request, the route's to write its answer into once it has read what it needs (an answer
+    may be a memoryview of it)."""
+
+    def __init__(self, method, path, query, head, n):
+        self.method = method
+        self.path = path
+        self.query = query
+        self.body = None
+        self.buf = head
+        self._n = n
+
+    def header(self, name):
+        """The value of header name (any case), or None; the first one when repeated."""
+        return _header(self.buf, self._n, name.lower().encode())
+
+
+class Server:
+    def __init__(self):
+        self.routes = {}  # path -> (method, handler)
+        self.counts = {}  # status code as text, or BUSY, SLOW, GONE, MEMORY -> how many times
+        self._kept = bytearray(HEAD_MAX)  # the first client's head buffer, free when set
+        self.clients = 0
+        self.listener = None
+
+    def route(self, path, handler, method="GET"):
+        """Serve handler(request) at path. It returns (status, content type, body as str or
+        bytes), or an awaitable of that. A POST route gets request.body, at most BODY_MAX."""
+        self.routes[path] = (method, handler)
+
+    async def start(self, host, port):
+        # backlog 2: further connections wait in the TCP stack, not in the heap.
+        self.listener = await asyncio.start_server(self._client, host, port, 2)
+
+    def count(self, key):
+        """Count key (a status code, or a word such as BUSY) in `counts`."""
+        if key.__class__ is int:  # a status code: JSON keys are text (the stats message)
+            key = "%d" % key
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    async def _client(self, reader, writer):
+        head = None
+        try:
+            if self.clients >= CLIENTS_MAX:
+                # No answer: one would wait for a client that may not read.
+                self.count(BUSY)
+                return
+            head = self._kept or bytearray(HEAD_MAX)  # MemoryError: counted below
+            self._kept = None
+            self.clients += 1
+            try:
+                n, end = await asyncio.wait_for_ms(_read_head(reader, head), HEAD_MS)
+                status, ctype, body = await self._serve(reader, head, n, end)
+            except asyncio.TimeoutError:  # a head or body sent a byte at a time, or never ended
+                status, ctype, body = _refused(self, 408, "the request took too long")
+            if status:
+                try:
+                    await asyncio.wait_for_ms(self._send(writer, status, ctype, body), SEND_MS)
+                except asyncio.TimeoutError:  # a client that does not take its answer
+                    self.count(SLOW)
+                    status = 0
+            if status >= 400:
+                try:
+                    await asyncio.wait_for_ms(_drain(reader, head), DRAIN_MS)
+                except asyncio.TimeoutError:  # the client sent no more: the usual end
+                    pass
+        except OSError:  # the client reset the connection: nothing to answer
+            self.count(GONE)
+        except MemoryError:  # an answer found no room in the heap: the meter comes first
+            self.count(MEMORY)
+        finally:
+            if head is not None:
+                self.clients -= 1
+                if self._kept is None:  # one buffer is kept, whichever client ends first
+                    self._kept = head
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:  # reset by the client: closed all the same
+                pass
+
+    async def _serve(self, reader, head, n, end):
+        """(status, content type, body) for the request whose head is head[:end], of which
+        n bytes were read; status 0: nothing to send."""
+        if end < 0:
+            if n == 0:
+                return 0, None, None  # connected and closed: nothing asked
+            line = head.find(b"\r\n", 0, n) >= 0  # the request line is whole
+            return _refused(self, 431 if line else 414, "request head longer than %d bytes"
+                            % HEAD_MAX)  # fmt: skip
+        first = head.find(b"\r\n")
+        try:
+            method, target, version = bytes(head[:first]).decode().split(" ")
+        except ValueError:  # not three words, or not UTF-8
+            return _refused(self, 400, "not an HTTP request line")
+        if version[:5] != "HTTP/" or target[:1] != "/":
+            return _refused(self, 400, "not an HTTP request line")
+        q = target.find("?")
+        path, query = (target, "") if q < 0 else (target[:q], target[q + 1 :])
+        found = self.routes.get(path)
+        if found is None:
+            return _refused(self, 404, "no such path")
+        if method != found[0] and not (method == "HEAD" and found[0] == "GET"):
+            return _refused(self, 405, "use " + found[0])
+        req = Request(method, path, query, head, end)
+        chunked = req.header("transfer-encoding")
+        length = req.header("content-length")
+        if found[0] == "POST":
+            if chunked is not None or length is None:
+                return _refused(self, 411, "a body needs a Content-Length")
+            try:
+                size = int(length)
+            except ValueError:
+                return _refused(self, 400, "Content-Length is not a number")
+            if not 0 <= size <= BODY_MAX:
+                return _refused(self, 413, "a body of at most %d bytes" % BODY_MAX)
+            body = bytearray(size)
+            got = n - end  # what came with the head
+            body[: min(got, size)] = head[end : end + min(got, size)]
+            while got < size:
+                k = await asyncio.wait_for_ms(reader.readinto(memoryview(body)[got:]), HEAD_MS)
+                if not k:
+                    return _refused(self, 400, "the body ended before its Content-Length")
+                got += k
+            req.body = body
+        elif chunked is not None or (length is not None and length.strip() != "0"):
+            return _refused(self, 400, "a %s takes no body" % method)
+        try:
+            out = found[1](req)
+            if not isinstance(out, tuple):
+                out = await out
+        # No room for the answer, in the heap or in its buffer: the meter comes first.
+        except (MemoryError, OverflowError):
+            return _refused(self, 500, "no memory for this answer now")
+        self.count(out[0])
+        return out[0], out[1], (b"" if method == "HEAD" else out[2])
+
+    async def _send(self, writer, status, ctype, body):
+        if isinstance(body, str):
+            body = body.encode()  # bytes, or a memoryview of a route's buffer, as they are
+        # The reason phrase is for people (RFC 9112 section 4: clients act on the code); a
+        # refusal says why in its body. No table of phrases: each string took heap.
+        writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                     b"Cache-Control: no-store\r\nConnection: close\r\n\r\n"
+                     % (status, b"OK" if status == 200 else b"Refused", ctype.encode(),
+                        len(body)))  # fmt: skip
+        writer.write(body)
+        await writer.drain()
+
+
+def _refused(server, status, why):
+    """A counted refusal, with a body in the form of HomeWizard's errors (API v1)."""
+    server.count(status)
+    return status, JSON, '{"error": {"id": %d, "description": "%s"}}' % (status, why)
+
+
+async def _read_head(reader, head):
+    """Read into head until the blank line after the headers: (bytes read, offset after
+    the blank line), or (bytes read, -1) when the connection ended or head filled first."""
+    n = 0
+    size = len(head)
+    mv = memoryview(head)
+    while n < size:
+        k = await reader.readinto(mv[n:])
+        if not k:
+            return n, -1
+        # The blank line may straddle two reads: look from 3 bytes before the new ones.
+        i = head.find(b"\r\n\r\n", max(0, n - 3), n + k)
+        n += k
+        if i >= 0:
+            return n, i + 4
+    return n, -1
+
+
+async def _drain(reader, buf):
+    """Read and drop what the client sends, up to DRAIN_MAX bytes or its end."""
+    n = 0
+    while n < DRAIN_MAX:
+        k = await reader.readinto(buf)
+        if not k:
+            return
+        n += k
+
+
+def _header(head, n, name):
+    """Value of header name (lowercase bytes) in head[:n], or None."""
+    i = head.find(b"\r\n", 0, n) + 2  # after the request line
+    while i < n:
+        j = head.find(b"\r\n", i, n)
+        if j <= i:
+            return None
+        c = head.find(b":", i, j)
+        if c > i and bytes(head[i:c]).strip().lower() == name:
+            return bytes(head[c + 1 : j]).strip().decode()
+        i = j + 2
+    return None
