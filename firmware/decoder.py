@@ -3,7 +3,7 @@
 #   feed(chunk) -> framing.Assembler -> link.Link (HDLC segments, M-Bus telegrams)
 #     -> gbt.Blocks (general block transfer) -> dlms.Notification -> normalize -> reading
 #   P1 telegrams go from the assembler straight to p1.decode; a telegram inside a ciphered
-#   APDU (Luxembourg's P1) through p1cipher.decode to it.
+#   APDU (Luxembourg's P1) too, which opens it with p1cipher.open.
 #
 # Every rejected frame is reported once through on_error(kind, detail) and counted in
 # `errors`, so the stats can tell "no bytes" (bytes_in flat) from "bad bytes" (checksum,
@@ -77,15 +77,13 @@ class Decoder:
         """Reading of one checked frame buf[0:n], or None while a split message is open."""
         self.notification.data = None
         if kind == framing.P1:
-            if buf[0] == 0xDB:  # a telegram inside a ciphered APDU: Luxembourg's P1
-                if not self.keys:
-                    raise DecodeError(ENCRYPTED)
-                import p1cipher  # only a P1 meter that encrypts loads it
-
-                return p1cipher.decode(self, buf, n)
+            if buf[0] == 0xDB and not self.keys:  # a telegram in a ciphered APDU (Luxembourg)
+                raise DecodeError(ENCRYPTED)
             import p1  # on first use: a HAN dongle never spends RAM on the P1 code
 
-            return p1.decode(buf, n, self.normalizer)
+            # With the decoder: p1 opens a ciphered one with its keys (p1cipher.py). No name
+            # of that here: the HAN dongle's names fill five qstr pools (test_heap.py).
+            return p1.decode(buf, n, self.normalizer, self)
         if kind == framing.APDU:
             return self.decode_apdu(buf, 0, n)
         lk = self.link
@@ -141,7 +139,9 @@ class Decoder:
             return
         if reading is not None:
             self.readings += 1
-            if self.on_frame is not None:  # the local API keeps a P1 telegram as it came
+            # The local API keeps a P1 telegram as it came; not yet one that came ciphered
+            # (its telegram lies inside the frame, after the header).
+            if self.on_frame is not None and buf[0] != 0xDB:
                 self.on_frame(kind, buf, n)
             self.on_reading(reading)
 

@@ -57,9 +57,17 @@ _UNITS = {
 }
 
 
-def decode(buf, n, norm):
+def decode(buf, n, norm, decoder=None):
     """Canonical reading of the P1 telegram buf[0:n] ('/' .. '\\n'); lines past
-    obis.FIELDS_MAX are counted in norm.dropped (the decoder's normalize.Normalizer)."""
+    obis.FIELDS_MAX are counted in norm.dropped (the decoder's normalize.Normalizer).
+    A frame that starts 0xDB is Luxembourg's ciphered telegram: opened in place with the
+    keys of `decoder` (decoder.Decoder), which raises DecodeError when it cannot."""
+    if buf[0] == 0xDB:
+        import p1cipher  # only a P1 meter that encrypts loads it
+
+        k, n = p1cipher.open(decoder, buf, n)
+        buf = memoryview(buf)[k:n]  # the telegram, where it was decrypted
+        n -= k
     reading = {}
     # The identification line's bytes are the maker's (the assembler takes any but '/'
     # when the CRC holds: 0x02 and 0xAB seen there): one character each, as they came.
