@@ -335,53 +335,73 @@ class Normalizer:
     def store(self, k, p, v, s):
         """Store value v of table key k (None: the key of the OBIS code at p); p is where
         its OBIS code is (-1: positional)."""
+        # Called for every register (13 a frame on the Norwegian frames of `hanctl bench`),
+        # so its frame stays on the C stack: at most 11 slots for locals and operands
+        # (objfun.c, VM_MAX_STATE_ON_STACK). With 18 each call took a heap block of 7 (3.8
+        # thousand instructions to find one on a heap that short-lived blocks fragment,
+        # callgrind). Hence seven locals, p reused for the value's type once the name is
+        # known, and no expression deeper than four operands.
         reading = self.reading
         if len(reading) >= obis.FIELDS_MAX:  # before the dict grows, not after
             self.dropped += 1
             return
-        buf = self.data
         if k is None:  # obis.key() in place
-            k = (buf[p] & 0x3F) << 24 | buf[p + 2] << 16 | buf[p + 3] << 8 | buf[p + 4]
+            name = self.data
+            k = (name[p] & 0x3F) << 24 | name[p + 2] << 16 | name[p + 3] << 8 | name[p + 4]
         name = obis.BY_KEY.get(k)
         if name is None:
             if p < 0:  # a quirk's register without a field: under its code, B 0
-                name = obis.code(k >> 24, 0, k >> 16 & 0xFF, k >> 8 & 0xFF, k & 0xFF)
+                name = code(k)
             else:
-                name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
-        t = v.__class__  # type(v) without a call (a bool is no int here, on either runtime)
-        if t is int:
+                name = self.data[p : p + 5]  # A, B, C, D, E
+                name = obis.code(*name)
+        elif p >= 0 and self.data[p + 1] and not self.data[p] and name in TEXT_FIELDS:
+            # 0-n:96.1.0 with n >= 1: the id of the meter's M-Bus channel n (a gas or water
+            # meter an L&G E450 pushes with its own), not the meter's. Abstract (A 0) ids
+            # only: Kamstrup's clock is 0-1:1.0.0, its registers 1-1.
+            name = self.data[p : p + 5]
+            name = obis.code(*name)
+        p = v.__class__  # type(v) without a call (a bool is no int here, on either runtime)
+        if p is int:
             if name not in TEXT_FIELDS:
                 if s is None:
                     s = self.quirk.scaler(k, reading) if self.quirk else 0
-                if obis.UNIT.get(name, "").startswith("k"):  # obis.energy_shift(), in place
+                # obis.energy_shift(), in place, by the key: a field of the table (not a
+                # code it has no field for) whose D is 8, an energy register, is the one
+                # whose unit starts with "k" (host_tests/test_stream.py holds the table
+                # to it). Two method calls less a register, ~3 thousand instructions.
+                if k & 0xFF00 == 0x800 and name in obis.UNIT:
                     s -= 3
                 reading[name] = number(v, s) if s else v
                 return
             v = str(v)  # an id is text, whatever type the meter sent it as
-            t = str
-        if t is bool or v is None:
+            p = str
+        if p is bool or v is None:
             reading[name] = v
         elif name == obis.METER_TIME:
             if isinstance(v, bytes) and len(v) == 12:
-                t = dlms.date_time(v, 0)
-                if t:
-                    reading[name] = t
+                v = dlms.date_time(v, 0)
+                if v:
+                    reading[name] = v
         elif isinstance(v, tuple):  # a float, as an exact decimal (axdr.py)
             if s is None:
                 s = 0
-            reading[name] = number(v[0], v[1] + s + obis.energy_shift(name))
+            s += obis.energy_shift(name)
+            s += v[1]
+            reading[name] = number(v[0], s)
         else:
-            if p >= 0 and buf[p + 1] and not buf[p] and name in TEXT_FIELDS:
-                # 0-n:96.1.0 with n >= 1: the id of the meter's M-Bus channel n (a gas or
-                # water meter an L&G E450 pushes with its own), not the meter's. Checked
-                # here, for texts only: Kamstrup's clock is 0-1:1.0.0, its registers 1-1.
-                name = obis.code(buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4])
-            t = _text(v)
-            if t is None:  # binary octets: hex, so nothing is lost
-                t = hexlify(v).decode()
-            reading[name] = t
+            p = _text(v)
+            if p is None:  # binary octets: hex, so nothing is lost
+                p = hexlify(v).decode()
+            reading[name] = p
             if name == obis.LIST_ID:
-                self.identify(t)
+                self.identify(p)
+
+
+def code(k):
+    """The code, B 0, of table key k: a quirk's register hanport has no field for. Apart
+    from store(), whose frame must stay within 11 slots (its comment)."""
+    return obis.code(k >> 24, 0, k >> 16 & 0xFF, k >> 8 & 0xFF, k & 0xFF)
 
 
 def number(m, exp):

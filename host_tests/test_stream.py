@@ -286,3 +286,14 @@ def test_object_list_push_keeps_its_place_past_an_odd_name(out):
     (r,) = readings(out, "object_list_odd_name")
     # raw under the code: the push has no scaler; 1-0:1.8.0*101 is no register to read
     assert r == {"meter_id": "12345678", "0-8:25.9.0": "0008190900ff", "1-0:1.7.0": 1234}
+
+
+def test_energy_registers_are_the_fields_whose_unit_starts_with_k():
+    """normalize.store() moves an energy register's decimal point by its key (D = 8) and
+    whether its name is a field of the table, not by the unit's text: the two must agree
+    for every row, or a register would be read 1000 times off."""
+    import obis
+
+    for key, name in obis.BY_KEY.items():
+        assert obis.UNIT[name].startswith("k") == (key >> 8 & 0xFF == 8), name
+    assert "1-0:1.8.5" not in obis.UNIT  # a code with no field keeps the meter's unit
