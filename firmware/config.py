@@ -49,13 +49,18 @@ TIMINGS = (
 )
 
 # Known keys of each object, sorted as the messages list them.
-TOP_KEYS = ("board", "destinations", "hostname", "meter", "ntp", "wifi")
+TOP_KEYS = ("board", "destinations", "hostname", "meter", "ntp", "tariff", "wifi")
 DEST_KEYS = ("client_id", "discovery", "host", "interval", "keepalive", "name", "password",
              "port", "raw", "retry_max", "retry_min", "share", "stats_interval", "timeout",
              "tls", "topic", "user")  # fmt: skip
 TLS_KEYS = ("ca", "server_hostname", "verify")
 WIFI_KEYS = ("password", "ssid")
 METER_KEYS = ("auth_key", "baud", "invert", "key", "parity")
+TARIFF_KEYS = ("prices", "steps_kw", "summer_time", "utc_offset_h")
+# The ladder's length: grid companies publish 5 to 10 steps; 16 bounds what the dongle
+# keeps. Without steps_kw the ladder is accounting.STEPS_KW, 10 steps.
+STEPS_MAX = 16
+DEFAULT_STEPS = 10
 # redact() shows the values of these keys only: a password, and the value of a key hanport
 # does not know (a misspelt "pasword"), become SECRET.
 _SHOWN = TOP_KEYS + tuple(k for k in DEST_KEYS if k != "password") + TLS_KEYS + ("ssid",)
@@ -212,8 +217,49 @@ def validate(cfg, unix=False):
     fix = 'an NTP server name, e.g. "pool.ntp.org", or null for none'
     out["ntp"] = None if ntp is None else _text(pr, "ntp", ntp, "a host name", fix, 253)
     out["destinations"] = _destinations(pr, cfg.get("destinations", []), host)
+    tariff = cfg.get("tariff")  # absent: no account kept, no tariff message
+    out["tariff"] = None if tariff is None else _tariff(pr, tariff)
     problems = pr.result()
     return (None if problems else out), problems
+
+
+def _tariff(pr, v):
+    """The capacity tariff: the ladder in kW, its prices, the meter's time zone. A copy;
+    what is not given, accounting.py defaults (the typical Norwegian ladder, CET, EU summer
+    time)."""
+    out = {}
+    if not _object(pr, "tariff", v, TARIFF_KEYS, '{"steps_kw": [0, 2, 5, 10], "prices": [...]}'):
+        return out
+    n = DEFAULT_STEPS
+    for k in ("steps_kw", "prices"):
+        x = v.get(k)
+        if x is None:
+            continue
+        path = "tariff." + k
+        if not isinstance(x, list) or not x or len(x) > (STEPS_MAX if k == "steps_kw" else n):
+            most = STEPS_MAX if k == "steps_kw" else n
+            what = "kW at which each step begins" if k == "steps_kw" else "monthly price per step"
+            pr.add(path, "%s is not a list of 1 to %d numbers; use one %s, e.g. [0, 2, 5, 10]"
+                   % ("an empty list" if x == [] else _show(x), most, what))  # fmt: skip
+            continue
+        last = None
+        for i, y in enumerate(x):
+            if type(y) not in (int, float) or not 0 <= y < 1e6:
+                pr.add("%s[%d]" % (path, i), "%s is not a number from 0 to 999999" % _show(y))
+            elif k == "steps_kw" and last is not None and y <= last:
+                pr.add("%s[%d]" % (path, i), "%s is not above the step before (%s); list the "
+                       "steps in increasing order" % (_show(y), _show(last)))  # fmt: skip
+            else:
+                last = y
+        if k == "steps_kw":
+            n = len(x)
+        out[k] = list(x)
+    if "utc_offset_h" in v:
+        fix = "the meter's standard time zone"
+        out["utc_offset_h"] = _whole(pr, "tariff.utc_offset_h", v["utc_offset_h"], -12, 14, fix)
+    if "summer_time" in v:
+        out["summer_time"] = _flag(pr, "tariff.summer_time", v["summer_time"])
+    return out
 
 
 def _wifi(pr, v, unix):
@@ -446,7 +492,7 @@ def _field(f):
     spells it ("1-0:099.97.0" -> "1-0:99.97.0"); None when it is neither."""
     if not isinstance(f, str) or len(f) > 24:
         return None
-    if f in obis.UNIT or f == "unchecked":
+    if f in obis.UNIT or f == "unchecked" or f == "tariff":
         return f
     parts = f.replace("-", ".").replace(":", ".").split(".")
     if len(parts) != 5 or f.count("-") != 1 or f.count(":") != 1 or f.find("-") > f.find(":"):
