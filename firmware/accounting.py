@@ -134,6 +134,8 @@ class Accounting:
         self._fold = None  # the repeated local hour, while in its second pass
         self._p = [0, 0]  # the last power, import and export W
         self._progress = None  # import Wh since the boundary, from a register mid-hour (P1)
+        self._time = None  # meter_time of the last reading with one
+        self.last = None  # (hour text, import Wh, export Wh, estimated) of the last hour closed
         self.dropped = (
             0  # hours not split: a stretch longer than _SPLIT_MAX, or a register that fell
         )
@@ -173,6 +175,7 @@ class Accounting:
         t = reading.get("meter_time")
         pt = parse_time(t) if t else None
         if pt:
+            self._time = t
             h, sec = pt
             if self._fold is not None and h != self._fold:
                 self._fold = None
@@ -298,6 +301,7 @@ class Accounting:
         best = self._days_max.get(day)
         if best is None or imp > best[1]:
             self._days_max[day] = [h, imp]
+        self.last = (text, imp, exp, estimated)
         if self.on_hour:
             self.on_hour(text, imp, exp, estimated)
 

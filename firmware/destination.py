@@ -9,7 +9,8 @@
 #
 # Topics under the destination's base: reading (each message, filtered by the share
 # level), energy (hourly registers, retained), status (retained "online", last will
-# "offline"), stats (diagnostics, every 60 s).
+# "offline"), stats (diagnostics, every 60 s), tariff (the capacity tariff's figures,
+# retained, when the config has a "tariff" and the share lets it out: share.py).
 
 import asyncio
 import gc
@@ -50,14 +51,16 @@ _announcing = None
 
 
 class Destination:
-    def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None, salt=None):
+    def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None, salt=None,
+                 tariff=False):  # fmt: skip
         self.cfg = cfg
         self.name = cfg["name"]
         self.base = cfg["topic"]
         self.hostname = hostname
         self.stats = stats  # callable: the shared counters as a dict
         self.uptime = uptime  # the dongle's uptime.Uptime: down_s does not wrap
-        self.share = Share(cfg)
+        self.share = Share(cfg, tariff)
+        self.tariff = None  # tariff.Account with a message to send (kept while offline)
         self.outbox = Outbox(state_dir + "queue-" + self.name + ".jsonl")
         self.state_dir = state_dir
         # (load_json, save_json) of store: where discovery keeps what it announced, so it
@@ -317,6 +320,9 @@ class Destination:
                     self.dropped += 1
                     raise
                 self.published += 1
+        # -- tariff: the capacity tariff's latest figures (tariff.py), retained -----------
+        if self.tariff is not None:
+            await self.tariff.send(client, self)
         # -- discovery: a round of Home Assistant configs -----------------------------------
         # With the meter's id (List 2, within 10 s on a real meter), or without one after
         # _ID_WAIT readings; a withdrawal (discovery turned off) needs neither.

@@ -1,6 +1,7 @@
 # The running dongle: meter link, destinations, watchdog. Only wiring lives here.
 #
 #   UART -> meterlink -> decoder -> on_reading -> every Destination.offer() (never waits)
+#                                              -> tariff.Account.offer() (with a "tariff")
 #   each Destination.run() task: MQTT session, outage queue, stats, discovery
 #   a ticker: closes frames the line left open, wakes destinations, feeds the watchdog
 #
@@ -36,6 +37,7 @@ class Dongle:
         self.led = hal.led(self.board)
         self.destinations = []
         self.last_frame = None  # uptime seconds of the last reading
+        self.tariff = None  # tariff.Account, when some destination gets the tariff
         self._told = False
         meter = cfg["meter"]
         keys = None
@@ -68,6 +70,8 @@ class Dongle:
         self.last_frame = self.uptime.seconds()
         for d in self.destinations:
             d.offer(reading, now)  # never raises: a reading it cannot take, it counts
+        if self.tariff is not None:
+            self.tariff.offer(reading, now)  # never raises either
         # Collect now, between frames, while the line is quiet: the next reading's JSON
         # then finds its 1 KB in one piece (a 96 KB heap fragments fast otherwise).
         gc.collect()
@@ -160,9 +164,15 @@ class Dongle:
         cfg = self.cfg
         wdt = hal.Watchdog(_WATCHDOG_MS)
         for dcfg in cfg["destinations"]:
+            # A config checked before "tariff" existed has none: no tariff.
             d = Destination(dcfg, cfg["hostname"], self.stats, self.uptime,
-                            files=(load_json, save_json), salt=self.state["salt"])  # fmt: skip
+                            files=(load_json, save_json), salt=self.state["salt"],
+                            tariff=cfg.get("tariff") is not None)  # fmt: skip
             self.destinations.append(d)
+        if any(d.share.tariff for d in self.destinations):
+            import tariff  # only a dongle that shares the tariff loads it (docs/performance.md)
+
+            self.tariff = tariff.Account(cfg["tariff"], self.destinations, log)
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:
             self.tasks.append(asyncio.create_task(_guard(d.name, d.run())))
