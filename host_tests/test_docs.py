@@ -24,7 +24,6 @@ NOT_DRAWN = {
     "errors": "the rejection kinds",
     "uptime": "seconds since boot for the stats",
     "store": "the files kept through a power cut (state, checked config, outage queue)",
-    "accounting": "host only (hanctl account)",
 }
 # Layers from the bottom up (docs/architecture.md, "Layers"): a module imports only from its
 # own layer or lower ones.
@@ -33,7 +32,8 @@ LAYERS = [
     {"crc16", "errors", "obis", "axdr", "dlms", "framing", "marks", "link", "gbt", "gcm",
      "security", "objlist", "kaifa", "kamstrup", "normalize", "p1", "reading", "decoder",
      "accounting"},
-    {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config"},
+    {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
+     "tariff"},
     {"dongle"},
     {"startup", "main"},
 ]  # fmt: skip
