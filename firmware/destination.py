@@ -51,6 +51,10 @@ _announcing = None
 
 
 class Destination:
+    # tariff.Account with a message to send, kept while offline (tariff.py sets it). A class
+    # attribute until then: a dongle without a tariff keeps its dicts as they were (heap).
+    tariff = None
+
     def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None, salt=None,
                  tariff=False):  # fmt: skip
         self.cfg = cfg
@@ -60,7 +64,6 @@ class Destination:
         self.stats = stats  # callable: the shared counters as a dict
         self.uptime = uptime  # the dongle's uptime.Uptime: down_s does not wrap
         self.share = Share(cfg, tariff)
-        self.tariff = None  # tariff.Account with a message to send (kept while offline)
         self.outbox = Outbox(state_dir + "queue-" + self.name + ".jsonl")
         self.state_dir = state_dir
         # (load_json, save_json) of store: where discovery keeps what it announced, so it

@@ -24,6 +24,10 @@ hal = log = None  # the hardware layer startup chose, and its log: set by Dongle
 
 
 class Dongle:
+    # tariff.Account, when some destination gets the tariff (run()). A class attribute until
+    # then: an instance attribute more can grow every instance's dict (heap, measured).
+    tariff = None
+
     def __init__(self, cfg, hal_module, version):
         """cfg: checked; hal_module: hal_esp32 or hal_unix; version: the firmware's."""
         global hal, log
@@ -37,7 +41,6 @@ class Dongle:
         self.led = hal.led(self.board)
         self.destinations = []
         self.last_frame = None  # uptime seconds of the last reading
-        self.tariff = None  # tariff.Account, when some destination gets the tariff
         self._told = False
         meter = cfg["meter"]
         keys = None

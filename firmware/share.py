@@ -48,6 +48,10 @@ def is_hourly(reading):
 
 
 class Share:
+    # The tariff message: 2 at each register and between, 1 at each register only, 0 never;
+    # set on the instance only with a "tariff" in the config (a dict slot less without).
+    tariff = 0
+
     def __init__(self, dest_cfg, tariff=False):
         """dest_cfg: a destination of config.validate(); only "share" and "interval" are read.
         tariff: the config has a "tariff" (the dongle keeps the account)."""
@@ -61,10 +65,8 @@ class Share:
         else:
             raise ValueError("share")  # config.validate() lets no other value through
         self.interval_ms = dest_cfg.get("interval", DEFAULT_INTERVAL) * 1000
-        # The tariff message: 2 at each hour and between, 1 at each hour only, 0 never.
-        lv = self.level
-        self.tariff = 0
         if tariff:
+            lv = self.level
             self.tariff = (
                 1 if lv == HOURLY else 2 if lv == FULL or "tariff" in (self._fields or ()) else 0
             )
