@@ -72,6 +72,12 @@ def register(subparsers):
         help="the measured destination with Home Assistant discovery on",
     )
     parser.add_argument(
+        "--tariff",
+        action="store_true",
+        help='the pipeline with a "tariff" in the config: the capacity tariff\'s account '
+        "loaded and its message sent",
+    )
+    parser.add_argument(
         "--ciphered",
         action="store_true",
         help="the pipeline with a meter that encrypts (AES-128-GCM, security 0x30), the "
@@ -268,10 +274,18 @@ def run_command(args):
     if args.whole_process:
         print(flush=True)
         print(bench_process.report(frames, args.repeat))
-    if args.pipeline or args.tls or args.destinations > 1 or args.discovery or args.ciphered:
+    if (
+        args.pipeline
+        or args.tls
+        or args.destinations > 1
+        or args.discovery
+        or args.ciphered
+        or args.tariff
+    ):
         print(flush=True)  # the decoder's report shows while the pipeline runs
         heap = runtime.check_heap(args.heap) if args.heap else None
         shape = {"destinations": args.destinations, "discovery": args.discovery}
         shape["ciphered"] = args.ciphered
+        shape["tariff"] = args.tariff
         print(bench_pipeline.report(heap=heap, tls=args.tls, **shape))
     return 0

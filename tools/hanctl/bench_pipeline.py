@@ -55,6 +55,7 @@ def report(
     destinations=1,
     discovery=False,
     ciphered=False,
+    tariff=False,
 ):
     """Markdown report of one pipeline run at `heap` (default: the image's, runtime.
     default_heap; and at FALLBACK_HEAP if that fails): `frames` paced frames for latency,
@@ -62,12 +63,13 @@ def report(
     message, `idle` seconds of idle CPU measured; the measured destination over TLS if
     `tls`, with Home Assistant discovery if `discovery`, and `destinations` - 1 plain ones
     beside it (each its own session and topic on the same broker); a meter that encrypts
-    if `ciphered`."""
+    if `ciphered`; the config with a "tariff" (the account loaded, its message once a minute
+    to the full destinations) if `tariff`."""
     missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
     heap = heap or runtime.default_heap()
-    shape = (tls, destinations, discovery, ciphered)
+    shape = (tls, destinations, discovery, ciphered, tariff)
     runs = [measure(heap, frames, burst, gap, idle, *shape)]
     if runs[0]["problem"] and _heap_bytes(heap) != _heap_bytes(FALLBACK_HEAP):
         runs.append(measure(FALLBACK_HEAP, frames, burst, gap, idle, *shape))
@@ -92,7 +94,16 @@ def _missing_parts(tls):
 
 
 def measure(
-    heap, frames, burst, gap, idle, tls=False, destinations=1, discovery=False, ciphered=False
+    heap,
+    frames,
+    burst,
+    gap,
+    idle,
+    tls=False,
+    destinations=1,
+    discovery=False,
+    ciphered=False,
+    tariff=False,
 ):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
@@ -119,6 +130,7 @@ def measure(
                 discovery,
                 broker.port,
                 ciphered,
+                tariff,
             )
             dongle = Dongle(tmp, config, heap, line.port).start()
             parts.append(dongle)
@@ -133,7 +145,15 @@ def measure(
     return run
 
 
-def _config(broker_port, ca=None, destinations=1, discovery=False, plain_port=None, ciphered=False):
+def _config(
+    broker_port,
+    ca=None,
+    destinations=1,
+    discovery=False,
+    plain_port=None,
+    ciphered=False,
+    tariff=False,
+):
     dest = {
         "name": "bench",
         "host": "127.0.0.1",
@@ -146,7 +166,7 @@ def _config(broker_port, ca=None, destinations=1, discovery=False, plain_port=No
         "retry_max": 2,
         "stats_interval": 1,  # free_heap every second
     }
-    return {
+    cfg = {
         "wifi": [],
         "hostname": "hanport-bench",
         "meter": dict(METER, key=KEY.hex(), auth_key=AUTH_KEY.hex()) if ciphered else METER,
@@ -154,6 +174,9 @@ def _config(broker_port, ca=None, destinations=1, discovery=False, plain_port=No
         "destinations": [dest]
         + [_other(i, plain_port or broker_port) for i in range(1, destinations)],
     }
+    if tariff:
+        cfg["tariff"] = {}  # the default ladder
+    return cfg
 
 
 def _other(i, port):
@@ -267,7 +290,16 @@ def _counters(stats):
 
 
 def _markdown(
-    runs, frames, burst, gap, mpy, tls=False, destinations=1, discovery=False, ciphered=False
+    runs,
+    frames,
+    burst,
+    gap,
+    mpy,
+    tls=False,
+    destinations=1,
+    discovery=False,
+    ciphered=False,
+    tariff=False,
 ):
     last = runs[-1]
     lines = [
@@ -282,7 +314,8 @@ def _markdown(
         "one destination measured, share `full`, stats every 1 s"
         + (", over TLS (mosquitto's TLS listener; the dongle verifies its CA)" if tls else "")
         + (", Home Assistant discovery on" if discovery else "")
-        + (f"; {destinations - 1} plain destination(s) beside it" if destinations > 1 else ""),
+        + (f"; {destinations - 1} plain destination(s) beside it" if destinations > 1 else "")
+        + ('; a "tariff" in the config (the account loaded)' if tariff else ""),
         f"- latency: {frames} frames, the closing flag {BODY_PAUSE * 1000:.0f} ms after the "
         "body, from the simulator's sendall of it to the subscriber's receipt; "
         f"{gap * 1000:.0f} ms of quiet after each message",
