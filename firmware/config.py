@@ -56,7 +56,9 @@ DEST_KEYS = ("client_id", "discovery", "host", "interval", "keepalive", "name", 
 TLS_KEYS = ("ca", "server_hostname", "verify")
 WIFI_KEYS = ("password", "ssid")
 METER_KEYS = ("auth_key", "baud", "invert", "key", "parity")
-TARIFF_KEYS = ("prices", "steps_kw", "summer_time", "utc_offset_h")
+TARIFF_KEYS = ("prices", "steps_kw", "summer_time", "utc_offset_h", "windows")
+WINDOW_KEYS = ("days", "hours", "months")
+WINDOWS_MAX = 8  # a grid operator's windows: one or two (winter weekdays, say)
 # The ladder's length: grid companies publish 5 to 10 steps; 16 bounds what the dongle
 # keeps. Without steps_kw the ladder is accounting.STEPS_KW, 10 steps.
 STEPS_MAX = 16
@@ -259,7 +261,49 @@ def _tariff(pr, v):
         out["utc_offset_h"] = _whole(pr, "tariff.utc_offset_h", v["utc_offset_h"], -12, 14, fix)
     if "summer_time" in v:
         out["summer_time"] = _flag(pr, "tariff.summer_time", v["summer_time"])
+    if "windows" in v:
+        out["windows"] = _windows(pr, v["windows"])
     return out
+
+
+def _windows(pr, v):
+    """Sweden's time windows: the hours that count towards the peaks (accounting.py)."""
+    example = '{"months": [11, 12, 1, 2, 3], "days": "weekdays", "hours": [7, 19]}'
+    if not isinstance(v, list) or not v or len(v) > WINDOWS_MAX:
+        pr.add("tariff.windows", "%s is not a list of 1 to %d windows; use one like [%s]"
+               % (_kind(v), WINDOWS_MAX, example))  # fmt: skip
+        return None
+    out = []
+    for i, w in enumerate(v):
+        path = "tariff.windows[%d]" % i
+        if not _object(pr, path, w, WINDOW_KEYS, example):
+            continue
+        one = {}
+        months, days, hours = w.get("months"), w.get("days", "all"), w.get("hours")
+        if months is not None and not _ints(months, 1, 12, 12):
+            pr.add(path + ".months", "%s is not a list of months; use numbers from 1 to 12, "
+                   "e.g. [11, 12, 1, 2, 3]" % _show(months))  # fmt: skip
+        if days not in ("all", "weekdays"):
+            pr.add(path + ".days", '%s is not a day set; use "all" or "weekdays"' % _show(days))
+        if hours is not None and not (_ints(hours, 0, 24, 2) and len(hours) == 2
+                                      and hours[0] < hours[1]):  # fmt: skip
+            pr.add(path + ".hours", "%s is not [from, to); use two whole hours from 0 to 24, "
+                   "the first lower, e.g. [7, 19]" % _show(hours))  # fmt: skip
+        for k in WINDOW_KEYS:  # a copy (a config with problems is not used anyway)
+            if k in w and w[k] != "all":
+                one[k] = w[k][:] if isinstance(w[k], list) else w[k]
+        out.append(one)
+    return out
+
+
+def _ints(v, lo, hi, most):
+    """v is a list of 1 to `most` whole numbers from lo to hi."""
+    if not isinstance(v, list) or not 0 < len(v) <= most:
+        return False
+    for x in v:
+        if type(x) is not int or not lo <= x <= hi:
+            return False
+    return True
 
 
 def _wifi(pr, v, unix):
