@@ -118,7 +118,7 @@ def test_a_reboot_keeps_the_month_a_new_month_starts_fresh(tmp_path, monkeypatch
     msg = written(account)
     assert msg["month"] == "2026-02"
     assert msg["month_kwh"] == sum(w for h, w in truth.items() if h[:7] == "2026-02") / 1000
-    assert account.acc.history[0][0] == "2026-01"  # January's summary, kept
+    assert account.state["y"][0][0] == "2026-01"  # January's summary, kept
 
 
 def test_thirteen_months_fit_the_flash_budget_and_a_broken_file_starts_afresh(
@@ -126,13 +126,30 @@ def test_thirteen_months_fit_the_flash_budget_and_a_broken_file_starts_afresh(
 ):
     monkeypatch.chdir(tmp_path)
     account = tariff.Account({}, [dest(2)], print)
-    readings, _ = hours(24 * 430, watts=lambda k: 500 + (k * 7919) % 9000)
-    feed(account, readings)
+    readings, _ = hours(24 * 400, watts=lambda k: 500 + (k * 7919) % 9000)
+    # A register a day after the first 400 days (each loads accounting, on CPython from
+    # its source): each day split over its hours, 13 months and more all the same.
+    daily = [r for r in readings if r["meter_time"][11:13] == "00" or r is readings[-1]]
+    feed(account, readings[: 24 * 3 * 3] + [r for r in daily if r["meter_time"] > "2026-01-04"])
     state = (tmp_path / tariff.PATH).read_text()
-    assert len(account.acc.history) == 13  # the last 13 months, no more
+    assert len(account.state["y"]) == 13  # the last 13 months, no more
     assert len(state) <= 4096, len(state)  # README: at most 4 KB, 8 KB with its temp file
     (tmp_path / tariff.PATH).write_text('{"b": 5, "d": [1]}')
     said = []
     account = tariff.Account({}, [dest(2)], lambda *a: said.append(a))
     assert said and "starts afresh" in said[0][0]
     assert written(account)["peaks"] == []
+
+
+def test_a_lost_register_is_split_by_the_power_seen_between_loads(tmp_path, monkeypatch):
+    """Accounting is loaded only at registers and new hours (tariff.py): the power of the
+    hours between still splits a lost register, as accounting.py alone would."""
+    monkeypatch.chdir(tmp_path)
+    watts = {0: 800, 1: 1000, 2: 3000, 3: 900}
+    readings, truth = hours(4, first=24 * 5, watts=lambda k: watts.get(k - 24 * 5, 500))
+    lost = "2026-01-06T02:00:05"  # the register between 01:00 and 02:00's hours
+    account = tariff.Account({}, [dest(2)], print)
+    feed(account, [r for r in readings if r["meter_time"] != lost])
+    msg = written(account)
+    assert msg["peaks"] == [{"hour": "2026-01-06T02:00:00", "kwh": 3.0}]  # not 2.0 each
+    assert msg["month_kwh"] == sum(truth.values()) / 1000
