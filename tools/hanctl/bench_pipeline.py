@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import encoder, runtime, simulate
@@ -63,8 +64,8 @@ def report(
     message, `idle` seconds of idle CPU measured; the measured destination over TLS if
     `tls`, with Home Assistant discovery if `discovery`, and `destinations` - 1 plain ones
     beside it (each its own session and topic on the same broker); a meter that encrypts
-    if `ciphered`; the config with a "tariff" (the account loaded, its message once a minute
-    to the full destinations) if `tariff`."""
+    if `ciphered`; the config with a "tariff" and every frame an Aidon List 3 an hour after
+    the last (the account's code loaded for each, its state written for each) if `tariff`."""
     missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
@@ -107,7 +108,7 @@ def measure(
 ):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
-    frame = encoder.aidon(2)
+    frame = encoder.aidon(3 if tariff else 2)
     if ciphered:  # the bytes on the line: the APDU ciphered, its tag and security header
         frame = encoder.sealed_hdlc(frame, KEY, AUTH_KEY)
     run.update(stats=[], log=[], frame_bytes=len(frame))
@@ -135,7 +136,7 @@ def measure(
             dongle = Dongle(tmp, config, heap, line.port).start()
             parts.append(dongle)
             run["log"] = dongle.output
-            _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered)
+            _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered, tariff)
         finally:
             for part in reversed(parts):
                 part.stop()
@@ -194,9 +195,21 @@ def _other(i, port):
     }
 
 
-def _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered=False):
+def _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered=False, tariff=False):
     make = encoder.aidon
-    if ciphered:
+    if tariff:
+        # Every frame a List 3 an hour after the last: the account's heaviest case, its
+        # code loaded (and dropped) for each one, and its state written for each.
+        hour = iter(range(1 << 30))
+
+        def make(kind, values):
+            k = next(hour)
+            t = datetime(2026, 1, 1) + timedelta(hours=k)
+            energy = (100_000_000 + 1234 * k, 0, 0, 0)
+            values = dict(values, time=(t.year, t.month, t.day, t.hour, 0, 5), energy=energy)
+            return encoder.aidon(3, values)
+
+    elif ciphered:
         counter = iter(range(1, 1 << 32))
 
         def make(kind, values):
@@ -308,14 +321,19 @@ def _markdown(
         f"- firmware: its real main under `hanctl run`, {runtime.micropython_version()} "
         f"unix port, {_image()}; broker: {_mosquitto_version()} on 127.0.0.1; "
         "subscriber: paho-mqtt on the host",
-        f"- frames: Aidon List 2 ({last['frame_bytes']} B), each with its own active power"
+        f"- frames: Aidon List {3 if tariff else 2} ({last['frame_bytes']} B), each with its "
+        "own active power"
         + (", ciphered (AES-128-GCM, security 0x30, the dongle holds the keys)" if ciphered else "")
         + "; "
         "one destination measured, share `full`, stats every 1 s"
         + (", over TLS (mosquitto's TLS listener; the dongle verifies its CA)" if tls else "")
         + (", Home Assistant discovery on" if discovery else "")
         + (f"; {destinations - 1} plain destination(s) beside it" if destinations > 1 else "")
-        + ('; a "tariff" in the config (the account loaded)' if tariff else ""),
+        + (
+            '; a "tariff" in the config, every frame a List 3 an hour after the last'
+            if tariff
+            else ""
+        ),
         f"- latency: {frames} frames, the closing flag {BODY_PAUSE * 1000:.0f} ms after the "
         "body, from the simulator's sendall of it to the subscriber's receipt; "
         f"{gap * 1000:.0f} ms of quiet after each message",
