@@ -32,6 +32,8 @@ _EVERY_MS = const(60000)  # the message between registers: once a minute (this h
 _GAP_S = const(30)  # power is integrated only between readings this close (as accounting's)
 _SNAP_S = const(60)  # a register this far into its hour is the hour's (as accounting's)
 _HOURS_MAX = const(48)  # hours of power kept while no register comes (accounting's bound)
+_RETRY = const(10)  # readings between two tries to load accounting for a waiting register
+_REGISTER = ("meter_time", "active_energy_import", "active_energy_export")
 
 
 class Account:
@@ -48,6 +50,8 @@ class Account:
         self.time = None  # meter_time of the last reading
         self.run = None  # accounting's own between loads: time, fold, local hour, last hour
         self.fig = None  # what the message takes from accounting (_load)
+        self.pending = None  # the register accounting has not had yet (no memory to load it)
+        self.failed = 0  # readings since a load failed for want of memory
         # The state between loads as its JSON text: ~1.3 KB in one piece, where the lists
         # and dicts it stands for took a few KB by the month's end.
         self.state = json.dumps(load_json(PATH))
@@ -59,12 +63,15 @@ class Account:
             self._load(None)
 
     def offer(self, reading, now_ms):
-        """Take one reading (dongle.py, each one); never raises: a reading the account
-        cannot take (no memory) is logged and the next one goes on."""
+        """Take one reading (dongle.py, each one); never raises. A register accounting
+        could not be loaded for (no memory: a fragmented heap) is kept and given to it at
+        a later reading, every _RETRY readings, logged once."""
         try:
             closed = self._take(reading)
         except MemoryError as e:
-            self.log("tariff:", repr(e))
+            if not self.failed:
+                self.log("tariff: no memory for the account, retried:", repr(e))
+            self.failed += 1
             return
         if not closed and (
             self.sent_ms is not None and ticks_diff(now_ms, self.sent_ms) < _EVERY_MS
@@ -102,15 +109,24 @@ class Account:
                 hours[-1][1] += self.p[0] * (sec - last)
                 hours[-1][2] += self.p[1] * (sec - last)
             self.sec = sec
-            load = load or sec < _SNAP_S and reading.get("active_energy_import") is not None
+            if sec < _SNAP_S and reading.get("active_energy_import") is not None:
+                # The register, kept until accounting has it (its own time says its hour).
+                self.pending = {k: reading[k] for k in _REGISTER if k in reading}
+                load = True
         p = reading.get("active_power_import")
         if p is not None:
             self.p[0] = _w(p)
             q = reading.get("active_power_export")
             self.p[1] = 0 if q is None else _w(q)
+        if self.pending is not None and not load:  # a register still waiting
+            self.failed += 1
+            load = self.failed % _RETRY == 0
         if not load:
             return False
-        return self._load(reading)
+        closed = self._load(self.pending or reading)
+        self.pending = None
+        self.failed = 0
+        return closed
 
     def _load(self, reading):
         """Load accounting, give it the power of the hours since and reading (a register,

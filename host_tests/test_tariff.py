@@ -153,3 +153,42 @@ def test_a_lost_register_is_split_by_the_power_seen_between_loads(tmp_path, monk
     msg = written(account)
     assert msg["peaks"] == [{"hour": "2026-01-06T02:00:00", "kwh": 3.0}]  # not 2.0 each
     assert msg["month_kwh"] == sum(truth.values()) / 1000
+
+
+def test_a_register_without_memory_to_load_accounting_waits_and_is_counted_late(
+    tmp_path, monkeypatch
+):
+    """On the dongle the load can fail in a fragmented heap: the register is kept and given
+    to accounting at a later reading (every 10th), logged once; nothing is lost."""
+    monkeypatch.chdir(tmp_path)
+    readings, truth = hours(6)
+    said = []
+    account = tariff.Account({}, [dest(2)], lambda *a: said.append(a))
+
+    class Short:  # json.loads without memory for the next `left` loads
+        left = 0
+
+        @staticmethod
+        def loads(text):
+            if Short.left:
+                Short.left -= 1
+                raise MemoryError("no memory")
+            return json.loads(text)
+
+        dumps = staticmethod(json.dumps)
+
+    monkeypatch.setattr(tariff, "json", Short)
+    for i, r in enumerate(readings):
+        if r["meter_time"] == "2026-01-01T06:00:05":
+            Short.left = 2  # the last register and its first retry fail
+        account.offer(r, i * 1000)
+    # A few power readings after the last register: the retries come at every 10th.
+    for i in range(25):
+        account.offer({"meter_time": f"2026-01-01T06:20:{i:02d}", "active_power_import": 1}, 0)
+    msg = written(account)
+    assert msg["month_kwh"] == sum(truth.values()) / 1000
+    assert msg["last_hour"] == {"hour": "2026-01-01T05:00:00", "estimated": False,
+                                "import_kwh": truth["2026-01-01T05:00:00"] / 1000,
+                                "export_kwh": 0}  # fmt: skip
+    assert Short.left == 0
+    assert [a[0] for a in said] == ["tariff: no memory for the account, retried:"]
