@@ -64,8 +64,8 @@ def report(
     message, `idle` seconds of idle CPU measured; the measured destination over TLS if
     `tls`, with Home Assistant discovery if `discovery`, and `destinations` - 1 plain ones
     beside it (each its own session and topic on the same broker); a meter that encrypts
-    if `ciphered`; the config with a "tariff" and every frame an Aidon List 3 an hour after
-    the last (the account's code loaded for each, its state written for each) if `tariff`."""
+    if `ciphered`; the config with a "tariff" and every 20th frame an Aidon List 3 an hour
+    after the last (the account's code loaded for each, its state written) if `tariff`."""
     missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
@@ -108,7 +108,7 @@ def measure(
 ):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
-    frame = encoder.aidon(3 if tariff else 2)
+    frame = encoder.aidon(2)
     if ciphered:  # the bytes on the line: the APDU ciphered, its tag and security header
         frame = encoder.sealed_hdlc(frame, KEY, AUTH_KEY)
     run.update(stats=[], log=[], frame_bytes=len(frame))
@@ -198,13 +198,16 @@ def _other(i, port):
 def _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered=False, tariff=False):
     make = encoder.aidon
     if tariff:
-        # Every frame a List 3 an hour after the last: the account's heaviest case, its
-        # code loaded (and dropped) for each one, and its state written for each.
-        hour = iter(range(1 << 30))
+        # Every 20th frame a List 3, an hour after the last one (a meter sends one in
+        # ~1,800): the account's code loaded (and dropped) and its state written for each,
+        # 55 times over the run, while the sessions run.
+        frame_no = iter(range(1 << 30))
 
         def make(kind, values):
-            k = next(hour)
-            t = datetime(2026, 1, 1) + timedelta(hours=k)
+            k = next(frame_no)
+            if k % 20:
+                return encoder.aidon(kind, values)
+            t = datetime(2026, 1, 1) + timedelta(hours=k // 20)
             energy = (100_000_000 + 1234 * k, 0, 0, 0)
             values = dict(values, time=(t.year, t.month, t.day, t.hour, 0, 5), energy=energy)
             return encoder.aidon(3, values)
@@ -321,8 +324,7 @@ def _markdown(
         f"- firmware: its real main under `hanctl run`, {runtime.micropython_version()} "
         f"unix port, {_image()}; broker: {_mosquitto_version()} on 127.0.0.1; "
         "subscriber: paho-mqtt on the host",
-        f"- frames: Aidon List {3 if tariff else 2} ({last['frame_bytes']} B), each with its "
-        "own active power"
+        f"- frames: Aidon List 2 ({last['frame_bytes']} B), each with its own active power"
         + (", ciphered (AES-128-GCM, security 0x30, the dongle holds the keys)" if ciphered else "")
         + "; "
         "one destination measured, share `full`, stats every 1 s"
@@ -330,7 +332,7 @@ def _markdown(
         + (", Home Assistant discovery on" if discovery else "")
         + (f"; {destinations - 1} plain destination(s) beside it" if destinations > 1 else "")
         + (
-            '; a "tariff" in the config, every frame a List 3 an hour after the last'
+            '; a "tariff" in the config, every 20th frame a List 3 an hour after the last'
             if tariff
             else ""
         ),
