@@ -61,6 +61,9 @@ class Account:
             log("tariff: state not readable, the account starts afresh:", repr(e))
             self.state = "{}"
             self._load(None)
+        except MemoryError as e:  # no figures yet: no message until a load succeeds
+            log("tariff: no memory for the account, retried:", repr(e))
+            self.failed = 1
 
     def offer(self, reading, now_ms):
         """Take one reading (dongle.py, each one); never raises. A register accounting
@@ -73,8 +76,10 @@ class Account:
                 self.log("tariff: no memory for the account, retried:", repr(e))
             self.failed += 1
             return
-        if not closed and (
-            self.sent_ms is not None and ticks_diff(now_ms, self.sent_ms) < _EVERY_MS
+        if (
+            self.fig is None
+            or not closed
+            and (self.sent_ms is not None and ticks_diff(now_ms, self.sent_ms) < _EVERY_MS)
         ):
             return
         self.sent_ms = now_ms
@@ -118,7 +123,7 @@ class Account:
             self.p[0] = _w(p)
             q = reading.get("active_power_export")
             self.p[1] = 0 if q is None else _w(q)
-        if self.pending is not None and not load:  # a register still waiting
+        if (self.pending is not None or self.fig is None) and not load:  # still waiting
             self.failed += 1
             load = self.failed % _RETRY == 0
         if not load:

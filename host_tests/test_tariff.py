@@ -178,6 +178,14 @@ def test_a_register_without_memory_to_load_accounting_waits_and_is_counted_late(
         dumps = staticmethod(json.dumps)
 
     monkeypatch.setattr(tariff, "json", Short)
+    Short.left = 1  # at boot too: no figures, so no message, until a load succeeds
+    full = dest(2)
+    booting = tariff.Account({}, [full], lambda *a: None)
+    assert booting.fig is None  # nothing to send
+    booting.offer({"active_power_import": 5}, 0)  # no time: no load, no message
+    assert full.tariff is None
+    booting.offer(readings[1], 1)  # a new meter hour: loaded now, and the message goes
+    assert booting.fig is not None and full.tariff is booting
     for i, r in enumerate(readings):
         if r["meter_time"] == "2026-01-01T06:00:05":
             Short.left = 2  # the last register and its first retry fail
