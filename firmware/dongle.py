@@ -13,13 +13,15 @@ import gc
 import sys
 import time
 
+from micropython import const
+
 from decoder import INTERNAL, MEMORY, Decoder
 from destination import Destination
 from meterlink import MeterLink, setting_name
 from store import STATE, load_json, save_json
 from uptime import Uptime
 
-_WATCHDOG_MS = 30000
+_WATCHDOG_MS = const(30000)  # folded in: no interned name
 hal = log = None  # the hardware layer startup chose, and its log: set by Dongle()
 
 
