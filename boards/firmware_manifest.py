@@ -5,8 +5,7 @@
 # what the boot can import.
 #
 # Not frozen: main.py, the boot file, which MicroPython runs from the file system as source;
-# hal_unix.py, the unix port's hardware layer; accounting.py, which only `hanctl account`
-# runs, on the PC.
+# hal_unix.py, the unix port's hardware layer.
 
 DECODER = (
     # frames, checksums, the link layers
@@ -21,6 +20,8 @@ RUNTIME = (
     "uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
     # the web server and HomeWizard's local API (loaded when config.json turns it on)
     "httpd", "local_api",
+    # the capacity tariff (loaded when a destination gets it)
+    "accounting", "tariff",
     "dongle", "startup",
 )  # fmt: skip
 BOARD = ("hal_esp32", "store")  # the hardware and the files kept through a power cut

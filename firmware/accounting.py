@@ -16,6 +16,10 @@
 #   comes twice with the same meter time.
 # - Month peaks: the largest hour of each day; the month's three largest days; their mean
 #   is the capacity in kW (kWh in an hour), and the ladder's interval holding it the step.
+# - Time windows (Sweden's effektavgift, whose hours differ by grid operator): with
+#   "windows" in the tariff, only the hours that begin inside one count towards the peaks;
+#   a window is {"months": [...], "days": "weekdays" or "all", "hours": [from, to)} in the
+#   meter's local time (e.g. November to March, weekdays, 07-19). Energy still counts.
 
 from micropython import const
 
@@ -118,6 +122,7 @@ class Accounting:
         self.prices = tariff.get("prices")
         self.offset = tariff.get("utc_offset_h", 1)  # CET: Norway, Sweden, Denmark
         self.summer = tariff.get("summer_time", True)
+        self.windows = tariff.get("windows")  # None: every hour counts towards the peaks
         self.on_hour = on_hour
         self.on_month = on_month
         st = state or {}
@@ -134,6 +139,8 @@ class Accounting:
         self._fold = None  # the repeated local hour, while in its second pass
         self._p = [0, 0]  # the last power, import and export W
         self._progress = None  # import Wh since the boundary, from a register mid-hour (P1)
+        self._time = None  # meter_time of the last reading with one
+        self.last = None  # (hour text, import Wh, export Wh, estimated) of the last hour closed
         self.dropped = (
             0  # hours not split: a stretch longer than _SPLIT_MAX, or a register that fell
         )
@@ -173,6 +180,7 @@ class Accounting:
         t = reading.get("meter_time")
         pt = parse_time(t) if t else None
         if pt:
+            self._time = t
             h, sec = pt
             if self._fold is not None and h != self._fold:
                 self._fold = None
@@ -296,10 +304,24 @@ class Accounting:
         t[3] += imp
         day = text[8:10]
         best = self._days_max.get(day)
-        if best is None or imp > best[1]:
+        if (best is None or imp > best[1]) and self.counts(h):
             self._days_max[day] = [h, imp]
+        self.last = (text, imp, exp, estimated)
         if self.on_hour:
             self.on_hour(text, imp, exp, estimated)
+
+    def counts(self, h):
+        """Does local hour h count towards the peaks (inside a window, or no windows)?"""
+        if not self.windows:
+            return True
+        z = h // 24
+        m = _civil(z)[1]
+        for w in self.windows:
+            hours = w.get("hours", (0, 24))
+            if (m in w.get("months", range(1, 13)) and hours[0] <= h % 24 < hours[1]
+                    and (w.get("days") != "weekdays" or (z + 3) % 7 < 5)):  # fmt: skip
+                return True  # (z + 3) % 7: 0 on a Monday (1970-01-01 was a Thursday)
+        return False
 
     # -- figures --------------------------------------------------------------------------
 
@@ -374,8 +396,8 @@ class Accounting:
         """Wh this hour may still import before the month's capacity reaches the next step
         (0 when it has, None at the ladder's top)."""
         upper = self.step(self.capacity_w())[1]
-        if upper is None:
-            return None
+        if upper is None or self._local is not None and not self.counts(self._local):
+            return None  # the top step, or an hour outside the windows: no limit
         text = hour_text(self._local) if self._local is not None else ""
         days = self._days_max if text[:7] == self._month else {}  # a new month starts empty
         today = text[8:10]

@@ -49,7 +49,8 @@ TIMINGS = (
 )
 
 # Known keys of each object, sorted as the messages list them.
-TOP_KEYS = ("board", "destinations", "hostname", "local_api", "meter", "ntp", "wifi")
+TOP_KEYS = ("board", "destinations", "hostname", "local_api", "meter", "ntp", "tariff",
+            "wifi")  # fmt: skip
 DEST_KEYS = ("client_id", "discovery", "host", "interval", "keepalive", "name", "password",
              "port", "raw", "retry_max", "retry_min", "share", "stats_interval", "timeout",
              "tls", "topic", "user")  # fmt: skip
@@ -57,6 +58,13 @@ TLS_KEYS = ("ca", "server_hostname", "verify")
 WIFI_KEYS = ("password", "ssid")
 METER_KEYS = ("auth_key", "baud", "invert", "key", "parity")
 LOCAL_API_KEYS = ("enabled", "interval", "share")
+TARIFF_KEYS = ("prices", "steps_kw", "summer_time", "utc_offset_h", "windows")
+WINDOW_KEYS = ("days", "hours", "months")
+WINDOWS_MAX = 8  # a grid operator's windows: one or two (winter weekdays, say)
+# The ladder's length: grid companies publish 5 to 10 steps; 16 bounds what the dongle
+# keeps. Without steps_kw the ladder is accounting.STEPS_KW, 10 steps.
+STEPS_MAX = 16
+DEFAULT_STEPS = 10
 # redact() shows the values of these keys only: a password, and the value of a key hanport
 # does not know (a misspelt "pasword"), become SECRET.
 _SHOWN = TOP_KEYS + tuple(k for k in DEST_KEYS if k != "password") + TLS_KEYS + ("ssid",)
@@ -216,8 +224,91 @@ def validate(cfg, unix=False):
     api = _local_api(pr, cfg.get("local_api"))
     if api is not None:  # absent when off: a dongle without it holds no key for it
         out["local_api"] = api
+    tariff = cfg.get("tariff")  # absent: no account kept, no tariff message
+    out["tariff"] = None if tariff is None else _tariff(pr, tariff)
     problems = pr.result()
     return (None if problems else out), problems
+
+
+def _tariff(pr, v):
+    """The capacity tariff: the ladder in kW, its prices, the meter's time zone. A copy;
+    what is not given, accounting.py defaults (the typical Norwegian ladder, CET, EU summer
+    time)."""
+    out = {}
+    if not _object(pr, "tariff", v, TARIFF_KEYS, '{"steps_kw": [0, 2, 5, 10], "prices": [...]}'):
+        return out
+    n = DEFAULT_STEPS
+    for k in ("steps_kw", "prices"):
+        x = v.get(k)
+        if x is None:
+            continue
+        path = "tariff." + k
+        if not isinstance(x, list) or not x or len(x) > (STEPS_MAX if k == "steps_kw" else n):
+            most = STEPS_MAX if k == "steps_kw" else n
+            what = "kW at which each step begins" if k == "steps_kw" else "monthly price per step"
+            pr.add(path, "%s is not a list of 1 to %d numbers; use one %s, e.g. [0, 2, 5, 10]"
+                   % ("an empty list" if x == [] else _show(x), most, what))  # fmt: skip
+            continue
+        last = None
+        for i, y in enumerate(x):
+            if type(y) not in (int, float) or not 0 <= y < 1e6:
+                pr.add("%s[%d]" % (path, i), "%s is not a number from 0 to 999999" % _show(y))
+            elif k == "steps_kw" and last is not None and y <= last:
+                pr.add("%s[%d]" % (path, i), "%s is not above the step before (%s); list the "
+                       "steps in increasing order" % (_show(y), _show(last)))  # fmt: skip
+            else:
+                last = y
+        if k == "steps_kw":
+            n = len(x)
+        out[k] = list(x)
+    if "utc_offset_h" in v:
+        fix = "the meter's standard time zone"
+        out["utc_offset_h"] = _whole(pr, "tariff.utc_offset_h", v["utc_offset_h"], -12, 14, fix)
+    if "summer_time" in v:
+        out["summer_time"] = _flag(pr, "tariff.summer_time", v["summer_time"])
+    if "windows" in v:
+        out["windows"] = _windows(pr, v["windows"])
+    return out
+
+
+def _windows(pr, v):
+    """Sweden's time windows: the hours that count towards the peaks (accounting.py)."""
+    example = '{"months": [11, 12, 1, 2, 3], "days": "weekdays", "hours": [7, 19]}'
+    if not isinstance(v, list) or not v or len(v) > WINDOWS_MAX:
+        pr.add("tariff.windows", "%s is not a list of 1 to %d windows; use one like [%s]"
+               % (_kind(v), WINDOWS_MAX, example))  # fmt: skip
+        return None
+    out = []
+    for i, w in enumerate(v):
+        path = "tariff.windows[%d]" % i
+        if not _object(pr, path, w, WINDOW_KEYS, example):
+            continue
+        one = {}
+        months, days, hours = w.get("months"), w.get("days", "all"), w.get("hours")
+        if months is not None and not _ints(months, 1, 12, 12):
+            pr.add(path + ".months", "%s is not a list of months; use numbers from 1 to 12, "
+                   "e.g. [11, 12, 1, 2, 3]" % _show(months))  # fmt: skip
+        if days not in ("all", "weekdays"):
+            pr.add(path + ".days", '%s is not a day set; use "all" or "weekdays"' % _show(days))
+        if hours is not None and not (_ints(hours, 0, 24, 2) and len(hours) == 2
+                                      and hours[0] < hours[1]):  # fmt: skip
+            pr.add(path + ".hours", "%s is not [from, to); use two whole hours from 0 to 24, "
+                   "the first lower, e.g. [7, 19]" % _show(hours))  # fmt: skip
+        for k in WINDOW_KEYS:  # a copy (a config with problems is not used anyway)
+            if k in w and w[k] != "all":
+                one[k] = w[k][:] if isinstance(w[k], list) else w[k]
+        out.append(one)
+    return out
+
+
+def _ints(v, lo, hi, most):
+    """v is a list of 1 to `most` whole numbers from lo to hi."""
+    if not isinstance(v, list) or not 0 < len(v) <= most:
+        return False
+    for x in v:
+        if type(x) is not int or not lo <= x <= hi:
+            return False
+    return True
 
 
 def _wifi(pr, v, unix):
@@ -477,7 +568,7 @@ def _field(f):
     spells it ("1-0:099.97.0" -> "1-0:99.97.0"); None when it is neither."""
     if not isinstance(f, str) or len(f) > 24:
         return None
-    if f in obis.UNIT or f == "unchecked":
+    if f in obis.UNIT or f == "unchecked" or f == "tariff":
         return f
     parts = f.replace("-", ".").replace(":", ".").split(".")
     if len(parts) != 5 or f.count("-") != 1 or f.count(":") != 1 or f.find("-") > f.find(":"):

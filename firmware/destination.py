@@ -9,7 +9,8 @@
 #
 # Topics under the destination's base: reading (each message, filtered by the share
 # level), energy (hourly registers, retained), status (retained "online", last will
-# "offline"), stats (diagnostics, every 60 s).
+# "offline"), stats (diagnostics, every 60 s), tariff (the capacity tariff's figures,
+# retained, when the config has a "tariff" and the share lets it out: share.py).
 
 import asyncio
 import gc
@@ -19,28 +20,32 @@ import random
 import sys
 import time
 
+from micropython import const
+
 import obis
 import reading as reading_json
 from mqtt import MQTTClient
 from outbox import Outbox
 from share import FULL, Share, is_energy, is_hourly
 
-_JSON_MAX = 1536  # the longest reading seen: 27 registers of an Aidon SE List 3, ~1 KB
-_ENERGY_MAX = 512  # energy registers, their time and the meter id: ~300 bytes
-_RAW_MAX = 512  # line bytes waiting for the raw topic: 2 s of a 2400 baud line
+# const(): folded in by the compiler, no global and no interned name (the dongle's names
+# fill five qstr pools; one more takes a sixth, ~4.6 KB: docs/performance.md).
+_JSON_MAX = const(1536)  # the longest reading seen: 27 registers of an Aidon SE List 3, ~1 KB
+_ENERGY_MAX = const(512)  # energy registers, their time and the meter id: ~300 bytes
+_RAW_MAX = const(512)  # line bytes waiting for the raw topic: 2 s of a 2400 baud line
 _HA_STATUS = "homeassistant/status"  # = discovery.HA_STATUS, without importing discovery
-_HA_AGAIN_MS = 30000  # Home Assistant takes longer than this to restart
-_HEALTHY_MS = 60000  # a session this long starts the backoff over
-_ERROR_MAX = 60  # characters of last_error kept: the stats of four destinations fit _JSON_MAX
+_HA_AGAIN_MS = const(30000)  # Home Assistant takes longer than this to restart
+_HEALTHY_MS = const(60000)  # a session this long starts the backoff over
+_ERROR_MAX = const(60)  # last_error's characters kept: four destinations' stats fit _JSON_MAX
 # Fields learned for discovery: the 50 canonical ones and 30 more. The most in a real
 # reading is 45, 17 of them codes without a name (a DSMR 5 telegram, ../shared/vectors).
 # A line of ever new OBIS codes grew the set until MicroPython's set, failing to grow,
 # was left corrupt: a segfault at the next lookup (docs/reliability.md).
-_FIELDS_MAX = 80
+_FIELDS_MAX = const(80)
 # Readings without a meter id before discovery goes ahead without one: a meter names itself
 # in List 2 (every 10 s, so within 5 readings) or in every P1 telegram; one that never
 # does is announced after this many, under the node alone (discovery.device_key).
-_ID_WAIT = 15
+_ID_WAIT = const(15)
 _ebuf = None  # made by the first Destination: see __init__
 # The destination sending a discovery round, if any: one at a time. Two rounds at once (a
 # full and a live destination, both at the first List 2) held two sets of their
@@ -50,14 +55,19 @@ _announcing = None
 
 
 class Destination:
-    def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None, salt=None):
+    # tariff.Account with a message to send, kept while offline (tariff.py sets it). A class
+    # attribute until then: a dongle without a tariff keeps its dicts as they were (heap).
+    tariff = None
+
+    def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None, salt=None,
+                 tariff=False):  # fmt: skip
         self.cfg = cfg
         self.name = cfg["name"]
         self.base = cfg["topic"]
         self.hostname = hostname
         self.stats = stats  # callable: the shared counters as a dict
         self.uptime = uptime  # the dongle's uptime.Uptime: down_s does not wrap
-        self.share = Share(cfg)
+        self.share = Share(cfg, tariff)
         self.outbox = Outbox(state_dir + "queue-" + self.name + ".jsonl")
         self.state_dir = state_dir
         # (load_json, save_json) of store: where discovery keeps what it announced, so it
@@ -317,6 +327,9 @@ class Destination:
                     self.dropped += 1
                     raise
                 self.published += 1
+        # -- tariff: the capacity tariff's latest figures (tariff.py), retained -----------
+        if self.tariff is not None:
+            await self.tariff.send(client, self)
         # -- discovery: a round of Home Assistant configs -----------------------------------
         # With the meter's id (List 2, within 10 s on a real meter), or without one after
         # _ID_WAIT readings; a withdrawal (discovery turned off) needs neither.

@@ -116,6 +116,21 @@ _SPECIAL = (
     "value_json.destination.others | rejectattr('connected') | list | count",
 )
 _OTHERS_ATTRS = "{{ {'others': value_json.destination.others} | tojson }}"
+# The capacity tariff's sensors, read from <base>/tariff (README, "The tariff message") by
+# a destination whose share gets it (share.py): object id after "tariff_", the message's
+# key ("=N": the N-th peak), unit, device class. No state class: these are not meters'
+# counts (a step, a mean, the month's largest hours), and Home Assistant's long-term
+# statistics of a total would read each new hour's fall to 0 as a meter reset. A null
+# (allowed_kwh at the ladder's top) becomes "None", which Home Assistant shows as unknown.
+_TARIFF = """
+step step - -
+capacity capacity_kw kW power
+peak_1 =0 kWh energy
+peak_2 =1 kWh energy
+peak_3 =2 kWh energy
+hour hour_kwh kWh energy
+projection projected_kwh kWh energy
+allowed allowed_kwh kWh energy"""
 
 
 def _classes(field):
@@ -199,11 +214,28 @@ def diagnostics(share):
         yield row
 
 
+def tariffs(share):
+    """Rows as diagnostics() gives them, of the tariff sensors this destination announces."""
+    if not share.tariff:
+        return
+    for line in _TARIFF.split("\n")[1:]:
+        row = [None if x == "-" else x for x in line.split(" ")]
+        row[0], row[1], key = _S, "tariff_" + row[0], row[1]
+        if key[0] == "=":
+            p = "value_json.peaks[%s]" % key[1:]
+            key = "%s.kwh if value_json.peaks | count > %s else None" % (p, key[1:])
+        else:
+            key = "value_json." + key
+        yield [row[0], row[1], key, row[2], row[3], None]
+
+
 def _wanted(component, object_id, share):
     """Would this destination announce object_id (under its current node and key) now, or
     later when the meter sends the field? False: a recorded config to remove."""
     if component == _S and object_id in obis.UNIT:
         return share.allows(object_id) and _classes(object_id) is not None
+    if object_id[:7] == "tariff_":
+        return component == _S and share.tariff and _TARIFF.find("\n%s " % object_id[7:]) >= 0
     if object_id[:6] != "stats_" or object_id == "stats_others_down" and share.level != FULL:
         return False
     return _DIAG.find("\n%s %s " % (component[0], object_id[6:])) >= 0
@@ -247,6 +279,9 @@ def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, mode
         r = (_S, field, "value_json.%s | default('')" % field, r[2], r[0], r[1],
              "/energy" if energy else "/reading", 2 * _ENERGY_S if energy else live)  # fmt: skip
         yield _S, field, _config(buf, r, ident, ent, base, tail)
+    # The tariff: at least once an hour; two missed, and it shows as unavailable.
+    for r in tariffs(share):
+        yield r[0], r[1], _config(buf, r + ["/tariff", 2 * _ENERGY_S], ident, ent, base, tail)
     # Stats come every stats_s: three missed, and the dongle's counters show stale too.
     for r in diagnostics(share):
         yield r[0], r[1], _config(buf, r + ["/stats", 3 * stats_s], ident, ent, base, tail)
@@ -326,6 +361,9 @@ def _record(record, fields, share, nid, key):
                     ids.append(f)
         for row in diagnostics(share):
             if row[0] == component:
+                ids.append(row[1])
+        if component == _S:
+            for row in tariffs(share):
                 ids.append(row[1])
         if same:
             for object_id in _ids(record, component):

@@ -1,6 +1,7 @@
 # The running dongle: meter link, destinations, watchdog. Only wiring lives here.
 #
 #   UART -> meterlink -> decoder -> on_reading -> every Destination.offer() (never waits)
+#                                              -> tariff.Account.offer() (with a "tariff")
 #   each Destination.run() task: MQTT session, outage queue, stats, discovery
 #   a ticker: closes frames the line left open, wakes destinations, feeds the watchdog
 #
@@ -12,18 +13,23 @@ import gc
 import sys
 import time
 
+from micropython import const
+
 from decoder import INTERNAL, MEMORY, Decoder
 from destination import Destination
 from meterlink import MeterLink, setting_name
 from store import STATE, load_json, save_json
 from uptime import Uptime
 
-_WATCHDOG_MS = 30000
+_WATCHDOG_MS = const(30000)  # folded in: no interned name
 hal = log = None  # the hardware layer startup chose, and its log: set by Dongle()
 
 
 class Dongle:
     local_api = None  # local_api.LocalApi, when config.json turns it on
+    # tariff.Account, when some destination gets the tariff (run()). A class attribute until
+    # then: an instance attribute more can grow every instance's dict (heap, measured).
+    tariff = None
 
     def __init__(self, cfg, hal_module, version):
         """cfg: checked; hal_module: hal_esp32 or hal_unix; version: the firmware's."""
@@ -72,6 +78,8 @@ class Dongle:
             d.offer(reading, now)  # never raises: a reading it cannot take, it counts
         if self.local_api is not None:
             self.local_api.offer(reading, now)
+        if self.tariff is not None:
+            self.tariff.offer(reading, now)  # never raises either
         # Collect now, between frames, while the line is quiet: the next reading's JSON
         # then finds its 1 KB in one piece (a 96 KB heap fragments fast otherwise).
         gc.collect()
@@ -167,9 +175,15 @@ class Dongle:
         cfg = self.cfg
         wdt = hal.Watchdog(_WATCHDOG_MS)
         for dcfg in cfg["destinations"]:
+            # A config checked before "tariff" existed has none: no tariff.
             d = Destination(dcfg, cfg["hostname"], self.stats, self.uptime,
-                            files=(load_json, save_json), salt=self.state["salt"])  # fmt: skip
+                            files=(load_json, save_json), salt=self.state["salt"],
+                            tariff=cfg.get("tariff") is not None)  # fmt: skip
             self.destinations.append(d)
+        if any(d.share.tariff for d in self.destinations):
+            import tariff  # only a dongle that shares the tariff loads it (docs/performance.md)
+
+            self.tariff = tariff.Account(cfg["tariff"], self.destinations, log)
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:
             self.tasks.append(asyncio.create_task(_guard(d.name, d.run())))

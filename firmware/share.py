@@ -8,6 +8,12 @@
 #             gas, water and heat meters' counts with their times (a gas meter reports
 #             hourly on DSMR 4, every 5 minutes on DSMR 5: a count, as energy is)
 #   [fields]  exactly the listed fields (canonical names or "A-B:C.D.E" codes), when present
+#
+# The tariff message (<base>/tariff, README "The tariff message"), when the config has a
+# "tariff": "full" and a list naming "tariff" get it at each hour's register and once a
+# minute between (this hour so far follows the power); "hourly" only at each hour's
+# register (its figures then say no more than the hourly energy does); "live" never (no
+# energy at all).
 # Units decide what is power and what is energy (obis.UNIT), so a register added to the OBIS
 # table falls into the right level without a change here.
 #
@@ -49,8 +55,13 @@ def is_hourly(reading):
 
 
 class Share:
-    def __init__(self, dest_cfg):
-        """dest_cfg: a destination of config.validate(); only "share" and "interval" are read."""
+    # The tariff message: 2 at each register and between, 1 at each register only, 0 never;
+    # set on the instance only with a "tariff" in the config (a dict slot less without).
+    tariff = 0
+
+    def __init__(self, dest_cfg, tariff=False):
+        """dest_cfg: a destination of config.validate(); only "share" and "interval" are read.
+        tariff: the config has a "tariff" (the dongle keeps the account)."""
         share = dest_cfg["share"]
         self._fields = None
         if isinstance(share, (list, tuple)):
@@ -61,6 +72,11 @@ class Share:
         else:
             raise ValueError("share")  # config.validate() lets no other value through
         self.interval_ms = dest_cfg.get("interval", DEFAULT_INTERVAL) * 1000
+        if tariff:
+            lv = self.level
+            self.tariff = (
+                1 if lv == HOURLY else 2 if lv == FULL or "tariff" in (self._fields or ()) else 0
+            )
         self._sent_ms = None  # live: when the last view went out
         self._rich = 0  # live: fields of the fullest reading since (see view())
         self._hour = None  # hourly: the meter hour ("YYYY-MM-DDTHH") of the last view

@@ -84,12 +84,13 @@ def _month_of_registers(start_utc, hours, rng, every_s=None):
     return readings, truth
 
 
-def _expected_month(truth, month):
-    """Top 3 days by their largest hour, the capacity (mean, Wh per hour = W), by hand."""
+def _expected_month(truth, month, counts=lambda local: True):
+    """Top 3 days by their largest hour, the capacity (mean, Wh per hour = W), by hand;
+    counts(local start): does the hour count (Sweden's windows)."""
     best = {}
     for t0, (w, _) in truth.items():
         local = _oslo(t0)
-        if local.strftime("%Y-%m") != month:
+        if local.strftime("%Y-%m") != month or not counts(local):
             continue
         day = local.date()
         if day not in best or w > best[day][1]:
@@ -119,6 +120,35 @@ def test_a_month_at_speed_hours_peaks_and_step():
     assert lo <= cap < hi and [lo, hi] in [[a, b] for a, b in zip(
         [x * 1000 for x in accounting.STEPS_KW], [x * 1000 for x in accounting.STEPS_KW[1:]],
         strict=False)]  # fmt: skip
+
+
+def test_swedish_windows_count_only_their_hours_towards_the_peaks():
+    """Winter weekdays 07-19 (an operator's high-load window) and, on Saturdays in
+    January only, 10-12: the peaks are those hours' alone, energy counts every hour."""
+    rng = random.Random(5)
+    start = dt.datetime(2026, 1, 1, 0, tzinfo=UTC) - dt.timedelta(hours=1)
+    readings, truth = _month_of_registers(start, 31 * 24, rng)
+    windows = [{"months": [11, 12, 1, 2, 3], "days": "weekdays", "hours": [7, 19]},
+               {"months": [1], "hours": [10, 12]}]  # fmt: skip
+    acc, hours, months = _run(readings, {"windows": windows})
+    acc.finish()
+    (m,) = months
+
+    def counts(local):
+        weekday = local.weekday() < 5 and 7 <= local.hour < 19
+        return weekday or 10 <= local.hour < 12
+
+    top, cap = _expected_month(truth, "2026-01", counts)
+    assert [(accounting.hour_text(h), wh) for h, wh in m["peaks"]] == [
+        (_text(t), w) for t, w in top
+    ]
+    assert m["capacity_w"] == cap
+    assert m["import_wh"] == sum(w for w, _ in truth.values())  # every hour's energy
+    everything, _ = _expected_month(truth, "2026-01")
+    assert top != everything  # the windows made a difference
+    # Outside every window this hour cannot raise the peaks: no limit.
+    acc.offer({"meter_time": "2026-02-01T03:10:00", "active_power_import": 500})
+    assert acc.allowed_wh() is None
 
 
 def test_a_new_month_starts_fresh_and_the_last_one_is_reported():

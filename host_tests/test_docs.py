@@ -24,7 +24,6 @@ NOT_DRAWN = {
     "errors": "the rejection kinds",
     "uptime": "seconds since boot for the stats",
     "store": "the files kept through a power cut (state, checked config, outage queue)",
-    "accounting": "host only (hanctl account)",
 }
 # Layers from the bottom up (docs/architecture.md, "Layers"): a module imports only from its
 # own layer or lower ones.
@@ -34,7 +33,7 @@ LAYERS = [
      "security", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize", "p1", "p1cipher",
      "reading", "decoder", "accounting"},
     {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
-     "httpd", "local_api"},
+     "httpd", "local_api", "tariff"},
     {"dongle"},
     {"startup", "main"},
 ]  # fmt: skip

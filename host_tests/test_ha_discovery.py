@@ -97,12 +97,13 @@ def clock(monkeypatch):
     return c
 
 
-def make(tmp_path, clock, cfg, hostname=HOST, salt="the-dongle-secret"):
+def make(tmp_path, clock, cfg, hostname=HOST, salt="the-dongle-secret", tariff=False):
     """A Destination as dongle.py makes it, its state folder tmp_path, connected."""
     uptime = SimpleNamespace(seconds=lambda: clock.ms // 1000)
     d = destination.Destination(
         cfg, hostname, lambda dest: {"destination": dest.counters()}, uptime,
         state_dir=str(tmp_path) + "/", files=(store.load_json, store.save_json), salt=salt,
+        tariff=tariff,
     )  # fmt: skip
     d.outbox = Outbox()
     d.client = Client(clock)
@@ -299,6 +300,43 @@ def test_removed_when_the_share_the_meter_or_the_hostname_changes(tmp_path, cloc
     removed, announced = round_(d, clock, other)
     assert removed and all(f"/{HOST}_ha/" in t for t in removed)
     assert announced and all("/hanport-new_ha/" in t for t in announced)
+
+
+TARIFF_SENSORS = {"tariff_" + x for x in ("step", "capacity", "peak_1", "peak_2", "peak_3",
+                                            "hour", "projection", "allowed")}  # fmt: skip
+
+
+def test_the_tariff_sensors_come_with_a_share_that_gets_the_tariff_and_go_with_it(tmp_path, clock):
+    d = make(tmp_path, clock, dest_cfg("ha"), tariff=True)
+    _, announced = round_(d, clock)
+    configs = {t.split("/")[3]: json.loads(p) for t, p in d.client.configs() if p}
+    assert TARIFF_SENSORS <= set(configs)
+    for oid in TARIFF_SENSORS:
+        c = configs[oid]
+        assert c["state_topic"] == "h/ha/tariff" and "state_class" not in c, c
+        assert c["expire_after"] == 7200  # once an hour at least: two missed
+        assert c["device"] == configs["active_power_import"]["device"]  # one device
+    assert configs["tariff_capacity"]["unit_of_measurement"] == "kW"
+    assert configs["tariff_capacity"]["device_class"] == "power"
+    assert configs["tariff_peak_1"]["value_template"] == (
+        "{{ value_json.peaks[0].kwh if value_json.peaks | count > 0 else None }}"
+    )
+    assert TARIFF_SENSORS <= set(record(tmp_path, "ha")["sensor"])
+    removed, _ = round_(d, clock)  # the same again: none removed
+    assert removed == []
+
+    hourly = make(tmp_path, clock, dest_cfg("hr", share="hourly"), tariff=True)
+    round_(hourly, clock)
+    assert TARIFF_SENSORS <= {t.split("/")[3] for t, p in hourly.client.configs() if p}
+    # A live share never gets the tariff, nor does a dongle without one in its config.
+    for x in (make(tmp_path, clock, dest_cfg("lv", share="live"), tariff=True),
+              make(tmp_path, clock, dest_cfg("nt"))):  # fmt: skip
+        round_(x, clock)
+        assert not TARIFF_SENSORS & {t.split("/")[3] for t, _ in x.client.configs()}
+    # The tariff left out of the config: its sensors are removed.
+    d = make(tmp_path, clock, dest_cfg("ha"))
+    removed, _ = round_(d, clock)
+    assert {t.split("/")[3] for t in removed} == TARIFF_SENSORS
 
 
 def test_discovery_turned_off_withdraws_everything_once(tmp_path, clock):

@@ -178,6 +178,16 @@ def test_is_hourly():
     assert not is_hourly({})
 
 
+def test_who_gets_the_tariff_message():
+    """2: at each register and once a minute between; 1: at each register; 0: never."""
+    levels = {"full": 2, "hourly": 1, "live": 0}
+    for share, want in levels.items():
+        assert Share({"share": share}, tariff=True).tariff == want
+        assert Share({"share": share}).tariff == 0  # no "tariff" in the config
+    assert Share({"share": ["tariff", "meter_time"]}, tariff=True).tariff == 2
+    assert Share({"share": ["active_energy_import"]}, tariff=True).tariff == 0
+
+
 def test_a_share_config_validate_would_reject_is_refused():
     for bad in ("fulll", None, 5):
         with pytest.raises(ValueError):

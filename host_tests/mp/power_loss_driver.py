@@ -230,6 +230,37 @@ class Flash:
         return 0
 
 
+def register(k):
+    """The hourly List 3 of hour k from 2026-01-01 00:00 (~1.2 kWh an hour, varied)."""
+    t = "2026-01-%02dT%02d:00:05" % (1 + k // 24, k % 24)
+    return {"meter_time": t, "active_energy_import": (7000000 + k * 1200 + k * k % 700, -3)}
+
+
+class Cut(Exception):
+    pass
+
+
+def said(*words):
+    # tariff.Account logs a failed write and goes on; here that is the cut, so it ends the op
+    if words[0] == "tariff: state not saved:":
+        raise OSError(5)
+    raise Cut(" ".join(str(w) for w in words))  # anything else it says is a finding
+
+
+def tariff_hours(ks):
+    """The tariff's writer: a booting dongle's account, then registers that close hours
+    (tariff.py writes tariff.json through store.save_json at each)."""
+    import tariff
+
+    os.chdir("/flash")
+    try:
+        account = tariff.Account({}, [], said)
+        for k in ks:
+            account.offer(register(k), 0)
+    finally:
+        os.chdir("/")
+
+
 def sweep(fs_name):
     import vfs
 
@@ -249,6 +280,7 @@ def sweep(fs_name):
         ("config.write", lambda: config.write(b, c)),
         ("save_json", lambda: store.save_json(c, b)),
         ("state.json", lambda: store.save_json(st, {"salt": "b"})),
+        ("tariff.json", lambda: tariff_hours((60,))),
     )
     # Before: a queue of messages 0..4, config.json holding a. After: the operation's.
     want = {
@@ -264,8 +296,16 @@ def sweep(fs_name):
         Outbox(q).append(message(i, 200))
     config.write(a, c)
     store.save_json(st, {"salt": "a"})
+    tariff_hours(range(60))  # 2.5 days of hours: a state of ~600 B, two blocks and more
+    tariff_a = store.load_json("/flash/tariff.json")
     vfs.umount("/flash")
     image = bytes(flash.data)
+    # What the tariff's writer leaves when nothing cuts it: the "after" of its sweep.
+    vfs.mount(kind(Flash(image)), "/flash")
+    tariff_hours((60,))
+    tariff_b = store.load_json("/flash/tariff.json")
+    assert tariff_b != tariff_a
+    vfs.umount("/flash")
     for name, op in ops:
         cut = 0
         outcomes = {}
@@ -298,6 +338,10 @@ def sweep(fs_name):
                     if ok
                     else str(got)
                 )
+            elif name == "tariff.json":
+                got = store.load_json("/flash/tariff.json")  # as tariff.Account reads it
+                ok = got == tariff_a or got == tariff_b
+                seen = "before" if got == tariff_a else "after" if ok else "broken"
             elif name == "state.json":
                 seen = store.load_json(st).get("salt")  # as Dongle() reads it at boot
                 ok = seen in ("a", "b")

@@ -23,8 +23,10 @@ firmware; Debian's mosquitto on loopback):
            booting, flushing). At the end every hour arrives, as decoded (JSON equal,
            duplicates included), except at most the one in flight at a kill (sent by the
            meter, not yet whole on flash).
-  sweep    the same writers on littlefs and FAT (the ESP32's file systems) in a RAM block
-           device, cut after each of its block writes in turn (exhaustive, not random).
+  sweep    the same writers, the dongle's state.json and the tariff's account (tariff.json,
+           at the register that closes an hour) on littlefs and FAT (the ESP32's file
+           systems) in a RAM block device, cut after each of its block writes in turn
+           (exhaustive, not random).
 
 From the repository's root:
 
@@ -830,7 +832,7 @@ def sweep_run(work, out=print):
             elif line.startswith("BAD "):
                 counts["bad"] += 1
                 failures.append(line)
-        if sum(line.startswith("S ") for line in lines) != 6:
+        if sum(line.startswith("S ") for line in lines) != 7:
             failures.append(f"sweep {fs} ended early: {lines[-5:]}")
     counts["failures"] = failures
     return counts

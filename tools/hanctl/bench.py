@@ -72,6 +72,12 @@ def register(subparsers):
         help="the measured destination with Home Assistant discovery on",
     )
     parser.add_argument(
+        "--tariff",
+        action="store_true",
+        help='the pipeline with a "tariff" in the config: the capacity tariff\'s account '
+        "loaded and its message sent",
+    )
+    parser.add_argument(
         "--ciphered",
         action="store_true",
         help="the pipeline with a meter that encrypts (AES-128-GCM, security 0x30), the "
@@ -279,11 +285,12 @@ def run_command(args):
         print(flush=True)
         print(bench_cipher.report(args.repeat * 10))
     shaped = args.destinations > 1 or args.discovery or args.ciphered or args.local_api
-    if args.pipeline or args.tls or shaped:
+    if args.pipeline or args.tls or shaped or args.tariff:
         print(flush=True)  # the decoder's report shows while the pipeline runs
         heap = runtime.check_heap(args.heap) if args.heap else None
         shape = {"destinations": args.destinations, "discovery": args.discovery}
         shape["ciphered"] = args.ciphered
         shape["local_api"] = args.local_api
+        shape["tariff"] = args.tariff
         print(bench_pipeline.report(heap=heap, tls=args.tls, **shape))
     return 0

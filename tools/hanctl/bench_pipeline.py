@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import encoder, runtime, simulate
@@ -60,6 +61,7 @@ def report(
     discovery=False,
     ciphered=False,
     local_api=False,
+    tariff=False,
 ):
     """Markdown report of one pipeline run at `heap` (default: the image's, runtime.
     default_heap; and at FALLBACK_HEAP if that fails): `frames` paced frames for latency,
@@ -67,12 +69,14 @@ def report(
     message, `idle` seconds of idle CPU measured; the measured destination over TLS if
     `tls`, with Home Assistant discovery if `discovery`, and `destinations` - 1 plain ones
     beside it (each its own session and topic on the same broker); a meter that encrypts
-    if `ciphered`; HomeWizard's local API served and read if `local_api`."""
+    if `ciphered`; HomeWizard's local API served and read if `local_api`; the config with a
+    "tariff" and every 20th frame an Aidon List 3 an hour after the last (the account's code
+    loaded for each, its state written) if `tariff`."""
     missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
     heap = heap or runtime.default_heap()
-    shape = (tls, destinations, discovery, ciphered, local_api)
+    shape = (tls, destinations, discovery, ciphered, local_api, tariff)
     runs = [measure(heap, frames, burst, gap, idle, *shape)]
     if runs[0]["problem"] and _heap_bytes(heap) != _heap_bytes(FALLBACK_HEAP):
         runs.append(measure(FALLBACK_HEAP, frames, burst, gap, idle, *shape))
@@ -107,6 +111,7 @@ def measure(
     discovery=False,
     ciphered=False,
     local_api=False,
+    tariff=False,
 ):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
@@ -133,6 +138,7 @@ def measure(
                 discovery,
                 broker.port,
                 ciphered,
+                tariff,
             )
             http = None
             if local_api:
@@ -145,7 +151,7 @@ def measure(
                 poller = Poller(f"http://{http}/api/v1/data", POLL_S)
                 parts.append(poller)
                 run["api"] = poller.answers
-            _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered)
+            _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered, tariff)
         finally:
             for part in reversed(parts):
                 part.stop()
@@ -155,7 +161,15 @@ def measure(
     return run
 
 
-def _config(broker_port, ca=None, destinations=1, discovery=False, plain_port=None, ciphered=False):
+def _config(
+    broker_port,
+    ca=None,
+    destinations=1,
+    discovery=False,
+    plain_port=None,
+    ciphered=False,
+    tariff=False,
+):
     dest = {
         "name": "bench",
         "host": "127.0.0.1",
@@ -168,7 +182,7 @@ def _config(broker_port, ca=None, destinations=1, discovery=False, plain_port=No
         "retry_max": 2,
         "stats_interval": 1,  # free_heap every second
     }
-    return {
+    cfg = {
         "wifi": [],
         "hostname": "hanport-bench",
         "meter": dict(METER, key=KEY.hex(), auth_key=AUTH_KEY.hex()) if ciphered else METER,
@@ -176,6 +190,9 @@ def _config(broker_port, ca=None, destinations=1, discovery=False, plain_port=No
         "destinations": [dest]
         + [_other(i, plain_port or broker_port) for i in range(1, destinations)],
     }
+    if tariff:
+        cfg["tariff"] = {}  # the default ladder
+    return cfg
 
 
 def _other(i, port):
@@ -193,9 +210,24 @@ def _other(i, port):
     }
 
 
-def _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered=False):
+def _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered=False, tariff=False):
     make = encoder.aidon
-    if ciphered:
+    if tariff:
+        # Every 20th frame a List 3, an hour after the last one (a meter sends one in
+        # ~1,800): the account's code loaded (and dropped) and its state written for each,
+        # 55 times over the run, while the sessions run.
+        frame_no = iter(range(1 << 30))
+
+        def make(kind, values):
+            k = next(frame_no)
+            if k % 20:
+                return encoder.aidon(kind, values)
+            t = datetime(2026, 1, 1) + timedelta(hours=k // 20)
+            energy = (100_000_000 + 1234 * k, 0, 0, 0)
+            values = dict(values, time=(t.year, t.month, t.day, t.hour, 0, 5), energy=energy)
+            return encoder.aidon(3, values)
+
+    elif ciphered:
         counter = iter(range(1, 1 << 32))
 
         def make(kind, values):
@@ -299,6 +331,7 @@ def _markdown(
     discovery=False,
     ciphered=False,
     local_api=False,
+    tariff=False,
 ):
     last = runs[-1]
     lines = [
@@ -314,7 +347,12 @@ def _markdown(
         + (", over TLS (mosquitto's TLS listener; the dongle verifies its CA)" if tls else "")
         + (", Home Assistant discovery on" if discovery else "")
         + (f"; {destinations - 1} plain destination(s) beside it" if destinations > 1 else "")
-        + (f"; HomeWizard's local API on, /api/v1/data read every {POLL_S} s" if local_api else ""),
+        + (f"; HomeWizard's local API on, /api/v1/data read every {POLL_S} s" if local_api else "")
+        + (
+            '; a "tariff" in the config, every 20th frame a List 3 an hour after the last'
+            if tariff
+            else ""
+        ),
         f"- latency: {frames} frames, the closing flag {BODY_PAUSE * 1000:.0f} ms after the "
         "body, from the simulator's sendall of it to the subscriber's receipt; "
         f"{gap * 1000:.0f} ms of quiet after each message",

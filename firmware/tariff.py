@@ -1,0 +1,261 @@
+# The capacity tariff on the dongle: the account (accounting.py, pure) kept from the
+# readings, its state on flash, and the <base>/tariff message for each destination whose
+# share lets it out (share.py). Loaded only when the config has a "tariff" and some
+# destination gets it (dongle.py): a dongle that shares no tariff never loads this or
+# accounting.
+#
+# Heap: accounting's code (~4.8 KB loaded from .mpy) is in the heap only while it works,
+# at each hour's register and at the first reading of each meter hour, as discovery is for
+# its rounds (docs/performance.md). Between, this module integrates the power per meter
+# hour (what a lost register is split by, accounting.py, and this hour so far) and makes
+# the message from the figures accounting left at the last load.
+#
+# Flash: the state is one JSON file, tariff.json, written whole through store.save_json
+# (a power cut leaves the old file or the new one) once an hour, when the hour's register
+# closes an hour: 24 writes a day of at most ~4 KB (48 hours of estimates, a month's 31
+# day maxima, 13 months of summaries), 8 KB with its temp file while it is written.
+# A reboot mid-month reloads it: the month's peaks are kept, a new month starts fresh
+# (accounting.py). The hours since the last write are rebuilt from the registers.
+
+import gc
+import json
+import sys
+
+from micropython import const
+
+from reading import put
+from store import load_json, save_json
+from uptime import ticks_diff  # MicroPython's (ticks wrap at 2**30 ms), or its CPython model
+
+PATH = "tariff.json"
+_EVERY_MS = const(60000)  # the message between registers: once a minute (this hour so far)
+_GAP_S = const(30)  # power is integrated only between readings this close (as accounting's)
+_SNAP_S = const(60)  # a register this far into its hour is the hour's (as accounting's)
+_HOURS_MAX = const(48)  # hours of power kept while no register comes (accounting's bound)
+_RETRY = const(10)  # readings between two tries to load accounting for a waiting register
+_REGISTER = ("meter_time", "active_energy_import", "active_energy_export")
+
+
+class Account:
+    def __init__(self, tariff, destinations, log):
+        """tariff: the config's "tariff" (checked); destinations: the dongle's."""
+        self.tariff = tariff
+        self.destinations = destinations
+        self.log = log
+        self.sent_ms = None  # ticks of the last message
+        self.hours = []  # [[meter hour "YYYY-MM-DDTHH", import Ws, export Ws], ...] not
+        # yet given to accounting, the newest last
+        self.sec = None  # seconds into the meter hour of the last reading
+        self.p = [0, 0]  # the last power, import and export W
+        self.time = None  # meter_time of the last reading
+        self.run = None  # accounting's own between loads: time, fold, local hour, last hour
+        self.fig = None  # what the message takes from accounting (_load)
+        self.pending = None  # the register accounting has not had yet (no memory to load it)
+        self.failed = 0  # readings since a load failed for want of memory
+        # The state between loads as its JSON text: ~1.3 KB in one piece, where the lists
+        # and dicts it stands for took a few KB by the month's end.
+        self.state = json.dumps(load_json(PATH))
+        try:
+            self._load(None)  # a state of another shape fails here, not at a reading
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+            log("tariff: state not readable, the account starts afresh:", repr(e))
+            self.state = "{}"
+            self._load(None)
+        except MemoryError as e:  # no figures yet: no message until a load succeeds
+            log("tariff: no memory for the account, retried:", repr(e))
+            self.failed = 1
+
+    def offer(self, reading, now_ms):
+        """Take one reading (dongle.py, each one); never raises. A register accounting
+        could not be loaded for (no memory: a fragmented heap) is kept and given to it at
+        a later reading, every _RETRY readings, logged once."""
+        try:
+            closed = self._take(reading)
+        except MemoryError as e:
+            if not self.failed:
+                self.log("tariff: no memory for the account, retried:", repr(e))
+            self.failed += 1
+            return
+        if (
+            self.fig is None
+            or not closed
+            and (self.sent_ms is not None and ticks_diff(now_ms, self.sent_ms) < _EVERY_MS)
+        ):
+            return
+        self.sent_ms = now_ms
+        # share.tariff: 2 at each register and between, 1 at each register only, 0 never.
+        # Each destination writes the message when it sends it (send()): the latest
+        # figures, into its own buffer; one is retained and holds the whole month.
+        for d in self.destinations:
+            if d.share.tariff > (0 if closed else 1):
+                d.tariff = self
+                d.event.set()
+
+    def _take(self, reading):
+        t = reading.get("meter_time")
+        sec = None
+        if isinstance(t, str) and len(t) >= 19:
+            try:
+                sec = int(t[14:16]) * 60 + int(t[17:19])
+            except ValueError:  # not the canonical time: its power alone counts here
+                sec = None
+        load = False
+        if sec is not None:
+            self.time = t
+            hours = self.hours
+            if not hours or hours[-1][0] != t[:13]:  # a new meter hour: accounting's turn
+                if len(hours) >= _HOURS_MAX:
+                    del hours[0]
+                hours.append([t[:13], 0, 0])
+                self.sec = None
+                load = True
+            last = self.sec
+            if last is not None and 0 < sec - last <= _GAP_S:  # with the power until now
+                hours[-1][1] += self.p[0] * (sec - last)
+                hours[-1][2] += self.p[1] * (sec - last)
+            self.sec = sec
+            if sec < _SNAP_S and reading.get("active_energy_import") is not None:
+                # The register, kept until accounting has it (its own time says its hour).
+                self.pending = {k: reading[k] for k in _REGISTER if k in reading}
+                load = True
+        p = reading.get("active_power_import")
+        if p is not None:
+            self.p[0] = _w(p)
+            q = reading.get("active_power_export")
+            self.p[1] = 0 if q is None else _w(q)
+        if (self.pending is not None or self.fig is None) and not load:  # still waiting
+            self.failed += 1
+            load = self.failed % _RETRY == 0
+        if not load:
+            return False
+        closed = self._load(self.pending or reading)
+        self.pending = None
+        self.failed = 0
+        return closed
+
+    def _load(self, reading):
+        """Load accounting, give it the power of the hours since and reading (a register,
+        or the first reading of a meter hour), keep its state and the message's figures,
+        and drop it again. True when an hour closed."""
+        # Collected first, as for a discovery round: the module's code wants its pieces
+        # whole, and the reading and its JSON are garbage by now.
+        gc.collect()
+        import accounting
+
+        try:
+            acc = accounting.Accounting(self.tariff, json.loads(self.state))
+            if self.run is not None:
+                acc._t, acc._fold, acc._local, acc.last = self.run
+            acc._p = [0, 0]  # the power until now is in self.hours already: none twice
+            for hour, wi, we in self.hours:
+                h = accounting.parse_time(hour + ":00:00")
+                if h is None or not (wi or we):
+                    continue
+                r = acc._real(h[0], acc._fold == h[0])
+                acc._add(r, 0)  # the hour's entry, made within accounting's bound
+                for e in acc._est:
+                    if e[0] == r:
+                        e[1] += wi
+                        e[2] += we
+            self.hours = self.hours[-1:]  # the hour under way goes on here
+            if self.hours:
+                self.hours[-1][1] = self.hours[-1][2] = 0  # given to accounting: once
+            closed = False
+            if reading is not None:
+                closed = acc.offer(reading)
+            state = acc.state()
+            if closed:
+                try:
+                    save_json(PATH, state)  # once an hour, at the register
+                except OSError as e:  # a full flash: the account goes on in RAM
+                    self.log("tariff: state not saved:", repr(e))
+            self.state = json.dumps(state)
+            self.run = (acc._t, acc._fold, acc._local, acc.last)
+            self.fig = _figures(acc, accounting)
+            return closed
+        finally:
+            del accounting
+            sys.modules.pop("accounting", None)
+
+    async def send(self, client, d):
+        """Publish the message to destination d (destination.py _flush) over its session:
+        written into d's buffer, retained, QoS 1. A session that ends first leaves it to d's
+        next one."""
+        d.tariff = None
+        try:
+            n = self.write(d._buf)
+        except OverflowError:  # a ladder's prices with long decimals: counted, not sent
+            d.dropped += 1
+            return
+        try:
+            await client.publish(d.base + "/tariff", memoryview(d._buf)[:n], retain=True, qos=1)
+        except BaseException:
+            if d.tariff is None:
+                d.tariff = self
+            raise
+        d.published += 1
+
+    def write(self, buf):
+        """The <base>/tariff message (README, "The tariff message") as JSON into buf, piece
+        by piece (no text of the whole is made); its length. kWh and kW as exact decimals,
+        never floats. Raises OverflowError past buf's end."""
+        head, now, allowed, today, month_i, month_e, last = self.fig
+        so_far = 0
+        hours = self.hours
+        if hours and now[:13] == hours[-1][0]:
+            so_far = hours[-1][1] // 3600
+        left = 3600 - self.sec if self.sec is not None else 0
+        projected = so_far + self.p[0] * left // 3600
+        if allowed:
+            allowed = max(0, allowed - so_far)
+        when = self.time
+        n = put(buf, 0, '{"meter_time":%s,%s' % ('"%s"' % when if when else "null", head))
+        return put(buf, n, ',"hour":"%s","hour_kwh":%s,"projected_kwh":%s,"allowed_kwh":%s,'
+                   '"today_kwh":%s,"month_kwh":%s,"month_export_kwh":%s,"last_hour":%s}' % (
+            now, _kwh(so_far), _kwh(projected), _kwh(allowed), _kwh(today + so_far),
+            _kwh(month_i + so_far), _kwh(month_e), last))  # fmt: skip
+
+
+def _figures(acc, accounting):
+    """What the message takes from accounting, made while it is loaded: the month's part
+    as JSON text, this hour, the kWh allowed before anything of it is counted, today's and
+    the month's closed hours, the last hour as JSON text."""
+    kwh, hour_text = accounting.kwh, accounting.hour_text
+    t = acc._totals
+    now = hour_text(acc._local) if acc._local is not None else ""
+    fresh = now[:7] != acc._month  # a month with no hour closed yet: it starts empty
+    peaks = [] if fresh else acc.peaks()
+    cap = acc.capacity_w(peaks)
+    lo, hi = acc.step(cap)
+    k = 0  # the step's number on the ladder, 1 for the lowest
+    for s in acc.steps:
+        k += cap >= s
+    prices = acc.prices
+    head = ['"month":"%s","step":%d,"step_kw":[%s,%s],"price":%s,"capacity_kw":%s,"peaks":[' % (
+        now[:7], k, kwh(lo), "null" if hi is None else kwh(hi),
+        prices[k - 1] if prices and 0 < k <= len(prices) else "null", kwh(cap))]  # fmt: skip
+    sep = ""
+    for h, wh in peaks:
+        head.append('%s{"hour":"%s","kwh":%s}' % (sep, hour_text(h), kwh(wh)))
+        sep = ","
+    head.append("]")
+    last = acc.last
+    if last is not None:
+        last = '{"hour":"%s","import_kwh":%s,"export_kwh":%s,"estimated":%s}' % (
+            last[0], kwh(last[1]), kwh(last[2]), "true" if last[3] else "false")  # fmt: skip
+    today = t[3] if not fresh and t[2] == now[:10] else 0
+    return ("".join(head), now, acc.allowed_wh(0), today, 0 if fresh else t[0],
+            0 if fresh else t[1], last or "null")  # fmt: skip
+
+
+def _kwh(wh):
+    """JSON of wh Wh (>= 0) in kWh with three decimals, exact; null for None."""
+    return "null" if wh is None else "%d.%03d" % (wh // 1000, wh % 1000)
+
+
+def _w(v):
+    """Whole W of a power value (an int, or (mantissa, exponent))."""
+    if type(v) is tuple:
+        m, e = v
+        return m * 10**e if e >= 0 else m // 10**-e
+    return v if type(v) is int else 0

@@ -1,0 +1,202 @@
+"""The dongle's side of the tariff (firmware/tariff.py): the <base>/tariff message against a
+calculation of this file's own, who gets it when, its state on flash (kept through a
+reboot, bounded over 14 months, a broken file starting afresh)."""
+
+import datetime as dt
+import json
+from types import SimpleNamespace
+
+from hanctl import runtime
+
+runtime.use_firmware_in_cpython()
+import tariff  # noqa: E402  (firmware/, on the path only now)
+
+START = dt.datetime(2026, 1, 1)
+
+
+class Event:
+    def __init__(self):
+        self.n = 0
+
+    def set(self):
+        self.n += 1
+
+
+def dest(level):
+    return SimpleNamespace(share=SimpleNamespace(tariff=level), tariff=None, event=Event())
+
+
+def hours(n, first=0, watts=lambda k: 1000 + 97 * (k % 13)):
+    """(reading, ...) of n hours from START + first hours: the register at hh:00:05, a power
+    reading at hh:20:00 and hh:20:10; and {hour text: Wh}, the independent answer."""
+    out, truth = [], {}
+    reg = 7_000_000 + sum(watts(k) for k in range(first))
+    for k in range(first, first + n + 1):
+        t = START + dt.timedelta(hours=k)
+        stamp = t.strftime("%Y-%m-%dT%H:00:05")
+        out.append({"meter_time": stamp, "active_energy_import": (reg, -3),
+                    "active_energy_export": (0, -3)})  # fmt: skip
+        if k == first + n:
+            break
+        for s in ("00", "10"):
+            out.append({"meter_time": t.strftime("%Y-%m-%dT%H:20:") + s,
+                        "active_power_import": watts(k)})  # fmt: skip
+        truth[t.strftime("%Y-%m-%dT%H:00:00")] = watts(k)
+        reg += watts(k)
+    return out, truth
+
+
+def written(account):
+    buf = bytearray(1536)
+    return json.loads(buf[: account.write(buf)])
+
+
+def feed(account, readings, t0=0):
+    for i, r in enumerate(readings):
+        account.offer(r, t0 + i * 1000)
+
+
+def test_the_message_against_the_registers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    full, hourly, live = dest(2), dest(1), dest(0)
+    account = tariff.Account({"prices": [90, 180, 270, 360]}, [full, hourly, live], print)
+    readings, truth = hours(50)
+    feed(account, readings)
+    msg = written(account)
+    by_day = {}
+    for h, wh in truth.items():
+        if wh > by_day.get(h[:10], ("", -1))[1]:
+            by_day[h[:10]] = (h, wh)
+    peaks = sorted(by_day.values(), key=lambda p: -p[1])[:3]
+    mean = (2 * sum(w for _, w in peaks) + len(peaks)) // (2 * len(peaks))
+    assert [(p["hour"], p["kwh"]) for p in msg["peaks"]] == [(h, w / 1000) for h, w in peaks]
+    assert msg["capacity_kw"] == mean / 1000 and msg["step_kw"] == [2, 5] and msg["step"] == 2
+    assert msg["price"] == 180
+    assert msg["month"] == "2026-01" and msg["hour"] == "2026-01-03T02:00:00"
+    assert msg["month_kwh"] == sum(truth.values()) / 1000
+    today = sum(w for h, w in truth.items() if h.startswith("2026-01-03"))
+    assert msg["today_kwh"] == today / 1000
+    last = "2026-01-03T01:00:00"
+    assert msg["last_hour"] == {"hour": last, "import_kwh": truth[last] / 1000,
+                                "export_kwh": 0, "estimated": False}  # fmt: skip
+    # Allowed this hour: the hour that would bring the mean of the top 3 (today's hour
+    # among them) up to 5 kW, less a Wh, less what this hour took so far (0).
+    others = sorted((w for d, (_, w) in by_day.items() if d != "2026-01-03"), reverse=True)[:2]
+    assert msg["allowed_kwh"] == (3 * 5000 - sum(others) - 1) / 1000
+    # Full and hourly got it; live never.
+    assert full.tariff is account and hourly.tariff is account and live.tariff is None
+    assert hourly.event.n == 50  # one per register that closed an hour
+
+
+def test_between_registers_only_full_shares_once_a_minute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    full, hourly = dest(2), dest(1)
+    account = tariff.Account({}, [full, hourly], print)
+    readings, _ = hours(1)
+    for r in readings[:3]:
+        account.offer(r, 0)  # the first reading sends, the next in the same minute do not
+    assert (full.event.n, hourly.event.n) == (1, 0)
+    account.offer(readings[1], 60000)
+    assert (full.event.n, hourly.event.n) == (2, 0)
+    account.offer(readings[3], 60001)  # the register: both, at once
+    assert (full.event.n, hourly.event.n) == (3, 1)
+
+
+def test_a_reboot_keeps_the_month_a_new_month_starts_fresh(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    readings, truth = hours(24 * 6, first=24 * 28)
+    cut = len(readings) // 3
+    account = tariff.Account({}, [dest(2)], print)
+    feed(account, readings[:cut])
+    account = tariff.Account({}, [dest(2)], print)  # a reboot: only the file is left
+    feed(account, readings[cut:])
+    monkeypatch.chdir(tmp_path.parent)  # another folder: a dongle that never rebooted
+    (tmp_path.parent / tariff.PATH).unlink(missing_ok=True)
+    once = tariff.Account({}, [dest(2)], print)
+    feed(once, readings)
+    assert written(account) == written(once)
+    msg = written(account)
+    assert msg["month"] == "2026-02"
+    assert msg["month_kwh"] == sum(w for h, w in truth.items() if h[:7] == "2026-02") / 1000
+    assert json.loads(account.state)["y"][0][0] == "2026-01"  # January's summary, kept
+
+
+def test_thirteen_months_fit_the_flash_budget_and_a_broken_file_starts_afresh(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    account = tariff.Account({}, [dest(2)], print)
+    readings, _ = hours(24 * 400, watts=lambda k: 500 + (k * 7919) % 9000)
+    # A register a day after the first 400 days (each loads accounting, on CPython from
+    # its source): each day split over its hours, 13 months and more all the same.
+    daily = [r for r in readings if r["meter_time"][11:13] == "00" or r is readings[-1]]
+    feed(account, readings[: 24 * 3 * 3] + [r for r in daily if r["meter_time"] > "2026-01-04"])
+    state = (tmp_path / tariff.PATH).read_text()
+    assert len(json.loads(account.state)["y"]) == 13  # the last 13 months, no more
+    assert len(state) <= 4096, len(state)  # README: at most 4 KB, 8 KB with its temp file
+    (tmp_path / tariff.PATH).write_text('{"b": 5, "d": [1]}')
+    said = []
+    account = tariff.Account({}, [dest(2)], lambda *a: said.append(a))
+    assert said and "starts afresh" in said[0][0]
+    assert written(account)["peaks"] == []
+
+
+def test_a_lost_register_is_split_by_the_power_seen_between_loads(tmp_path, monkeypatch):
+    """Accounting is loaded only at registers and new hours (tariff.py): the power of the
+    hours between still splits a lost register, as accounting.py alone would."""
+    monkeypatch.chdir(tmp_path)
+    watts = {0: 800, 1: 1000, 2: 3000, 3: 900}
+    readings, truth = hours(4, first=24 * 5, watts=lambda k: watts.get(k - 24 * 5, 500))
+    lost = "2026-01-06T02:00:05"  # the register between 01:00 and 02:00's hours
+    account = tariff.Account({}, [dest(2)], print)
+    feed(account, [r for r in readings if r["meter_time"] != lost])
+    msg = written(account)
+    assert msg["peaks"] == [{"hour": "2026-01-06T02:00:00", "kwh": 3.0}]  # not 2.0 each
+    assert msg["month_kwh"] == sum(truth.values()) / 1000
+
+
+def test_a_register_without_memory_to_load_accounting_waits_and_is_counted_late(
+    tmp_path, monkeypatch
+):
+    """On the dongle the load can fail in a fragmented heap: the register is kept and given
+    to accounting at a later reading (every 10th), logged once; nothing is lost."""
+    monkeypatch.chdir(tmp_path)
+    readings, truth = hours(6)
+    said = []
+    account = tariff.Account({}, [dest(2)], lambda *a: said.append(a))
+
+    class Short:  # json.loads without memory for the next `left` loads
+        left = 0
+
+        @staticmethod
+        def loads(text):
+            if Short.left:
+                Short.left -= 1
+                raise MemoryError("no memory")
+            return json.loads(text)
+
+        dumps = staticmethod(json.dumps)
+
+    monkeypatch.setattr(tariff, "json", Short)
+    Short.left = 1  # at boot too: no figures, so no message, until a load succeeds
+    full = dest(2)
+    booting = tariff.Account({}, [full], lambda *a: None)
+    assert booting.fig is None  # nothing to send
+    booting.offer({"active_power_import": 5}, 0)  # no time: no load, no message
+    assert full.tariff is None
+    booting.offer(readings[1], 1)  # a new meter hour: loaded now, and the message goes
+    assert booting.fig is not None and full.tariff is booting
+    for i, r in enumerate(readings):
+        if r["meter_time"] == "2026-01-01T06:00:05":
+            Short.left = 2  # the last register and its first retry fail
+        account.offer(r, i * 1000)
+    # A few power readings after the last register: the retries come at every 10th.
+    for i in range(25):
+        account.offer({"meter_time": f"2026-01-01T06:20:{i:02d}", "active_power_import": 1}, 0)
+    msg = written(account)
+    assert msg["month_kwh"] == sum(truth.values()) / 1000
+    assert msg["last_hour"] == {"hour": "2026-01-01T05:00:00", "estimated": False,
+                                "import_kwh": truth["2026-01-01T05:00:00"] / 1000,
+                                "export_kwh": 0}  # fmt: skip
+    assert Short.left == 0
+    assert [a[0] for a in said] == ["tariff: no memory for the account, retried:"]
