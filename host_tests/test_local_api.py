@@ -163,12 +163,19 @@ def test_hostile_clients_are_refused_counted_and_the_dongle_keeps_publishing(par
         answer = request(port, data)
         assert status(answer) == code, (name, answer[:200])
         assert b'"error"' in answer, name
-    # A head sent a byte at a time: 408 after the dongle's 5 s, then closed; meanwhile a
-    # second client is served.
+    # A head sent a byte at a time: 408 after the dongle's 5 s, then closed. Meanwhile a
+    # second client is served if the heap has its buffer (httpd.CLIENTS_MAX: 1.3 KB in one
+    # piece, made for it); after these refusals at 96K it often has not, and the client is
+    # closed unanswered and counted `memory` (checked in the stats below), never left hanging.
+    second = None
     with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
         slow.sendall(b"GET /api HTTP/1.1\r\n")
         t0 = time.monotonic()
-        assert status(request(port, b"GET /api HTTP/1.1\r\n\r\n")) == 200
+        try:
+            second = status(request(port, b"GET /api HTTP/1.1\r\n\r\n"))
+        except ConnectionResetError:  # closed with the request unread
+            pass
+        assert second in (200, None), second
         answer = b""
         for b in b"X-Slow: 1\r\n" * 3:
             try:
@@ -211,6 +218,8 @@ def test_hostile_clients_are_refused_counted_and_the_dongle_keeps_publishing(par
     for code in ("414", "431", "400", "404", "405", "408"):
         assert stats["local_api"].get(code), (code, stats["local_api"])
     assert counts >= 1
+    if second is None:  # the second client above found no buffer: counted, not lost
+        assert stats["local_api"].get("memory"), stats["local_api"]
     assert "memory" not in stats["rejected"], stats["rejected"]  # the decoder had room
     assert not [x for x in dongle.output if "Traceback" in x or "MemoryError" in x]
 
