@@ -47,13 +47,15 @@ from micropython import const
 # says where): a List 3 frame's open() in a third of the instructions, and no 2 KB of
 # tables. Otherwise the bytecode below. ImportError: no gcm_native; ValueError: its .mpy
 # was built for another architecture ("incompatible .mpy arch"); SyntaxError: its source
-# on a port without the viper emitter. CPython (the host tests import the firmware too)
-# runs no viper: its ints do not wrap. gcm_native is None then (hanctl bench says which).
+# on a port without the viper emitter; MemoryError: no executable RAM left for its code
+# (an ESP32's esp_native_code_commit, ports/esp32/main.c). CPython (the host tests import
+# the firmware too) runs no viper: its ints do not wrap. gcm_native is None then
+# (bench_gcm.py says which ran).
 gcm_native = None
 if implementation.name == "micropython":
     try:
         import gcm_native
-    except (ImportError, ValueError, SyntaxError):
+    except (ImportError, ValueError, SyntaxError, MemoryError):
         gcm_native = None
 
 _ECB = const(1)
