@@ -25,8 +25,9 @@
 #   16-bit words renamed, 2 byte tables in array('H') (8 KB)       1.12 M, 0 B
 #   16-bit words renamed, fields of 6, 5, 5 bits in array('H') (2 KB)  ~1.5 M, 0 B   <- this
 # (the last by bench_gcm.py: an Aidon List 3's open(), tag checked, 1,948 k instructions with
-# the byte tables, 2,493 k with these). The 8 KB did not fit the owner's heap at 96K beside
-# one destination: every push counted `memory` (docs/performance.md).
+# the byte tables, 2,493 k with these; 520 k by gcm_native's machine code, bit by bit, no
+# table). The 8 KB did not fit the owner's heap at 96K beside one destination: every push
+# counted `memory` (docs/performance.md).
 # Ints are fastest on an empty heap (58 us against 150 us), but every operation allocates:
 # 41 KB of garbage is 20 times the 2 KB a frame may take, and at -X heapsize=96K with 51 KB
 # live, as a dongle runs, collections bring them to 156-173 us. 32-bit words would not be
@@ -37,9 +38,25 @@
 # fields times H), 8 words each.
 
 from array import array
+from sys import implementation
 
 from cryptolib import aes
 from micropython import const
+
+# GHASH and the counter mode as machine code where the runtime loads it (gcm_native.py
+# says where): a List 3 frame's open() in a third of the instructions, and no 2 KB of
+# tables. Otherwise the bytecode below. ImportError: no gcm_native; ValueError: its .mpy
+# was built for another architecture ("incompatible .mpy arch"); SyntaxError: its source
+# on a port without the viper emitter; MemoryError: no executable RAM left for its code
+# (an ESP32's esp_native_code_commit, ports/esp32/main.c). CPython (the host tests import
+# the firmware too) runs no viper: its ints do not wrap. gcm_native is None then
+# (bench_gcm.py says which ran).
+gcm_native = None
+if implementation.name == "micropython":
+    try:
+        import gcm_native
+    except (ImportError, ValueError, SyntaxError, MemoryError):
+        gcm_native = None
 
 _ECB = const(1)
 # Counter blocks 2 .. 0xFFFF: the counter's top two bytes stay 0 (and longer input than
@@ -50,8 +67,9 @@ _MIN_TAG = const(12)  # DLMS sends 12 bytes; SP 800-38D's 96..128-bit tags
 
 class Key:
     """One AES-128 key made ready for GCM: its cryptolib schedule, the GHASH tables of
-    H = E(K, 0^128) (8 x 128 16-bit words, 2 KB) and the buffers of a frame's work. A
-    dongle makes it once per configured key and reuses it for every frame.
+    H = E(K, 0^128) (8 x 128 16-bit words, 2 KB; H's 16 bytes alone where gcm_native
+    runs) and the buffers of a frame's work. A dongle makes it once per configured key and
+    reuses it for every frame.
 
     Raises ValueError when key is not 16 bytes (config validation's job to say first).
     """
@@ -69,6 +87,9 @@ class Key:
         self.base = [0] * 8
         h = self.stream
         self.aes.encrypt(self.pending, h)  # H = E(K, 0^128)
+        if gcm_native:  # H itself is all gcm_native.feed needs
+            self.table = bytes(h)
+            return
         # table[i][e]: word i of a digit's field times H. A 16-bit digit's bits 15..10 (x^0
         # .. x^5 of it, bit 15 being x^0) index entries 0..63, bits 9..5 entries 64..95
         # and bits 4..0 entries 96..127: digit * H = t[i][d >> 10] ^ t[i][64 + (d >> 5 &
@@ -173,11 +194,11 @@ class Key:
             if f < 16:
                 self.fill = f
                 return
-            _ghash(self.state, self.table, p, 0, 16)
+            (gcm_native.feed if gcm_native else _ghash)(self.state, self.table, p, 0, 16)
             f = 0
         full = start + ((end - start) & ~15)
         if full > start:
-            _ghash(self.state, self.table, src, start, full)
+            (gcm_native.feed if gcm_native else _ghash)(self.state, self.table, src, start, full)
         while full < end:
             p[f] = src[full]
             f += 1
@@ -191,25 +212,27 @@ class Key:
             while f < 16:
                 p[f] = 0
                 f += 1
-            _ghash(self.state, self.table, p, 0, 16)
+            (gcm_native.feed if gcm_native else _ghash)(self.state, self.table, p, 0, 16)
             self.fill = 0
 
-    def check(self, aad_len, text_len, buf, tag_at, tag_len):
+    def check(self, a, c, buf, tag_at, tag_len):
         """True when the tag buf[tag_at:tag_at + tag_len] holds; False too when it does not
-        fit in buf or its length is not SP 800-38D's (12 to 16 bytes here)."""
+        fit in buf or its length is not SP 800-38D's (12 to 16 bytes here). a, c: the
+        AAD's and the text's lengths in bytes (SP 800-38D's len(A), len(C), in bits below;
+        short names: every name is a qstr on the heap)."""
         if not (_MIN_TAG <= tag_len <= 16 and 0 <= tag_at and tag_at + tag_len <= len(buf)):
             return False
         # The lengths block: bit lengths of the AAD and the text, 64-bit big-endian each.
         p = self.pending
-        a = aad_len << 3
-        c = text_len << 3
+        a <<= 3
+        c <<= 3
         for i in range(4):
             p[i] = 0
             p[8 + i] = 0
             p[7 - i] = (a >> (8 * i)) & 255
             p[15 - i] = (c >> (8 * i)) & 255
         y = self.state
-        _ghash(y, self.table, p, 0, 16)
+        (gcm_native.feed if gcm_native else _ghash)(y, self.table, p, 0, 16)
         # T = E(K, J0) xor GHASH, J0 = IV || 0^31 || 1. Every byte compared, no early exit.
         c = self.counter
         c[15] = 1
@@ -224,6 +247,9 @@ class Key:
     def apply(self, buf, start, end, out):
         # The text's counter blocks are 2, 3, ...: one at a time, into the same 16 bytes,
         # so no buffer grows with the frame.
+        if gcm_native:
+            gcm_native.apply(self.aes, self.counter, self.stream, buf, start, end, out)
+            return
         c = self.counter
         ks = self.stream
         e = self.aes  # not e = ....encrypt: a bound method is a heap object

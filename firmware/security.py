@@ -39,7 +39,8 @@ _DATA_NOTIFICATION = const(0x0F)
 class Context:
     """The owner's keys for one meter: `key` (16 bytes) or None, `auth_key` (16 bytes) or
     None. Made once; open() then serves every frame with the same buffers and GCM tables
-    (gcm.Key, 2.8 KB). Raises ValueError for a key that is not 16 bytes."""
+    (gcm.Key, 2.8 KB; no tables where gcm_native runs). Raises ValueError for a key that is
+    not 16 bytes."""
 
     def __init__(self, key=None, auth_key=None):
         if auth_key is not None and len(auth_key) != 16:

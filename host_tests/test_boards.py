@@ -12,7 +12,11 @@ from firmware_graph import reached
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = sorted(p.parent for p in (ROOT / "boards").glob("*/board.json"))
 FIRMWARE = ROOT / "firmware"
-NOT_FROZEN = {"main", "hal_unix"}  # the boot file (run as source), the unix port's HAL
+# The boot file (run as source), the unix port's HAL, and gcm's machine code: compiled for
+# the device's architecture by hanctl install (runtime.NATIVE_MODULES); a manifest is also
+# frozen into the unix model, whose build gives mpy-cross no -march. An image with hanport
+# frozen in runs gcm's bytecode.
+NOT_FROZEN = {"main", "hal_unix", "gcm_native"}
 
 # Per chip: where MicroPython's image goes (the esptool lines of micropython.org/download/
 # ESP32_GENERIC, _S2, _C3, _S3), its generic image, the UARTs a meter may use (UART0 is the

@@ -30,8 +30,8 @@ NOT_DRAWN = {
 LAYERS = [
     {"hal_esp32", "hal_unix", "store"},
     {"crc16", "errors", "obis", "axdr", "dlms", "framing", "marks", "link", "gbt", "gcm",
-     "security", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize", "p1", "p1cipher",
-     "reading", "decoder", "accounting"},
+     "gcm_native", "security", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize", "p1",
+     "p1cipher", "reading", "decoder", "accounting"},
     {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
      "httpd", "local_api", "tariff"},
     {"dongle"},

@@ -60,6 +60,13 @@ def firmware_copy(tmp_path, monkeypatch):
     monkeypatch.setenv("HANPORT_FIRMWARE", str(src))
     yield src
     shutil.rmtree(runtime.compile_firmware().resolve(), ignore_errors=True)
+    shutil.rmtree(runtime.compile_firmware(march=dongle_march()).resolve(), ignore_errors=True)
+
+
+def dongle_march():
+    # The virtual dongle runs the stock 64-bit interpreter: install compiles gcm_native for
+    # the machine code it loads (device.mpy_arch), x64.
+    return runtime.host_march(runtime.stock_exe())
 
 
 def lines_starting(out, word):
@@ -72,7 +79,8 @@ def test_install_puts_every_module_the_boot_file_board_and_config(dongle, fs, tm
         "install", "--board", BOARD, "--port", dongle.port, "--config", str(config)
     )
     assert status == 0, out + err
-    build = runtime.compile_firmware()
+    build = runtime.compile_firmware(march=dongle_march())
+    assert (build / "gcm_native.mpy").exists()
     # A virtual dongle is sys.platform "linux": it gets the unix hardware layer.
     expected = {p.name for p in build.glob("*.mpy")} - {"main.mpy", "hal_esp32.mpy"}
     assert "hal_unix.mpy" in expected and "dongle.mpy" in expected

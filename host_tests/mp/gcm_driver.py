@@ -5,6 +5,9 @@ fields, "-" for an absent one:
     gmac <id> <key> <iv> <aad> <data> <tag>             -> "<id> ok" | "<id> fail"
     open <id> <key or -> <auth key or -> <apdu>          -> "<id> <kind or ok> <plaintext>
                                                             <counter> <authenticated>"
+    path <id> bytecode|any                              -> "<id> native" | "<id> bytecode"
+        which GHASH and counter mode run (gcm.gcm_native); bytecode turns the machine code
+        off for the Keys made after it, as where gcm_native does not load
     feed <id> <key or -> <auth key or -> <chunk> <stream> -> "<id> <event>|<event>..."
         the stream through a Decoder with those keys, <chunk> bytes a feed() (0: whole),
         then end(); each event "R" + the reading's JSON or "E" + the kind
@@ -108,6 +111,10 @@ def feed_case(key, auth_key, chunk, stream):
 def run(line):
     f = line.split(" ")
     what, case = f[0], f[1]
+    if what == "path":
+        if f[2] == "bytecode":
+            gcm.gcm_native = None
+        return case + (" native" if gcm.gcm_native else " bytecode")
     if what == "feed":
         key, auth_key, chunk, stream = _bytes(f[2]), _bytes(f[3]), int(f[4]), _bytes(f[5])
         line = f = None  # the stream's hex: 3 KB of a 96K heap that the decoder needs

@@ -111,6 +111,13 @@ class Device:
         0 when it does not say."""
         return self.eval("getattr(__import__('sys').implementation, '_mpy', 0) & 0xff")
 
+    def mpy_arch(self):
+        """The machine code the device loads from .mpy files, as mpy-cross -march names it
+        (runtime.MARCH: "xtensawin" on an ESP32), "" for none (bits 10.. of
+        sys.implementation._mpy, py/persistentcode.h MPY_FEATURE_ARCH)."""
+        arch = self.eval("getattr(__import__('sys').implementation, '_mpy', 0) >> 10")
+        return runtime.MARCH.get(arch, "")
+
     def read_file(self, path):
         """The file's bytes; FileNotFoundError when there is none."""
         return bytes(self.transport.fs_readfile(path, chunk_size=CHUNK))

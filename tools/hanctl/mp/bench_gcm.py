@@ -6,7 +6,9 @@ Run on the host: `.venv/bin/python tools/hanctl/mp/bench_gcm.py [rounds] [--inst
 It ciphers the List 3 frames of hanctl's encoder with PyPI `cryptography` (general-glo-
 ciphering, SC 0x30 with an auth key and SC 0x20 without a tag, random keys), runs this file
 under MicroPython (the image hanctl picks, at its device-sized heap), and prints a table
-and the .mpy bytes of gcm.py and security.py (mpy-cross -O3, as shipped). Wall time here
+and the .mpy bytes of gcm.py and security.py (mpy-cross -O3, as shipped), and of
+gcm_native.py for the host model and an ESP32 (xtensawin). --bytecode runs gcm's bytecode
+instead of gcm_native's machine code, as where that does not load. Wall time here
 varies by tens of percent with the machine's load; --instructions adds the x86
 instructions per frame that valgrind's callgrind counts (a run of 20 frames minus a run of
 none), which do not.
@@ -122,6 +124,11 @@ def count_case(line, what, n):
 
 
 def device_main():
+    if "bytecode" in sys.argv:  # gcm's bytecode, as where gcm_native does not load
+        import gcm
+
+        gcm.gcm_native = None
+        sys.argv.remove("bytecode")
     if len(sys.argv) > 1 and sys.argv[1] == "count":
         for line in sys.stdin:
             if line.strip():
@@ -168,6 +175,9 @@ def cases():
     return lines
 
 
+BYTECODE = []  # ["bytecode"] with --bytecode
+
+
 def mpy_bytes(names):
     import subprocess
     import tempfile
@@ -181,6 +191,9 @@ def mpy_bytes(names):
             src = runtime.firmware_dir() / f"{name}.py"
             out = Path(tmp) / f"{name}.mpy"
             cmd = [runtime.mpy_cross_exe(), "-O3", "-o", str(out), "-s", src.name, str(src)]
+            if name.startswith("gcm_native"):  # gcm_native-<march>
+                src = runtime.firmware_dir() / "gcm_native.py"
+                cmd[-1:] = [f"-march={name.split('-')[1]}", str(src)]
             subprocess.run(cmd, check=True)
             sizes[name] = out.stat().st_size
     return sizes
@@ -194,7 +207,7 @@ def instructions(exe, line, what, n):
     from hanctl import runtime
 
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    argv += runtime.micropython_argv(__file__, exe=exe) + ["count", what, str(n)]
+    argv += runtime.micropython_argv(__file__, exe=exe) + ["count", what, str(n)] + BYTECODE
     proc = subprocess.run(
         argv, input=line + "\n", capture_output=True, text=True, env=runtime.micropython_env()
     )
@@ -214,15 +227,17 @@ def host_main():
 
     from hanctl import runtime
 
-    args = [a for a in sys.argv[1:] if a != "--instructions"]
+    args = [a for a in sys.argv[1:] if a not in ("--instructions", "--bytecode")]
     counted = "--instructions" in sys.argv
+    if "--bytecode" in sys.argv:
+        BYTECODE.append("bytecode")
     if counted and not shutil.which("valgrind"):
         sys.exit("--instructions needs valgrind (apt-get install valgrind)")
     rounds = args[0] if args else "50"
     exe = runtime.micropython_exe()
     lines = cases()
     proc = subprocess.run(
-        runtime.micropython_argv(__file__, exe=exe) + [rounds],
+        runtime.micropython_argv(__file__, exe=exe) + [rounds] + BYTECODE,
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
@@ -232,6 +247,8 @@ def host_main():
     if proc.returncode:
         sys.exit(proc.stderr)
     print(f"- {runtime.describe_image(exe)}, -X heapsize={runtime.default_heap(exe)}")
+    how = "bytecode (--bytecode)" if BYTECODE else f"gcm_native (-march={runtime.host_march()})"
+    print(f"- GHASH and counter mode: {how}")
     head = "| List 3 frame | SC | APDU B | decode clear µs | open() µs | (decode+open)/decode "
     rule = "|---|---|---|---|---|---|"
     if counted:
@@ -248,9 +265,11 @@ def host_main():
             cells.append(f"{(decode + opened) / decode:.2f}")
         cells += [row["heap_open"], row["heap_context"]]
         print("| " + " | ".join(str(c) for c in cells) + " |")
-    sizes = mpy_bytes(("gcm", "security"))
-    total = sum(sizes.values())
-    print(f"\n.mpy bytes (-O3): gcm {sizes['gcm']}, security {sizes['security']}, total {total}")
+    host = "gcm_native-" + runtime.host_march()
+    sizes = mpy_bytes(("gcm", "security", host, "gcm_native-xtensawin"))
+    total = sizes["gcm"] + sizes["security"]
+    print(f"\n.mpy bytes (-O3): gcm {sizes['gcm']}, security {sizes['security']}, total {total};")
+    print(f"gcm_native {sizes[host]} ({host[11:]}), {sizes['gcm_native-xtensawin']} (xtensawin)")
 
 
 if sys.implementation.name == "micropython":
