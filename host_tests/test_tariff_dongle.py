@@ -54,15 +54,26 @@ def frames(first, last, lost=()):
     return out
 
 
-def stream(*phases, gap=0.05):
-    """Chunks for simulate.Server: each phase's frames once its event is set."""
+def stream(*phases, gap=0.05, then=None):
+    """Chunks for simulate.Server: each phase's frames once its event is set; then the
+    frame `then` every 2 s, as a meter goes on pushing (a load of the account that found no
+    memory is tried again at a later reading, tariff.py), or silence."""
     for go, chunk in phases:
         go.wait()
         for f in chunk:
             yield line_seconds(f, 2400), f
             yield gap, b""
     while True:
-        yield 0.5, b""
+        if then:
+            yield line_seconds(then, 2400), then
+        yield 2 if then else 0.5, b""
+
+
+def live(k, minute=1):
+    """A List 1 in hour k, `minute` past, with the hour's power."""
+    t = START + dt.timedelta(hours=k, minutes=minute)
+    return encoder.kaifa(1, {"time": (t.year, t.month, t.day, t.hour, t.minute, 0),
+                             "p_import": power(k)})  # fmt: skip
 
 
 def hour_text(k):
@@ -87,9 +98,11 @@ def kwh(wh):
     return wh / 1000
 
 
-def final(sub, suffix, hour, dongle=None):
-    """The last tariff message on suffix whose last closed hour is `hour` (waits for it)."""
-    for _ in range(600):
+def final(sub, suffix, hour, dongle=None, wait_s=90):
+    """The last tariff message on suffix whose last closed hour is `hour` (waits for it: at
+    96K a load of the account may find no memory and be tried again 10 readings later,
+    tariff.py _RETRY, 20 s at the meter's 2 s pushes of stream(then=...))."""
+    for _ in range(wait_s * 20):
         for m in reversed(sub.json(suffix)):
             if (m.get("last_hour") or {}).get("hour") == hour:
                 return m
@@ -115,7 +128,7 @@ def start(parts, *destinations, tariff=None):
     broker = track(rig.Broker(tmp, "b").start())
     sub = track(rig.Subscriber(broker))
     go = threading.Event()
-    meter = track(Server(stream((go, frames(0, 4)))).start())
+    meter = track(Server(stream((go, frames(0, 4)), then=live(4))).start())
     cfg = rig.config(*(rig.destination(name, broker, **extra) for name, extra in destinations))
     cfg["tariff"] = {} if tariff is None else tariff
     dongle = track(rig.Dongle(tmp / "fs", cfg, f"tcp://127.0.0.1:{meter.port}").start())
