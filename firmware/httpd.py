@@ -246,6 +246,9 @@ def _header(head, n, name):
             return None
         c = head.find(b":", i, j)
         if c > i and bytes(head[i:c]).strip().lower() == name:
-            return bytes(head[c + 1 : j]).strip().decode()
+            try:
+                return bytes(head[c + 1 : j]).strip().decode()
+            except ValueError:  # not UTF-8 (UnicodeError): there, but unreadable
+                return ""
         i = j + 2
     return None

@@ -9,7 +9,8 @@
 # Off unless config.json says `"local_api": {"enabled": true, "share": ...}`: API v1 has no
 # authentication, so anyone on the LAN reads what the share level lets through (README,
 # "The local API"). The share level works as a destination's (share.py); the meter's
-# identity (unique_id) and the raw telegram need "full", or a field list naming meter_id.
+# identity (unique_id) needs "full", or a field list naming meter_id; the raw telegram
+# needs "full".
 #
 # Values come from the canonical reading, exact: registers stay integer + decimal exponent
 # to the JSON text (reading.py), and import minus export is done on integers. Values are
@@ -105,7 +106,11 @@ class LocalApi:
             except MemoryError:
                 self.server.count(MEMORY)
                 return
-        t[:n] = memoryview(buf)[:n]  # no slice of buf: it would be a copy
+        try:
+            t[:n] = memoryview(buf)[:n]  # no slice of buf: it would be a copy
+        except MemoryError:  # the views themselves: this is the decoder's call, never raise
+            self.server.count(MEMORY)
+            return
         self.telegram_len = n
 
     def device(self, request):
@@ -146,31 +151,31 @@ def data_json(values, buf):
     n = put(buf, 0, "{")
     sep = ""
     v = values.get(METER_MODEL)
-    if v is not None:
+    if v.__class__ is str:  # the meter's text; anything else a hostile line sent, left out
         n = put(buf, n, '"meter_model": ' + value_json(v))
         sep = ", "
     v = values.get(METER_ID)
-    if v is not None:
+    if v.__class__ is str:
         # HomeWizard sends the meter's equipment id hex-coded, as DSMR writes it (its
         # clients decode it); the canonical reading holds it as text.
         n = put(buf, n, '%s"unique_id": "%s"' % (sep, hexlify(v.encode()).decode().upper()))
         sep = ", "
     for f in ORDER:
         unit = UNIT[f]
-        v = values.get(f)
+        v = _exact(values.get(f))
         name = None
         if unit == "W" or unit == "var":
             i = f.find("_import")
             if i > 0:
                 name = ("active_" if unit == "var" else "") + f[:i] + f[i + 7 :]
-                b = values.get(f[:i] + "_export" + f[i + 7 :])
+                b = _exact(values.get(f[:i] + "_export" + f[i + 7 :]))
                 v = None if v is None and b is None else _minus(v or 0, b or 0)
         elif unit == "kWh":
             if f[:14] == "active_energy_" and f[-3:-1] != "_l":  # not per phase
                 name = "total_power_" + f[14:]
                 if v is None and f.endswith("port"):  # per tariff only (P1): their sum
                     for t in ("_t1", "_t2", "_t3", "_t4"):
-                        x = values.get(f + t)
+                        x = _exact(values.get(f + t))
                         if x is not None:
                             v = x if v is None else _plus(v, x)
         elif unit == "V" or unit == "A" or unit == "Hz" or f[:12] == "power_factor":
@@ -180,6 +185,15 @@ def data_json(values, buf):
             n = put(buf, n, '%s"%s%s": %s' % (sep, name, unit, number(v)))
             sep = ", "
     return put(buf, n, "}")
+
+
+def _exact(v):
+    """v when it is a register value (an int, or mantissa and exponent), else None: a meter
+    line may send a bool, a null or octets where a number belongs (normalize.py keeps
+    them), and the answer must still be made."""
+    if v.__class__ is int or v.__class__ is tuple and len(v) == 2:
+        return v
+    return None
 
 
 def _pair(v):

@@ -157,9 +157,6 @@ class Account:
                     if e[0] == r:
                         e[1] += wi
                         e[2] += we
-            self.hours = self.hours[-1:]  # the hour under way goes on here
-            if self.hours:
-                self.hours[-1][1] = self.hours[-1][2] = 0  # given to accounting: once
             closed = False
             if reading is not None:
                 closed = acc.offer(reading)
@@ -172,6 +169,11 @@ class Account:
             self.state = json.dumps(state)
             self.run = (acc._t, acc._fold, acc._local, acc.last)
             self.fig = _figures(acc, accounting)
+            # Handed over only now: a MemoryError above drops acc, and these hours go to
+            # the next load instead of being lost.
+            self.hours = self.hours[-1:]  # the hour under way goes on here
+            if self.hours:
+                self.hours[-1][1] = self.hours[-1][2] = 0  # given to accounting: once
             return closed
         finally:
             del accounting
@@ -183,7 +185,7 @@ class Account:
         next one."""
         d.tariff = None
         try:
-            n = self.write(d._buf)
+            n = self.write(d._buf, d.share.tariff)
         except OverflowError:  # a ladder's prices with long decimals: counted, not sent
             d.dropped += 1
             return
@@ -195,25 +197,28 @@ class Account:
             raise
         d.published += 1
 
-    def write(self, buf):
+    def write(self, buf, level=2):
         """The <base>/tariff message (README, "The tariff message") as JSON into buf, piece
         by piece (no text of the whole is made); its length. kWh and kW as exact decimals,
-        never floats. Raises OverflowError past buf's end."""
+        never floats. Raises OverflowError past buf's end. level: the destination's
+        share.tariff. At 1 (hourly) the message holds the closed hours only, as the hourly
+        energy does: nothing of this hour's power (so far 0, no projection, the time the
+        hour's start), whenever it is sent (after an outage, too)."""
         head, now, allowed, today, month_i, month_e, last = self.fig
         so_far = 0
         hours = self.hours
-        if hours and now[:13] == hours[-1][0]:
+        if level > 1 and hours and now[:13] == hours[-1][0]:
             so_far = hours[-1][1] // 3600
         left = 3600 - self.sec if self.sec is not None else 0
-        projected = so_far + self.p[0] * left // 3600
+        projected = so_far + self.p[0] * left // 3600 if level > 1 else None
         if allowed:
             allowed = max(0, allowed - so_far)
-        when = self.time
+        when = self.time if level > 1 else now
         n = put(buf, 0, '{"meter_time":%s,%s' % ('"%s"' % when if when else "null", head))
         return put(buf, n, ',"hour":"%s","hour_kwh":%s,"projected_kwh":%s,"allowed_kwh":%s,'
                    '"today_kwh":%s,"month_kwh":%s,"month_export_kwh":%s,"last_hour":%s}' % (
-            now, _kwh(so_far), _kwh(projected), _kwh(allowed), _kwh(today + so_far),
-            _kwh(month_i + so_far), _kwh(month_e), last))  # fmt: skip
+            now, _kwh(so_far), "null" if projected is None else _kwh(projected), _kwh(allowed),
+            _kwh(today + so_far), _kwh(month_i + so_far), _kwh(month_e), last))  # fmt: skip
 
 
 def _figures(acc, accounting):

@@ -151,6 +151,7 @@ HOSTILE = {
     "no request line": (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
     "an unknown path": (b"GET /admin HTTP/1.1\r\n\r\n", 404),
     "a method the path has not": (b"DELETE /api HTTP/1.1\r\n\r\n", 405),
+    "a length not in UTF-8": (b"GET /api HTTP/1.1\r\nContent-Length: \xff\xfe\r\n\r\n", 400),
 }
 
 
@@ -359,3 +360,18 @@ def test_the_largest_answer_fits_the_servers_buffer():
     reading["meter_id"] = "9" * 32
     data = data_of(reading)
     assert len(data) == 31 and data["active_power_w"] == 0
+
+
+def test_values_a_hostile_line_sends_where_numbers_belong_are_left_out_not_raised():
+    # normalize.py keeps a bool, a null or octets (as text) for any field; the answer is
+    # still made, with only the exact values in it.
+    values = {
+        "meter_id": True,
+        "meter_model": 7,
+        "active_power_import": True,
+        "active_power_export": None,
+        "voltage_l1": "ab",
+        "current_l1": (2330, -2),
+    }
+    buf = bytearray(HEAD_MAX)
+    assert json.loads(buf[: local_api.data_json(values, buf)]) == {"active_current_l1_a": 23.3}

@@ -152,6 +152,10 @@ def test_the_tariff_goes_to_full_and_hourly_shares_retained(parts):
     got = [m["last_hour"]["hour"] for m in sub.json("H/tariff")]
     assert got == [hour_text(k) for k in range(4)], got
     assert h["peaks"] == msg["peaks"]
+    # Nothing of the hour under way reaches an hourly share: no power in any figure.
+    for m in sub.json("H/tariff"):
+        assert m["hour_kwh"] == 0 and m["projected_kwh"] is None, m
+        assert m["meter_time"] == m["hour"], m
     later = parts[1](rig.Subscriber(broker, "hanport/+/tariff"))
     retained = {m[0]: json.loads(m[1]) for m in later.wait("tariff", 2) if m[2]}
     assert set(retained) == {"hanport/F/tariff", "hanport/H/tariff"}
