@@ -61,14 +61,16 @@ def _tariff(path):
     tariff = cfg.get("tariff") if isinstance(cfg, dict) else None
     if tariff is None:
         return None
-    steps = tariff.get("steps_kw") if isinstance(tariff, dict) else None
-    if steps is not None and not (
-        isinstance(steps, list)
-        and steps
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in steps)
-        and all(a < b for a, b in zip(steps, steps[1:], strict=False))
-    ):
-        raise ValueError(f"{path}: tariff.steps_kw must be a list of increasing numbers")
+    # The dongle's own check of "tariff" (firmware/config.py), so that the replay takes
+    # exactly what the dongle would, with the same messages.
+    runtime.use_firmware_in_cpython()
+    import config
+
+    pr = config._Problems()
+    tariff = config._tariff(pr, tariff)
+    problems = pr.result()
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
     return tariff
 
 
