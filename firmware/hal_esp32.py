@@ -10,6 +10,7 @@ import time
 
 import machine
 import network
+from micropython import const
 
 NAME = "esp32"
 
@@ -20,6 +21,11 @@ NAME = "esp32"
 # so an overrun costs one telegram, counted as truncated.
 RXBUF = 2048
 _PARITY = {"8N1": None, "8E1": 0}
+# Setup mode (portal.py): at most two phones on its access point at once (the web server
+# serves two clients at once, httpd.CLIENTS_MAX); the networks a scan lists, the strongest
+# (a city has more in range). Folded constants: no names in the heap on a normal boot.
+_AP_CLIENTS = const(2)
+_SCAN_MAX = const(20)
 
 
 def log(*args):
@@ -130,6 +136,58 @@ class Network:
 
     def isconnected(self):
         return self._wlan.isconnected()
+
+
+def scan():
+    """The Wi-Fi networks in range, [(ssid, rssi in dBm, secure)], strongest first, each name
+    once, at most _SCAN_MAX. A scan needs the station on (network_wlan.c: "STA must be
+    active"), beside setup mode's access point; it takes ~2 s, in which nothing else runs."""
+    w = network.WLAN(network.WLAN.IF_STA)
+    w.active(True)
+    best = {}
+    for found in w.scan():  # (ssid, bssid, channel, rssi, authmode, hidden)
+        try:
+            ssid = found[0].decode()
+        except UnicodeError:  # not UTF-8: no owner types that name
+            continue
+        if ssid and (ssid not in best or best[ssid][1] < found[3]):
+            best[ssid] = (ssid, found[3], found[4] != network.WLAN.SEC_OPEN)
+    return sorted(best.values(), key=lambda n: -n[1])[:_SCAN_MAX]
+
+
+def access_point(essid, key):
+    """Open setup mode's access point, WPA2 with key: (the dongle's address on it, the DNS
+    port). Its settings are given before it starts, so it never runs open."""
+    ap = network.WLAN(network.WLAN.IF_AP)
+    ap.config(
+        essid=essid,
+        password=key,
+        authmode=network.WLAN.SEC_WPA2,
+        channel=6,  # in every regulatory domain's 2.4 GHz band
+        max_clients=_AP_CLIENTS,
+    )
+    ap.active(True)
+    return _address(ap), 53
+
+
+def button():
+    """True when the board's BUTTON is held at boot: pressed (it pulls the pin low) through
+    0.5 s of the 2 s after the firmware starts. Not before: the BOOT button of these boards
+    held through a reset starts the ROM's download mode instead of the firmware."""
+    try:
+        pin = board(None)["pins"].get("BUTTON")
+    except (OSError, ValueError, KeyError):  # no usable board.json: no button
+        return False
+    if pin is None:
+        return False
+    p = machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP)
+    held = 0
+    for _ in range(40):
+        held = held + 1 if p.value() == 0 else 0
+        if held >= 10:
+            return True
+        time.sleep_ms(50)
+    return False
 
 
 def _address(wlan):

@@ -184,6 +184,32 @@ def listen():
     return host, int(port), None
 
 
+def scan():
+    """The Wi-Fi networks "in range", [(ssid, rssi, secure)]: HANPORT_SCAN as JSON, a list of
+    [ssid, rssi, secure], or two networks to pick from."""
+    found = os.getenv("HANPORT_SCAN")
+    if found:
+        import json
+
+        return [tuple(n) for n in json.loads(found)]
+    return [("hanport-lab", -48, True), ("cafe", -81, False)]
+
+
+def access_point(essid, key):
+    """Setup mode's access point, as far as a host has one: (the dongle's address, the DNS
+    port). The address is the web server's (HANPORT_HTTP); the DNS listens on the port of
+    HANPORT_DNS=PORT, or nowhere without it (port 53 takes root)."""
+    log("access point", essid, "(modelled: phones reach the host's own address)")
+    host = os.getenv("HANPORT_HTTP").rpartition(":")[0]
+    dns = os.getenv("HANPORT_DNS")
+    return ("127.0.0.1" if host in ("", "0.0.0.0") else host), (int(dns) if dns else None)
+
+
+def button():
+    """The button held at boot: HANPORT_BUTTON=held."""
+    return os.getenv("HANPORT_BUTTON") == "held"
+
+
 def free_heap():
     gc.collect()
     return gc.mem_free()

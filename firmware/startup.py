@@ -1,17 +1,20 @@
 # Start-up: which hardware, which config. The dongle itself (dongle.py) loads only once a
 # checked config is in hand.
 #
-# An invalid or missing config.json puts the dongle in a safe state: the reason is logged
-# and shown on the status LED, nothing is published, and it waits for a new config
-# (pushed over the USB REPL) instead of restarting in a loop. A new or changed valid one
-# is checked once, then the board restarts into it (load_config says why).
+# An invalid or missing config.json starts setup mode (portal.py: the dongle's own access
+# point and setup page), as does the button held at boot, or a last boot that joined none of
+# the configured Wi-Fi networks in 5 minutes (dongle.py). Nothing is published meanwhile,
+# and a new config (saved by the page, or pushed over the USB REPL) is picked up without a
+# restart loop. Where setup mode cannot run (the unix port without a web server address),
+# the dongle waits in a safe state instead, its LED blinking fast. A new or changed valid
+# config is checked once, then the board restarts into it (load_config says why).
 
 import asyncio
 import gc
 import os
 import sys
 
-from store import CHECKED, CONFIG, load_json, recover, save_json
+from store import CHECKED, CONFIG, STATE, load_json, recover, save_json
 
 if sys.platform == "linux":
     import hal_unix as hal
@@ -88,14 +91,21 @@ def _digest(path):
     return hexlify(h.digest()).decode()
 
 
-async def safe_state(problems):
-    """Nothing is published; the LED blinks the fault until a valid config arrives."""
+async def safe_state(cfg, problems):
+    """Setup mode (portal.py), which ends in a restart; where it cannot run, nothing is
+    published and the LED blinks the fault until a valid config arrives."""
+    for p in problems:
+        log("config:", p)
+    import portal  # only here: a dongle that runs normally never loads it
+
+    await portal.run(hal, cfg, load_config)  # returns only when it cannot run
+    if cfg is not None and not problems:
+        log("setup mode cannot run: starting with config.json")
+        return
     try:
         led = hal.led(hal.board(None))
     except (OSError, ValueError, KeyError):  # no usable board.json either
         led = None
-    for p in problems:
-        log("config:", p)
     log("safe state: publishing nothing until config.json is fixed")
     if led:
         led.set("blink-fast")
@@ -120,23 +130,24 @@ def main(hal_module=None):
         log = hal.log
     log("hanport", VERSION, "on", hal.NAME)
     cfg, problems, fresh = load_config()
-    if cfg is None or problems:
-        asyncio.run(safe_state(problems))
-    elif fresh:
+    if cfg is not None and not problems and fresh:
         log("config.json is valid: restarting into it")
         hal.restart()
-    else:
-        # Loading the code leaves the heap in small pieces (each module's load allocates
-        # and frees as it goes), and then the dongle's buffers (2 KB per destination, 2 KB
-        # for a frame) found no room in 25 KB free at 104K. So the room is held while the
-        # code loads, low in the heap, and given back just before the buffers are made.
-        room = bytearray(2048 * (1 + len(cfg["destinations"])))
-        from dongle import Dongle
+    # load_json(STATE) "wifi" 0: the last boot joined no configured network (dongle.py).
+    if cfg is None or problems or hal.button() or load_json(STATE).get("wifi") == 0:
+        # Returns only when setup mode cannot run and config.json is valid: then it runs.
+        asyncio.run(safe_state(cfg, problems))
+    # Loading the code leaves the heap in small pieces (each module's load allocates
+    # and frees as it goes), and then the dongle's buffers (2 KB per destination, 2 KB
+    # for a frame) found no room in 25 KB free at 104K. So the room is held while the
+    # code loads, low in the heap, and given back just before the buffers are made.
+    room = bytearray(2048 * (1 + len(cfg["destinations"])))
+    from dongle import Dongle
 
-        del room
-        # The code that found the config is not needed again (a new config restarts the
-        # board): without it the running heap holds 480 B less (four destinations at
-        # 96K, `hanctl bench --pipeline --destinations 4`: steady 85,376 -> 84,896 B).
-        del load_config, _digest, safe_state
-        gc.collect()
-        asyncio.run(Dongle(cfg, hal, VERSION).run())
+    del room
+    # The code that found the config is not needed again (a new config restarts the
+    # board): without it the running heap holds 480 B less (four destinations at
+    # 96K, `hanctl bench --pipeline --destinations 4`: steady 85,376 -> 84,896 B).
+    del load_config, _digest, safe_state
+    gc.collect()
+    asyncio.run(Dongle(cfg, hal, VERSION).run())
