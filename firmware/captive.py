@@ -46,9 +46,6 @@ class Responder:
         self._tokens = RATE
         self._at = now_ms()
 
-    def counts(self):
-        return {"answered": self.answered, "malformed": self.malformed, "limited": self.limited}
-
     def answer(self, n):
         buf = self.buf
         end = _question_end(buf, n)
@@ -122,6 +119,11 @@ async def serve(responder, port, log):
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(socket.getaddrinfo("0.0.0.0", port)[0][-1])
+    except OSError as e:  # the port is taken: the page still works, typed in by hand
+        sock.close()
+        log("setup: no DNS on port", port, repr(e))
+        return
+    try:
         sock.setblocking(False)
         log("setup: DNS on port", port)
         buf = responder.buf

@@ -26,6 +26,7 @@
 import asyncio
 import os
 from binascii import hexlify
+from time import ticks_diff, ticks_ms
 
 from micropython import const
 
@@ -94,33 +95,41 @@ async def run(hal, cfg, check):
     go = _redirect(page_url)
     for path in PROBES:
         server.route(path, go)
-    await server.start(host, port)
+    try:
+        await server.start(host, port)
+    except OSError as e:  # the port is taken (EADDRINUSE): the safe state, then
+        log("setup: cannot listen on", "%s:%d" % (host, port), repr(e))
+        return False
+    dns = told = None
     if dns_port is not None:
-        from time import ticks_ms
-
         import captive
 
         dns = captive.Responder(address, ticks_ms)
         asyncio.create_task(captive.serve(dns, dns_port, log))
     led = _led(hal)
     seen = -1  # requests served when last looked
-    idle = 0
+    quiet_since = ticks_ms()
     tick = 0
     while True:
         await asyncio.sleep_ms(100)
-        tick += 1
         if led is not None and tick % _STEPS in _TOGGLES:
             led.toggle()
+        tick += 1
         if tick % (_CHECK_S * 10):
             continue
+        if dns is not None and told != (dns.answered, dns.malformed, dns.limited):
+            # The only place the DNS counts show: setup mode has no destination.
+            told = (dns.answered, dns.malformed, dns.limited)
+            log("setup: DNS answered %d, dropped %d malformed, %d over the rate" % told)
         served = sum(server.counts.values())
-        idle = 0 if served != seen else idle + _CHECK_S
-        seen = served
+        if served != seen:
+            seen = served
+            quiet_since = ticks_ms()
         new, problems, fresh = check()
         if new is not None and not problems and (fresh or cfg is None):
             log("setup: config.json is valid: restarting into it")
             hal.restart()
-        if cfg is not None and idle >= IDLE_S:
+        if cfg is not None and ticks_diff(ticks_ms(), quiet_since) >= IDLE_S * 1000:
             log("setup: no request for", IDLE_S, "s: restarting into config.json")
             hal.restart()
 
