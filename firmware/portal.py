@@ -26,7 +26,6 @@
 import asyncio
 import os
 from binascii import hexlify
-from time import ticks_diff, ticks_ms
 
 from micropython import const
 
@@ -69,6 +68,8 @@ async def run(hal, cfg, check):
     """Setup mode until a restart. cfg: the checked config, or None; check: startup's
     load_config. Returns False at once when there is nowhere to listen (the unix port
     without `hanctl run --http`): the caller then waits in its safe state."""
+    from time import ticks_diff, ticks_ms  # MicroPython's (CPython tests read PROBES only)
+
     log = hal.log
     where = hal.listen()
     if where is None:
