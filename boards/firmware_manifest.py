@@ -22,6 +22,8 @@ RUNTIME = (
     "httpd", "local_api",
     # the capacity tariff (loaded when a destination gets it)
     "accounting", "tariff",
+    # setup mode: the access point, the captive portal's DNS, the page (loaded only there)
+    "page", "captive", "portal",
     "dongle", "startup",
 )  # fmt: skip
 BOARD = ("hal_esp32", "store")  # the hardware and the files kept through a power cut
