@@ -174,8 +174,7 @@ class Dongle:
                 await net.connect(self.cfg["wifi"])
             joined = joined or net.isconnected()
             if not joined and self.uptime.seconds() >= _SETUP_S:
-                log("wifi: none of config.json's networks joined: setup mode")
-                self.state["wifi"] = 0
+                self.state["wifi"] = 0  # portal.py logs why, after the restart
                 save_json(STATE, self.state)
                 hal.restart()
             if not synced and self.cfg["ntp"] and hal.NAME != "unix" and net.isconnected():

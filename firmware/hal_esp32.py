@@ -105,6 +105,7 @@ class Watchdog:
 
 class Network:
     def __init__(self, hostname):
+        self.name = hostname  # setup mode's access point's too (open())
         network.hostname(hostname)  # before connect(): the DHCP request carries it
         # WLAN.IF_STA, not network.STA_IF: kept only for backwards compatibility since 1.25.
         self._wlan = network.WLAN(network.WLAN.IF_STA)
@@ -137,6 +138,21 @@ class Network:
     def isconnected(self):
         return self._wlan.isconnected()
 
+    def open(self, key):
+        """Open setup mode's access point, named as the dongle, WPA2 with key: (the dongle's
+        address on it, the DNS port). Its settings are given before it starts, so it never
+        runs open. ("open": a name MicroPython already holds, no new one in the heap.)"""
+        ap = network.WLAN(network.WLAN.IF_AP)
+        ap.config(
+            essid=self.name,
+            password=key,
+            authmode=network.WLAN.SEC_WPA2,
+            channel=6,  # in every regulatory domain's 2.4 GHz band
+            max_clients=_AP_CLIENTS,
+        )
+        ap.active(True)
+        return _address(ap), 53
+
 
 def scan():
     """The Wi-Fi networks in range, [(ssid, rssi in dBm, secure)], strongest first, each name
@@ -153,21 +169,6 @@ def scan():
         if ssid and (ssid not in best or best[ssid][1] < found[3]):
             best[ssid] = (ssid, found[3], found[4] != network.WLAN.SEC_OPEN)
     return sorted(best.values(), key=lambda n: -n[1])[:_SCAN_MAX]
-
-
-def access_point(essid, key):
-    """Open setup mode's access point, WPA2 with key: (the dongle's address on it, the DNS
-    port). Its settings are given before it starts, so it never runs open."""
-    ap = network.WLAN(network.WLAN.IF_AP)
-    ap.config(
-        essid=essid,
-        password=key,
-        authmode=network.WLAN.SEC_WPA2,
-        channel=6,  # in every regulatory domain's 2.4 GHz band
-        max_clients=_AP_CLIENTS,
-    )
-    ap.active(True)
-    return _address(ap), 53
 
 
 def button():

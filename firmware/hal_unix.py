@@ -156,6 +156,14 @@ class Network:
     def isconnected(self):
         return True
 
+    def open(self, key):
+        """Setup mode's access point, as far as a host has one: (the dongle's address, the
+        DNS port). The address is the web server's host (HANPORT_HTTP); the DNS listens on
+        the port HANPORT_DNS names, or nowhere without it (port 53 takes root)."""
+        log("access point", self.hostname, "(modelled: phones reach the host's own address)")
+        dns = os.getenv("HANPORT_DNS")
+        return os.getenv("HANPORT_HTTP").rpartition(":")[0], (int(dns) if dns else None)
+
 
 def board(name):
     return None
@@ -187,27 +195,15 @@ def listen():
 def scan():
     """The Wi-Fi networks "in range", [(ssid, rssi, secure)]: HANPORT_SCAN as JSON, a list of
     [ssid, rssi, secure], or two networks to pick from."""
-    found = os.getenv("HANPORT_SCAN")
-    if found:
-        import json
+    import json
 
-        return [tuple(n) for n in json.loads(found)]
-    return [("hanport-lab", -48, True), ("cafe", -81, False)]
-
-
-def access_point(essid, key):
-    """Setup mode's access point, as far as a host has one: (the dongle's address, the DNS
-    port). The address is the web server's (HANPORT_HTTP); the DNS listens on the port of
-    HANPORT_DNS=PORT, or nowhere without it (port 53 takes root)."""
-    log("access point", essid, "(modelled: phones reach the host's own address)")
-    host = os.getenv("HANPORT_HTTP").rpartition(":")[0]
-    dns = os.getenv("HANPORT_DNS")
-    return ("127.0.0.1" if host in ("", "0.0.0.0") else host), (int(dns) if dns else None)
+    found = os.getenv("HANPORT_SCAN") or '[["hanport-lab", -48, true], ["cafe", -81, false]]'
+    return [tuple(n) for n in json.loads(found)]
 
 
 def button():
-    """The button held at boot: HANPORT_BUTTON=held."""
-    return os.getenv("HANPORT_BUTTON") == "held"
+    """The button held at boot: HANPORT_BUTTON set (to anything)."""
+    return os.getenv("HANPORT_BUTTON") is not None
 
 
 def free_heap():

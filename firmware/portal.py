@@ -78,11 +78,12 @@ async def run(hal, cfg, check):
     host, port, uid = where
     state = load_json(STATE)
     if "wifi" in state:  # the note of a boot without Wi-Fi: the next boot tries again
+        log("setup: the last boot joined none of config.json's Wi-Fi networks in 5 minutes")
         del state["wifi"]
         save_json(STATE, state)
     essid = "hanport-" + (hexlify(uid[-3:]).decode() if uid else "000000")
     password = key(log)
-    address, dns_port = hal.access_point(essid, password)
+    address, dns_port = hal.Network(essid).open(password)
     # The serial log is the owner's (USB, or the board's own console): the one place the
     # password is shown besides `hanctl config setup-key`.
     page_url = "http://%s/" % address if port == 80 else "http://%s:%d/" % (address, port)

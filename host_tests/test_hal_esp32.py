@@ -389,7 +389,7 @@ def test_no_wifi_joined_for_5_minutes_starts_setup_mode_and_it_returns_when_unus
     time.sleep(12)
     assert board.boots == 2 and not board.model("wlan ap"), board.log_tail()
     world.set(clock_skip_ms=300_000)
-    board.wait_log("wifi: none of config.json's networks joined: setup mode", timeout=30)
+    board.wait_log("setup: the last boot joined none of config.json's Wi-Fi", timeout=30)
     check_setup_mode(board, world)
     assert board.boots == 3
     assert "wifi" not in json.loads((tmp / "fs" / "state.json").read_text())  # tried again next
@@ -489,7 +489,7 @@ def test_every_board_sets_its_uart_and_led_on_the_model(tmp_path, name, version)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_scan_access_point_and_button_on_the_model(tmp_path, monkeypatch, version):
+def test_scan_the_access_point_and_the_button_on_the_model(tmp_path, monkeypatch, version):
     aps = {
         "home": {"password": PASSWORD, "rssi": -71},
         "cafe": {"rssi": -40},
@@ -500,8 +500,8 @@ def test_scan_access_point_and_button_on_the_model(tmp_path, monkeypatch, versio
     cases = [
         ("import", "import hal_esp32, json"),
         ("scan", "_ = hal_esp32.scan()"),
-        ("ap", "_ = hal_esp32.access_point('hanport-000001', 'abcdefghijkm')"),
-        ("short", "hal_esp32.access_point('hanport-000001', 'short')"),
+        ("ap", "_ = hal_esp32.Network('hanport-000001').open('abcdefghijkm')"),
+        ("short", "hal_esp32.Network('hanport-000001').open('short')"),
         ("free", f"open('board.json', 'w').write({board}); _ = hal_esp32.button()"),
     ]
     monkeypatch.chdir(tmp_path)  # board.json in the driver's cwd
