@@ -10,7 +10,6 @@ import time
 
 import machine
 import network
-from micropython import const
 
 NAME = "esp32"
 
@@ -21,11 +20,6 @@ NAME = "esp32"
 # so an overrun costs one telegram, counted as truncated.
 RXBUF = 2048
 _PARITY = {"8N1": None, "8E1": 0}
-# Setup mode (portal.py): at most two phones on its access point at once (the web server
-# serves two clients at once, httpd.CLIENTS_MAX); the networks a scan lists, the strongest
-# (a city has more in range). Folded constants: no names in the heap on a normal boot.
-_AP_CLIENTS = const(2)
-_SCAN_MAX = const(20)
 
 
 def log(*args):
@@ -105,7 +99,6 @@ class Watchdog:
 
 class Network:
     def __init__(self, hostname):
-        self.name = hostname  # setup mode's access point's too (open())
         network.hostname(hostname)  # before connect(): the DHCP request carries it
         # WLAN.IF_STA, not network.STA_IF: kept only for backwards compatibility since 1.25.
         self._wlan = network.WLAN(network.WLAN.IF_STA)
@@ -138,38 +131,6 @@ class Network:
     def isconnected(self):
         return self._wlan.isconnected()
 
-    def open(self, key):
-        """Open setup mode's access point, named as the dongle, WPA2 with key: (the dongle's
-        address on it, the DNS port). Its settings are given before it starts, so it never
-        runs open. ("open": a name MicroPython already holds, no new one in the heap.)"""
-        ap = network.WLAN(network.WLAN.IF_AP)
-        ap.config(
-            essid=self.name,
-            password=key,
-            authmode=network.WLAN.SEC_WPA2,
-            channel=6,  # in every regulatory domain's 2.4 GHz band
-            max_clients=_AP_CLIENTS,
-        )
-        ap.active(True)
-        return _address(ap), 53
-
-
-def scan():
-    """The Wi-Fi networks in range, [(ssid, rssi in dBm, secure)], strongest first, each name
-    once, at most _SCAN_MAX. A scan needs the station on (network_wlan.c: "STA must be
-    active"), beside setup mode's access point; it takes ~2 s, in which nothing else runs."""
-    w = network.WLAN(network.WLAN.IF_STA)
-    w.active(True)
-    best = {}
-    for found in w.scan():  # (ssid, bssid, channel, rssi, authmode, hidden)
-        try:
-            ssid = found[0].decode()
-        except UnicodeError:  # not UTF-8: no owner types that name
-            continue
-        if ssid and (ssid not in best or best[ssid][1] < found[3]):
-            best[ssid] = (ssid, found[3], found[4] != network.WLAN.SEC_OPEN)
-    return sorted(best.values(), key=lambda n: -n[1])[:_SCAN_MAX]
-
 
 def button():
     """True when the board's BUTTON is held at boot: pressed (it pulls the pin low) through
@@ -189,6 +150,14 @@ def button():
             return True
         time.sleep_ms(50)
     return False
+
+
+def __getattr__(name):
+    # scan() and access_point(), setup mode's Wi-Fi (hal_esp32_wifi.py), load at their first
+    # use: a dongle that runs normally holds none of their code (docs/performance.md).
+    import hal_esp32_wifi
+
+    return getattr(hal_esp32_wifi, name)
 
 
 def _address(wlan):

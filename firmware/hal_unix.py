@@ -156,14 +156,6 @@ class Network:
     def isconnected(self):
         return True
 
-    def open(self, key):
-        """Setup mode's access point, as far as a host has one: (the dongle's address, the
-        DNS port). The address is the web server's host (HANPORT_HTTP); the DNS listens on
-        the port HANPORT_DNS names, or nowhere without it (port 53 takes root)."""
-        log("access point", self.hostname, "(modelled: phones reach the host's own address)")
-        dns = os.getenv("HANPORT_DNS")
-        return os.getenv("HANPORT_HTTP").rpartition(":")[0], (int(dns) if dns else None)
-
 
 def board(name):
     return None
@@ -192,18 +184,17 @@ def listen():
     return host, int(port), None
 
 
-def scan():
-    """The Wi-Fi networks "in range", [(ssid, rssi, secure)]: HANPORT_SCAN as JSON, a list of
-    [ssid, rssi, secure], or two networks to pick from."""
-    import json
-
-    found = os.getenv("HANPORT_SCAN") or '[["hanport-lab", -48, true], ["cafe", -81, false]]'
-    return [tuple(n) for n in json.loads(found)]
-
-
 def button():
     """The button held at boot: HANPORT_BUTTON set (to anything)."""
     return os.getenv("HANPORT_BUTTON") is not None
+
+
+def __getattr__(name):
+    # scan() and access_point(), setup mode's Wi-Fi (hal_unix_wifi.py), load at their first
+    # use: a dongle that runs normally holds none of their code (docs/performance.md).
+    import hal_unix_wifi
+
+    return getattr(hal_unix_wifi, name)
 
 
 def free_heap():

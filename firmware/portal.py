@@ -22,6 +22,10 @@
 # or `hanctl config push` wrote it), or, when it started with a valid config (the button,
 # or no Wi-Fi), after IDLE_S without a request, so that a Wi-Fi router that was off for a
 # while does not leave the dongle in setup mode.
+#
+# Where setup mode cannot run (the unix port without `hanctl run --http`), the dongle
+# without a valid config waits in a safe state instead: nothing is published, the LED
+# blinks fast, and a valid config.json, once there, restarts it (safe_state()).
 
 import asyncio
 import os
@@ -64,17 +68,19 @@ def key(log):
     return made
 
 
-async def run(hal, cfg, check):
-    """Setup mode until a restart. cfg: the checked config, or None; check: startup's
-    load_config. Returns False at once when there is nowhere to listen (the unix port
-    without `hanctl run --http`): the caller then waits in its safe state."""
+async def run(hal, cfg, problems, check):
+    """Setup mode until a restart. cfg: the checked config, or None; problems: the
+    validator's; check: startup's load_config. Where setup mode cannot run, the safe state
+    (no valid config) or a return at once (a valid one: the dongle then runs it)."""
     from time import ticks_diff, ticks_ms  # MicroPython's (CPython tests read PROBES only)
 
     log = hal.log
+    for p in problems:
+        log("config:", p)
     where = hal.listen()
     if where is None:
         log("setup: no web server (no address; `hanctl run --http HOST:PORT` gives one)")
-        return False
+        return await safe_state(hal, cfg, problems, check)
     host, port, uid = where
     state = load_json(STATE)
     if "wifi" in state:  # the note of a boot without Wi-Fi: the next boot tries again
@@ -83,7 +89,7 @@ async def run(hal, cfg, check):
         save_json(STATE, state)
     essid = "hanport-" + (hexlify(uid[-3:]).decode() if uid else "000000")
     password = key(log)
-    address, dns_port = hal.Network(essid).open(password)
+    address, dns_port = hal.access_point(essid, password)
     # The serial log is the owner's (USB, or the board's own console): the one place the
     # password is shown besides `hanctl config setup-key`.
     page_url = "http://%s/" % address if port == 80 else "http://%s:%d/" % (address, port)
@@ -101,14 +107,14 @@ async def run(hal, cfg, check):
         await server.start(host, port)
     except OSError as e:  # the port is taken (EADDRINUSE): the safe state, then
         log("setup: cannot listen on", "%s:%d" % (host, port), repr(e))
-        return False
+        return await safe_state(hal, cfg, problems, check)
     dns = told = None
     if dns_port is not None:
         import captive
 
         dns = captive.Responder(address, ticks_ms)
         asyncio.create_task(captive.serve(dns, dns_port, log))
-    led = _led(hal)
+    led = _led(hal, "setup")
     seen = -1  # requests served when last looked
     quiet_since = ticks_ms()
     tick = 0
@@ -136,6 +142,27 @@ async def run(hal, cfg, check):
             hal.restart()
 
 
+async def safe_state(hal, cfg, problems, check):
+    """Nothing is published; the LED blinks the fault until a valid config arrives. With a
+    valid config (the button, or no Wi-Fi, on a dongle that cannot serve setup mode),
+    returns at once: the dongle runs it."""
+    log = hal.log
+    if cfg is not None and not problems:
+        log("setup mode cannot run: starting with config.json")
+        return
+    led = _led(hal, "blink-fast")
+    log("safe state: publishing nothing until config.json is fixed")
+    while True:
+        for _ in range(25):  # 5 s of fast blinking: "look at the log"
+            await asyncio.sleep_ms(200)
+            if led is not None:
+                led.toggle()
+        cfg, problems, _ = check()
+        if cfg is not None and not problems:
+            log("config.json is valid now: restarting")
+            hal.restart()
+
+
 def _redirect(where):
     """The answer to a probe: a page that sends the browser to the setup page, where."""
     body = (
@@ -150,11 +177,12 @@ def _redirect(where):
     return answer
 
 
-def _led(hal):
+def _led(hal, pattern):
+    """The status LED, set to pattern (off first: toggle() blinks it from there), or None."""
     try:
         led = hal.led(hal.board(None))
     except (OSError, ValueError, KeyError):  # no usable board.json: no LED
         return None
     led.set("off")
-    led.set("setup")  # only "on" and "off" drive the pin; toggle() blinks it
+    led.set(pattern)  # only "on" and "off" drive the pin
     return led

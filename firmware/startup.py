@@ -91,40 +91,11 @@ def _digest(path):
     return hexlify(h.digest()).decode()
 
 
-async def safe_state(cfg, problems):
-    """Setup mode (portal.py), which ends in a restart; where it cannot run, nothing is
-    published and the LED blinks the fault until a valid config arrives."""
-    for p in problems:
-        log("config:", p)
-    import portal  # only here: a dongle that runs normally never loads it
-
-    await portal.run(hal, cfg, load_config)  # returns only when it cannot run
-    if cfg is not None and not problems:
-        log("setup mode cannot run: starting with config.json")
-        return
-    try:
-        led = hal.led(hal.board(None))
-    except (OSError, ValueError, KeyError):  # no usable board.json either
-        led = None
-    log("safe state: publishing nothing until config.json is fixed")
-    if led:
-        led.set("blink-fast")
-    while True:
-        for _ in range(25):  # 5 s of fast blinking: "look at the log"
-            await asyncio.sleep_ms(200)
-            if led:
-                led.toggle()
-        cfg, problems, _ = load_config()
-        if cfg is not None and not problems:
-            log("config.json is valid now: restarting")
-            hal.restart()
-
-
 def main(hal_module=None):
     """Boot. hal_module: a hardware layer to run on instead of this platform's, named by the
     caller, and handed to the dongle (host_tests/mp/esp32_boot.py runs hal_esp32 on the
     unix port, on the model of the ESP32 port in host_tests/mp/esp32_model/)."""
-    global hal, log, load_config, _digest, safe_state
+    global hal, log, load_config, _digest
     if hal_module is not None:
         hal = hal_module
         log = hal.log
@@ -135,8 +106,11 @@ def main(hal_module=None):
         hal.restart()
     # load_json(STATE) "wifi" 0: the last boot joined no configured network (dongle.py).
     if cfg is None or problems or hal.button() or load_json(STATE).get("wifi") == 0:
-        # Returns only when setup mode cannot run and config.json is valid: then it runs.
-        asyncio.run(safe_state(cfg, problems))
+        import portal  # only here: a dongle that runs normally never loads it
+
+        # Setup mode, or the safe state; returns only when setup mode cannot run and
+        # config.json is valid: then the dongle runs.
+        asyncio.run(portal.run(hal, cfg, problems, load_config))
     # Loading the code leaves the heap in small pieces (each module's load allocates
     # and frees as it goes), and then the dongle's buffers (2 KB per destination, 2 KB
     # for a frame) found no room in 25 KB free at 104K. So the room is held while the
@@ -148,6 +122,6 @@ def main(hal_module=None):
     # The code that found the config is not needed again (a new config restarts the
     # board): without it the running heap holds 480 B less (four destinations at
     # 96K, `hanctl bench --pipeline --destinations 4`: steady 85,376 -> 84,896 B).
-    del load_config, _digest, safe_state
+    del load_config, _digest
     gc.collect()
     asyncio.run(Dongle(cfg, hal, VERSION).run())

@@ -500,8 +500,8 @@ def test_scan_the_access_point_and_the_button_on_the_model(tmp_path, monkeypatch
     cases = [
         ("import", "import hal_esp32, json"),
         ("scan", "_ = hal_esp32.scan()"),
-        ("ap", "_ = hal_esp32.Network('hanport-000001').open('abcdefghijkm')"),
-        ("short", "hal_esp32.Network('hanport-000001').open('short')"),
+        ("ap", "_ = hal_esp32.access_point('hanport-000001', 'abcdefghijkm')"),
+        ("short", "hal_esp32.access_point('hanport-000001', 'short')"),
         ("free", f"open('board.json', 'w').write({board}); _ = hal_esp32.button()"),
     ]
     monkeypatch.chdir(tmp_path)  # board.json in the driver's cwd
