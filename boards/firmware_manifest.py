@@ -5,7 +5,7 @@
 # what the boot can import.
 #
 # Not frozen: main.py, the boot file, which MicroPython runs from the file system as source;
-# hal_unix.py, the unix port's hardware layer.
+# hal_unix.py and hal_unix_wifi.py, the unix port's hardware layer.
 
 DECODER = (
     # frames, checksums, the link layers
@@ -22,9 +22,13 @@ RUNTIME = (
     "httpd", "local_api",
     # the capacity tariff (loaded when a destination gets it)
     "accounting", "tariff",
+    # setup mode: the access point, the captive portal's DNS, the page (loaded only there)
+    "page", "captive", "portal",
     "dongle", "startup",
 )  # fmt: skip
-BOARD = ("hal_esp32", "store")  # the hardware and the files kept through a power cut
+# the hardware (and setup mode's Wi-Fi, loaded there only), and the files kept through a
+# power cut
+BOARD = ("hal_esp32", "hal_esp32_wifi", "store")
 
 for name in BOARD + DECODER + RUNTIME:
     # Relative paths in a manifest are resolved from the manifest's own folder. opt=3 as

@@ -22,6 +22,7 @@ from store import STATE, load_json, save_json
 from uptime import Uptime
 
 _WATCHDOG_MS = const(30000)  # folded in: no interned name
+_SETUP_S = const(300)  # no Wi-Fi joined this long after boot: setup mode (network())
 hal = log = None  # the hardware layer startup chose, and its log: set by Dongle()
 
 
@@ -162,11 +163,20 @@ class Dongle:
 
     async def network(self, net):
         """Join Wi-Fi, and again whenever it drops, in a task of its own: the meter is read
-        and the watchdog fed all the while (a join takes up to 10 s per network)."""
-        synced = False
+        and the watchdog fed all the while (a join takes up to 10 s per network). None of
+        the configured networks joined in the first _SETUP_S since boot: the owner's Wi-Fi
+        or its password changed, so the dongle notes it in state.json and restarts into
+        setup mode (startup.py, portal.py). Once joined, a drop never does that: a router
+        that restarts is waited for."""
+        synced = joined = False
         while True:
             if not net.isconnected():
                 await net.connect(self.cfg["wifi"])
+            joined = joined or net.isconnected()
+            if not joined and self.uptime.seconds() >= _SETUP_S:
+                self.state["wifi"] = 0  # portal.py logs why, after the restart
+                save_json(STATE, self.state)
+                hal.restart()
             if not synced and self.cfg["ntp"] and hal.NAME != "unix" and net.isconnected():
                 synced = _ntp(self.cfg["ntp"])
             await asyncio.sleep(10)

@@ -132,6 +132,34 @@ class Network:
         return self._wlan.isconnected()
 
 
+def button():
+    """True when the board's BUTTON is held at boot: pressed (it pulls the pin low) through
+    0.5 s of the 2 s after the firmware starts. Not before: the BOOT button of these boards
+    held through a reset starts the ROM's download mode instead of the firmware."""
+    try:
+        pin = board(None)["pins"].get("BUTTON")
+    except (OSError, ValueError, KeyError):  # no usable board.json: no button
+        return False
+    if pin is None:
+        return False
+    p = machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP)
+    held = 0
+    for _ in range(40):
+        held = held + 1 if p.value() == 0 else 0
+        if held >= 10:
+            return True
+        time.sleep_ms(50)
+    return False
+
+
+def __getattr__(name):
+    # scan() and access_point(), setup mode's Wi-Fi (hal_esp32_wifi.py), load at their first
+    # use: a dongle that runs normally holds none of their code (docs/performance.md).
+    import hal_esp32_wifi
+
+    return getattr(hal_esp32_wifi, name)
+
+
 def _address(wlan):
     # ipconfig() came in MicroPython 1.24 and ifconfig() is deprecated since; 1.23 has
     # only ifconfig().

@@ -184,6 +184,19 @@ def listen():
     return host, int(port), None
 
 
+def button():
+    """The button held at boot: HANPORT_BUTTON set (to anything)."""
+    return os.getenv("HANPORT_BUTTON") is not None
+
+
+def __getattr__(name):
+    # scan() and access_point(), setup mode's Wi-Fi (hal_unix_wifi.py), load at their first
+    # use: a dongle that runs normally holds none of their code (docs/performance.md).
+    import hal_unix_wifi
+
+    return getattr(hal_unix_wifi, name)
+
+
 def free_heap():
     gc.collect()
     return gc.mem_free()

@@ -1,17 +1,20 @@
 # Start-up: which hardware, which config. The dongle itself (dongle.py) loads only once a
 # checked config is in hand.
 #
-# An invalid or missing config.json puts the dongle in a safe state: the reason is logged
-# and shown on the status LED, nothing is published, and it waits for a new config
-# (pushed over the USB REPL) instead of restarting in a loop. A new or changed valid one
-# is checked once, then the board restarts into it (load_config says why).
+# An invalid or missing config.json starts setup mode (portal.py: the dongle's own access
+# point and setup page), as does the button held at boot, or a last boot that joined none of
+# the configured Wi-Fi networks in 5 minutes (dongle.py). Nothing is published meanwhile,
+# and a new config (saved by the page, or pushed over the USB REPL) is picked up without a
+# restart loop. Where setup mode cannot run (the unix port without a web server address),
+# the dongle waits in a safe state instead, its LED blinking fast. A new or changed valid
+# config is checked once, then the board restarts into it (load_config says why).
 
 import asyncio
 import gc
 import os
 import sys
 
-from store import CHECKED, CONFIG, load_json, recover, save_json
+from store import CHECKED, CONFIG, STATE, load_json, recover, save_json
 
 if sys.platform == "linux":
     import hal_unix as hal
@@ -88,55 +91,37 @@ def _digest(path):
     return hexlify(h.digest()).decode()
 
 
-async def safe_state(problems):
-    """Nothing is published; the LED blinks the fault until a valid config arrives."""
-    try:
-        led = hal.led(hal.board(None))
-    except (OSError, ValueError, KeyError):  # no usable board.json either
-        led = None
-    for p in problems:
-        log("config:", p)
-    log("safe state: publishing nothing until config.json is fixed")
-    if led:
-        led.set("blink-fast")
-    while True:
-        for _ in range(25):  # 5 s of fast blinking: "look at the log"
-            await asyncio.sleep_ms(200)
-            if led:
-                led.toggle()
-        cfg, problems, _ = load_config()
-        if cfg is not None and not problems:
-            log("config.json is valid now: restarting")
-            hal.restart()
-
-
 def main(hal_module=None):
     """Boot. hal_module: a hardware layer to run on instead of this platform's, named by the
     caller, and handed to the dongle (host_tests/mp/esp32_boot.py runs hal_esp32 on the
     unix port, on the model of the ESP32 port in host_tests/mp/esp32_model/)."""
-    global hal, log, load_config, _digest, safe_state
+    global hal, log, load_config, _digest
     if hal_module is not None:
         hal = hal_module
         log = hal.log
     log("hanport", VERSION, "on", hal.NAME)
     cfg, problems, fresh = load_config()
-    if cfg is None or problems:
-        asyncio.run(safe_state(problems))
-    elif fresh:
+    if cfg is not None and not problems and fresh:
         log("config.json is valid: restarting into it")
         hal.restart()
-    else:
-        # Loading the code leaves the heap in small pieces (each module's load allocates
-        # and frees as it goes), and then the dongle's buffers (2 KB per destination, 2 KB
-        # for a frame) found no room in 25 KB free at 104K. So the room is held while the
-        # code loads, low in the heap, and given back just before the buffers are made.
-        room = bytearray(2048 * (1 + len(cfg["destinations"])))
-        from dongle import Dongle
+    # load_json(STATE) "wifi" 0: the last boot joined no configured network (dongle.py).
+    if cfg is None or problems or hal.button() or load_json(STATE).get("wifi") == 0:
+        import portal  # only here: a dongle that runs normally never loads it
 
-        del room
-        # The code that found the config is not needed again (a new config restarts the
-        # board): without it the running heap holds 480 B less (four destinations at
-        # 96K, `hanctl bench --pipeline --destinations 4`: steady 85,376 -> 84,896 B).
-        del load_config, _digest, safe_state
-        gc.collect()
-        asyncio.run(Dongle(cfg, hal, VERSION).run())
+        # Setup mode, or the safe state; returns only when setup mode cannot run and
+        # config.json is valid: then the dongle runs.
+        asyncio.run(portal.run(hal, cfg, problems, load_config))
+    # Loading the code leaves the heap in small pieces (each module's load allocates
+    # and frees as it goes), and then the dongle's buffers (2 KB per destination, 2 KB
+    # for a frame) found no room in 25 KB free at 104K. So the room is held while the
+    # code loads, low in the heap, and given back just before the buffers are made.
+    room = bytearray(2048 * (1 + len(cfg["destinations"])))
+    from dongle import Dongle
+
+    del room
+    # The code that found the config is not needed again (a new config restarts the
+    # board): without it the running heap holds 480 B less (four destinations at
+    # 96K, `hanctl bench --pipeline --destinations 4`: steady 85,376 -> 84,896 B).
+    del load_config, _digest
+    gc.collect()
+    asyncio.run(Dongle(cfg, hal, VERSION).run())

@@ -16,7 +16,7 @@ FIRMWARE = ROOT / "firmware"
 # the device's architecture by hanctl install (runtime.NATIVE_MODULES); a manifest is also
 # frozen into the unix model, whose build gives mpy-cross no -march. An image with hanport
 # frozen in runs gcm's bytecode.
-NOT_FROZEN = {"main", "hal_unix", "gcm_native"}
+NOT_FROZEN = {"main", "hal_unix", "hal_unix_wifi", "gcm_native"}
 
 # Per chip: where MicroPython's image goes (the esptool lines of micropython.org/download/
 # ESP32_GENERIC, _S2, _C3, _S3), its generic image, the UARTs a meter may use (UART0 is the

@@ -28,12 +28,12 @@ NOT_DRAWN = {
 # Layers from the bottom up (docs/architecture.md, "Layers"): a module imports only from its
 # own layer or lower ones.
 LAYERS = [
-    {"hal_esp32", "hal_unix", "store"},
+    {"hal_esp32", "hal_unix", "hal_esp32_wifi", "hal_unix_wifi", "store"},
     {"crc16", "errors", "obis", "axdr", "dlms", "framing", "marks", "link", "gbt", "gcm",
      "gcm_native", "security", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize", "p1",
      "p1cipher", "reading", "decoder", "accounting"},
     {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
-     "httpd", "local_api", "tariff"},
+     "httpd", "local_api", "tariff", "page", "captive", "portal"},
     {"dongle"},
     {"startup", "main"},
 ]  # fmt: skip

@@ -8,14 +8,18 @@ the meter, and reach Debian's mosquitto. The model is strict: what the port refu
 refuses, and that is tested here too, for the oldest MicroPython we support (1.23) and the
 newest (1.29.0-preview)."""
 
+import ast
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
+import dns.resolver
 import pytest
 
 import rig
@@ -117,7 +121,8 @@ class Board(rig.Dongle):
         raise AssertionError(f"no log line with {text!r}; log:\n" + self.log_tail())
 
     def log_tail(self):
-        return "\n".join(self.output[-60:])
+        busy = ("pin 2 ", "wdt feed")  # a line a second, or ten: the rest says more
+        return "\n".join([x for x in self.output if not any(b in x for b in busy)][-60:])
 
     def stop(self):
         with self._lock:
@@ -290,18 +295,138 @@ def test_wifi_joins_networks_in_order_retries_and_survives_a_drop(parts):
     check_watchdog(board)
 
 
+# -- Setup mode: when it starts, and what it opens -------------------------------------------
+
+
+def setup_world(tmp, **values):
+    """A world whose board's port 80 and 53 are free ports of the host (esp32_model/socket.py)."""
+    return World(tmp / "world.json", ports={"80": rig.free_port(), "53": udp_port()}, **values)
+
+
+def udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_setup_mode(board, world, timeout=40):
+    """The access point up before anything else of it, WPA2 with the password the log shows,
+    its name from the MAC; the captive DNS and the probes answered with the page at the
+    AP's address; the LED's two short flashes every 2 s; no meter, no watchdog. Returns the
+    password."""
+    board.wait_log("setup: DNS on port 53", timeout=timeout)
+    up = board.model("wlan ap active True")
+    assert len(up) == 1, board.log_tail()
+    # The AP's settings were given while it was off: it never ran open.
+    assert "essid='hanport-000001' authmode=3 channel=6 max_clients=2 password_len=12" in up[0][1]
+    line = next(x for x in board.output if "setup mode: Wi-Fi hanport-000001 password" in x)
+    key = line.split()[-1]
+    assert len(key) == 12
+    assert "hanport: setup mode: then open http://192.168.4.1/" in board.output
+
+    ports = world.values["ports"]
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers, r.port, r.lifetime = ["127.0.0.1"], ports["53"], 5
+    assert [a.address for a in r.resolve("connectivitycheck.gstatic.com", "A")] == ["192.168.4.1"]
+    url = f"http://127.0.0.1:{ports['80']}/generate_204"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert 'url=http://192.168.4.1/"' in resp.read().decode()
+
+    def setup_levels():
+        return changes([w for w in board.model("pin 2") if w[0] >= up[0][0]])
+
+    rig.wait_for(lambda: len(setup_levels()) >= 13, why="flashes", dongle=board)
+    levels = setup_levels()
+    first_on = next(i for i, c in enumerate(levels) if c[1] == "1")
+    steps = gaps([t for t, _ in levels[first_on:]])
+    # on 100 ms, off 100, on 100, off 1700: in steps of 100 ms, stretched on a busy machine
+    assert all(g < 400 or 1400 < g < 2300 for g in steps), steps
+    assert [g > 1000 for g in steps[:8]] == [False, False, False, True] * 2, steps
+    for what in ("uart", "wdt", "wlan connect"):  # not since this boot began
+        assert not [m for m in board.model(what) if m[0] >= up[0][0]], what
+    return key
+
+
 @pytest.mark.parametrize(
     "config", [None, "{not json", {"wifi": []}], ids=["missing", "broken", "invalid"]
 )
-def test_no_valid_config_blinks_the_led_fast_and_starts_nothing(parts, config):
+def test_no_valid_config_starts_setup_mode(parts, config):
     tmp, track = parts
-    board = track(Board(tmp / "fs", config, World(tmp / "world.json")).start())
-    board.wait_log("safe state")
-    rig.wait_for(lambda: len(changes(board.model("pin 2"))) >= 12, why="blinks", dongle=board)
-    blinks = changes(board.model("pin 2"))
-    assert all(150 < g < 450 for g in gaps([t for t, _ in blinks])), blinks  # 200 ms
-    assert not board.model("uart") and not board.model("wlan") and not board.model("wdt")
+    world = setup_world(tmp)
+    board = track(Board(tmp / "fs", config, world).start())
+    key = check_setup_mode(board, world)
     assert board.boots == 1
+    # Made once, kept on flash: the next setup mode has the same password.
+    assert json.loads((tmp / "fs" / "setup.json").read_text()) == {"key": key}
+
+
+def test_the_button_held_at_boot_starts_setup_mode(parts):
+    tmp, track = parts
+    world = setup_world(tmp, aps={"home": {"password": PASSWORD}}, inputs={"0": 0})
+    board = track(Board(tmp / "fs", board_config(), world).start())
+    check_setup_mode(board, world, timeout=60)
+    assert board.boots == 2  # the fresh config checked, then the button read at the next boot
+    assert not board.model("wlan connect")
+
+
+def test_a_button_not_held_is_read_at_boot_and_the_dongle_runs(parts):
+    tmp, track = parts
+    world = setup_world(tmp, aps={"home": {"password": PASSWORD}})
+    board = track(Board(tmp / "fs", board_config(), world).start())
+    board.wait_log("running: 0 destination(s)", timeout=60)
+    assert not board.model("wlan ap")
+    assert board.boots == 2
+
+
+def test_no_wifi_joined_for_5_minutes_starts_setup_mode_and_it_returns_when_unused(parts):
+    tmp, track = parts
+    world = setup_world(tmp)  # "home" is not in range
+    board = track(Board(tmp / "fs", board_config(), world).start())
+    board.wait_log("running: 0 destination(s)", timeout=60)
+    rig.wait_for(lambda: board.model("wlan attempt failed 'home'"), 30, dongle=board)
+    assert not board.model("wlan ap")
+    world.set(clock_skip_ms=240_000)  # 4 minutes on (and the seconds it ran): not yet
+    time.sleep(12)
+    assert board.boots == 2 and not board.model("wlan ap"), board.log_tail()
+    world.set(clock_skip_ms=300_000)
+    board.wait_log("setup: the last boot joined none of config.json's Wi-Fi", timeout=30)
+    check_setup_mode(board, world)
+    assert board.boots == 3
+    assert "wifi" not in json.loads((tmp / "fs" / "state.json").read_text())  # tried again next
+
+    # Nobody uses it for 15 minutes (a router that was off, say): back to the config, and
+    # the network that is back now is joined. (From the look at the requests that saw
+    # check_setup_mode's: the one that logs the DNS count.)
+    board.wait_log("setup: DNS answered 1,")
+    world.set(aps={"home": {"password": PASSWORD}}, clock_skip_ms=300_000 + 901_000)
+    board.wait_log("setup: no request for 900 s", timeout=30)
+    rig.wait_for(lambda: board.model("wlan got ip 'home'"), 60, dongle=board)
+    assert board.boots == 4
+
+
+@needs_mosquitto
+def test_setup_mode_then_the_saved_config_runs_and_no_message_holds_the_ap_password(parts):
+    tmp, track = parts
+    broker = track(rig.Broker(tmp, "a").start())
+    sub = track(rig.Subscriber(broker))
+    go = threading.Event()
+    meter = track(Server(rig.scripted(kaifa_frames(3), go), line=METER_LINE).start())
+    world = setup_world(
+        tmp, meter={"pin": 16, "port": meter.port}, aps={"home": {"password": PASSWORD}}
+    )
+    board = track(Board(tmp / "fs", None, world).start())
+    key = check_setup_mode(board, world)
+    # What the setup page saves: the dongle restarts into it.
+    cfg = board_config(rig.destination("A", broker), ntp=None)
+    (tmp / "fs" / "config.json").write_text(json.dumps(cfg))
+    board.wait_log("setup: config.json is valid: restarting into it", timeout=30)
+    board.wait_log("destination A connected", timeout=60)
+    assert board.boots == 2
+    go.set()
+    sub.wait("A/reading", 3)
+    sub.wait("A/stats")
+    assert sub.messages and not [m for m in sub.messages if key.encode() in m[1]]
+    assert key not in json.dumps(json.loads((tmp / "fs" / "state.json").read_text()))
 
 
 # -- hal_esp32 on every board ---------------------------------------------------------------
@@ -361,6 +486,39 @@ def test_every_board_sets_its_uart_and_led_on_the_model(tmp_path, name, version)
     assert [x for x in model if x.startswith("pin ")] == [
         f"pin {board['pins']['LED_STATUS']} {level}" for level in (on, off)
     ]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_scan_the_access_point_and_the_button_on_the_model(tmp_path, monkeypatch, version):
+    aps = {
+        "home": {"password": PASSWORD, "rssi": -71},
+        "cafe": {"rssi": -40},
+        "\u00e6\u00f8\u00e5": {"password": PASSWORD, "rssi": -80},
+    }
+    world = World(tmp_path / "world.json", micropython=version, aps=aps)
+    board = json.dumps(json.dumps({"pins": {"BUTTON": 0}}))
+    cases = [
+        ("import", "import hal_esp32, json"),
+        ("scan", "_ = hal_esp32.scan()"),
+        ("ap", "_ = hal_esp32.access_point('hanport-000001', 'abcdefghijkm')"),
+        ("short", "hal_esp32.access_point('hanport-000001', 'short')"),
+        ("free", f"open('board.json', 'w').write({board}); _ = hal_esp32.button()"),
+    ]
+    monkeypatch.chdir(tmp_path)  # board.json in the driver's cwd
+    results, model = run_model(cases, world.path)
+    assert results["scan"][0] == "ok"
+    assert ast.literal_eval(results["scan"][1]) == [
+        ("cafe", -40, False), ("home", -71, True), ("\u00e6\u00f8\u00e5", -80, True)
+    ]  # fmt: skip
+    assert results["ap"] == ("ok", "('192.168.4.1', 53)")
+    assert results["short"] == ("OSError", ["Wifi Invalid Password"])
+    assert results["free"] == ("ok", "False")
+    assert "wlan ap active True essid='hanport-000001' authmode=3 channel=6 max_clients=2" \
+        " password_len=12" in model  # fmt: skip
+    world.set(inputs={"0": 0})
+    results, _ = run_model([("import", "import hal_esp32"), ("held", "_ = hal_esp32.button()")],
+                           world.path)  # fmt: skip
+    assert results["held"] == ("ok", "True")
 
 
 # -- The model refuses what the port refuses ------------------------------------------------
@@ -433,8 +591,32 @@ CASES = [
     ("cfg", "w.config(hostnme='x')", ("ValueError", ["unknown config param"])),
     ("cfgboth", "w.config('mac', pm=0)", ("TypeError", ["either pos or kw args are allowed"])),
     ("inactive", "w.connect('home', 'password1')", ("OSError", ["Wifi Not Started"])),
+    ("scanoff", "w.scan()", ("OSError", ["STA must be active"])),
+    ("staap", "w.config(essid='x')", ("OSError", ["AP required"])),
     ("ntpoff", "ntptime.settime()", ("OSError", ["-202"])),
     ("active", "w.active(True)", OK),
+    ("scan", "_ = [(s[0], s[3], s[4]) for s in w.scan()]", ("ok", "[(b'home', -60, 3)]")),
+    ("ap", "ap = network.WLAN(network.WLAN.IF_AP)", OK),
+    (
+        "apshort",
+        "ap.config(essid='hanport-x', password='short', authmode=network.WLAN.SEC_WPA2)",
+        ("OSError", ["Wifi Invalid Password"]),
+    ),
+    ("aprec", "ap.config(reconnects=1)", ("OSError", ["STA required"])),
+    (
+        "apgood",
+        "ap.config(essid='hanport-x', password='12345678', authmode=3, channel=6, max_clients=2);"
+        " _ = (ap.config('essid'), ap.config('authmode'), ap.config('max_clients'))",
+        ("ok", "('hanport-x', 3, 2)"),
+    ),
+    ("apon", "ap.active(True); _ = (ap.active(), w.active())", ("ok", "(True, True)")),
+    (
+        "apaddr",
+        "_ = ap.ipconfig('addr4')[0]",
+        ("AttributeError", ["ipconfig"]),
+        ("ok", "'192.168.4.1'"),
+    ),
+    ("btn", "b = machine.Pin(0, machine.Pin.IN, machine.Pin.PULL_UP); _ = b.value()", ("ok", "1")),
     (
         "ssid",
         "w.connect(5, 'password1')",

@@ -249,3 +249,12 @@ def test_pull_from_a_dongle_without_config_says_so(dongle, tmp_path):
     status, out, _ = hanctl("config", "pull", "--port", dongle.port, str(tmp_path / "c.json"))
     assert status == 1 and "has no /config.json" in out
     assert not (tmp_path / "c.json").exists()
+
+
+def test_setup_key_shows_the_setup_mode_password_the_dongle_keeps(dongle, fs):
+    status, out, _ = hanctl("config", "setup-key", "--port", dongle.port)
+    assert status == 1 and "no setup-mode password yet" in out
+    (fs / "setup.json").write_text('{"key": "k7mqx2vp9ahe"}')  # as firmware/portal.py keeps it
+    status, out, err = hanctl("config", "setup-key", "--port", dongle.port)
+    assert status == 0, out + err
+    assert out.strip().endswith("password k7mqx2vp9ahe")

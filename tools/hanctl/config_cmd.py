@@ -6,6 +6,8 @@ It checks for a board, as `push` and `install` do; `--target unix` checks as `ha
 firmware does (the unix port: no Wi-Fi networks, no board).
 `init` asks for Wi-Fi networks and destinations and writes a config.json (wizard.py);
 `push` and `pull` copy it to and from a dongle over mpremote (device.py).
+`setup-key` shows the password of the dongle's setup-mode access point (firmware/portal.py),
+read from its flash over USB.
 """
 
 from pathlib import Path
@@ -49,6 +51,11 @@ def register(subparsers):
     pull.add_argument("file", metavar="FILE")
     pull.set_defaults(run=_pull)
 
+    about = "show the password of the dongle's setup-mode Wi-Fi (hanport-XXXXXX), over USB"
+    key = sub.add_parser("setup-key", help=about, description=about)
+    key.add_argument("--port", required=True, help="serial port or virtual dongle path")
+    key.set_defaults(run=_setup_key)
+
 
 # Which firmware a config is checked for (firmware/config.py's unix flag): a board's needs
 # "wifi" networks and a "board"; the MicroPython unix port's (`hanctl run`, whose firmware
@@ -83,6 +90,12 @@ def _pull(args):
     from . import device
 
     return device.pull_command(args)
+
+
+def _setup_key(args):
+    from . import device
+
+    return device.setup_key_command(args)
 
 
 def validate_command(args):

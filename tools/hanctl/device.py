@@ -11,6 +11,7 @@ config holds Wi-Fi and MQTT passwords: output names files and sizes, never conte
 import contextlib
 import hashlib
 import io
+import json
 import os
 import posixpath
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from . import runtime
 
 CONFIG = "/config.json"
+SETUP_KEY = "/setup.json"  # firmware/portal.py KEY_FILE: setup mode's Wi-Fi password
 # Bytes per raw-REPL command when moving a file. mpremote sends each chunk as the repr of
 # a bytes literal (up to 4x bigger) that the device compiles: 1 KB keeps that under ~8 KB
 # of a 96 KB heap and takes a quarter of the round trips of mpremote's default 256.
@@ -302,4 +304,29 @@ def pull_command(args):
             tmp.unlink()
         return 1
     print(f"{args.port}:{CONFIG} -> {out} ({len(data)} bytes)")
+    return 0
+
+
+def setup_key_command(args):
+    """The setup-mode access point's password, as the dongle made and keeps it: shown to the
+    owner, who has the dongle on USB (the serial log shows it too, when setup mode starts)."""
+    try:
+        with connect(args.port) as dev:
+            data = dev.read_file(SETUP_KEY)
+    except FileNotFoundError:
+        print(
+            f"hanctl config setup-key: the dongle on {args.port} has no setup-mode password "
+            "yet: it makes one the first time setup mode starts (no valid config.json, the "
+            "button held at boot, or no Wi-Fi joined for 5 minutes)"
+        )
+        return 1
+    except (DeviceError, OSError) as err:
+        print(f"hanctl config setup-key: {err}")
+        return 1
+    try:
+        key = json.loads(data)["key"]
+    except (ValueError, KeyError, TypeError):
+        print(f"hanctl config setup-key: {SETUP_KEY} on the dongle is not what it writes")
+        return 1
+    print(f"setup-mode Wi-Fi hanport-XXXXXX (the last 6 hex digits of the MAC): password {key}")
     return 0

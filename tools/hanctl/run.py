@@ -7,7 +7,9 @@ test, any program) serves the HAN byte stream. The dongle's filesystem is --stat
 second run on the same DIR is a reboot.
 
 --http HOST:PORT is where the dongle's web server listens, as port 80 on a board: it serves
-only what config.json turns on ("local_api"), and without that nothing listens at all.
+only what config.json turns on ("local_api"), or setup mode's page when there is no valid
+config.json (firmware/portal.py; its DNS on the UDP port HANPORT_DNS names), and without
+that nothing listens at all.
 """
 
 import shutil
@@ -61,8 +63,8 @@ def register(subparsers):
         "--http",
         metavar="HOST:PORT",
         help="where the dongle's web server listens (on a board: port 80 of every interface); "
-        'it serves only what config.json turns on ("local_api"), and nothing listens '
-        "without it",
+        'it serves only what config.json turns on ("local_api"), or setup mode\'s page when '
+        "config.json is missing or invalid, and nothing listens without it",
     )
     parser.set_defaults(run=run_command)
 

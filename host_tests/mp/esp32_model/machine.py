@@ -9,7 +9,7 @@
 #   UART        machine_uart.py: ports/esp32/machine_uart.c, extmod/machine_uart.c
 #   WDT         ports/esp32/machine_wdt.c, extmod/machine_wdt.c
 #   RTC         ports/esp32/machine_rtc.c (datetime, which ntptime.settime() calls)
-#   reset_cause, reset and the reset constants: ports/esp32/modmachine.c
+#   reset_cause, reset and the reset constants, unique_id: ports/esp32/modmachine.c
 
 import os
 import time
@@ -39,6 +39,11 @@ except OSError:
 
 def reset_cause():
     return _cause
+
+
+def unique_id():
+    """The base MAC address (esp_efuse_mac_get_default), the station's: 6 bytes."""
+    return b"\x24\x0a\xc4\x00\x00\x01"
 
 
 def reset():

@@ -4,7 +4,7 @@
 # micropython/micropython at v1.23.0 and master 1c3c201149 (unchanged between them for
 # what is modelled); GPIO constants are ESP-IDF's (hal/gpio_types.h).
 
-from world import NULL, OBJ, chip, get_int, log, parse
+from world import NULL, OBJ, chip, get_int, log, parse, world
 
 # Per chip: the GPIOs machine.Pin accepts (machine_pin.h for the generic boards: no SPIRAM
 # on ESP32_GENERIC; the C3's 18/19 and the S2's 19/20 carry USB, the S2's 26 its SPIRAM),
@@ -39,6 +39,7 @@ def pin_id(pin):
 
 _mode = {}  # GPIO -> mode given to init(); absent: never configured
 _level = {}  # GPIO -> output level
+_pull = {}  # GPIO -> PULL_UP or PULL_DOWN given to init()
 
 
 class Pin:
@@ -83,7 +84,7 @@ class Pin:
                 raise ValueError("pin can only be input")
             _mode[self.id] = mode
         if a["pull"] is not None and a["pull"] != -1:
-            get_int(a["pull"])
+            _pull[self.id] = get_int(a["pull"])
 
     def _set(self, level):
         _level[self.id] = level
@@ -95,11 +96,15 @@ class Pin:
         if args:
             self._set(bool(args[0]))
             return None
-        # gpio_get_level reads the pad: what the pin drives if its output is on, else 0
-        # (nothing drives the model's inputs).
+        # gpio_get_level reads the pad: what the pin drives if its output is on; else what
+        # the world drives it to ("inputs": {"0": 0}, a button held), else its pull-up's 1,
+        # else 0.
         if _mode.get(self.id, 0) & 2:
             return int(_level.get(self.id, False))
-        return 0
+        driven = world().get("inputs", {}).get(str(self.id))
+        if driven is not None:
+            return 1 if driven else 0
+        return 1 if _pull.get(self.id) == Pin.PULL_UP else 0
 
     __call__ = value
 

@@ -1,13 +1,21 @@
 # Model of the ESP32 port's `network` module, as far as hal_esp32 uses it, for the
 # MicroPython unix port: the station interface joining the access points of the world
-# (world.py), and the host name it gives the DHCP server. It accepts and refuses what the
-# port does, with the same exception types and messages.
+# (world.py), its scan of them, setup mode's own access point (the AP interface), and the
+# host name it gives the DHCP server. It accepts and refuses what the port does, with the
+# same exception types and messages.
 #
 # Mirrors micropython/micropython at v1.23.0 and at master 1c3c201149 (1.29.0-preview):
 #   hostname            extmod/modnetwork.c (MICROPY_PY_NETWORK_HOSTNAME_MAX_LEN 32)
 #   WLAN                ports/esp32/network_wlan.c: the station's state (connect requested,
 #                       connected, the last disconnect's reason), status() from them, the
-#                       driver reconnecting by itself while a connect is requested
+#                       driver reconnecting by itself while a connect is requested; one Wi-Fi
+#                       mode with a station bit and an AP bit (active()); scan() only with
+#                       the station's bit on; config() of either interface, with the AP's
+#                       parameters refused on the station ("AP required") and the
+#                       station's on the AP ("STA required"), require_if()
+#   esp_wifi_set_config ESP-IDF (esp_wifi.h): an AP with a security mode but a password
+#                       under 8 bytes is ESP_ERR_WIFI_PASSWORD; the AP's address is
+#                       ESP-IDF's default for it, 192.168.4.1
 #   ifconfig, ipconfig  ports/esp32/network_common.c (ipconfig from 1.24, 1f23ab1e3d;
 #                       ifconfig deprecated since, docs/library/network.rst)
 #   errors              esp_exceptions_helper in ports/esp32/network_common.c
@@ -83,6 +91,11 @@ _attempt_at = 0  # when the current (re)connect attempt began
 _conf_reconnects = 0  # 0: the driver retries for ever
 _reconnects = 0
 _told = None
+# The AP: its bit in the Wi-Fi mode, and its wifi_config_t.ap (ESP-IDF's defaults: open,
+# channel 1, 4 stations).
+_ap_on = False
+_ap = {"essid": "ESP_000002", "password": "", "authmode": 0, "channel": 1, "max_clients": 4}
+_AP_ONLY = ("ssid", "essid", "hidden", "authmode", "security", "key", "password", "max_clients")
 
 
 def _update():
@@ -156,10 +169,16 @@ class WLAN:
             raise NotImplementedError("model: the access point interface, " + what)
 
     def active(self, *args):
-        global _started, _connected, _requested
+        global _started, _connected, _requested, _ap_on
         if len(args) > 1:
             raise TypeError("function expected at most 2 arguments, got %d" % (len(args) + 1))
-        self._sta("active()")
+        if self.if_id == 1:
+            if args:
+                on = bool(args[0])
+                if on != _ap_on:
+                    log("wlan", "ap active", on, " ".join("%s=%r" % kv for kv in _ap_shown()))
+                _ap_on = on
+            return _ap_on
         if args:
             on = bool(args[0])
             if on != _started:
@@ -207,7 +226,8 @@ class WLAN:
         _reason = _REASON_ASSOC_LEAVE
 
     def isconnected(self):
-        self._sta("isconnected()")
+        if self.if_id == 1:  # a station on the AP: none in the model
+            return False
         _update()
         return _connected
 
@@ -237,68 +257,120 @@ class WLAN:
         return _reason
 
     def scan(self):
-        self._sta("scan()")
+        # network_wlan_scan: either interface's object, with the station's bit in the mode;
+        # each access point in range once, as ESP-IDF's records give them. "rssi" and
+        # "authmode" of a world's access point, else -60 dBm, and WPA2 with a password.
         if not _started:
-            raise OSError("Wifi Not Started")
-        aps = world().get("aps", {})
-        return [(s.encode(), b"\x02\x00\x00\x00\x00\x01", 6, -60, 3, False) for s in aps]
+            raise OSError("STA must be active")
+        out = []
+        for i, (name, ap) in enumerate(world().get("aps", {}).items()):
+            auth = ap.get("authmode", 3 if ap.get("password") else 0)
+            bssid = b"\x02\x00\x00\x00\x00" + bytes((i + 1,))
+            out.append((name.encode(), bssid, 6, ap.get("rssi", -60), auth, False))
+        log("wlan", "scan", len(out))
+        return out
 
     def ifconfig(self, *args):
-        self._sta("ifconfig()")
         if version() >= (1, 24):
             log("deprecated", "WLAN.ifconfig() (use ipconfig)")
-        _update()
         if args:
             raise NotImplementedError("model: setting a static address")
+        if self.if_id == 1:
+            return (_AP_ADDRESS, "255.255.255.0", _AP_ADDRESS, "0.0.0.0")
+        _update()
         ip = _address()
         gw = "0.0.0.0" if ip == "0.0.0.0" else "192.168.1.1"
         return (ip, "255.255.255.0" if _connected else "0.0.0.0", gw, gw)
 
     def config(self, *args, **kw):
         global _conf_reconnects
-        self._sta("config()")
         if args and kw:
             raise TypeError("either pos or kw args are allowed")
+        ap = self.if_id == 1
         if kw:
+            new = dict(_ap)
             for name, value in kw.items():
+                # Each parameter is set, then its interface checked (require_if), as the
+                # port does: the first one of the wrong interface raises.
                 if name in ("hostname", "dhcp_hostname"):
                     log("deprecated", "WLAN.config(%s=...) (use network.hostname())" % name)
                     hostname(value)
                 elif name == "reconnects":
                     n = get_int(value)
+                    if ap:
+                        raise OSError("STA required")
                     _conf_reconnects = 0 if n == -1 else n + 1
-                elif name in ("pm", "protocol", "channel", "max_clients", "security"):
-                    get_int(value)
                 elif name in ("ssid", "essid", "key", "password"):
-                    get_str(value)
-                elif name not in ("mac", "hidden", "txpower", "authmode"):
+                    text = get_str(value)
+                    if type(text) is bytes:
+                        text = text.decode()
+                    new["essid" if name in ("ssid", "essid") else "password"] = text
+                elif name in ("authmode", "security", "max_clients", "channel"):
+                    n = get_int(value)
+                    new[{"security": "authmode"}.get(name, name)] = n
+                elif name in ("pm", "protocol"):
+                    get_int(value)
+                elif name not in ("mac", "hidden", "txpower"):
                     raise ValueError("unknown config param")
+                if name in _AP_ONLY and not ap:
+                    raise OSError("AP required")
+            if ap:
+                # esp_wifi_set_config(WIFI_IF_AP): a secured AP needs a password of 8 to 63
+                # bytes (the port copies at most 63).
+                new["password"] = new["password"][:63]
+                if new["authmode"] != 0 and len(new["password"]) < 8:
+                    raise OSError("Wifi Invalid Password")
+                _ap.update(new)
+                log("wlan", "ap config", " ".join("%s=%r" % kv for kv in _ap_shown()))
             return None
         if len(args) != 1:
             raise TypeError("can query only one param")
         name = args[0]
         if name in ("hostname", "dhcp_hostname"):
             log("deprecated", "WLAN.config('%s') (use network.hostname())" % name)
+            if ap:
+                raise OSError("STA required")
             return _hostname
         if name == "reconnects":
+            if ap:
+                raise OSError("STA required")
             return _conf_reconnects - 1
         if name in ("ssid", "essid"):
-            return _ssid or ""
+            return _ap["essid"] if ap else (_ssid or "")
+        if name in ("authmode", "security", "hidden"):
+            if not ap:
+                raise OSError("AP required")
+            return _ap["authmode"] if name != "hidden" else False
+        if name in ("channel", "max_clients"):
+            return _ap[name]
         if name == "mac":
-            return b"\x24\x0a\xc4\x00\x00\x01"
+            return b"\x24\x0a\xc4\x00\x00" + (b"\x02" if ap else b"\x01")
         if name == "pm":
             return WLAN.PM_PERFORMANCE
         raise ValueError("unknown config param")
 
 
+_AP_ADDRESS = "192.168.4.1"
+
+
+def _ap_shown():
+    """The AP's settings as the model's log shows them: the password by its length only."""
+    return [(k, _ap[k]) for k in ("essid", "authmode", "channel", "max_clients")] + [
+        ("password_len", len(_ap["password"]))
+    ]
+
+
 def _ipconfig(self, *args, **kw):
     """WLAN.ipconfig (esp_ipconfig in network_common.c): the queries; setting is not
     modelled."""
-    self._sta("ipconfig()")
     if kw:
         raise NotImplementedError("model: setting ipconfig")
     if len(args) != 1:
         raise TypeError("must query one param")
+    if self.if_id == 1:
+        if args[0] == "addr4":
+            return (_AP_ADDRESS, "255.255.255.0")
+        raise NotImplementedError("model: the AP's " + str(args[0]))
     _update()
     if args[0] == "addr4":
         return (_address(), "255.255.255.0" if _connected else "0.0.0.0")

@@ -13,6 +13,8 @@
 #   "aps": {"ssid": {"password": "..."}}  the access points in range
 #   "join_ms": 300                    how long a join (or a scan that finds nothing) takes
 #   "ntp": ["ntp.example"]            NTP servers that answer
+#   "inputs": {"0": 0}                levels the world drives input pins to (a button held)
+#   "clock_skip_ms": 300000           how far the board's ticks_ms() is ahead (time.py)
 #
 # What the firmware does is printed as lines "esp32-model: <ticks_ms> <what>" on stdout,
 # which the test reads with the dongle's log.
@@ -28,12 +30,16 @@ _read_at = None
 
 def world():
     global _world, _read_at
-    now = time.ticks_ms()
+    now = time.port_ticks_ms()  # the port's clock: ticks_ms() itself reads the world
     if _world is None or time.ticks_diff(now, _read_at) >= 100:
         with open(PATH) as f:
             _world = json.load(f)
         _read_at = now
     return _world
+
+
+def clock_skip_ms():
+    return world().get("clock_skip_ms", 0)
 
 
 def version():
