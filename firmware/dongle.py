@@ -27,6 +27,8 @@ hal = log = None  # the hardware layer startup chose, and its log: set by Dongle
 
 class Dongle:
     local_api = None  # local_api.LocalApi, when config.json turns it on
+    page = None  # page.Page, when config.json turns the owner's page on
+    http = None  # httpd.Server, for either
     # tariff.Account, when some destination gets the tariff (run()). A class attribute until
     # then: an instance attribute more can grow every instance's dict (heap, measured).
     tariff = None
@@ -78,6 +80,8 @@ class Dongle:
             d.offer(reading, now)  # never raises: a reading it cannot take, it counts
         if self.local_api is not None:
             self.local_api.offer(reading, now)
+        if self.page is not None:
+            self.page.offer(reading, now)  # never raises either
         if self.tariff is not None:
             self.tariff.offer(reading, now)  # never raises either
         # Collect now, between frames, while the line is quiet: the next reading's JSON
@@ -124,7 +128,10 @@ class Dongle:
             "line": setting_name(self.link.setting),
             "line_locked": self.link.locked,
             "line_search": self.link.search(),
-            "destination": dest.counters(self.destinations),
+            # None: the owner's page, which shows every destination's own
+            "destination": [d.counters() for d in self.destinations]
+            if dest is None
+            else dest.counters(self.destinations),
         }
         if self.local_api is not None:  # its answers and refusals, by status code
             out["local_api"] = self.local_api.stats()
@@ -187,13 +194,26 @@ class Dongle:
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:
             self.tasks.append(asyncio.create_task(_guard(d.name, d.run())))
-        if "local_api" in cfg:
-            # Only a dongle that serves it loads the API and its server (httpd.py).
-            import local_api
+        web = "local_api" in cfg or "page" in cfg
+        if web:
+            # Only a dongle that serves the API or the page loads the server (httpd.py),
+            # and each only what it serves.
+            import httpd
 
-            self.local_api = await local_api.start(cfg["local_api"], self, hal)
-        # No destination, no NTP, no local API: no network at all.
-        if cfg["destinations"] or cfg["ntp"] or "local_api" in cfg:
+            self.http = server = await httpd.serve(hal)
+            if server is not None and "local_api" in cfg:
+                import local_api
+
+                self.local_api = local_api.mount(cfg["local_api"], self, hal, server)
+            if server is not None and "page" in cfg:
+                import page
+
+                try:
+                    self.page = page.mount(server, self, hal, False)
+                except MemoryError as e:  # the meter and the destinations run on without it
+                    log("page: not served, no memory:", repr(e))
+        # No destination, no NTP, no local API or page: no network at all.
+        if cfg["destinations"] or cfg["ntp"] or web:
             net = hal.Network(cfg["hostname"])
             self.tasks.append(asyncio.create_task(_guard("network", self.network(net))))
         log("running:", len(self.destinations), "destination(s)")

@@ -7,7 +7,9 @@ test, any program) serves the HAN byte stream. The dongle's filesystem is --stat
 second run on the same DIR is a reboot.
 
 --http HOST:PORT is where the dongle's web server listens, as port 80 on a board: it serves
-only what config.json turns on ("local_api"), and without that nothing listens at all.
+only what config.json turns on ("local_api", "page"), and without that nothing listens at
+all. The owner's page (page.html.gz, page_assets.py) is put in DIR as install puts it on
+a board's flash.
 """
 
 import shutil
@@ -83,6 +85,7 @@ def prepare(state_dir, config_path):
         return
     raw = src.read_bytes()
     (state / "config.json").write_bytes(raw)
+    _page_asset(state, b'"page"' in raw)
     runtime.use_firmware_in_cpython()
     import config  # firmware/config.py, as `hanctl config validate --target unix` runs it
 
@@ -91,6 +94,18 @@ def prepare(state_dir, config_path):
         ca = (dest["tls"] or {}).get("ca")
         if ca and (src.parent / ca).is_file():
             shutil.copyfile(src.parent / ca, state / ca)
+
+
+def _page_asset(state, wanted):
+    """Copy the owner's page into state; a build that fails is said only where the config
+    names a page (without node and npm, the rest of hanctl run works as before)."""
+    from . import page_assets
+
+    try:
+        shutil.copyfile(page_assets.build(), state / page_assets.ASSET)
+    except page_assets.PageBuildError as err:
+        if wanted:
+            print(f"hanctl run: {err}; the page answers 404", file=sys.stderr)
 
 
 def argv(heap):
