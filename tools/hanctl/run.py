@@ -85,7 +85,8 @@ def prepare(state_dir, config_path):
         return
     raw = src.read_bytes()
     (state / "config.json").write_bytes(raw)
-    _page_asset(state, b'"page"' in raw)
+    if b'"page"' in raw:  # the page's file, where the config may serve it
+        _page_asset(state)
     runtime.use_firmware_in_cpython()
     import config  # firmware/config.py, as `hanctl config validate --target unix` runs it
 
@@ -96,16 +97,15 @@ def prepare(state_dir, config_path):
             shutil.copyfile(src.parent / ca, state / ca)
 
 
-def _page_asset(state, wanted):
-    """Copy the owner's page into state; a build that fails is said only where the config
-    names a page (without node and npm, the rest of hanctl run works as before)."""
+def _page_asset(state):
+    """Copy the owner's page into state; a build that fails is said, and the rest of hanctl
+    run works as before (the page answers 404)."""
     from . import page_assets
 
     try:
         shutil.copyfile(page_assets.build(), state / page_assets.ASSET)
     except page_assets.PageBuildError as err:
-        if wanted:
-            print(f"hanctl run: {err}; the page answers 404", file=sys.stderr)
+        print(f"hanctl run: {err}; the page answers 404", file=sys.stderr)
 
 
 def argv(heap):
