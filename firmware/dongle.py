@@ -128,10 +128,7 @@ class Dongle:
             "line": setting_name(self.link.setting),
             "line_locked": self.link.locked,
             "line_search": self.link.search(),
-            # None: the owner's page, which shows every destination's own
-            "destination": [d.counters() for d in self.destinations]
-            if dest is None
-            else dest.counters(self.destinations),
+            "destination": dest.counters(self.destinations),
         }
         if self.local_api is not None:  # its answers and refusals, by status code
             out["local_api"] = self.local_api.stats()
@@ -194,26 +191,13 @@ class Dongle:
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:
             self.tasks.append(asyncio.create_task(_guard(d.name, d.run())))
-        web = "local_api" in cfg or "page" in cfg
-        if web:
-            # Only a dongle that serves the API or the page loads the server (httpd.py),
-            # and each only what it serves.
-            import httpd
+        serving = "local_api" in cfg or "page" in cfg
+        if serving:
+            import web  # the local API, the owner's page: only when turned on
 
-            self.http = server = await httpd.serve(hal)
-            if server is not None and "local_api" in cfg:
-                import local_api
-
-                self.local_api = local_api.mount(cfg["local_api"], self, hal, server)
-            if server is not None and "page" in cfg:
-                import page
-
-                try:
-                    self.page = page.mount(server, self, hal, False)
-                except MemoryError as e:  # the meter and the destinations run on without it
-                    log("page: not served, no memory:", repr(e))
+            await web.start(self, hal)
         # No destination, no NTP, no local API or page: no network at all.
-        if cfg["destinations"] or cfg["ntp"] or web:
+        if cfg["destinations"] or cfg["ntp"] or serving:
             net = hal.Network(cfg["hostname"])
             self.tasks.append(asyncio.create_task(_guard("network", self.network(net))))
         log("running:", len(self.destinations), "destination(s)")

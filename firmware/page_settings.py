@@ -130,6 +130,9 @@ def save(page, request):
             pg["salt"] = hexlify(salt).decode()
             pg["iterations"] = ITERATIONS
             pg["password_hash"] = pbkdf2(pw, salt, ITERATIONS)
+    if page.setup and not (isinstance(pg, dict) and pg.get("password_hash")):
+        why = "page.password: missing; choose the page's password (at least %d characters)"
+        return 400, JSON, json.dumps({"problems": [why % PASSWORD_MIN]})
     # The validator runs at the next boot, before the dongle takes the heap (startup.py):
     # valid, the dongle runs on it; else the page shows its messages at their fields.
     save_json(NEXT, new)

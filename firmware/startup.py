@@ -11,7 +11,7 @@ import gc
 import os
 import sys
 
-from store import CHECKED, CONFIG, NEXT, REFUSED, load_json, recover, save_json
+from store import CHECKED, CONFIG, load_json, recover, save_json
 
 if sys.platform == "linux":
     import hal_unix as hal
@@ -35,6 +35,8 @@ def load_config():
     # dongle does not hold yet: the validator takes ~20 KB, more than a running dongle with
     # the page has free at 96K. Valid, it becomes config.json; else it is kept, with the
     # validator's messages, for the page to show at their fields.
+    from store import NEXT, REFUSED  # names held only while the config is found
+
     if load_json(NEXT):
         import config
 

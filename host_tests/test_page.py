@@ -4,7 +4,8 @@ Real parts: the firmware's main under `hanctl run --http` at the heap that stand
 ESP32's, a meter on its TCP "UART", Debian's mosquitto as its one destination, and for the
 browser tests Debian's chromium driven by Playwright. The password is set as an owner sets
 it, with `hanctl config password`; the page's own PBKDF2 (MicroPython has no hmac) must
-agree with CPython's.
+agree with CPython's. HANPORT_SCREENSHOTS=1 copies the browser test's screenshots to
+docs/ (page-live.jpg, page-settings-problem.jpg).
 """
 
 import hashlib
@@ -230,6 +231,10 @@ def test_hostile_requests_and_an_expired_session(parts):
     sub.wait("/reading", n + 1)
 
 
+def shot(page, path):
+    page.screenshot(path=str(path), full_page=True, type="jpeg", quality=45)
+
+
 def log(dongle):
     return "\n".join(dongle.output[-30:])
 
@@ -239,6 +244,47 @@ def relogin(page, url):
     page.fill("#password", PASSWORD)
     page.click("#login-form button")
     page.wait_for_selector('[data-path="hostname"]')
+
+
+def test_setup_mode_serves_the_setup_form_alone_without_a_login(tmp_path):
+    from mp import start_driver
+
+    port = rig.free_port()
+    proc = start_driver("page_setup_driver.py", env={"HTTPD_PORT": str(port)}, cwd=tmp_path)
+    try:
+        assert proc.stdout.readline().strip() == "listening", proc.stderr.read()
+        st, _, body = http(port, "GET", "/page/session")
+        assert st == 200 and json.loads(body)["setup"] is True
+        st, _, body = http(port, "GET", "/page/scan")
+        assert st == 200 and ["home", -48, True] in json.loads(body)
+        assert http(port, "GET", "/page/config")[0] == 200
+        for path in ("/page/live", "/page/status", "/page/day"):
+            assert http(port, "GET", path)[0] == 404, path  # nothing of a running dongle
+        assert http(port, "POST", "/page/login", {"password": "x"}, ["X-CSRF: x"])[0] == 404
+        new = {"hostname": "hanport-new", "wifi": [{"ssid": "home", "password": "12345678"}],
+               "destinations": []}  # fmt: skip
+        assert http(port, "POST", "/page/save", new)[0] == 403  # no X-CSRF: a forged form
+        st, _, body = http(port, "POST", "/page/save", new, ["X-CSRF: setup"])
+        assert st == 400 and json.loads(body)["problems"][0].startswith("page.password: missing")
+        new["page"] = {"enabled": True, "password": "short"}
+        st, _, body = http(port, "POST", "/page/save", new, ["X-CSRF: setup"])
+        assert st == 400 and json.loads(body)["problems"][0].startswith("page.password: too short")
+        new["page"]["password"] = PASSWORD
+        assert http(port, "POST", "/page/save", new, ["X-CSRF: setup"])[0] == 200
+        assert proc.wait(10) == 3  # the unix HAL's restart, into the new config
+        saved = json.loads((tmp_path / "config.next").read_text())
+        assert PASSWORD not in json.dumps(saved) and saved["wifi"][0]["password"] == "12345678"
+        pg = saved["page"]
+        assert (
+            pg["password_hash"]
+            == hashlib.pbkdf2_hmac(
+                "sha256", PASSWORD.encode(), bytes.fromhex(pg["salt"]), pg["iterations"]
+            ).hex()
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
 
 
 def _browser():
@@ -272,7 +318,7 @@ def test_a_browser_logs_in_sees_the_reading_and_saves_settings(parts, tmp_path):
             assert json.loads(got) == want[f], f
         sync_api.expect(page.locator("#power")).to_have_text("2000")
         page.wait_for_selector("#d-home")
-        page.screenshot(path=str(shots / "page-live.png"), full_page=True)
+        shot(page, shots / "page-live.jpg")
         # A wrong field: the validator's message at the field after the restart that
         # checks it (startup.py), and the dongle still on its old config.
         page.fill('[data-path="destinations[0].port"]', "70000")
@@ -285,7 +331,8 @@ def test_a_browser_logs_in_sees_the_reading_and_saves_settings(parts, tmp_path):
         msg = page.locator('.problem[data-for="destinations[0].port"]')
         sync_api.expect(msg).to_contain_text("70000 is not a port")
         sync_api.expect(page.locator("#settings-problem")).to_contain_text("not taken")
-        page.screenshot(path=str(shots / "page-settings-problem.png"), full_page=True)
+        page.wait_for_selector("#v-active_power_import")  # the meter read again
+        shot(page, shots / "page-settings-problem.jpg")
         assert json.loads((dongle.state / "config.json").read_text()) == cfg
         # A good save: the dongle restarts into the new config (a new hostname).
         page.fill('[data-path="destinations[0].port"]', str(cfg["destinations"][0]["port"]))
@@ -306,5 +353,5 @@ def test_a_browser_logs_in_sees_the_reading_and_saves_settings(parts, tmp_path):
     n = len(sub.on("/reading"))
     sub.wait("/reading", n + 1)  # decoding and publishing on the new config
     if os.environ.get("HANPORT_SCREENSHOTS"):
-        for p in shots.glob("*.png"):
+        for p in shots.glob("*.jpg"):
             shutil.copyfile(p, rig.Path(__file__).parents[1] / "docs" / p.name)
