@@ -28,7 +28,6 @@ hal = log = None  # the hardware layer startup chose, and its log: set by Dongle
 class Dongle:
     local_api = None  # local_api.LocalApi, when config.json turns it on
     page = None  # page.Page, when config.json turns the owner's page on
-    http = None  # httpd.Server, for either
     # tariff.Account, when some destination gets the tariff (run()). A class attribute until
     # then: an instance attribute more can grow every instance's dict (heap, measured).
     tariff = None

@@ -61,6 +61,7 @@ def mount(server, dongle, hal, setup):
     """Register the page's routes on server (httpd.Server). dongle: the running Dongle, or
     None in setup mode; setup: serve the setup form alone, without a login. The Page."""
     page = Page(dongle, hal, setup)
+    page.server = server
     # Loaded once now and dropped, while the heap is in few pieces: their names are interned
     # for good (a qstr is never freed), so a later load needs room for their code alone.
     # Their first load at a page's request, into the heap the meter's frames fragment,
@@ -123,6 +124,7 @@ class Page:
         self.readings = 0
         self.day = array("h", [_NONE] * _DAY_SLOTS)  # MicroPython's array has no *
         self.week = array("h", [_NONE] * _WEEK_SLOTS)
+        self.server = None  # httpd.Server, set by mount()
         self.slot = None  # [10-minute slot, power sum, count, hour, Wh at its start, sum, count]
 
     # The live view and the charts
@@ -138,7 +140,7 @@ class Page:
             self.readings += 1
             self._chart(reading)
         except MemoryError:
-            self.dongle.http.count("memory")
+            self.server.count("memory")
 
     def _chart(self, reading):
         p = _wh(reading.get("active_power_import"), 0)

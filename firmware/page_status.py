@@ -47,7 +47,7 @@ def status(page, request):
     d = page.dongle
     stats = d.stats(_Each(d.destinations))
     stats["local_api_on"] = d.local_api is not None
-    stats["web"] = d.http.counts
+    stats["web"] = page.server.counts
     t = d.tariff
     buf = request.buf  # piece by piece, as a destination's stats (~1 KB for one)
     try:

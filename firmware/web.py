@@ -8,7 +8,7 @@ import httpd
 async def start(dongle, hal):
     """Listen (httpd.serve) and mount what the config turns on; the server, or None."""
     cfg = dongle.cfg
-    dongle.http = server = await httpd.serve(hal)
+    server = await httpd.serve(hal)
     if server is None:
         return None
     if "local_api" in cfg:

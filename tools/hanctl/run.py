@@ -63,8 +63,8 @@ def register(subparsers):
         "--http",
         metavar="HOST:PORT",
         help="where the dongle's web server listens (on a board: port 80 of every interface); "
-        'it serves only what config.json turns on ("local_api"), and nothing listens '
-        "without it",
+        'it serves only what config.json turns on ("local_api", "page"), and nothing '
+        "listens without them",
     )
     parser.set_defaults(run=run_command)
 
