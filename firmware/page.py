@@ -4,8 +4,9 @@
 # Loaded only when config.json has `"page": {"enabled": true, ...}` (dongle.py), or by the
 # setup mode (mount(..., setup=True)): a dongle without it holds none of this. This module
 # holds what every reading and the live view need; page_status (the page itself, session,
-# charts, counters, restart) and page_settings (login, settings) are loaded for each of
-# their requests and dropped after it (_rare: docs/performance.md, "The owner's page").
+# charts, counters) and page_settings (login, log out, settings, restart) are loaded for
+# each of their requests and dropped after it (_rare: docs/performance.md, "The owner's
+# page").
 #
 #   GET  /                 the page itself (page.html.gz from flash, gzipped, in pieces)
 #   GET  /page/session     200 {"csrf", "setup", "version"} while logged in, else 401
@@ -17,8 +18,11 @@
 #   GET  /page/week        7 days of hourly energy imported (Wh)
 #   GET  /page/config      config.json without a secret (each one there: true)
 #   GET  /page/scan        the Wi-Fi networks in reach: [[ssid, rssi, secure], ...]
-#   POST /page/save        a config: checked by config.py, problems at their key path
-#                          (400), or saved atomically (store.py) and the dongle restarts
+#   POST /page/save        a config, its secrets kept where not given: saved atomically as
+#                          config.next (store.py) and the dongle restarts; startup.py
+#                          checks it before the dongle loads (config.py's ~20 KB do not fit
+#                          beside a running dongle at 96K), and GET /page/config then
+#                          shows a refused one with the validator's messages
 #   POST /page/restart
 #
 # Access. Everything but / and the login needs a session: a cookie of 128 random bits,
@@ -94,19 +98,20 @@ def mount(server, dongle, hal, setup):
 
 def _rare(page, name, settings=False):
     """A handler that loads page_status (or page_settings) for one request and drops it
-    after: at 96K a dongle with one destination and the page holds ~6 KB free, less than
-    the page's whole code, and the live view is all it needs between requests."""
+    after: at 96K a dongle with one destination and the page has ~7.6 KB free at its peak
+    (docs/performance.md), and the live view is all it needs between requests."""
 
     def handler(request):
         gc.collect()  # the room the code needs, in as few pieces as can be
-        if settings:
-            import page_settings as views
-        else:
-            import page_status as views
         try:
+            if settings:
+                import page_settings as views
+            else:
+                import page_status as views
             return getattr(views, name)(page, request)
-        finally:
-            del sys.modules[views.__name__]
+        finally:  # also a load cut short by a MemoryError (500): none half there after
+            sys.modules.pop("page_settings", None)
+            sys.modules.pop("page_status", None)
 
     return handler
 
