@@ -98,7 +98,7 @@ def mount(server, dongle, hal, setup):
 
 def _rare(page, name, settings=False):
     """A handler that loads page_status (or page_settings) for one request and drops it
-    after: at 96K a dongle with one destination and the page has ~7.6 KB free at its peak
+    after: at 96K a dongle with one destination and the page has ~7.4 KB free at its peak
     (docs/performance.md), and the live view is all it needs between requests."""
 
     def handler(request):

@@ -31,6 +31,11 @@ async function send(path, body) {
       await new Promise((ok) => setTimeout(ok, 300 * (i + 1)));
       continue;
     }
+    // 500: no memory for the answer just now (the meter comes first): asked again.
+    if (r.status === 500 && i < 4) {
+      await new Promise((ok) => setTimeout(ok, 300 * (i + 1)));
+      continue;
+    }
     let data = null;
     try { data = await r.json(); } catch (e) { data = null; }
     return { status: r.status, data };
