@@ -18,8 +18,9 @@ DECODER = (
 )  # fmt: skip
 RUNTIME = (
     "uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
-    # the web server and HomeWizard's local API (loaded when config.json turns it on)
-    "httpd", "local_api",
+    # the web server, HomeWizard's local API and the owner's page (each loaded when
+    # config.json turns it on; page_settings for a login or the settings alone)
+    "httpd", "local_api", "page", "page_status", "page_settings", "web",
     # the capacity tariff (loaded when a destination gets it)
     "accounting", "tariff",
     # setup mode: the access point, the captive portal's DNS, the page (loaded only there)

@@ -49,8 +49,8 @@ TIMINGS = (
 )
 
 # Known keys of each object, sorted as the messages list them.
-TOP_KEYS = ("board", "destinations", "hostname", "local_api", "meter", "ntp", "tariff",
-            "wifi")  # fmt: skip
+TOP_KEYS = ("board", "destinations", "hostname", "local_api", "meter", "ntp", "page",
+            "tariff", "wifi")  # fmt: skip
 DEST_KEYS = ("client_id", "discovery", "host", "interval", "keepalive", "name", "password",
              "port", "raw", "retry_max", "retry_min", "share", "stats_interval", "timeout",
              "tls", "topic", "user")  # fmt: skip
@@ -58,6 +58,11 @@ TLS_KEYS = ("ca", "server_hostname", "verify")
 WIFI_KEYS = ("password", "ssid")
 METER_KEYS = ("auth_key", "baud", "invert", "key", "parity")
 LOCAL_API_KEYS = ("enabled", "interval", "share")
+# The owner's page (page.py): its password as PBKDF2-HMAC-SHA256 (RFC 8018 section 5.2) of
+# the salt, never the password itself; `hanctl config password` and the page's settings
+# write them.
+PAGE_KEYS = ("enabled", "iterations", "password_hash", "salt", "session_s")
+PAGE_ITERATIONS = 2000  # what `hanctl config password` and the page write (page.py: why)
 TARIFF_KEYS = ("prices", "steps_kw", "summer_time", "utc_offset_h", "windows")
 WINDOW_KEYS = ("days", "hours", "months")
 WINDOWS_MAX = 8  # a grid operator's windows: one or two (winter weekdays, say)
@@ -69,6 +74,7 @@ DEFAULT_STEPS = 10
 # does not know (a misspelt "pasword"), become SECRET.
 _SHOWN = TOP_KEYS + tuple(k for k in DEST_KEYS if k != "password") + TLS_KEYS + ("ssid",)
 _SHOWN += ("baud", "invert", "parity", "enabled")  # not the meter's keys
+_SHOWN += ("iterations", "session_s")  # not the page's hash and salt
 SECRET = "***"
 _HEX = "0123456789abcdefABCDEF"
 SECRET_KEYS = ("password", "key", "auth_key")  # a value of these is never quoted
@@ -224,6 +230,9 @@ def validate(cfg, unix=False):
     api = _local_api(pr, cfg.get("local_api"))
     if api is not None:  # absent when off: a dongle without it holds no key for it
         out["local_api"] = api
+    page = _page(pr, cfg.get("page"))
+    if page is not None:  # absent when off: no page, no listening socket for it
+        out["page"] = page
     tariff = cfg.get("tariff")  # absent: no account kept, no tariff message
     out["tariff"] = None if tariff is None else _tariff(pr, tariff)
     problems = pr.result()
@@ -494,6 +503,35 @@ def _local_api(pr, v):
         _share_of(pr, path, v, out)
     elif on is True:
         pr.add(path + ".share", "missing; choose what anyone on the LAN may read: " + _LEVELS)
+    return out if on is True else None
+
+
+def _page(pr, v):
+    """The owner's page's settings, or None when it is off (no "page", null, or "enabled":
+    false)."""
+    if v is None:
+        return None
+    if not _object(pr, "page", v, PAGE_KEYS, '{"enabled": true, "password_hash": ...}'):
+        return None
+    on = v.get("enabled", _MISSING)
+    if on is _MISSING:
+        pr.add("page.enabled", "missing; add true to serve the owner's page on the LAN, or false")
+        return None
+    out = {"enabled": _flag(pr, "page.enabled", on)}
+    fix = "set the page's password with `hanctl config password FILE`, or on the setup page"
+    for k, lo, hi in (("password_hash", 64, 64), ("salt", 16, 64)):
+        x = v.get(k, _MISSING)
+        if x is _MISSING:
+            if on is True:
+                pr.add("page." + k, "missing; " + fix)
+        elif not isinstance(x, str) or not lo <= len(x) <= hi or x.strip(_HEX) or len(x) % 2:
+            pr.add("page." + k, "%s is not %d to %d hex digits; %s" % (_kind(x), lo, hi, fix))
+        else:
+            out[k] = x.lower()
+    out["iterations"] = _whole(pr, "page.iterations", v.get("iterations", PAGE_ITERATIONS), 1,
+                               1000000, "a PBKDF2 iteration count")  # fmt: skip
+    out["session_s"] = _whole(pr, "page.session_s", v.get("session_s", 1800), 5, 86400,
+                              "a number of seconds")  # fmt: skip
     return out if on is True else None
 
 

@@ -28,6 +28,7 @@ hal = log = None  # the hardware layer startup chose, and its log: set by Dongle
 
 class Dongle:
     local_api = None  # local_api.LocalApi, when config.json turns it on
+    page = None  # page.Page, when config.json turns the owner's page on
     # tariff.Account, when some destination gets the tariff (run()). A class attribute until
     # then: an instance attribute more can grow every instance's dict (heap, measured).
     tariff = None
@@ -79,6 +80,8 @@ class Dongle:
             d.offer(reading, now)  # never raises: a reading it cannot take, it counts
         if self.local_api is not None:
             self.local_api.offer(reading, now)
+        if self.page is not None:
+            self.page.offer(reading, now)  # never raises either
         if self.tariff is not None:
             self.tariff.offer(reading, now)  # never raises either
         # Collect now, between frames, while the line is quiet: the next reading's JSON
@@ -197,13 +200,13 @@ class Dongle:
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:
             self.tasks.append(asyncio.create_task(_guard(d.name, d.run())))
-        if "local_api" in cfg:
-            # Only a dongle that serves it loads the API and its server (httpd.py).
-            import local_api
+        serving = "local_api" in cfg or "page" in cfg
+        if serving:
+            import web  # the local API, the owner's page: only when turned on
 
-            self.local_api = await local_api.start(cfg["local_api"], self, hal)
-        # No destination, no NTP, no local API: no network at all.
-        if cfg["destinations"] or cfg["ntp"] or "local_api" in cfg:
+            await web.start(self, hal)
+        # No destination, no NTP, no local API or page: no network at all.
+        if cfg["destinations"] or cfg["ntp"] or serving:
             net = hal.Network(cfg["hostname"])
             self.tasks.append(asyncio.create_task(_guard("network", self.network(net))))
         log("running:", len(self.destinations), "destination(s)")

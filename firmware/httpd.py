@@ -14,13 +14,16 @@
 #   the request line and headers   HEAD_MAX bytes in a buffer of the server's   431 / 414
 #   a body                         only for routes that take one, with a
 #                                  Content-Length up to BODY_MAX                413 / 411
+#   a head cut short               the client closed before the blank line     400
 #   time to send the head          HEAD_MS (a client sending a byte a second)   408
+#   time to send the body          HEAD_MS more, for the whole body             408
 #   clients at once                CLIENTS_MAX; one more is closed at once      (counted)
 #   time to take the answer        SEND_MS (a client that never reads)          (closed)
 # Each answer and each refusal is counted by status code (`counts`), published with the
 # dongle's stats.
 
 import asyncio
+import time
 
 # A HomeWizard client's request is ~200 B, a browser's with cookies ~700 B; the buffer then
 # holds the answer of /api/v1/data: ~800 B for a 3-phase meter, 1,299 B for every field
@@ -32,7 +35,9 @@ HEAD_MAX = 1344
 # got nothing. The second is made for a second client at once and dropped after it
 # (counted `memory` when there is no room): 1.3 KB less held for the meter all along.
 CLIENTS_MAX = 2
-BODY_MAX = 2048  # the largest body a route may take (a settings form)
+# The largest body a route may take: the owner's page's settings form, a config.json of one
+# destination and a Wi-Fi network ~600 B, of four with field lists ~1.5 KB (config.py).
+BODY_MAX = 2048
 HEAD_MS = 5000
 SEND_MS = 5000
 # After a refusal, what the client still sends is read and dropped (at most DRAIN_MAX bytes,
@@ -80,7 +85,10 @@ class Server:
 
     def route(self, path, handler, method="GET"):
         """Serve handler(request) at path. It returns (status, content type, body as str or
-        bytes), or an awaitable of that. A POST route gets request.body, at most BODY_MAX."""
+        bytes), or an awaitable of that; a fourth item, when there, is more header lines
+        (bytes, each ending in CRLF: a cookie, an encoding). The body may be an open file:
+        it is sent in pieces of the request's buffer, no heap per byte, and closed. A POST
+        route gets request.body, at most BODY_MAX."""
         self.routes[path] = (method, handler)
 
     async def start(self, host, port):
@@ -94,7 +102,7 @@ class Server:
         self.counts[key] = self.counts.get(key, 0) + 1
 
     async def _client(self, reader, writer):
-        head = None
+        head = body = None
         try:
             if self.clients >= CLIENTS_MAX:
                 # No answer: one would wait for a client that may not read.
@@ -105,12 +113,14 @@ class Server:
             self.clients += 1
             try:
                 n, end = await asyncio.wait_for_ms(_read_head(reader, head), HEAD_MS)
-                status, ctype, body = await self._serve(reader, head, n, end)
+                out = await self._serve(reader, head, n, end)
             except asyncio.TimeoutError:  # a head or body sent a byte at a time, or never ended
-                status, ctype, body = _refused(self, 408, "the request took too long")
+                out = _refused(self, 408, "the request took too long")
+            status = out[0]
+            body = out[2]
             if status:
                 try:
-                    await asyncio.wait_for_ms(self._send(writer, status, ctype, body), SEND_MS)
+                    await asyncio.wait_for_ms(self._send(writer, out, head), SEND_MS)
                 except asyncio.TimeoutError:  # a client that does not take its answer
                     self.count(SLOW)
                     status = 0
@@ -124,6 +134,8 @@ class Server:
         except MemoryError:  # an answer found no room in the heap: the meter comes first
             self.count(MEMORY)
         finally:
+            if hasattr(body, "readinto"):  # a file being sent: closed, whatever happened
+                body.close()
             if head is not None:
                 self.clients -= 1
                 if self._kept is None:  # one buffer is kept, whichever client ends first
@@ -135,11 +147,13 @@ class Server:
                 pass
 
     async def _serve(self, reader, head, n, end):
-        """(status, content type, body) for the request whose head is head[:end], of which
-        n bytes were read; status 0: nothing to send."""
+        """(status, content type, body, more header lines, HEAD) for the request whose head
+        is head[:end], of which n bytes were read; status 0: nothing to send."""
         if end < 0:
             if n == 0:
                 return 0, None, None  # connected and closed: nothing asked
+            if n < len(head):  # the client closed (or half-closed) before the blank line
+                return _refused(self, 400, "the request head ended before its blank line")
             line = head.find(b"\r\n", 0, n) >= 0  # the request line is whole
             return _refused(self, 431 if line else 414, "request head longer than %d bytes"
                             % HEAD_MAX)  # fmt: skip
@@ -172,8 +186,14 @@ class Server:
             body = bytearray(size)
             got = n - end  # what came with the head
             body[: min(got, size)] = head[end : end + min(got, size)]
+            # One deadline for the whole body: a byte a second under a per-read limit
+            # would hold the client's buffer for half an hour.
+            until = time.ticks_add(time.ticks_ms(), HEAD_MS)
             while got < size:
-                k = await asyncio.wait_for_ms(reader.readinto(memoryview(body)[got:]), HEAD_MS)
+                left = time.ticks_diff(until, time.ticks_ms())
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                k = await asyncio.wait_for_ms(reader.readinto(memoryview(body)[got:]), left)
                 if not k:
                     return _refused(self, 400, "the body ended before its Content-Length")
                 got += k
@@ -188,25 +208,67 @@ class Server:
         except (MemoryError, OverflowError):
             return _refused(self, 500, "no memory for this answer now")
         self.count(out[0])
-        return out[0], out[1], (b"" if method == "HEAD" else out[2])
+        return out[0], out[1], out[2], out[3] if len(out) > 3 else b"", method == "HEAD"
 
-    async def _send(self, writer, status, ctype, body):
+    async def _send(self, writer, out, buf):
+        """Send the answer out (of _serve); a file body in pieces of buf."""
+        status, ctype, body = out[0], out[1], out[2]
         if isinstance(body, str):
             body = body.encode()  # bytes, or a memoryview of a route's buffer, as they are
+        if hasattr(body, "readinto"):
+            size = body.seek(0, 2)  # a file: its length, then back to its start
+            body.seek(0)
+        else:
+            size = len(body)
         # The reason phrase is for people (RFC 9112 section 4: clients act on the code); a
         # refusal says why in its body. No table of phrases: each string took heap.
-        writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+        # A HEAD's answer says the length its GET's would have (RFC 9110 section 9.3.2).
+        writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s"
                      b"Cache-Control: no-store\r\nConnection: close\r\n\r\n"
                      % (status, b"OK" if status == 200 else b"Refused", ctype.encode(),
-                        len(body)))  # fmt: skip
-        writer.write(body)
+                        size, out[3]))  # fmt: skip
+        if out[4]:
+            pass  # HEAD: the head alone
+        elif not hasattr(body, "readinto"):
+            writer.write(body)
+        else:
+            mv = memoryview(buf)
+            while True:
+                k = body.readinto(buf)
+                if not k:
+                    break
+                writer.write(mv[:k])
+                await writer.drain()  # one piece in flight: the buffer is written again
         await writer.drain()
 
 
-def _refused(server, status, why):
-    """A counted refusal, with a body in the form of HomeWizard's errors (API v1)."""
-    server.count(status)
+async def serve(hal):
+    """A Server listening where hal.listen() says (port 80 on a board; `hanctl run --http
+    HOST:PORT` on the unix port), before any route is added; None when it cannot (no
+    address, or the port is taken): the meter and the destinations run on regardless."""
+    where = hal.listen()  # "listen": a name the image has, no qstr of ours (STYLE: heap)
+    if where is None:
+        hal.log("web server: not started (no address; `hanctl run --http HOST:PORT` gives one)")
+        return None
+    server = Server()
+    try:
+        await server.start(where[0], where[1])
+    except OSError as e:  # the port is taken (EADDRINUSE)
+        hal.log("web server: cannot listen on", "%s:%d" % (where[0], where[1]), repr(e))
+        return None
+    hal.log("web server on", "%s:%d" % (where[0], where[1]))
+    return server
+
+
+def refusal(status, why):
+    """A route's refusal: (status, JSON, a body in the form of HomeWizard's errors, API v1)."""
     return status, JSON, '{"error": {"id": %d, "description": "%s"}}' % (status, why)
+
+
+def _refused(server, status, why):
+    """A counted refusal, as refusal() makes it, answered as _serve's are."""
+    server.count(status)
+    return refusal(status, why) + (b"", False)
 
 
 async def _read_head(reader, head):

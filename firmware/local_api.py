@@ -29,16 +29,11 @@ from share import FULL, Share
 PRODUCT_TYPE = "HWE-P1"  # what clients check, with api_version, to know the endpoints
 
 
-async def start(cfg, dongle, hal):
-    """Serve the local API of config cfg for dongle on its web server (httpd.py): the
-    LocalApi, or None when it cannot listen (the unix port without --http, a port taken)."""
-    import httpd
-
+def mount(cfg, dongle, hal, server):
+    """Serve the local API of config cfg for dongle on its web server (httpd.Server, which
+    dongle.py made and set listening): the LocalApi."""
     where = hal.listen()  # "listen": a name the image has, no qstr of ours (STYLE: heap)
-    if where is None:
-        hal.log("local API: not served (no address; `hanctl run --http HOST:PORT` gives one)")
-        return None
-    host, port, uid = where
+    uid = where and where[2]
     if uid is None or len(uid) != 6:
         # HomeWizard's serial is the MAC address, 12 hex digits; without one, the first
         # 6 bytes of the hostname's SHA-256, so it stays the same across restarts.
@@ -46,18 +41,13 @@ async def start(cfg, dongle, hal):
 
         uid = hashlib.sha256(dongle.cfg["hostname"].encode()).digest()[:6]
     api = LocalApi(cfg, dongle.version, hexlify(uid).decode())
-    api.server = server = httpd.Server()
+    api.server = server
     server.route("/api", api.device)
     server.route("/api/v1/data", api.data)
     server.route("/api/v1/telegram", api.p1_telegram)
-    try:
-        await server.start(host, port)
-    except OSError as e:  # the port is taken (EADDRINUSE): the meter and destinations run on
-        hal.log("local API: cannot listen on", "%s:%d" % (host, port), repr(e))
-        return None
     if api.share.level == FULL:
         dongle.decoder.on_frame = api.offer_frame  # the P1 telegram, as the meter sent it
-    hal.log("local API on", "%s:%d" % (host, port))
+    hal.log("local API on", "%s:%d" % (where[0], where[1]))
     return api
 
 

@@ -34,6 +34,31 @@ def load_config():
     heap was 91.4 KB after boot instead of 83.6 KB (unix port, two destinations,
     gc.mem_alloc()). A new or changed config.json is validated and its checked copy
     written; main() then restarts into it."""
+    # A config the owner's page saved (page_settings.py) is checked here, on a heap the
+    # dongle does not hold yet: the validator takes ~20 KB, more than a running dongle with
+    # the page has free at 96K. Valid, it becomes config.json; else it is kept, with the
+    # validator's messages, for the page to show at their fields.
+    from store import NEXT, REFUSED  # names held only while the config is found
+
+    if load_json(NEXT):
+        import config
+
+        cfg, problems = config.load(NEXT, unix=hal.NAME == "unix")
+        del sys.modules["config"]
+        if problems:
+            save_json(REFUSED, {"config": load_json(NEXT), "problems": problems})
+            os.remove(NEXT)
+            log("config.next refused:", len(problems), "problem(s), shown on the page")
+        else:
+            # Atomic where rename replaces (littlefs, unix); on FAT a cut inside the rename
+            # leaves config.next alone, checked and taken again at the next boot.
+            os.rename(NEXT, CONFIG)
+            try:
+                os.remove(REFUSED)
+            except OSError:  # ENOENT: no earlier save was refused
+                pass
+        # Either way, a boot without the validator's leftovers (its ~20 KB of code and names).
+        hal.restart()
     # A cut inside FAT's rename can leave only config.json.tmp, whole: it is taken back,
     # then checked like any new config.json, and the dongle restarts into it.
     recover(CONFIG)

@@ -16,6 +16,8 @@ from errno import ENOENT
 CONFIG = "config.json"  # the owner's
 CHECKED = "config.checked"  # the config.json the validator last passed, with defaults filled
 STATE = "state.json"  # what the dongle learnt (line setting) or made (secret), not config
+NEXT = "config.next"  # a config the owner's page saved, checked at the next boot (startup)
+REFUSED = "config.refused"  # {"config", "problems"}: one that boot check refused
 
 
 def recover(path):

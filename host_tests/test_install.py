@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hanctl import boards, install, runtime
+from hanctl import boards, install, page_assets, runtime
 
 BIN = Path(sys.executable).parent
 HANCTL = BIN / "hanctl"
@@ -92,10 +92,14 @@ def test_install_puts_every_module_the_boot_file_board_and_config(dongle, fs, tm
     assert (fs / "board.json").read_bytes() == board_json.read_bytes()
     assert (fs / "config.json").read_bytes() == config.read_bytes()
     assert (fs / "ca.pem").read_bytes() == CA
+    # The owner's page as page_assets builds it (webapp/), streamed from flash as it is.
+    assert (fs / "page.html.gz").read_bytes() == page_assets.build().read_bytes()
     owned = (fs / "hanport.files").read_text().split()
-    assert sorted(owned) == sorted(["/" + n for n in expected] + ["/main.py", "/board.json"])
+    assert sorted(owned) == sorted(
+        ["/" + n for n in expected] + ["/main.py", "/board.json", "/page.html.gz"]
+    )
     assert lines_starting(out, "copied") == sorted(
-        [*expected, "main.py", "board.json", "config.json", "ca.pem"]
+        [*expected, "main.py", "board.json", "config.json", "ca.pem", "page.html.gz"]
     )
     assert "secret" not in out + err  # file names and sizes, never contents
 

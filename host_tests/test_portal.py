@@ -6,6 +6,7 @@ are counted and survived; the phones' probes and the page are asked over HTTP; a
 config.json written meanwhile restarts the dongle into it. The triggers on the ESP32's
 hardware layer (no config, no Wi-Fi for 5 minutes, the button) are in test_hal_esp32.py."""
 
+import gzip
 import json
 import re
 import socket
@@ -53,7 +54,10 @@ def resolver(port):
 
 def get(http, path):
     with urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=10) as resp:
-        return resp.status, resp.headers["Content-Type"], resp.read().decode()
+        body = resp.read()
+        if resp.headers["Content-Encoding"] == "gzip":  # the page, as flash holds it
+            body = gzip.decompress(body)
+        return resp.status, resp.headers["Content-Type"], body.decode()
 
 
 def dns_counts(board):

@@ -59,7 +59,8 @@ def test_hanctl_run_copies_no_ca_file_from_outside_and_the_firmware_says_which_k
     (tmp_path / "conf" / "sub" / "config.json").write_text(json.dumps(cfg))
     status, out = run_once(tmp_path, tmp_path / "conf" / "sub" / "config.json")
     assert not (tmp_path / "x.pem").exists()  # fs/../x.pem: before, copied there
-    assert sorted(p.name for p in (tmp_path / "fs").iterdir()) == ["config.json"]
+    # the refused config's setup mode gets its page; no CA file
+    assert sorted(p.name for p in (tmp_path / "fs").iterdir()) == ["config.json", "page.html.gz"]
     assert 'destinations[0].tls.ca: "../x.pem" is outside the dongle\'s folder' in out, out
     assert "Traceback" not in out
 

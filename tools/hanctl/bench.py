@@ -90,6 +90,12 @@ def register(subparsers):
         "/api/v1/data twice a second all along",
     )
     parser.add_argument(
+        "--page",
+        action="store_true",
+        help="the pipeline with the owner's page on (a password set) and a logged-in client "
+        "reading /page/live twice a second all along",
+    )
+    parser.add_argument(
         "--whole-process",
         action="store_true",
         help="also time one `hanctl decode` process against one amshan + json.dumps process "
@@ -284,7 +290,7 @@ def run_command(args):
         print(bench_process.report(frames, args.repeat))
         print(flush=True)
         print(bench_cipher.report(args.repeat * 10))
-    shaped = args.destinations > 1 or args.discovery or args.ciphered or args.local_api
+    shaped = args.destinations > 1 or args.discovery or args.ciphered or args.local_api or args.page
     if args.pipeline or args.tls or shaped or args.tariff:
         print(flush=True)  # the decoder's report shows while the pipeline runs
         heap = runtime.check_heap(args.heap) if args.heap else None
@@ -292,5 +298,6 @@ def run_command(args):
         shape["ciphered"] = args.ciphered
         shape["local_api"] = args.local_api
         shape["tariff"] = args.tariff
+        shape["page"] = args.page
         print(bench_pipeline.report(heap=heap, tls=args.tls, **shape))
     return 0

@@ -46,6 +46,7 @@ KEY, AUTH_KEY = simulate.EXAMPLE_KEYS  # --ciphered
 BODY_PAUSE = 0.02  # s between a frame's body and its closing flag (the idle cut is 100 ms)
 MESSAGE_WAIT = 1.0  # s to wait for one frame's message before counting it lost
 GIVE_UP = 3  # frames lost in a row: the dongle is not working at this heap
+PAGE_PASSWORD = "bench password"  # --page: set with config_cmd.page_section, as hanctl does
 POLL_S = 0.5  # --local-api: between two reads of /api/v1/data (HomeWizard clients: 1-5 s)
 BURSTS = 3  # CPU bursts; the table shows their median
 
@@ -62,6 +63,7 @@ def report(
     ciphered=False,
     local_api=False,
     tariff=False,
+    page=False,
 ):
     """Markdown report of one pipeline run at `heap` (default: the image's, runtime.
     default_heap; and at FALLBACK_HEAP if that fails): `frames` paced frames for latency,
@@ -71,12 +73,13 @@ def report(
     beside it (each its own session and topic on the same broker); a meter that encrypts
     if `ciphered`; HomeWizard's local API served and read if `local_api`; the config with a
     "tariff" and every 20th frame an Aidon List 3 an hour after the last (the account's code
-    loaded for each, its state written) if `tariff`."""
+    loaded for each, its state written) if `tariff`; the owner's page on, a logged-in
+    client reading /page/live every POLL_S, if `page`."""
     missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
     heap = heap or runtime.default_heap()
-    shape = (tls, destinations, discovery, ciphered, local_api, tariff)
+    shape = (tls, destinations, discovery, ciphered, local_api, tariff, page)
     runs = [measure(heap, frames, burst, gap, idle, *shape)]
     if runs[0]["problem"] and _heap_bytes(heap) != _heap_bytes(FALLBACK_HEAP):
         runs.append(measure(FALLBACK_HEAP, frames, burst, gap, idle, *shape))
@@ -112,6 +115,7 @@ def measure(
     ciphered=False,
     local_api=False,
     tariff=False,
+    page=False,
 ):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
@@ -143,14 +147,23 @@ def measure(
             http = None
             if local_api:
                 config["local_api"] = {"enabled": True, "share": "full"}
+            if page:
+                from .config_cmd import page_section
+
+                config["page"] = page_section(PAGE_PASSWORD)
+            if local_api or page:
                 http = f"127.0.0.1:{free_port()}"
             dongle = Dongle(tmp, config, heap, line.port, http).start()
             parts.append(dongle)
             run["log"] = dongle.output
-            if http:
+            if local_api:
                 poller = Poller(f"http://{http}/api/v1/data", POLL_S)
                 parts.append(poller)
                 run["api"] = poller.answers
+            if page:  # logs in (again at each 401), then reads the live view
+                poller = Poller(f"http://{http}/page/live", POLL_S, login=PAGE_PASSWORD)
+                parts.append(poller)
+                run["page"] = poller.answers
             _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered, tariff)
         finally:
             for part in reversed(parts):
@@ -332,6 +345,7 @@ def _markdown(
     ciphered=False,
     local_api=False,
     tariff=False,
+    page=False,
 ):
     last = runs[-1]
     lines = [
@@ -348,6 +362,7 @@ def _markdown(
         + (", Home Assistant discovery on" if discovery else "")
         + (f"; {destinations - 1} plain destination(s) beside it" if destinations > 1 else "")
         + (f"; HomeWizard's local API on, /api/v1/data read every {POLL_S} s" if local_api else "")
+        + (f"; the owner's page on, /page/live read every {POLL_S} s, logged in" if page else "")
         + (
             '; a "tariff" in the config, every 20th frame a List 3 an hour after the last'
             if tariff
@@ -432,6 +447,9 @@ def _notes(run, frames, burst):
     if "api" in run:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(run["api"].items(), key=str))
         out.append(f"- {run['heap']}: the local API's answers to the client: {answers or 'none'}.")
+    if "page" in run:
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(run["page"].items(), key=str))
+        out.append(f"- {run['heap']}: the page's answers to its client: {answers or 'none'}.")
     if "burst_ms" in run:
         lo, hi = run["cpu_burst_range"]
         out.append(

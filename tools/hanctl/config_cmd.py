@@ -8,8 +8,15 @@ firmware does (the unix port: no Wi-Fi networks, no board).
 `push` and `pull` copy it to and from a dongle over mpremote (device.py).
 `setup-key` shows the password of the dongle's setup-mode access point (firmware/portal.py),
 read from its flash over USB.
+`password FILE` sets the owner's page's password in FILE: "page" gets its salted hash
+(PBKDF2-HMAC-SHA256, as firmware/page.py checks it), never the password itself.
 """
 
+import getpass
+import hashlib
+import json
+import os
+import sys
 from pathlib import Path
 
 from . import runtime
@@ -55,6 +62,14 @@ def register(subparsers):
     key = sub.add_parser("setup-key", help=about, description=about)
     key.add_argument("--port", required=True, help="serial port or virtual dongle path")
     key.set_defaults(run=_setup_key)
+
+    about = "set the owner's page's password in FILE (kept as a salted hash) and turn the page on"
+    pw = sub.add_parser("password", help=about, description=about)
+    pw.add_argument("file", metavar="FILE")
+    pw.add_argument(
+        "--stdin", action="store_true", help="read the password from standard input's first line"
+    )
+    pw.set_defaults(run=password_command)
 
 
 # Which firmware a config is checked for (firmware/config.py's unix flag): a board's needs
@@ -114,4 +129,45 @@ def validate_command(args):
     if cfg is None or problems:
         return 1
     print(f"{path}: valid ({len(cfg['destinations'])} destination(s))")
+    return 0
+
+
+def page_section(password, page=None, iterations=None):
+    """The "page" section for password: page's other keys kept, a new salt and hash."""
+    runtime.use_firmware_in_cpython()
+    import config  # firmware/config.py: the iteration count the firmware writes
+
+    out = dict(page or {})
+    salt = os.urandom(16)
+    n = iterations or config.PAGE_ITERATIONS
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, n)
+    out.update(enabled=True, password_hash=digest.hex(), salt=salt.hex(), iterations=n)
+    return out
+
+
+def password_command(args):
+    path = Path(args.file)
+    try:
+        cfg = json.loads(path.read_bytes())
+    except (OSError, ValueError) as err:
+        print(f"{path}: cannot be read as JSON ({err}); write it first (hanctl config init)")
+        return 1
+    if not isinstance(cfg, dict):
+        print(f"{path}: is not a config object")
+        return 1
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("the page's password: ")
+        if getpass.getpass("again: ") != password:
+            print("the two differ; nothing written")
+            return 1
+    if len(password) < 8:
+        print("a page password has at least 8 characters; nothing written")
+        return 1
+    cfg["page"] = page_section(password, cfg.get("page"))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+    tmp.replace(path)
+    print(f"{path}: the page's password set (as a salted hash); the page is on")
     return 0

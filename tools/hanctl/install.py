@@ -8,6 +8,8 @@ What goes where on the dongle's file system:
 - firmware/main.py as main.py, as source: MicroPython runs the boot file from there. No
   module is named main, so it shadows nothing;
 - boards/B/board.json as board.json;
+- the owner's page, page.html.gz (page_assets.py: built from page/ with npm), which
+  firmware/page.py streams from flash as it is;
 - with --config: config.json (checked by the firmware's validator first) and the TLS CA
   files it names.
 The hardware layer matches the device: hal_esp32 on a board, hal_unix on the virtual dongle
@@ -23,7 +25,7 @@ import hashlib
 import subprocess
 import time
 
-from . import boards, device, runtime
+from . import boards, device, page_assets, runtime
 
 MANIFEST = "/hanport.files"
 CHECKED = "/config.checked"  # the firmware's checked copy of config.json
@@ -131,6 +133,10 @@ def device_code(platform, board, modules):
     skip = ({BOARD_HAL, *HALS.values()} - {hal}) | {"main"}
     code = {f"/{name}.mpy": data for name, data in modules.items() if name not in skip}
     code[BOARD_FILE] = (boards.boards_dir() / board / "board.json").read_bytes()
+    try:
+        code["/" + page_assets.ASSET] = page_assets.build().read_bytes()
+    except page_assets.PageBuildError as err:  # the rest works without the page
+        print(f"warning: {err}; the owner's page will answer 404")
     code[BOOT_FILE] = (runtime.firmware_dir() / "main.py").read_bytes()
     return code
 

@@ -204,10 +204,13 @@ def _read(path):
 
 class Poller:
     """A client reading url every `every` seconds in a thread; answers counts each answer's
-    status code (or the error's name when none came)."""
+    status code (or the error's name when none came). login: the owner's page's password,
+    sent to /page/login (its cookie then sent along) whenever an answer is 401."""
 
-    def __init__(self, url, every):
+    def __init__(self, url, every, login=None):
         self.url = url
+        self.login = login
+        self.cookie = None
         self.every = every
         self.answers = {}
         self._stop = threading.Event()
@@ -220,13 +223,32 @@ class Poller:
 
         while not self._stop.wait(self.every):
             try:
-                with urllib.request.urlopen(self.url, timeout=5) as answer:
+                req = urllib.request.Request(self.url)
+                if self.cookie:
+                    req.add_header("Cookie", self.cookie)
+                with urllib.request.urlopen(req, timeout=5) as answer:
                     answer.read()
                     key = answer.status
             except urllib.error.HTTPError as err:
                 key = err.code
             except OSError as err:  # refused before the dongle listens, reset, timed out
                 key = type(err).__name__
+            self.answers[key] = self.answers.get(key, 0) + 1
+            if key == 401 and self.login:
+                self._login(urllib.request)
+
+    def _login(self, request):
+        import json
+        import urllib.error
+
+        url = self.url.split("/page/")[0] + "/page/login"
+        body = json.dumps({"password": self.login}).encode()
+        req = request.Request(url, body, {"X-CSRF": "login", "Content-Type": "application/json"})
+        try:
+            with request.urlopen(req, timeout=10) as answer:
+                self.cookie = answer.headers["Set-Cookie"].split(";")[0]
+        except (urllib.error.HTTPError, OSError) as err:
+            key = "login " + str(getattr(err, "code", type(err).__name__))
             self.answers[key] = self.answers.get(key, 0) + 1
 
     def stop(self):

@@ -7,9 +7,10 @@ test, any program) serves the HAN byte stream. The dongle's filesystem is --stat
 second run on the same DIR is a reboot.
 
 --http HOST:PORT is where the dongle's web server listens, as port 80 on a board: it serves
-only what config.json turns on ("local_api"), or setup mode's page when there is no valid
-config.json (firmware/portal.py; its DNS on the UDP port HANPORT_DNS names), and without
-that nothing listens at all.
+only what config.json turns on ("local_api", "page"), or setup mode's page when there
+is no valid config.json (firmware/portal.py; its DNS on the UDP port HANPORT_DNS names),
+and without that nothing listens at all. The owner's page (page.html.gz, page_assets.py)
+is put in DIR as install puts it on a board's flash.
 """
 
 import shutil
@@ -63,8 +64,8 @@ def register(subparsers):
         "--http",
         metavar="HOST:PORT",
         help="where the dongle's web server listens (on a board: port 80 of every interface); "
-        'it serves only what config.json turns on ("local_api"), or setup mode\'s page when '
-        "config.json is missing or invalid, and nothing listens without it",
+        'it serves only what config.json turns on ("local_api", "page"), or setup mode\'s '
+        "page when config.json is missing or invalid, and nothing listens without them",
     )
     parser.set_defaults(run=run_command)
 
@@ -82,6 +83,7 @@ def prepare(state_dir, config_path):
     src = Path(config_path)
     if not src.exists():
         (state / "config.json").unlink(missing_ok=True)
+        _page_asset(state)  # setup mode's form (firmware/portal.py)
         return
     raw = src.read_bytes()
     (state / "config.json").write_bytes(raw)
@@ -89,10 +91,23 @@ def prepare(state_dir, config_path):
     import config  # firmware/config.py, as `hanctl config validate --target unix` runs it
 
     cfg, problems = config.parse(raw, src.name, unix=True)
+    if b'"page"' in raw or cfg is None or problems:
+        _page_asset(state)  # the page's file, where the config or setup mode serves it
     for dest in [] if cfg is None or problems else cfg["destinations"]:
         ca = (dest["tls"] or {}).get("ca")
         if ca and (src.parent / ca).is_file():
             shutil.copyfile(src.parent / ca, state / ca)
+
+
+def _page_asset(state):
+    """Copy the owner's page into state; a build that fails is said, and the rest of hanctl
+    run works as before (the page answers 404)."""
+    from . import page_assets
+
+    try:
+        shutil.copyfile(page_assets.build(), state / page_assets.ASSET)
+    except page_assets.PageBuildError as err:
+        print(f"hanctl run: {err}; the page answers 404", file=sys.stderr)
 
 
 def argv(heap):

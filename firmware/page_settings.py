@@ -1,0 +1,212 @@
+# The owner's page's rarer parts (page.py): the login, the settings form and its save.
+# Loaded for each such request and dropped after it (page.py, _rare): a dongle whose
+# page is open holds only the live view's code between them (docs/performance.md).
+
+import asyncio
+import hashlib
+import json
+import os
+from binascii import hexlify, unhexlify
+
+from httpd import JSON, refusal
+from reading import put
+from store import CONFIG, NEXT, REFUSED, load_json, save_json
+
+COOKIE = "hanport"  # the session's (page.py reads it back)
+PASSWORD_MIN = 8
+SESSIONS_MAX = 4
+FAILS_FREE = 3  # wrong passwords before the waits begin
+LOCK_MAX_S = 300
+ITERATIONS = 2000  # config.PAGE_ITERATIONS (config itself takes ~20 KB of heap)
+# The secrets of config.json: never sent back (GET /page/config says true where one is);
+# in a saved config, absent or true keeps the one there, null removes it.
+SECRETS = ("password", "key", "auth_key", "password_hash", "salt")
+
+
+def pbkdf2(password, salt, iterations):
+    """PBKDF2-HMAC-SHA256 (RFC 8018 section 5.2, RFC 2104), one 32-byte block, as hex:
+    MicroPython has hashlib.sha256 but no hmac module, and its hash objects no copy().
+    `hanctl config password` uses CPython's hashlib.pbkdf2_hmac; test_page.py checks both
+    agree. 2000 iterations (config.PAGE_ITERATIONS): ~4000 SHA-256 blocks, each a new
+    object, once per login."""
+    key = password.encode()
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key + bytes(64 - len(key))
+    inner = bytes(b ^ 0x36 for b in key)
+    outer = bytes(b ^ 0x5C for b in key)
+    u = salt + b"\x00\x00\x00\x01"
+    acc = 0
+    for _ in range(iterations):
+        u = hashlib.sha256(outer + hashlib.sha256(inner + u).digest()).digest()
+        acc ^= int.from_bytes(u, "big")  # XOR of 256-bit numbers: one op, not 32
+    return "%064x" % acc
+
+
+def login(page, request):
+    now = page.dongle.uptime.seconds()
+    if not request.header("x-csrf"):
+        return refusal(403, "no X-CSRF header")
+    if now < page.locked:
+        wait = page.locked - now
+        return refusal(429, "too many wrong passwords; wait %d s" % wait) + (
+            b"Retry-After: %d\r\n" % wait,
+        )
+    try:
+        password = json.loads(bytes(request.body))["password"]
+        password.encode()
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return refusal(400, 'send {\\"password\\": ...}')
+    cfg = page.cfg
+    if pbkdf2(password, unhexlify(cfg["salt"]), cfg["iterations"]) != cfg["password_hash"]:
+        page.fails += 1
+        if page.fails >= FAILS_FREE:
+            page.locked = now + min(LOCK_MAX_S, 5 << min(6, page.fails - FAILS_FREE))
+        return refusal(401, "wrong password")
+    page.fails = 0
+    sessions = page.sessions
+    for t in list(sessions):  # the expired go; when still full, the nearest expiry
+        if sessions[t][0] < now:
+            del sessions[t]
+    if len(sessions) >= SESSIONS_MAX:
+        oldest = min(sessions, key=lambda t: sessions[t][0])
+        del sessions[oldest]
+    token = _random()
+    csrf = _random()
+    sessions[token.encode()] = [now + cfg["session_s"], csrf]  # bytes: as page._session reads it
+    cookie = "Set-Cookie: %s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict\r\n" % (
+        COOKIE, token, cfg["session_s"])  # fmt: skip
+    return 200, JSON, '{"csrf": "%s"}' % csrf, cookie.encode()
+
+
+def config(page, request):
+    """{"config": config.json without its secrets}, or the last save the boot check
+    refused, with "problems": the validator's messages, each at its key path. Written
+    into the request's buffer, piece by piece: at 96K a copy of the config and its text
+    besides did not always find room."""
+    if page._session(request) is None:
+        return refusal(401, "log in")
+    refused = load_json(REFUSED)
+    cfg = refused.get("config") if refused else load_json(CONFIG)
+    buf = request.buf
+    for _ in range(2):
+        try:
+            n = _write_hidden(cfg, buf, put(buf, 0, '{"config": '))
+            if refused:
+                n = put(buf, n, ', "problems": ' + json.dumps(refused.get("problems")))
+            return 200, JSON, memoryview(buf)[: put(buf, n, "}")]
+        except OverflowError:  # four destinations with field lists: a buffer of its own
+            buf = bytearray(8192)
+    raise OverflowError
+
+
+def scan(page, request):
+    if page._session(request) is None:
+        return refusal(401, "log in")
+    scan = getattr(page.hal, "scan", None)  # the portal's HAL has one; an older none
+    nets = scan() if scan else []
+    return 200, JSON, json.dumps([list(n) for n in nets])
+
+
+def save(page, request):
+    if page._session(request, True) is None:
+        return refusal(403, "no session, or no CSRF token")
+    try:
+        new = json.loads(bytes(request.body))
+    except ValueError:
+        return refusal(400, "not JSON")
+    if not isinstance(new, dict):
+        return refusal(400, "not a config object")
+    old = load_json(CONFIG)
+    _keep(new, old if isinstance(old, dict) else {})
+    pg = new.get("page")
+    if isinstance(pg, dict):
+        pw = pg.pop("password", None)
+        if pw is not None:
+            if not isinstance(pw, str) or len(pw) < PASSWORD_MIN:
+                why = "page.password: too short; use at least %d characters" % PASSWORD_MIN
+                return 400, JSON, json.dumps({"problems": [why]})
+            salt = os.urandom(16)
+            pg["salt"] = hexlify(salt).decode()
+            pg["iterations"] = ITERATIONS
+            pg["password_hash"] = pbkdf2(pw, salt, ITERATIONS)
+    if page.setup and not (isinstance(pg, dict) and pg.get("password_hash")):
+        why = "page.password: missing; choose the page's password (at least %d characters)"
+        return 400, JSON, json.dumps({"problems": [why % PASSWORD_MIN]})
+    # The validator runs at the next boot, before the dongle takes the heap (startup.py):
+    # valid, the dongle runs on it; else the page shows its messages at their fields.
+    save_json(NEXT, new)
+    asyncio.create_task(_restart(page.hal))
+    return 200, JSON, '{"restarting": true}'
+
+
+def logout(page, request):
+    s = page._session(request, True)
+    if s is None:
+        return refusal(403, "no session, or no CSRF token")
+    for t in list(page.sessions):
+        if page.sessions[t] is s:
+            del page.sessions[t]
+    return 200, JSON, "{}", ("Set-Cookie: %s=; Path=/; Max-Age=0\r\n" % COOKIE).encode()
+
+
+# The page, the settings, the restart
+
+
+def restart(page, request):
+    if page._session(request, True) is None:
+        return refusal(403, "no session, or no CSRF token")
+    asyncio.create_task(_restart(page.hal))
+    return 200, JSON, '{"restarting": true}'
+
+
+async def _restart(hal):
+    await asyncio.sleep_ms(500)  # the answer goes out first
+    hal.log("page: restarting")
+    hal.restart()
+
+
+def _random():
+    return hexlify(os.urandom(16)).decode()
+
+
+def _write_hidden(v, buf, n):
+    """Config value v as JSON into buf at n, each secret as true; the new end."""
+    if isinstance(v, dict):
+        n = put(buf, n, "{")
+        sep = ""
+        for k in v:
+            n = put(buf, n, sep + json.dumps(k) + ": ")
+            n = put(buf, n, "true") if k in SECRETS else _write_hidden(v[k], buf, n)
+            sep = ", "
+        return put(buf, n, "}")
+    if isinstance(v, list):
+        n = put(buf, n, "[")
+        for i, x in enumerate(v):
+            n = _write_hidden(x, buf, put(buf, n, ", ") if i else n)
+        return put(buf, n, "]")
+    return put(buf, n, json.dumps(v))
+
+
+def _keep(new, old):
+    """Secrets the form did not change taken from the config.json there (new is the
+    request's own, changed in place): a Wi-Fi network's by its SSID, a destination's by
+    its name; a secret null is removed."""
+    pairs = [(new.get("meter"), old.get("meter")), (new.get("page"), old.get("page"))]
+    for k, key in (("wifi", "ssid"), ("destinations", "name")):
+        was = old.get(k)
+        for x in new.get(k) or ():
+            for y in was if isinstance(was, list) else ():
+                if isinstance(x, dict) and isinstance(y, dict) and x.get(key) == y.get(key):
+                    pairs.append((x, y))
+    for x, y in pairs:
+        if not isinstance(x, dict):
+            continue
+        for k in SECRETS:
+            v = x.get(k, True)
+            if v is None:
+                del x[k]
+            elif v is True:
+                x.pop(k, None)
+                if isinstance(y, dict) and k in y:
+                    x[k] = y[k]
