@@ -115,7 +115,8 @@ class Normalizer:
             objlist.walk(self, r)
         else:
             self.walk(r)
-            self.finish()
+            if self.positional:  # values without a code: a call only then (finish's frame
+                self.finish()  # takes a heap block, 15 slots)
         if obis.METER_TIME not in reading and note.time is not None:
             t = dlms.date_time(note.data, note.time)
             if t:
@@ -372,7 +373,15 @@ class Normalizer:
                 # to it). Two method calls less a register, ~3 thousand instructions.
                 if k & 0xFF00 == 0x800 and name in obis.UNIT:
                     s -= 3
-                reading[name] = number(v, s) if s else v
+                if s < 0:  # number(v, s) in place, a call less: the short form where exact
+                    while s < 0 and v % 10 == 0:
+                        v //= 10
+                        s += 1
+                    if s:
+                        v = (v, s)
+                elif s:
+                    v *= 10**s
+                reading[name] = v
                 return
             v = str(v)  # an id is text, whatever type the meter sent it as
             p = str
