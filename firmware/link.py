@@ -63,8 +63,11 @@ class Link:
             if self._next_seg == _NONE:
                 if llc:
                     i += 3
-                if not more:
-                    return self._whole(buf, i, end)
+                if not more:  # a whole APDU in one frame (_whole() in place: a call less)
+                    self.data = buf
+                    self.start = i
+                    self.end = end
+                    return True
                 if not llc:  # a middle part: the first one, with the LLC header, was lost
                     self._next_seg = _SKIP
                     raise DecodeError(SEGMENT)

@@ -34,13 +34,6 @@ def _string(s):
     return "".join(out)
 
 
-# Bytes a text value may hold to be written as it is: strip() finds each in C (~5
-# thousand instructions for a meter_time, where _plain()'s max() and min() took 17).
-# Any other character, which may need escaping, takes value_json(); digits and capitals
-# first, as ids hold them.
-_SAFE = b"0123456789-:T_ABCDEFGHIJKLMNOPQRSUVWXYZabcdefghijklmnopqrstuvwxyz ./"
-
-
 def value_json(v):
     """JSON text of the values write() does not write itself."""
     if v is None:
@@ -75,14 +68,19 @@ def write(reading, buf, n=0):
     Measured on the 32-bit unix image over the 63 Norwegian frames of `hanctl bench`:
     250 µs and 6.7 KB of garbage per reading when each piece was a str and each name's
     characters were checked one by one; 43 µs and 2.3 KB with one bytes per field and the
-    table's loop ending at the reading's last field.
+    table's loop ending at the reading's last field; 226 thousand instructions a reading
+    (callgrind) with the name by a slice and the value's format carrying the punctuation,
+    where a format of name and value with the separator before took 277 thousand.
     """
     size = len(buf)
     left = len(reading)
     if not left:
         return _put(buf, n, b"{}")
+    if n + 2 > size:
+        raise OverflowError()
     buf[n] = 0x7B  # "{"
-    n += 1
+    buf[n + 1] = 0x22  # '"'
+    n += 2
     names = obis.ORDER
     known = True  # names from the table: plain ASCII, no escaping
     while True:
@@ -91,39 +89,45 @@ def write(reading, buf, n=0):
                 continue
             # Each field in place, no call: a call costs ~1,600 instructions on MicroPython,
             # and one with more than 11 locals and stack slots a heap block for its frame
-            # too (objfun.c, VM_MAX_STATE_ON_STACK). One %-format into bytes per field: a
-            # new str would be looked up among the interned names (qstr_find_strn), a new
-            # bytes is not. A %-format costs ~100 instructions a character it writes, a
-            # slice ~1,100 whatever its length, so each field ends with its ", " (the
-            # last one's becomes the "}") rather than a %s of the separator before it. A
-            # decimal is its integer part and its -exp digits zero-padded: (23312, -2) ->
-            # 233.12, (-5, -1) -> -0.5.
+            # too (objfun.c, VM_MAX_STATE_ON_STACK). The name goes in by a slice, its value
+            # by one %-format into bytes: a new str would be looked up among the interned
+            # names (qstr_find_strn), a new bytes is not. A %-format costs ~100 instructions
+            # a character it writes and a %s a heap block more, a slice ~1,100 whatever its
+            # length; so the value's text carries the punctuation around it, through the
+            # next name's opening quote (the last one's ', "' becomes the "}"). A decimal is
+            # its integer part and its -exp digits zero-padded: (23312, -2) -> 233.12,
+            # (-5, -1) -> -0.5.
             key = name.encode() if known else _string(name)[1:-1].encode()
             v = reading[name]
             t = v.__class__  # type(v) without a call; a bool is no int, on either runtime
             if t is int:
-                b = b'"%s": %d, ' % (key, v)
+                b = b'": %d, "' % v
             elif t is tuple:
                 m, exp = v
                 p = 10**-exp
                 if m < 0:
-                    b = b'"%s": -%d.%0*d, ' % (key, -m // p, -exp, -m % p)
+                    b = b'": -%d.%0*d, "' % (-m // p, -exp, -m % p)
                 else:
-                    b = b'"%s": %d.%0*d, ' % (key, m // p, -exp, m % p)
+                    b = b'": %d.%0*d, "' % (m // p, -exp, m % p)
             else:
                 b = v.encode() if t is str else None
-                # isdigit() and strip() look at the bytes in C (a meter id, a time)
-                if b is not None and (b.isdigit() or not b.strip(_SAFE)):
-                    b = b'"%s": "%s", ' % (key, b)
+                # isdigit(), isalpha() and strip() look at the bytes in C (a meter id, a
+                # maker, a time); text of other bytes goes through value_json(), which
+                # escapes what needs it
+                if b is not None and (b.isdigit() or b.isalpha() or not b.strip(obis.PLAIN)):
+                    b = b'": "%s", "' % b
                 else:
-                    b = b'"%s": %s, ' % (key, value_json(v).encode())
-            k = n + len(b)
+                    b = b'": %s, "' % value_json(v).encode()
+            t = n + len(key)
+            k = t + len(b)
             if k <= size:
-                buf[n:k] = b
-            elif k > size + 1 or left > 1:
+                buf[n:t] = key
+                buf[t:k] = b
+            elif k > size + 2 or left > 1:
                 raise OverflowError()
-            else:  # the last field, to the buffer's end: its "," becomes the "}"
-                buf[n:size] = b[:-1]
+            else:  # the last field, to the buffer's end: its ", " becomes the "}"
+                buf[n:t] = key
+                buf[t : k - 2] = b[:-2]
             n = k
             left -= 1
             if not left:
@@ -134,8 +138,8 @@ def write(reading, buf, n=0):
         names = [k for k in reading if k not in obis.UNIT]
         names.sort()
         known = False
-    buf[n - 2] = 0x7D  # "}" where the last field's ", " begins
-    return n - 1
+    buf[n - 3] = 0x7D  # "}" where the last field's ', "' begins
+    return n - 2
 
 
 def put(buf, n, text):
