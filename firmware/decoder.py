@@ -85,19 +85,7 @@ class Decoder:
 
     def decode_apdu(self, data, start, end):
         """Reading of the APDU data[start:end], or None while a block transfer is open."""
-        # Block transfers and ciphering apart, so this frame stays within 11 slots, on
-        # the C stack, not a heap block a push (objfun.c, VM_MAX_STATE_ON_STACK).
-        if start < end and (data[start] == dlms.GENERAL_BLOCK_TRANSFER or self.keys):
-            data = self._unwrap(data, start, end)
-            if data is None:
-                return None
-            data, start, end = data
-        return self.normalizer.decode(self.notification.parse(data, start, end))
-
-    def _unwrap(self, data, start, end):
-        """(data, start, end) of the APDU inside a block transfer or a ciphered APDU, or
-        None while a block transfer is open."""
-        if data[start] == dlms.GENERAL_BLOCK_TRANSFER:
+        if start < end and data[start] == dlms.GENERAL_BLOCK_TRANSFER:
             if self.blocks is None:
                 import gbt
 
@@ -115,7 +103,7 @@ class Decoder:
                 data = bytearray(data[start:end])  # (host_tests/stress/fuzz: TypeError, `internal`)
                 start, end = 0, len(data)
             start, end = security.unwrap(self, data, start, end)  # decrypted in place
-        return data, start, end
+        return self.normalizer.decode(self.notification.parse(data, start, end))
 
     # -- callbacks from the assembler -----------------------------------------------------
 

@@ -5,8 +5,6 @@
 # (general-glo-ciphering 0xDB and friends; keys are per meter). Nothing here does I/O or
 # knows a meter maker: the body goes to the normalizer as an A-XDR reader.
 
-import struct
-
 from micropython import const
 
 from axdr import Reader
@@ -33,7 +31,6 @@ class Notification:
         self.body = Reader(b"", 0, 0)
         self.data = None
         self.time = None  # position of the 12-byte date-time in data, or None
-        self.body_pos = 0
 
     def parse(self, data, start, end):
         # b: the APDU's tag, then the date-time's length. One local fewer keeps the frame
@@ -67,7 +64,6 @@ class Notification:
         r = self.body
         r.reset(data, start, end)
         self.data = data
-        self.body_pos = start
         return self
 
 
@@ -77,15 +73,16 @@ def date_time(buf, p):
     The meter's own clock as it shows it: the deviation and status bytes are not applied
     (Norwegian meters send "not specified"). None when a field is not specified (0xFF).
     """
-    # year, month, day, (day of week), hour, minute, second in one tuple made in C: this
-    # frame then stays within 11 slots. With a local for each field it took 15, so a heap
-    # block at every push, which on a heap full of a push's short-lived pieces took the
-    # allocator ~20 thousand instructions to find (callgrind: 38 thousand a call, 16 now).
-    t = struct.unpack_from(">HBBxBBB", buf, p)
-    if t[0] == 0xFFFF or not (1 <= t[1] <= 12 and 1 <= t[2] <= 31) or t[3] > 23 or t[4] > 59:
+    year = buf[p] << 8 | buf[p + 1]
+    month = buf[p + 2]  # one by one: a 5-tuple assignment allocates a tuple
+    day = buf[p + 3]
+    hour = buf[p + 5]
+    minute = buf[p + 6]
+    second = buf[p + 7]
+    if year == 0xFFFF or not (1 <= month <= 12 and 1 <= day <= 31):
         return None
-    if t[5] > 59:
-        if t[5] != 0xFF:
-            return None
-        t = t[:5] + (0,)  # "not specified" (some meters): the minute is what they mean
-    return "%04d-%02d-%02dT%02d:%02d:%02d" % t
+    if second == 0xFF:  # "not specified" (some meters): the minute is what they mean
+        second = 0
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    return "%04d-%02d-%02dT%02d:%02d:%02d" % (year, month, day, hour, minute, second)

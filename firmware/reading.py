@@ -9,14 +9,8 @@
 import obis
 
 
-def _plain(b):
-    """Whether the UTF-8 bytes b are printable ASCII with no quote or backslash: a JSON
-    string as they are (the usual case; min and max look at the bytes in C)."""
-    return not b or (max(b) < 0x7F and min(b) > 0x1F and b'"' not in b and b"\\" not in b)
-
-
 def _string(s):
-    if _plain(s.encode()):
+    if not s.encode().strip(obis.PLAIN):  # no byte to escape (strip() finds them in C)
         return '"' + s + '"'
     out = ['"']
     for ch in s:
