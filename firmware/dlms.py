@@ -31,6 +31,7 @@ class Notification:
         self.body = Reader(b"", 0, 0)
         self.data = None
         self.time = None  # position of the 12-byte date-time in data, or None
+        self.body_pos = 0  # where the body starts (host_tests/mp/case_driver.py walks it again)
 
     def parse(self, data, start, end):
         # b: the APDU's tag, then the date-time's length. One local fewer keeps the frame
@@ -64,6 +65,7 @@ class Notification:
         r = self.body
         r.reset(data, start, end)
         self.data = data
+        self.body_pos = start
         return self
 
 
