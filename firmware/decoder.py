@@ -73,27 +73,15 @@ class Decoder:
         """Decode a bare DLMS APDU buf[0:n] (a decrypted payload, an LLC dump's tail)."""
         self._frame(framing.APDU, buf, n)
 
-    def decode_frame(self, kind, buf, n):
-        """Reading of one checked frame buf[0:n], or None while a split message is open."""
-        self.notification.data = None
-        if kind == framing.P1:
-            if buf[0] == 0xDB and not self.keys:  # a telegram in a ciphered APDU (Luxembourg)
-                raise DecodeError(ENCRYPTED)
-            import p1  # on first use: a HAN dongle never spends RAM on the P1 code
+    def _p1(self, buf, n):
+        """Reading of a checked P1 telegram buf[0:n]."""
+        if buf[0] == 0xDB and not self.keys:  # a telegram in a ciphered APDU (Luxembourg)
+            raise DecodeError(ENCRYPTED)
+        import p1  # on first use: a HAN dongle never spends RAM on the P1 code
 
-            # With the decoder: p1 opens a ciphered one with its keys (p1cipher.py). No name
-            # of that here: the HAN dongle's names fill five qstr pools (test_heap.py).
-            return p1.decode(buf, n, self.normalizer, self)
-        if kind == framing.APDU:
-            return self.decode_apdu(buf, 0, n)
-        lk = self.link
-        abandoned = lk.abandoned
-        complete = lk.push(kind, buf, n)
-        if lk.abandoned != abandoned:
-            self._error(SEGMENT, "abandoned")  # a new message began before it ended
-        if not complete:
-            return None
-        return self.decode_apdu(lk.data, lk.start, lk.end)
+        # With the decoder: p1 opens a ciphered one with its keys (p1cipher.py). No name
+        # of that here: the HAN dongle's names fill five qstr pools (test_heap.py).
+        return p1.decode(buf, n, self.normalizer, self)
 
     def decode_apdu(self, data, start, end):
         """Reading of the APDU data[start:end], or None while a block transfer is open."""
@@ -120,9 +108,27 @@ class Decoder:
     # -- callbacks from the assembler -----------------------------------------------------
 
     def _frame(self, kind, buf, n):
-        self._noise()
+        # Every frame comes here, so the frame's own steps are written in place, not
+        # called: a call costs ~1,600 instructions on MicroPython and, for a function of
+        # more than 11 slots, a heap block for its frame (objfun.c, VM_MAX_STATE_ON_STACK).
+        if self.assembler.noise != self._noise_seen:
+            self._noise()
         try:
-            reading = self.decode_frame(kind, buf, n)
+            self.notification.data = None
+            if kind == framing.P1:
+                reading = self._p1(buf, n)
+            elif kind == framing.APDU:
+                reading = self.decode_apdu(buf, 0, n)
+            else:  # HDLC, M-Bus: a split message's part gives no reading yet
+                lk = self.link
+                abandoned = lk.abandoned
+                reading = lk.push(kind, buf, n)
+                if lk.abandoned != abandoned:
+                    self._error(SEGMENT, "abandoned")  # a new message began before it ended
+                if reading:
+                    reading = self.decode_apdu(lk.data, lk.start, lk.end)
+                else:
+                    reading = None
         except DecodeError as e:
             self._error(e.args[0], None)
             return

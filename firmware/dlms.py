@@ -8,7 +8,7 @@
 from micropython import const
 
 from axdr import Reader
-from errors import ENCRYPTED, MALFORMED, UNSUPPORTED, DecodeError
+from errors import ENCRYPTED, MALFORMED, TRUNCATED, UNSUPPORTED, DecodeError
 
 _DATA_NOTIFICATION = const(0x0F)
 GENERAL_BLOCK_TRANSFER = const(0xE0)  # blocks are reassembled by gbt.py
@@ -31,7 +31,7 @@ class Notification:
         self.body = Reader(b"", 0, 0)
         self.data = None
         self.time = None  # position of the 12-byte date-time in data, or None
-        self.body_pos = 0
+        self.body_pos = 0  # where the body starts (host_tests/mp/case_driver.py walks it again)
 
     def parse(self, data, start, end):
         # b: the APDU's tag, then the date-time's length. One local fewer keeps the frame
@@ -41,20 +41,31 @@ class Notification:
             raise DecodeError(ENCRYPTED)
         if b != _DATA_NOTIFICATION:
             raise DecodeError(UNSUPPORTED)
-        r = self.body
-        r.reset(data, start + 5, end)  # tag, long-invoke-id-and-priority (4 bytes)
         # date-time: an OCTET STRING, empty (00) or of 12 bytes (0C + 12); Kaifa and early
-        # Kamstrup firmware put the A-XDR tag 09 in front of it.
+        # Kamstrup firmware put the A-XDR tag 09 in front of it. Read here, not by the
+        # Reader's byte() and take(): a call costs ~1,600 instructions (~2 % of a push).
         self.time = None
-        b = r.byte()
+        start += 5  # tag, long-invoke-id-and-priority (4 bytes)
+        if start >= end:
+            raise DecodeError(TRUNCATED)
+        b = data[start]
+        start += 1
         if b == 0x09:
-            b = r.byte()
+            if start >= end:
+                raise DecodeError(TRUNCATED)
+            b = data[start]
+            start += 1
         if b == 12:
-            self.time = r.take(12)
+            if start + 12 > end:
+                raise DecodeError(TRUNCATED)
+            self.time = start
+            start += 12
         elif b != 0:
             raise DecodeError(MALFORMED)
+        r = self.body
+        r.reset(data, start, end)
         self.data = data
-        self.body_pos = r.pos
+        self.body_pos = start
         return self
 
 

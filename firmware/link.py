@@ -63,8 +63,11 @@ class Link:
             if self._next_seg == _NONE:
                 if llc:
                     i += 3
-                if not more:
-                    return self._whole(buf, i, end)
+                if not more:  # a whole APDU in one frame, used where it is
+                    self.data = buf
+                    self.start = i
+                    self.end = end
+                    return True
                 if not llc:  # a middle part: the first one, with the LLC header, was lost
                     self._next_seg = _SKIP
                     raise DecodeError(SEGMENT)
@@ -101,12 +104,6 @@ class Link:
     def reset(self):
         self._next_seg = _NONE
 
-    def _whole(self, buf, start, end):
-        self.data = buf
-        self.start = start
-        self.end = end
-        return True
-
     def _append(self, buf, start, end, last):
         if self.apdu is None:
             self.apdu = bytearray(self._max)
@@ -114,6 +111,9 @@ class Link:
         self._next_seg = _NONE  # until it fits: an oversize message is dropped
         self._len = append(self.apdu, self._len, buf, start, end)
         if last:
-            return self._whole(self.apdu, 0, self._len)
+            self.data = self.apdu
+            self.start = 0
+            self.end = self._len
+            return True
         self._next_seg = expected
         return False

@@ -64,25 +64,13 @@ def _quirk(maker):
     return None
 
 
-def _is_object_list(r):
-    # structure{ array{ structure{ class-id (uint16), logical name, attribute, ... } }, ...}
-    p = r.pos
-    buf = r.buf
-    return (
-        p + 6 < r.end
-        and buf[p] == _STRUCTURE
-        and buf[p + 2] == _ARRAY
-        and buf[p + 4] == _STRUCTURE
-        and buf[p + 6] == _UINT16
-    )
-
-
 def _text(v):
     """Text of an identifier sent as an octet string (Kaifa) or visible string."""
     if isinstance(v, bytes):
-        for c in v:
-            if (c < 0x20 or c > 0x7E) and c != 0:
-                return None
+        if v.strip(obis.PLAIN):  # not only the usual bytes: each one looked at
+            for c in v:
+                if (c < 0x20 or c > 0x7E) and c != 0:
+                    return None
         v = v.decode()
     return v.rstrip("\x00")  # L&G E350 pads its meter id with NULs
 
@@ -105,17 +93,25 @@ class Normalizer:
         """Canonical reading of a parsed dlms.Notification."""
         self.data = note.data
         self.reading = reading = {}
-        self.positional.clear()
+        if self.positional:
+            self.positional.clear()
         self.quirk = None
         self.labels = 0
         r = note.body
-        if _is_object_list(r):
+        # structure{ array{ structure{ class-id (uint16), logical name, attribute, ... } },
+        # ...}: a push that describes itself. Checked here, not in a call (~1,600
+        # instructions a push).
+        # (t for the position: one local more would put this frame on the heap, 12 slots)
+        t = r.pos
+        if (t + 6 < r.end and r.buf[t] == _STRUCTURE and r.buf[t + 2] == _ARRAY
+                and r.buf[t + 4] == _STRUCTURE and r.buf[t + 6] == _UINT16):  # fmt: skip
             import objlist  # on first use: only L&G E450 pushes describe themselves
 
             objlist.walk(self, r)
         else:
             self.walk(r)
-            self.finish()
+            if self.positional:  # values without a code: a call only then (finish's frame
+                self.finish()  # takes a heap block, 15 slots)
         if obis.METER_TIME not in reading and note.time is not None:
             t = dlms.date_time(note.data, note.time)
             if t:
@@ -151,7 +147,10 @@ class Normalizer:
                 self.value(r.scalar(tag))
             return
         p += 1
-        levels = []  # [members read, members] of each enclosing level (none on most pushes)
+        # [members read] of each enclosing level at [depth], [members] at [depth + 8]:
+        # made at the first nested level (most pushes have none), written by index (a
+        # list's append() and pop() are method calls, ~1 thousand instructions each)
+        levels = None
         values = self.positional
         labels = 0  # OBIS codes seen (self.labels)
         label = -1  # buffer position of the pending register's OBIS code (A at +0)
@@ -190,8 +189,10 @@ class Normalizer:
                     label = -1
                     have = False
                 if depth >= 0:
-                    levels.append(k)
-                    levels.append(n)
+                    if levels is None:
+                        levels = [0] * (2 * _MAX_DEPTH)
+                    levels[depth] = k
+                    levels[depth + _MAX_DEPTH] = n
                 depth += 1
                 k = 0
                 n = m
@@ -207,8 +208,8 @@ class Normalizer:
                         self.labels = labels
                         return
                     depth -= 1
-                    n = levels.pop()
-                    k = levels.pop()
+                    n = levels[depth + _MAX_DEPTH]
+                    k = levels[depth]
                     continue
                 k += 1
                 tag = buf[p] if p < end else _ARRAY  # at the end: truncated, below
@@ -372,7 +373,15 @@ class Normalizer:
                 # to it). Two method calls less a register, ~3 thousand instructions.
                 if k & 0xFF00 == 0x800 and name in obis.UNIT:
                     s -= 3
-                reading[name] = number(v, s) if s else v
+                if s < 0:  # number(v, s) in place, a call less: the short form where exact
+                    while s < 0 and v % 10 == 0:
+                        v //= 10
+                        s += 1
+                    if s:
+                        v = (v, s)
+                elif s:
+                    v *= 10**s
+                reading[name] = v
                 return
             v = str(v)  # an id is text, whatever type the meter sent it as
             p = str

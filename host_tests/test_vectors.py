@@ -248,3 +248,34 @@ def test_iskraemeco_list(case_id, results):
     want = _iskraemeco_expected(ISKRAEMECO_LISTS[ISKRAEMECO[case_id]], case.frame)
     assert _compare(reading, want) == {}
     assert set(reading) == set(want)
+
+
+def test_each_readings_text_fills_a_buffer_of_its_length_and_no_less():
+    """reading.write() puts a reading's JSON into a buffer the caller owns (the dongle's
+    publish buffer, `hanctl decode`'s lines): in a buffer of exactly its length it is
+    whole, one byte less raises OverflowError, and the buffer never changes size (a
+    bytearray's slice given more or fewer bytes than it spans grows or shrinks it). Each
+    field is written with the punctuation that follows it, the last one's turned into
+    the closing brace, so the bytes just past the text are where this can go wrong."""
+    from decoder import Decoder
+    from reading import to_json, write
+
+    readings = []
+    decoder = Decoder(readings.append)
+    for case in CASES:
+        for chunk in case.chunks:
+            decoder.feed(chunk)
+        decoder.end()
+    readings.append({"x y": 'a"b', "0-1:2.3.4": (-5, -1), "meter_model": True})
+    assert len(readings) > 100
+    for reading in readings:
+        text = to_json(reading).encode()
+        for start in (0, 3):
+            for size in range(start + len(text) - 3, start + len(text) + 3):
+                buf = bytearray(b"#" * size)
+                if size < start + len(text):
+                    with pytest.raises(OverflowError):
+                        write(reading, buf, start)
+                else:
+                    assert buf[start : write(reading, buf, start)] == text
+                assert len(buf) == size
