@@ -575,6 +575,13 @@ class Assembler:
         p = (self.received - self._len + start) & _WRAP
         if x is None and 0 < (self.last - p) & _WRAP <= self.max_frame:
             try:
+                # After a collect: the module's pieces then take the holes the garbage
+                # left. Without it a dongle with four destinations at 96K, or the fuzz's
+                # decoder there, was left no room for its sessions' or a block transfer's
+                # bigger pieces in some attacks (test_hostile_line.py, test_fuzz.py).
+                import gc
+
+                gc.collect()
                 import marks
 
                 x = self.blocks = marks.Blocks(self)
