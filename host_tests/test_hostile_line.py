@@ -64,9 +64,9 @@ def test_four_destinations_at_96k_load_the_marks_and_publish_the_frame_after_the
         # Every candidate rejected (its FCS), none taken for a frame.
         assert after["rejected"]["checksum"] > 1500, after
         assert after["frames"]["hdlc"] == before["frames"]["hdlc"] + 6, after
-        # marks.py stays in the heap once loaded: its code and its marks, 3.5 KB with the
-        # 32-byte blocks it takes here (4.4 KB with 8-byte ones, on up to 3 destinations).
-        # Had it found no room, it would have left again (0 B).
+        # marks.py stays in the heap once loaded: its code and its marks, 3.9 KB here
+        # (32-byte blocks, the chains' trail and tip). Had it found no room, it would have
+        # left again (0 B).
         assert before["free_heap"] - after["free_heap"] > 1500, (before, after)
         errors = [x for x in dongle.output if "Error" in x or "out of memory" in x]
         assert not errors, errors
