@@ -53,6 +53,11 @@ def _table():
         + (k(1, 5, 8, 0), k(1, 6, 8, 0), k(1, 7, 8, 0), k(1, 8, 8, 0))
         + power[:2] + (k(1, 13, 7, 0),) + pin + pout + u + i
         + (None, None, None, None, None),
+        # Austria (Kaernten Netz): after the meter number, the only value with a code
+        # (0-6:25.9.0, finish()), the time and date (the push's own, sent again), the
+        # energy registers in Wh and varh, the powers in W, and two empty octet strings
+        (None, None) + ein[:1] + eout[:1] + (k(1, 3, 8, 0), k(1, 4, 8, 0)) + power[:2]
+        + (None, None),
     )  # fmt: skip
     scalers = {k(1, 13, 7, 0): -3, u[0]: -1, u[1]: -1, u[2]: -1, i[0]: -2, i[1]: -2, i[2]: -2}
     return lists, scalers
@@ -73,6 +78,8 @@ def positional(v):
         return POSITIONAL[1] if isinstance(v[3], bytes) else POSITIONAL[2]
     if n == 9:
         return POSITIONAL[3] if text else POSITIONAL[4]
+    if n == 10 and _octets(v[0], 4) and _octets(v[1], 5) and _octets(v[8], 0):
+        return POSITIONAL[8]
     if n == 10 and text and v[1][:3] in (b"ISK", "ISK"):
         # amsreader also reads a 10-value list of tariff registers whose second id is
         # 96.1.3: no capture shows it, so it is told apart and not read
@@ -82,6 +89,18 @@ def positional(v):
     if n == 33 and isinstance(v[0], (bytes, str)):
         return POSITIONAL[7]
     return None
+
+
+def _octets(v, n):
+    return isinstance(v, bytes) and len(v) == n
+
+
+def finish(reading):
+    """The Austrian list names one value with a code, 0-6:25.9.0: the meter number, which
+    amsreader-firmware reads as the meter's id (its users' meters show that number)."""
+    v = reading.pop("0-6:25.9.0", None)
+    if isinstance(v, str):
+        reading[obis.METER_ID] = v
 
 
 def _serial(v):

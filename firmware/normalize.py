@@ -22,9 +22,10 @@ import obis
 from errors import NESTING, TRUNCATED, DecodeError
 
 # Lists with no list id and no OBIS code, known by their length alone: Kaifa's List 1,
-# Iskraemeco's 15-minute list and the IE.5's 33 values. The quirk module checks the
+# Iskraemeco's 15-minute list, its Austrian list (10 values after the one with a code)
+# and the IE.5's 33 values. The quirk module checks the
 # members' types (positional()) before the reading names the maker.
-ANONYMOUS = {1: "Kaifa", 4: "Iskraemeco", 33: "Iskraemeco"}
+ANONYMOUS = {1: "Kaifa", 4: "Iskraemeco", 10: "Iskraemeco", 33: "Iskraemeco"}
 _OBIS_LEN = const(6)
 # A-XDR tags (IEC 62056-6-2), private here as in axdr.py so they fold away.
 _NULL = const(0x00)
@@ -271,6 +272,10 @@ class Normalizer:
                     if not have:
                         value = v
                         have = True
+                    elif depth == 0 and len(values) < obis.FIELDS_MAX:
+                        # More values after it with no code of their own: positions of a
+                        # list that names only its first value (finish())
+                        values.append(v)
                 elif labels or not values or len(values) >= obis.FIELDS_MAX:
                     self.labels = labels
                     self.value(v)
@@ -293,13 +298,18 @@ class Normalizer:
         values = self.positional
         if not values:
             return
-        if self.labels:  # Kamstrup: the list id is the only value without a code
-            t = _text(values[0]) if isinstance(values[0], (bytes, str)) else None
-            if t:
-                self.reading[obis.LIST_ID] = t
-            return
         q = self.quirk
         maker = None
+        if self.labels:
+            if len(values) == 1:  # Kamstrup: the list id is the only value without a code
+                t = _text(values[0]) if isinstance(values[0], (bytes, str)) else None
+                if t:
+                    self.reading[obis.LIST_ID] = t
+                return
+            # A code, its value, then positions with no code (Iskraemeco's Austrian list):
+            # known by their count, as a list of no code at all
+            q = None
+        labelled = self.labels
         if q is None:
             # A list that names no maker, known by its length (the quirk checks its shape).
             # Not by a maker named in an earlier push: a fresh decoder reads each frame as
@@ -317,6 +327,8 @@ class Normalizer:
         for i in range(len(keys)):
             if keys[i]:  # None: a position the quirk does not read
                 self.store(keys[i], -1, values[i], None)
+        if labelled:
+            q.finish(self.reading)  # what its one code names (a name the dongle has)
 
     # -- storing ------------------------------------------------------------------------
 

@@ -160,6 +160,21 @@ ISKRAEMECO_15MIN = enc.notification(
     time=NOW,
 )
 
+# Iskraemeco AM550 of Kaernten Netz (Austria), as amsreader-firmware's log printed it after
+# decrypting (its issue 787; the vectors hold this meter's frames ciphered, without a key):
+# 0-6:25.9.0 and the meter number, then ten values with no code: time, date, A+, A-, R+, R-
+# (Wh, varh), P+, P- (W) and two empty octet strings.
+ISKRAEMECO_AT = enc.notification(
+    ("struct", [
+        ("obis", "0.6.25.9.0.255"), ("octets", b"1121378381199"),
+        ("octets", bytes([21, 11, 20, 0])), ("octets", bytes([0x07, 0xE8, 5, 7, 2])),
+        ("u32", 56133), ("u32", 420837), ("u32", 1455864), ("u32", 2293936),
+        ("u32", 0), ("u32", 10), ("octets", b""), ("octets", b""),
+    ]),
+    invoke=0x0003D788,
+    time=(2024, 5, 7, 21, 11, 20),
+)  # fmt: skip
+
 # name -> (framing, chunks): each case is one stream fed to a fresh decoder, then end()
 CASES = {
     "one": ("hdlc", [FRAME]),
@@ -197,6 +212,7 @@ CASES = {
     "kaifa_1phase_list3": ("hdlc", [enc.hdlc(enc.LLC + KAIFA_1P, dst=b"\x01", src=b"\x02\x01")]),
     "kamstrup_1phase": ("hdlc", [enc.hdlc(enc.LLC + KAMSTRUP_1P, dst=b"\x2b", src=b"\x21")]),
     "iskraemeco_15min": ("hdlc", [enc.hdlc(enc.LLC + ISKRAEMECO_15MIN)]),
+    "iskraemeco_at": ("hdlc", [enc.hdlc(enc.LLC + ISKRAEMECO_AT)]),
     "ciphered": ("hdlc", [enc.hdlc(enc.LLC + b"\xdb\x08KAME\x01\x02\x03\x04\x81\x00" + bytes(20))]),
     # Found by review and fuzzing: each once raised out of feed() or misread a frame.
     "model_not_text": (

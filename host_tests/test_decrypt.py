@@ -109,3 +109,28 @@ def test_a_mistyped_key_is_refused_without_being_shown():
     )
     assert proc.returncode == 2 and "32 hex digits" in proc.stderr
     assert "ccddee" not in proc.stderr.lower()
+
+
+@pytest.mark.parametrize("runtime_name", ["micropython", "cpython"])
+def test_iskraemecos_austrian_push_ciphered_as_its_meter_does(tmp_path, runtime_name):
+    """The Austrian AM550 ciphers with security control 0x20 (no tag) under its system title
+    ("ISKit" and three bytes); the vectors hold such frames without their key, so the push
+    its log shows decrypted is ciphered here under a key of the test's own, and must read as
+    the clear one does."""
+    import os
+
+    import frames
+    from hanctl import encoder
+
+    key = os.urandom(16)
+    clear = encoder.hdlc(encoder.LLC + frames.ISKRAEMECO_AT)
+    sealed = encoder.sealed_hdlc(clear, key, counter=0x3D787, title=b"ISKit\xac\x00\x8f")
+    path = tmp_path / "capture.hex"
+    path.write_text(sealed.hex() + "\n" + clear.hex())
+    argv = [HANCTL, "decode", "--runtime", runtime_name, "--errors", "--key", key.hex()]
+    proc = subprocess.run(argv + [str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    first, second = (json.loads(x) for x in proc.stdout.splitlines())
+    assert first == second and first["meter_id"] == "1121378381199"
+    assert first["active_energy_export"] == 420.837 and first["active_power_export"] == 10
+    assert "Warning" not in proc.stderr

@@ -450,7 +450,7 @@ def _reference_stream(keys=None):
     from hanctl import bench_hostile, encoder
 
     names = ("segmented", "gbt", "mbus", "p1", "kaifa_1phase_list3", "kamstrup_1phase")
-    names += ("iskraemeco_15min",)
+    names += ("iskraemeco_15min", "iskraemeco_at")
     names += ("object_list_odd_name", "one")
     overlap = bench_hostile._header(103, b"\x41\x03\x13") * 20 + frames.FRAME  # 105 B each
     out = b"".join(b"".join(frames.CASES[n][1]) for n in names) + overlap

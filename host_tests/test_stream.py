@@ -215,6 +215,22 @@ def test_iskraemeco_list_that_names_no_maker(out):
     }
 
 
+def test_iskraemecos_austrian_list_one_code_then_positions(out):
+    # Every value of the decrypted push amsreader-firmware's log shows, on its field.
+    (r,) = readings(out, "iskraemeco_at")
+    assert r == {
+        "meter_id": "1121378381199",
+        "meter_manufacturer": "Iskraemeco",
+        "meter_time": "2024-05-07T21:11:20",
+        "active_energy_import": Decimal("56.133"),
+        "active_energy_export": Decimal("420.837"),
+        "reactive_energy_import": Decimal("1455.864"),
+        "reactive_energy_export": Decimal("2293.936"),
+        "active_power_import": 0,
+        "active_power_export": 10,
+    }
+
+
 def test_ciphered_push_without_key(out):
     assert errors(out, "ciphered") == ["encrypted"]
 
