@@ -200,3 +200,40 @@ def test_a_register_without_memory_to_load_accounting_waits_and_is_counted_late(
                                 "export_kwh": 0}  # fmt: skip
     assert Short.left == 0
     assert [a[0] for a in said] == ["tariff: no memory for the account, retried:"]
+
+
+def test_quarter_hours_on_the_dongle_keep_four_numbers_an_hour(tmp_path, monkeypatch):
+    """With "period_min": 15 the dongle integrates each quarter's power between loads (4
+    numbers an hour, no readings kept) and the message's peaks are quarters: each day's
+    largest, 18:30-18:45 at 8 kW + 400 W a day, against this file's own calculation."""
+    monkeypatch.chdir(tmp_path)
+
+    def watts(k, q):
+        return 8000 + 400 * (k // 24) if (k % 24, q) == (18, 2) else 1000 + 40 * (k * 5 + q) % 680
+
+    readings, reg = [], 7_000_000
+    for k in range(3 * 24 + 1):
+        t = START + dt.timedelta(hours=k)
+        readings.append({"meter_time": t.strftime("%Y-%m-%dT%H:00:05"),
+                         "active_energy_import": (reg, -3)})  # fmt: skip
+        if k == 3 * 24:
+            break
+        for s in range(10, 3600, 10):
+            when = (t + dt.timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%S")
+            readings.append({"meter_time": when, "active_power_import": watts(k, s // 900)})
+        reg += sum(watts(k, q) for q in range(4)) // 4
+    account = tariff.Account({"period_min": 15}, [dest(2)], print)
+    feed(account, readings[:-10])  # up to 23:58:20 of the third day, its register not yet
+    assert [len(h) for h in account.hours] == [7]  # the hour under way: text, 2 + 4 numbers
+    assert all(type(x) is int for x in account.hours[0][1:])
+    msg = written(account)
+    top = [(f"2026-01-0{d}T18:30:00", (8000 + 400 * (d - 1)) / 4) for d in (3, 2, 1)]
+    assert [p["hour"] for p in msg["peaks"]] == [h for h, _ in top]
+    for p, (_, wh) in zip(msg["peaks"], top, strict=True):
+        assert abs(p["kwh"] * 1000 - wh) <= 10  # the 15 s around each register are not seen
+    assert abs(msg["capacity_kw"] * 1000 - 4 * sum(wh for _, wh in top) / 3) <= 40
+    # What this quarter (23:45-24:00) may still take: 3 x hi / 4 less the two other days'
+    # peaks, less what it took so far (23:45:00 to 23:58:20 at its power).
+    so_far = watts(71, 3) * 800 / 3600
+    allowed = 3 * 10000 / 4 - (top[1][1] + top[2][1]) - 1 - so_far
+    assert msg["step_kw"] == [5, 10] and abs(msg["allowed_kwh"] * 1000 - allowed) <= 15
