@@ -16,7 +16,8 @@
 # Flash: the state is one JSON file, tariff.json, written whole through store.save_json
 # (a power cut leaves the old file or the new one) once an hour, when the hour's register
 # closes an hour: 24 writes a day of at most ~4 KB (48 hours of estimates, a month's 31
-# day maxima, 13 months of summaries), 8 KB with its temp file while it is written.
+# day maxima, 13 months of summaries), 8 KB with its temp file while it is written; with
+# quarter hours at most ~5.1 KB (each pending hour's four quarters), 12 KB with the temp.
 # A reboot mid-month reloads it: the month's peaks are kept, a new month starts fresh
 # (accounting.py). The hours since the last write are rebuilt from the registers.
 
