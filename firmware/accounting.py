@@ -20,6 +20,16 @@
 #   "windows" in the tariff, only the hours that begin inside one count towards the peaks;
 #   a window is {"months": [...], "days": "weekdays" or "all", "hours": [from, to)} in the
 #   meter's local time (e.g. November to March, weekdays, 07-19). Energy still counts.
+# - Quarter hours ("period_min": 15, the EU's 15-minute settlement, Sweden's effektavgift
+#   by quarter): the peaks are quarters, each day's largest quarter, and the capacity is
+#   the mean of the three quarters' energy x 4 (kWh in 15 minutes x 4 = the quarter's mean
+#   kW). A quarter's energy is integrated from the import power within it, and reconciled
+#   to the hour's register when the hour closes (quarters()): the hour's Wh are shared in
+#   proportion to the quarters' integrated power, in whole Wh, the rounding remainder to
+#   the largest quarter, so the four sum exactly to the register difference. A quarter
+#   with no power reading in it gets the mean of the quarters that had some (an even
+#   share when none had) and is marked estimated; every quarter of an estimated hour is.
+#   Export stays hourly (no peak is made of it). Windows count a quarter by its hour.
 
 from micropython import const
 
@@ -29,6 +39,21 @@ _PENDING_MAX = const(48)  # hours kept with their estimates while a boundary is 
 _SPLIT_MAX = const(1488)  # hours (62 days) a missing stretch is split over; longer: restart
 _MONTHS = const(13)  # months kept in the history
 STEPS_KW = (0, 2, 5, 10, 15, 20, 25, 50, 75, 100)  # a typical ladder (Elvia, Tensio, BKK)
+
+
+def quarters(wh, ws):
+    """The four quarters' Wh of an hour of wh Wh, given their integrated import ws (Ws, or
+    None for a quarter with no power reading): in proportion, the remainder to the largest
+    quarter (the first of equals), so they sum to wh exactly. Integers only."""
+    seen = [w for w in ws if w is not None]
+    fill = sum(seen) // len(seen) if seen else 0  # an unseen quarter: the seen ones' mean
+    weights = [fill if w is None else w for w in ws]
+    total = sum(weights)
+    if not total:  # no power seen, or none drawn: an even share
+        weights, total = [1, 1, 1, 1], 4
+    out = [wh * w // total for w in weights]
+    out[weights.index(max(weights))] += wh - sum(out)
+    return out
 
 
 def _days(y, m, d):
@@ -73,10 +98,10 @@ def parse_time(text):
     return _days(y, mo, d) * 24 + h, mi * 60 + s
 
 
-def hour_text(h):
-    """ "YYYY-MM-DDTHH:00:00" of local hour number h."""
+def hour_text(h, k=0):
+    """ "YYYY-MM-DDTHH:MM:00" of local hour number h, its quarter k (0-3) for the minutes."""
     y, m, d = _civil(h // 24)
-    return "%04d-%02d-%02dT%02d:00:00" % (y, m, d, h % 24)
+    return "%04d-%02d-%02dT%02d:%02d:00" % (y, m, d, h % 24, 15 * k)
 
 
 def kwh(wh):
@@ -114,24 +139,28 @@ def _w(v):
 
 class Accounting:
     """Hours, days and months of one meter. on_hour(hour, import_wh, export_wh, estimated)
-    is called as each hour closes, on_month(summary) as a month ends (see month())."""
+    is called as each hour closes, on_month(summary) as a month ends (see month()), and
+    with quarter hours on_quarter(quarter, import_wh, estimated) for each of its quarters."""
 
-    def __init__(self, tariff=None, state=None, on_hour=None, on_month=None):
+    def __init__(self, tariff=None, state=None, on_hour=None, on_month=None, on_quarter=None):
         tariff = tariff or {}
         self.steps = [int(x * 1000 + 0.5) for x in tariff.get("steps_kw", STEPS_KW)]
         self.prices = tariff.get("prices")
         self.offset = tariff.get("utc_offset_h", 1)  # CET: Norway, Sweden, Denmark
         self.summer = tariff.get("summer_time", True)
         self.windows = tariff.get("windows")  # None: every hour counts towards the peaks
+        self.quarters = tariff.get("period_min") == 15  # peaks of quarters, not hours
+        self.on_quarter = on_quarter
         self.on_hour = on_hour
         self.on_month = on_month
         st = state or {}
         self._b = st.get("b")  # [real hour, import Wh, export Wh, local hour] of the last boundary
-        self._est = st.get("e", [])  # [[real hour, import Ws, export Ws], ...] since _b
+        self._est = st.get("e", [])  # [[real hour, import Ws, export Ws], ...] since _b,
+        # with quarters four more: each quarter's import Ws, None while no power was seen
         self._month = st.get("m", "")  # "YYYY-MM" of the hours in _days_max
-        self._days_max = st.get(
-            "d", {}
-        )  # day of month (str) -> [local hour, Wh], the day's largest
+        # day of month (str) -> [local hour, Wh], the day's largest hour; with quarters
+        # [local hour, Wh, quarter 0-3], the day's largest quarter
+        self._days_max = st.get("d", {})
         self._totals = st.get("t", [0, 0, "", 0])  # month import, export Wh; day text, its import
         self.history = st.get("y", [])  # the last months: summaries, oldest first
         self._t = None  # seconds (real) of the last reading with a time
@@ -196,9 +225,10 @@ class Accounting:
             now = r * 3600 + sec
             if self._t is not None and r != self._t // 3600:
                 self._progress = None  # a new hour: the last one's register progress is done
+            # The power until this reading first: the hour a register closes has all of it.
+            self._integrate(now, r)
             if imp is not None:
                 closed = self._register(r, h, sec, imp, _wh(reading.get("active_energy_export")))
-            self._integrate(now, r)
             self._local = h
         p = _w(reading.get("active_power_import"))
         if p is not None:
@@ -212,23 +242,28 @@ class Accounting:
         self._t = now
         if t is None or not 0 < now - t <= _GAP_S:
             return
-        start = r * 3600  # the part of the interval before this hour began goes to the last
+        # The part of the interval before this hour (quarter) began goes to the last one.
+        start = now - now % (900 if self.quarters else 3600)
         if t < start:
-            self._add(r - 1, start - t)
+            self._add(t // 3600, start - t, t % 3600 // 900)
             t = start
-        self._add(r, now - t)
+        self._add(r, now - t, t % 3600 // 900)
 
-    def _add(self, r, dt):
+    def _add(self, r, dt, k=-1):
+        """dt seconds of the last power to real hour r, and to its quarter k (0-3) with
+        quarters (-1: the entry alone)."""
         for e in self._est:
             if e[0] == r:
                 break
         else:
             if len(self._est) >= _PENDING_MAX:
                 del self._est[0]
-            e = [r, 0, 0]
+            e = [r, 0, 0] + [None] * (4 if self.quarters else 0)
             self._est.append(e)
         e[1] += self._p[0] * dt
         e[2] += self._p[1] * dt
+        if k >= 0 and dt and len(e) > 3:  # a quarter is seen when time of it was
+            e[3 + k] = (e[3 + k] or 0) + self._p[0] * dt
 
     def _register(self, r, h, sec, imp, exp):
         if exp is None:
@@ -304,8 +339,19 @@ class Accounting:
         t[3] += imp
         day = text[8:10]
         best = self._days_max.get(day)
-        if (best is None or imp > best[1]) and self.counts(h):
-            self._days_max[day] = [h, imp]
+        if not self.quarters:
+            if (best is None or imp > best[1]) and self.counts(h):
+                self._days_max[day] = [h, imp]
+        else:
+            ws = [None] * 4
+            for e in self._est:
+                if e[0] == r and len(e) > 3:
+                    ws = e[3:]
+            for k, wh in enumerate(quarters(imp, ws)):
+                if (best is None or wh > best[1]) and self.counts(h):
+                    best = self._days_max[day] = [h, wh, k]
+                if self.on_quarter:
+                    self.on_quarter(hour_text(h, k), wh, estimated or ws[k] is None)
         self.last = (text, imp, exp, estimated)
         if self.on_hour:
             self.on_hour(text, imp, exp, estimated)
@@ -326,17 +372,19 @@ class Accounting:
     # -- figures --------------------------------------------------------------------------
 
     def peaks(self):
-        """The month's three largest days: [[local hour, Wh], ...], largest first."""
+        """The month's three largest days: [[local hour, Wh], ...], largest first; with
+        quarters [[local hour, Wh, quarter], ...] (hour_text(p[0], p[2]) its start)."""
         days = sorted(self._days_max.values(), key=lambda p: -p[1])
         return days[:3]
 
     def capacity_w(self, peaks=None):
-        """Mean of the month's peaks in Wh per hour (= W), rounded half up; 0 with none."""
+        """Mean of the month's peaks in Wh per hour (= W), rounded half up; 0 with none.
+        Quarters: the mean of their Wh x 4 (Wh in 15 minutes x 4 = their mean W)."""
         peaks = self.peaks() if peaks is None else peaks
         if not peaks:
             return 0
         n = len(peaks)
-        return (sum(p[1] for p in peaks) * 2 + n) // (2 * n)
+        return (sum(p[1] for p in peaks) * (8 if self.quarters else 2) + n) // (2 * n)
 
     def step(self, cap_w):
         """(lower, upper) W of the ladder's interval holding cap_w; upper None at the top."""
@@ -393,8 +441,9 @@ class Accounting:
         return None if self._t is None else self._t // 3600
 
     def allowed_wh(self, so_far=0):
-        """Wh this hour may still import before the month's capacity reaches the next step
-        (0 when it has, None at the ladder's top)."""
+        """Wh this hour (with quarters: this quarter; so_far is its own) may still import
+        before the month's capacity reaches the next step (0 when it has, None at the
+        ladder's top)."""
         upper = self.step(self.capacity_w())[1]
         if upper is None or self._local is not None and not self.counts(self._local):
             return None  # the top step, or an hour outside the windows: no limit
@@ -405,7 +454,9 @@ class Accounting:
         others = sorted((p[1] for d, p in days.items() if d != today), reverse=True)
         others = others[:2] if len(others) >= 2 else others
         k = len(others) + 1
-        limit = k * upper - sum(others) - 1  # the largest hour that keeps the mean below
+        # The largest hour (quarter: its Wh x 4 count) that keeps the mean below the step.
+        limit = (k * upper + 3) // 4 if self.quarters else k * upper
+        limit -= sum(others) + 1
         if mine is not None and mine[1] > limit:
             return 0
         return max(0, limit - so_far)

@@ -8,12 +8,16 @@
 # at each hour's register and at the first reading of each meter hour, as discovery is for
 # its rounds (docs/performance.md). Between, this module integrates the power per meter
 # hour (what a lost register is split by, accounting.py, and this hour so far) and makes
-# the message from the figures accounting left at the last load.
+# the message from the figures accounting left at the last load. With quarter hours
+# ("period_min": 15) each meter hour also keeps its four quarters' import Ws (4 numbers an
+# hour, at most 48 hours: no readings are kept), which accounting reconciles to the
+# hour's register (accounting.py).
 #
 # Flash: the state is one JSON file, tariff.json, written whole through store.save_json
 # (a power cut leaves the old file or the new one) once an hour, when the hour's register
 # closes an hour: 24 writes a day of at most ~4 KB (48 hours of estimates, a month's 31
-# day maxima, 13 months of summaries), 8 KB with its temp file while it is written.
+# day maxima, 13 months of summaries), 8 KB with its temp file while it is written; with
+# quarter hours at most ~5.1 KB (each pending hour's four quarters), 12 KB with the temp.
 # A reboot mid-month reloads it: the month's peaks are kept, a new month starts fresh
 # (accounting.py). The hours since the last write are rebuilt from the registers.
 
@@ -44,7 +48,9 @@ class Account:
         self.log = log
         self.sent_ms = None  # ticks of the last message
         self.hours = []  # [[meter hour "YYYY-MM-DDTHH", import Ws, export Ws], ...] not
-        # yet given to accounting, the newest last
+        # yet given to accounting, the newest last; with quarter hours ("period_min": 15)
+        # each has four more, its quarters' import Ws (None: no power seen in it yet)
+        self.quarters = 4 if tariff.get("period_min") == 15 else 0
         self.sec = None  # seconds into the meter hour of the last reading
         self.p = [0, 0]  # the last power, import and export W
         self.time = None  # meter_time of the last reading
@@ -106,13 +112,18 @@ class Account:
             if not hours or hours[-1][0] != t[:13]:  # a new meter hour: accounting's turn
                 if len(hours) >= _HOURS_MAX:
                     del hours[0]
-                hours.append([t[:13], 0, 0])
+                hours.append([t[:13], 0, 0] + [None] * self.quarters)
                 self.sec = None
                 load = True
             last = self.sec
             if last is not None and 0 < sec - last <= _GAP_S:  # with the power until now
-                hours[-1][1] += self.p[0] * (sec - last)
-                hours[-1][2] += self.p[1] * (sec - last)
+                e = hours[-1]
+                e[1] += self.p[0] * (sec - last)
+                e[2] += self.p[1] * (sec - last)
+                for k in range(3, len(e)):  # quarter k - 3: its part of the interval
+                    dt = min(sec, (k - 2) * 900) - max(last, (k - 3) * 900)
+                    if dt > 0:
+                        e[k] = (e[k] or 0) + self.p[0] * dt
             self.sec = sec
             if sec < _SNAP_S and reading.get("active_energy_import") is not None:
                 # The register, kept until accounting has it (its own time says its hour).
@@ -147,16 +158,19 @@ class Account:
             if self.run is not None:
                 acc._t, acc._fold, acc._local, acc.last = self.run
             acc._p = [0, 0]  # the power until now is in self.hours already: none twice
-            for hour, wi, we in self.hours:
-                h = accounting.parse_time(hour + ":00:00")
-                if h is None or not (wi or we):
+            for x in self.hours:
+                h = accounting.parse_time(x[0] + ":00:00")
+                if h is None or not (x[1] or x[2] or x[3:] != [None] * self.quarters):
                     continue
                 r = acc._real(h[0], acc._fold == h[0])
                 acc._add(r, 0)  # the hour's entry, made within accounting's bound
                 for e in acc._est:
                     if e[0] == r:
-                        e[1] += wi
-                        e[2] += we
+                        e[1] += x[1]
+                        e[2] += x[2]
+                        for k in range(3, min(len(x), len(e))):  # quarters: those seen
+                            if x[k] is not None:
+                                e[k] = (e[k] or 0) + x[k]
             closed = False
             if reading is not None:
                 closed = acc.offer(reading)
@@ -172,8 +186,9 @@ class Account:
             # Handed over only now: a MemoryError above drops acc, and these hours go to
             # the next load instead of being lost.
             self.hours = self.hours[-1:]  # the hour under way goes on here
-            if self.hours:
-                self.hours[-1][1] = self.hours[-1][2] = 0  # given to accounting: once
+            for x in self.hours:  # given to accounting: once
+                for k in range(1, len(x)):
+                    x[k] = 0 if k < 3 else None
             return closed
         finally:
             del accounting
@@ -205,14 +220,17 @@ class Account:
         energy does: nothing of this hour's power (so far 0, no projection, the time the
         hour's start), whenever it is sent (after an outage, too)."""
         head, now, allowed, today, month_i, month_e, last = self.fig
-        so_far = 0
+        so_far = mine = 0  # this hour so far; mine: of what `allowed` limits (a quarter)
         hours = self.hours
-        if level > 1 and hours and now[:13] == hours[-1][0]:
-            so_far = hours[-1][1] // 3600
         left = 3600 - self.sec if self.sec is not None else 0
+        if level > 1 and hours and now[:13] == hours[-1][0]:
+            e = hours[-1]
+            so_far = mine = e[1] // 3600
+            if len(e) > 3:
+                mine = (e[3 + min(3, (self.sec or 0) // 900)] or 0) // 3600
         projected = so_far + self.p[0] * left // 3600 if level > 1 else None
         if allowed:
-            allowed = max(0, allowed - so_far)
+            allowed = max(0, allowed - mine)
         when = self.time if level > 1 else now
         n = put(buf, 0, '{"meter_time":%s,%s' % ('"%s"' % when if when else "null", head))
         return put(buf, n, ',"hour":"%s","hour_kwh":%s,"projected_kwh":%s,"allowed_kwh":%s,'
@@ -240,8 +258,9 @@ def _figures(acc, accounting):
         now[:7], k, kwh(lo), "null" if hi is None else kwh(hi),
         prices[k - 1] if prices and 0 < k <= len(prices) else "null", kwh(cap))]  # fmt: skip
     sep = ""
-    for h, wh in peaks:
-        head.append('%s{"hour":"%s","kwh":%s}' % (sep, hour_text(h), kwh(wh)))
+    for p in peaks:  # an hour, or with quarter hours [hour, Wh, quarter]
+        head.append('%s{"hour":"%s","kwh":%s}'
+                    % (sep, hour_text(p[0], p[2] if len(p) > 2 else 0), kwh(p[1])))  # fmt: skip
         sep = ","
     head.append("]")
     last = acc.last

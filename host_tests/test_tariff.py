@@ -7,6 +7,7 @@ import json
 from types import SimpleNamespace
 
 from hanctl import runtime
+from mp import run_driver
 
 runtime.use_firmware_in_cpython()
 import tariff  # noqa: E402  (firmware/, on the path only now)
@@ -200,3 +201,77 @@ def test_a_register_without_memory_to_load_accounting_waits_and_is_counted_late(
                                 "export_kwh": 0}  # fmt: skip
     assert Short.left == 0
     assert [a[0] for a in said] == ["tariff: no memory for the account, retried:"]
+
+
+def quarter_watts(k, q):
+    """W in quarter q of hour k from START: each day's peak 18:30-18:45, 8 kW + 400 W a day."""
+    return 8000 + 400 * (k // 24) if (k % 24, q) == (18, 2) else 1000 + 40 * (k * 5 + q) % 680
+
+
+def quarter_readings(days=3):
+    """Three days from START: the register at hh:00:05, the power every 10 s."""
+    readings, reg = [], 7_000_000
+    for k in range(days * 24 + 1):
+        t = START + dt.timedelta(hours=k)
+        readings.append({"meter_time": t.strftime("%Y-%m-%dT%H:00:05"),
+                         "active_energy_import": (reg, -3)})  # fmt: skip
+        if k == days * 24:
+            break
+        for s in range(10, 3600, 10):
+            when = (t + dt.timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%S")
+            readings.append({"meter_time": when, "active_power_import": quarter_watts(k, s // 900)})
+        reg += sum(quarter_watts(k, q) for q in range(4)) // 4
+    return readings
+
+
+def test_quarter_hours_on_the_dongle_keep_four_numbers_an_hour(tmp_path, monkeypatch):
+    """With "period_min": 15 the dongle integrates each quarter's power between loads (4
+    numbers an hour, no readings kept) and the message's peaks are quarters: each day's
+    largest, 18:30-18:45 at 8 kW + 400 W a day, against this file's own calculation."""
+    monkeypatch.chdir(tmp_path)
+    readings = quarter_readings()
+    account = tariff.Account({"period_min": 15}, [dest(2)], print)
+    feed(account, readings[:-10])  # up to 23:58:20 of the third day, its register not yet
+    assert [len(h) for h in account.hours] == [7]  # the hour under way: text, 2 + 4 numbers
+    assert all(type(x) is int for x in account.hours[0][1:])
+    msg = written(account)
+    top = [(f"2026-01-0{d}T18:30:00", (8000 + 400 * (d - 1)) / 4) for d in (3, 2, 1)]
+    assert [p["hour"] for p in msg["peaks"]] == [h for h, _ in top]
+    for p, (_, wh) in zip(msg["peaks"], top, strict=True):
+        assert abs(p["kwh"] * 1000 - wh) <= 10  # the 15 s around each register are not seen
+    assert abs(msg["capacity_kw"] * 1000 - 4 * sum(wh for _, wh in top) / 3) <= 40
+    # What this quarter (23:45-24:00) may still take: 3 x hi / 4 less the two other days'
+    # peaks, less what it took so far (23:45:00 to 23:58:20 at its power).
+    so_far = quarter_watts(71, 3) * 800 / 3600
+    allowed = 3 * 10000 / 4 - (top[1][1] + top[2][1]) - 1 - so_far
+    assert msg["step_kw"] == [5, 10] and abs(msg["allowed_kwh"] * 1000 - allowed) <= 15
+
+
+QUARTERS_ON_MICROPYTHON = """
+import json, sys, tariff
+tariff.PATH = %r
+account = tariff.Account({"period_min": 15}, [], print)
+for i, line in enumerate(sys.stdin):
+    r = json.loads(line)
+    for k in r:
+        if type(r[k]) is list:
+            r[k] = tuple(r[k])
+    account.offer(r, i * 1000)
+buf = bytearray(1536)
+print(bytes(buf[: account.write(buf)]).decode())
+"""
+
+
+def test_quarter_hours_on_micropython_at_96k_as_on_cpython(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    readings = quarter_readings(2)[:-10]
+    account = tariff.Account({"period_min": 15}, [dest(2)], print)
+    for i, r in enumerate(readings):
+        account.offer(r, i * 1000)
+    stdin = "".join(json.dumps(r) + "\n" for r in readings)
+    code = QUARTERS_ON_MICROPYTHON % str(tmp_path / "mp-tariff.json")
+    proc = run_driver(code=code, stdin=stdin, heap="96K", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert got == written(account)
+    assert got["peaks"][0]["hour"] == "2026-01-02T18:30:00"
