@@ -21,7 +21,7 @@ RUNTIME = (
     # the web server and HomeWizard's local API (loaded when config.json turns it on)
     "httpd", "local_api",
     # the capacity tariff (loaded when a destination gets it)
-    "accounting", "tariff",
+    "accounting", "settlement", "tariff",
     "dongle", "startup",
 )  # fmt: skip
 BOARD = ("hal_esp32", "store")  # the hardware and the files kept through a power cut

@@ -16,8 +16,8 @@ def on_hour(hour, imp, exp, estimated):
     print(json.dumps(["hour", hour, imp, exp, estimated]))
 
 
-def on_quarter(quarter, imp, estimated):
-    print(json.dumps(["quarter", quarter, imp, estimated]))
+def on_quarter(hour, k, imp, estimated):
+    print(json.dumps(["quarter", accounting.hour_text(hour, k), imp, estimated]))
 
 
 def on_month(m):

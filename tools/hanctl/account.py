@@ -94,10 +94,10 @@ def lines(readings, tariff=None):
             }
         )
 
-    def on_quarter(quarter, imp, estimated):
+    def on_quarter(hour, k, imp, estimated):
         out.append(
             {
-                "quarter": quarter,
+                "quarter": accounting.hour_text(hour, k),
                 "active_energy_import": _num(accounting.kwh(imp)),
                 "estimated": estimated,
             }
