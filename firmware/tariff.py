@@ -32,12 +32,20 @@ from store import load_json, save_json
 from uptime import ticks_diff  # MicroPython's (ticks wrap at 2**30 ms), or its CPython model
 
 PATH = "tariff.json"
+MONTHS = "tariff_months.json"  # the last 13 months' summaries, written as each month ends
 _EVERY_MS = const(60000)  # the message between registers: once a minute (this hour so far)
 _GAP_S = const(30)  # power is integrated only between readings this close (as accounting's)
 _SNAP_S = const(60)  # a register this far into its hour is the hour's (as accounting's)
 _HOURS_MAX = const(48)  # hours of power kept while no register comes (accounting's bound)
 _RETRY = const(10)  # readings between two tries to load accounting for a waiting register
 _REGISTER = ("meter_time", "active_energy_import", "active_energy_export")
+# tariff.json's writes: a bucket of 24 (a day's), one more each 30 minutes of the dongle's
+# own clock. A meter's hours close once an hour; a meter clock that jumps an hour at each
+# push would otherwise write the flash at every push. A write left out is counted (unsaved)
+# and the next one saves all; a power cut between costs the hours since, split by the rule
+# of a lost register (accounting.py).
+_WRITE_MS = const(1800000)
+_WRITES_MS = const(43200000)  # 24 writes' worth
 
 
 class Account:
@@ -58,8 +66,14 @@ class Account:
         self.fig = None  # what the message takes from accounting (_load)
         self.pending = None  # the register accounting has not had yet (no memory to load it)
         self.failed = 0  # readings since a load failed for want of memory
-        # The state between loads as its JSON text: ~1.3 KB in one piece, where the lists
-        # and dicts it stands for took a few KB by the month's end.
+        self.due = False  # a new meter hour's load, put off until past the register's minute
+        self.given = None  # the meter hour of the last register accounting had
+        # tariff.json's write bucket (ms), its ticks; writes it left out (counted)
+        self.credit = [_WRITES_MS, 0, 0]
+        self.months_due = True  # summaries in the state that MONTHS has not yet (_months)
+        # The state between loads as its JSON text (~0.7 KB at a month's end), in one
+        # piece where the lists it stands for take more; the months before this one are
+        # in MONTHS, not here: only a month's end needs them (_months).
         self.state = json.dumps(load_json(PATH))
         try:
             self._load(None)  # a state of another shape fails here, not at a reading
@@ -76,7 +90,7 @@ class Account:
         could not be loaded for (no memory: a fragmented heap) is kept and given to it at
         a later reading, every _RETRY readings, logged once."""
         try:
-            closed = self._take(reading)
+            closed = self._take(reading, now_ms)
         except MemoryError as e:
             if not self.failed:
                 self.log("tariff: no memory for the account, retried:", repr(e))
@@ -97,7 +111,7 @@ class Account:
                 d.tariff = self
                 d.event.set()
 
-    def _take(self, reading):
+    def _take(self, reading, now_ms):
         t = reading.get("meter_time")
         sec = None
         if isinstance(t, str) and len(t) >= 19:
@@ -109,12 +123,13 @@ class Account:
         if sec is not None:
             self.time = t
             hours = self.hours
-            if not hours or hours[-1][0] != t[:13]:  # a new meter hour: accounting's turn
+            if not hours or hours[-1][0] != t[:13]:  # a new meter hour: accounting's turn,
+                # at its register, or past the minute that brings it (one load for both)
                 if len(hours) >= _HOURS_MAX:
                     del hours[0]
                 hours.append([t[:13], 0, 0] + [None] * self.quarters)
                 self.sec = None
-                load = True
+                self.due = True
             last = self.sec
             if last is not None and 0 < sec - last <= _GAP_S:  # with the power until now
                 e = hours[-1]
@@ -127,24 +142,35 @@ class Account:
             self.sec = sec
             if sec < _SNAP_S and reading.get("active_energy_import") is not None:
                 # The register, kept until accounting has it (its own time says its hour).
-                self.pending = {k: reading[k] for k in _REGISTER if k in reading}
+                # A P1 meter prints it in every telegram of the minute: the first one that
+                # accounting had serves. The same meter hour again after the minute is
+                # October's repeated hour, a boundary of its own.
+                if t[:13] != self.given or last is None or last >= _SNAP_S:
+                    self.pending = {k: reading[k] for k in _REGISTER if k in reading}
+                    load = True
+            elif self.due and sec >= _SNAP_S:  # no register in the hour's first minute
                 load = True
         p = reading.get("active_power_import")
         if p is not None:
             self.p[0] = _w(p)
             q = reading.get("active_power_export")
             self.p[1] = 0 if q is None else _w(q)
-        if (self.pending is not None or self.fig is None) and not load:  # still waiting
+        if self.failed:  # a load found no memory: tried again every _RETRY readings
             self.failed += 1
             load = self.failed % _RETRY == 0
         if not load:
             return False
-        closed = self._load(self.pending or reading)
+        closed = self._load(self.pending or reading, now_ms)
+        if self.pending:
+            self.given = self.pending["meter_time"][:13]
         self.pending = None
         self.failed = 0
+        self.due = False
+        if self.months_due:  # a month ended (or a file from before MONTHS): to MONTHS
+            self._months()
         return closed
 
-    def _load(self, reading):
+    def _load(self, reading, now_ms=0):
         """Load accounting, give it the power of the hours since and reading (a register,
         or the first reading of a meter hour), keep its state and the message's figures,
         and drop it again. True when an hour closed."""
@@ -171,28 +197,67 @@ class Account:
                         for k in range(3, min(len(x), len(e))):  # quarters: those seen
                             if x[k] is not None:
                                 e[k] = (e[k] or 0) + x[k]
-            closed = False
-            if reading is not None:
-                closed = acc.offer(reading)
+            closed = acc.offer(reading) if reading is not None else False
             state = acc.state()
-            if closed:
-                try:
-                    save_json(PATH, state)  # once an hour, at the register
-                except OSError as e:  # a full flash: the account goes on in RAM
-                    self.log("tariff: state not saved:", repr(e))
-            self.state = json.dumps(state)
-            self.run = (acc._t, acc._fold, acc._local, acc.last)
-            self.fig = _figures(acc, accounting)
-            # Handed over only now: a MemoryError above drops acc, and these hours go to
-            # the next load instead of being lost.
-            self.hours = self.hours[-1:]  # the hour under way goes on here
-            for x in self.hours:  # given to accounting: once
-                for k in range(1, len(x)):
-                    x[k] = 0 if k < 3 else None
-            return closed
+            fig = _figures(acc, accounting)
+            run = (acc._t, acc._fold, acc._local, acc.last)
         finally:
+            acc = None
             del accounting
             sys.modules.pop("accounting", None)
+            sys.modules.pop("settlement", None)  # its seldom paths, if they came
+        # The state's text and its file made with accounting's code gone (~4.4 KB): a
+        # 96K dongle with two destinations has ~8 KB free at a load, in pieces.
+        gc.collect()
+        text = json.dumps(state)
+        if closed:
+            self._save(state, now_ms)
+        # Handed over only now: a MemoryError above leaves all as it was, and the
+        # register and these hours go to the next load instead of being lost.
+        self.state, self.fig, self.run = text, fig, run
+        self.months_due = bool(state["y"])
+        self.hours = self.hours[-1:]  # the hour under way goes on here
+        for x in self.hours:  # given to accounting: once
+            for k in range(1, len(x)):
+                x[k] = 0 if k < 3 else None
+        return closed
+
+    def _save(self, state, now_ms):
+        """Write tariff.json, once an hour at the register; no more often than the bucket
+        (_WRITE_MS) lets a meter clock that jumps."""
+        c = self.credit
+        c[0] = min(_WRITES_MS, c[0] + max(0, ticks_diff(now_ms, c[1])))
+        c[1] = now_ms
+        if c[0] < _WRITE_MS:
+            c[2] += 1
+            return
+        c[0] -= _WRITE_MS
+        try:
+            save_json(PATH, state)
+        except OSError as e:  # a full flash: the account goes on in RAM
+            self.log("tariff: state not saved:", repr(e))
+
+    def _months(self):
+        """Move the summaries of the months that ended (the state's "y", accounting.py) to
+        MONTHS, which keeps the last 13. Only a month's end (and a boot) comes here, out of
+        the load: the months before this one are not in the heap at each register. The
+        state keeps them until MONTHS has them: a power cut between leaves a month in both,
+        and its name puts it in its place again."""
+        gc.collect()
+        state = json.loads(self.state)
+        if state.get("y"):
+            import settlement
+
+            try:
+                save_json(MONTHS, settlement.months(load_json(MONTHS), state["y"]))
+            except OSError as e:  # kept in the state (13 at most) until a write succeeds
+                self.log("tariff: months not saved:", repr(e))
+                return
+            finally:
+                sys.modules.pop("settlement", None)
+            state["y"] = []
+            self.state = json.dumps(state)
+        self.months_due = False
 
     async def send(self, client, d):
         """Publish the message to destination d (destination.py _flush) over its session:

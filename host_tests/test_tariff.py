@@ -53,8 +53,11 @@ def written(account):
 
 
 def feed(account, readings, t0=0):
-    for i, r in enumerate(readings):
-        account.offer(r, t0 + i * 1000)
+    """Each reading at the ticks of its meter time, as a meter paces them (an hour of the
+    dongle's clock between registers: tariff.json's writes are bounded by that clock)."""
+    for r in readings:
+        s = (dt.datetime.fromisoformat(r["meter_time"]) - START).total_seconds()
+        account.offer(r, (t0 + int(s) * 1000) % 2**30)  # MicroPython's ticks wrap at 2**30
 
 
 def test_the_message_against_the_registers(tmp_path, monkeypatch):
@@ -119,7 +122,9 @@ def test_a_reboot_keeps_the_month_a_new_month_starts_fresh(tmp_path, monkeypatch
     msg = written(account)
     assert msg["month"] == "2026-02"
     assert msg["month_kwh"] == sum(w for h, w in truth.items() if h[:7] == "2026-02") / 1000
-    assert json.loads(account.state)["y"][0][0] == "2026-01"  # January's summary, kept
+    months = json.loads((tmp_path / tariff.MONTHS).read_text())
+    assert [m[0] for m in months] == ["2026-01"]  # January's summary, kept
+    assert json.loads(account.state)["y"] == []  # in MONTHS, not in the state at each load
 
 
 def test_thirteen_months_fit_the_flash_budget_and_a_broken_file_starts_afresh(
@@ -133,7 +138,8 @@ def test_thirteen_months_fit_the_flash_budget_and_a_broken_file_starts_afresh(
     daily = [r for r in readings if r["meter_time"][11:13] == "00" or r is readings[-1]]
     feed(account, readings[: 24 * 3 * 3] + [r for r in daily if r["meter_time"] > "2026-01-04"])
     state = (tmp_path / tariff.PATH).read_text()
-    assert len(json.loads(account.state)["y"]) == 13  # the last 13 months, no more
+    months = json.loads((tmp_path / tariff.MONTHS).read_text())
+    assert [m[0] for m in months] == [f"2026-{m:02d}" for m in range(1, 13)] + ["2027-01"]
     assert len(state) <= 4096, len(state)  # README: at most 4 KB, 8 KB with its temp file
     (tmp_path / tariff.PATH).write_text('{"b": 5, "d": [1]}')
     said = []
@@ -185,8 +191,10 @@ def test_a_register_without_memory_to_load_accounting_waits_and_is_counted_late(
     assert booting.fig is None  # nothing to send
     booting.offer({"active_power_import": 5}, 0)  # no time: no load, no message
     assert full.tariff is None
-    booting.offer(readings[1], 1)  # a new meter hour: loaded now, and the message goes
-    assert booting.fig is not None and full.tariff is booting
+    for s in range(8):  # tried again at every 10th reading (the boot's was the first)
+        assert booting.fig is None and full.tariff is None
+        booting.offer({"meter_time": f"2026-01-01T00:20:{s:02d}", "active_power_import": 5}, 1)
+    assert booting.fig is not None and full.tariff is booting  # loaded, and the message goes
     for i, r in enumerate(readings):
         if r["meter_time"] == "2026-01-01T06:00:05":
             Short.left = 2  # the last register and its first retry fail
@@ -275,3 +283,71 @@ def test_quarter_hours_on_micropython_at_96k_as_on_cpython(tmp_path, monkeypatch
     got = json.loads(proc.stdout.splitlines()[-1])
     assert got == written(account)
     assert got["peaks"][0]["hour"] == "2026-01-02T18:30:00"
+
+
+def test_a_p1_meter_loads_accounting_once_an_hour(tmp_path, monkeypatch):
+    """A P1 meter prints its registers in every telegram (1 s apart, DSMR 5): only the
+    hour's first one loads accounting, and the hours come out as a List 3 meter's do."""
+    monkeypatch.chdir(tmp_path)
+    account = tariff.Account({}, [dest(2)], print)
+    loads = []
+    real = account._load
+    monkeypatch.setattr(account, "_load", lambda r, ms=0: loads.append(r) or real(r, ms))
+    reg = 7_000_000
+    for k in range(3):
+        t = START + dt.timedelta(hours=k)
+        for s in range(0, 3600):  # one telegram a second, the register in each
+            when = t + dt.timedelta(seconds=s)
+            account.offer({"meter_time": when.strftime("%Y-%m-%dT%H:%M:%S"),
+                           "active_energy_import": (reg + s * 1000 // 3600, -3),
+                           "active_power_import": 1000}, k * 3600_000 + s * 1000)  # fmt: skip
+        reg += 1000
+    assert len(loads) == 3, [r and r.get("meter_time") for r in loads]
+    assert written(account)["last_hour"]["hour"] == "2026-01-01T01:00:00"
+    msg = written(account)
+    assert round(msg["month_kwh"] - msg["hour_kwh"], 3) == 2.0  # the closed hours, exact
+
+
+def test_a_meter_clock_that_jumps_an_hour_a_push_writes_the_flash_a_bounded_number_of_times(
+    tmp_path, monkeypatch
+):
+    """Each push an hour later than the last, 2 s apart: 24 writes at once (a day's), then
+    one each 30 minutes of the dongle's clock; the rest counted in unsaved."""
+    monkeypatch.chdir(tmp_path)
+    writes = []
+    real = tariff.save_json
+    monkeypatch.setattr(tariff, "save_json", lambda p, v: writes.append(p) or real(p, v))
+    account = tariff.Account({}, [dest(2)], print)
+    readings, _ = hours(400)
+    registers = [r for r in readings if "active_energy_import" in r]
+    for i, r in enumerate(registers):  # 400 hours in 800 s
+        account.offer(r, i * 2000)
+    assert writes.count(tariff.PATH) == 24
+    assert account.credit[2] == 400 - 24  # counted
+    account.offer(readings[-1], 400 * 2000 + 30 * 60_000)  # half an hour later: one more
+    assert writes.count(tariff.PATH) == 24  # the same register: nothing closed, no write
+    account.offer(hours(401)[0][-1], 400 * 2000 + 30 * 60_000)
+    assert writes.count(tariff.PATH) == 25
+
+
+def test_a_state_saved_before_the_months_file_is_read_and_its_months_moved(tmp_path, monkeypatch):
+    """A tariff.json with the day maxima as {"DD": [hour, Wh]} and the months in "y" (as
+    main wrote it): the same message, and the months go to MONTHS."""
+    monkeypatch.chdir(tmp_path)
+    readings, _ = hours(24 * 40)
+    account = tariff.Account({}, [dest(2)], print)
+    feed(account, readings)
+    new = written(account)
+    state = json.loads(account.state)
+    old = dict(state)
+    old["d"] = {"%02d" % (i + 1): p for i, p in enumerate(state["d"]) if p}  # noqa: UP031
+    old["y"] = json.loads((tmp_path / tariff.MONTHS).read_text())
+    (tmp_path / tariff.MONTHS).unlink()
+    (tmp_path / tariff.PATH).write_text(json.dumps(old))
+    again = tariff.Account({}, [dest(2)], print)  # a reboot onto the old file
+    again.offer(readings[-1], 0)  # the last register again: nothing closes
+    got = written(again)
+    for k in ("month", "step", "capacity_kw", "peaks", "month_kwh", "allowed_kwh"):
+        assert got[k] == new[k], k
+    assert [m[0] for m in json.loads((tmp_path / tariff.MONTHS).read_text())] == ["2026-01"]
+    assert json.loads(again.state)["y"] == []
