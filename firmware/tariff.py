@@ -4,21 +4,22 @@
 # destination gets it (dongle.py): a dongle that shares no tariff never loads this or
 # accounting.
 #
-# Heap: accounting's code (~4.8 KB loaded from .mpy) is in the heap only while it works,
-# at each hour's register and at the first reading of each meter hour, as discovery is for
-# its rounds (docs/performance.md). Between, this module integrates the power per meter
-# hour (what a lost register is split by, accounting.py, and this hour so far) and makes
-# the message from the figures accounting left at the last load. With quarter hours
-# ("period_min": 15) each meter hour also keeps its four quarters' import Ws (4 numbers an
-# hour, at most 48 hours: no readings are kept), which accounting reconciles to the
-# hour's register (accounting.py).
+# Heap: accounting's code (~4.4 KB loaded from .mpy; settlement.py's ~1 KB only at a
+# month's end, with quarter hours or for a lost register) is in the heap only while it
+# works, once an hour at the hour's register (or the first reading past the hour's first
+# minute when none came), as discovery is for its rounds (docs/performance.md). Between,
+# this module integrates the power per meter hour (what a lost register is split by,
+# accounting.py, and this hour so far) and makes the message from the figures accounting
+# left at the last load. With quarter hours ("period_min": 15) each meter hour also keeps
+# its four quarters' import Ws (4 numbers an hour, at most 48 hours: no readings are
+# kept), which accounting reconciles to the hour's register (accounting.py).
 #
-# Flash: the state is one JSON file, tariff.json, written whole through store.save_json
-# (a power cut leaves the old file or the new one) once an hour, when the hour's register
-# closes an hour: 24 writes a day of at most ~4 KB (48 hours of estimates, a month's 31
-# day maxima, 13 months of summaries), 8 KB with its temp file while it is written; with
-# quarter hours at most ~5.1 KB (each pending hour's four quarters), 12 KB with the temp.
-# A reboot mid-month reloads it: the month's peaks are kept, a new month starts fresh
+# Flash: the state is tariff.json, written whole through store.save_json (a power cut
+# leaves the old file or the new one) once an hour, when the hour's register closes an
+# hour: 24 writes a day of at most ~2.3 KB (48 hours of estimates, a month's 31 day
+# maxima), ~4 KB with quarter hours, twice that with its temp file while it is written.
+# The last 13 months' summaries are MONTHS, written as a month ends (~1.1 KB). A reboot
+# mid-month reloads it: the month's peaks are kept, a new month starts fresh
 # (accounting.py). The hours since the last write are rebuilt from the registers.
 
 import gc
@@ -38,6 +39,7 @@ _GAP_S = const(30)  # power is integrated only between readings this close (as a
 _SNAP_S = const(60)  # a register this far into its hour is the hour's (as accounting's)
 _HOURS_MAX = const(48)  # hours of power kept while no register comes (accounting's bound)
 _RETRY = const(10)  # readings between two tries to load accounting for a waiting register
+_WAIT = const(6)  # registers kept while loads find no memory (a minute of retries each)
 _REGISTER = ("meter_time", "active_energy_import", "active_energy_export")
 # tariff.json's writes: a bucket of 24 (a day's), one more each 30 minutes of the dongle's
 # own clock. A meter's hours close once an hour; a meter clock that jumps an hour at each
@@ -64,7 +66,9 @@ class Account:
         self.time = None  # meter_time of the last reading
         self.run = None  # accounting's own between loads: time, fold, local hour, last hour
         self.fig = None  # what the message takes from accounting (_load)
-        self.pending = None  # the register accounting has not had yet (no memory to load it)
+        # The registers accounting has not had yet (no memory to load it), oldest first: each
+        # closes its own hour at the next load, none is lost (at most _WAIT, ~100 B each).
+        self.pending = []
         self.failed = 0  # readings since a load failed for want of memory
         self.due = False  # a new meter hour's load, put off until past the register's minute
         self.given = None  # the meter hour of the last register accounting had
@@ -76,11 +80,11 @@ class Account:
         # in MONTHS, not here: only a month's end needs them (_months).
         self.state = json.dumps(load_json(PATH))
         try:
-            self._load(None)  # a state of another shape fails here, not at a reading
+            self._load(())  # a state of another shape fails here, not at a reading
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
             log("tariff: state not readable, the account starts afresh:", repr(e))
             self.state = "{}"
-            self._load(None)
+            self._load(())
         except MemoryError as e:  # no figures yet: no message until a load succeeds
             log("tariff: no memory for the account, retried:", repr(e))
             self.failed = 1
@@ -146,7 +150,11 @@ class Account:
                 # accounting had serves. The same meter hour again after the minute is
                 # October's repeated hour, a boundary of its own.
                 if t[:13] != self.given or last is None or last >= _SNAP_S:
-                    self.pending = {k: reading[k] for k in _REGISTER if k in reading}
+                    w = self.pending
+                    if not w or w[-1]["meter_time"][:13] != t[:13]:  # P1: the hour's first
+                        if len(w) >= _WAIT:
+                            del w[0]  # the oldest gives way: split (accounting.py)
+                        w.append({k: reading[k] for k in _REGISTER if k in reading})
                     load = True
             elif self.due and sec >= _SNAP_S:  # no register in the hour's first minute
                 load = True
@@ -160,20 +168,20 @@ class Account:
             load = self.failed % _RETRY == 0
         if not load:
             return False
-        closed = self._load(self.pending or reading, now_ms)
+        closed = self._load(self.pending or (reading,), now_ms)
         if self.pending:
-            self.given = self.pending["meter_time"][:13]
-        self.pending = None
+            self.given = self.pending[-1]["meter_time"][:13]
+        self.pending = []
         self.failed = 0
         self.due = False
         if self.months_due:  # a month ended (or a file from before MONTHS): to MONTHS
             self._months()
         return closed
 
-    def _load(self, reading, now_ms=0):
-        """Load accounting, give it the power of the hours since and reading (a register,
-        or the first reading of a meter hour), keep its state and the message's figures,
-        and drop it again. True when an hour closed."""
+    def _load(self, readings, now_ms=0):
+        """Load accounting, give it the power of the hours since and readings (the waiting
+        registers, or the reading that made the hour's load due), keep its state and the
+        message's figures, and drop it again. True when an hour closed."""
         # Collected first, as for a discovery round: the module's code wants its pieces
         # whole, and the reading and its JSON are garbage by now.
         gc.collect()
@@ -197,7 +205,9 @@ class Account:
                         for k in range(3, min(len(x), len(e))):  # quarters: those seen
                             if x[k] is not None:
                                 e[k] = (e[k] or 0) + x[k]
-            closed = acc.offer(reading) if reading is not None else False
+            closed = False
+            for r in readings:
+                closed = acc.offer(r) or closed
             state = acc.state()
             fig = _figures(acc, accounting)
             run = (acc._t, acc._fold, acc._local, acc.last)
