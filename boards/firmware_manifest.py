@@ -22,9 +22,9 @@ RUNTIME = (
     # config.json turns it on; page_settings for a login or the settings alone)
     "httpd", "local_api", "page", "page_status", "page_settings", "web",
     # the capacity tariff (loaded when a destination gets it)
-    "accounting", "tariff",
-    # setup mode: the access point, the captive portal's DNS, the page (loaded only there)
-    "page", "captive", "portal",
+    "accounting", "settlement", "tariff",
+    # setup mode: the access point and the captive portal's DNS (loaded only there)
+    "captive", "portal",
     "dongle", "startup",
 )  # fmt: skip
 # the hardware (and setup mode's Wi-Fi, loaded there only), and the files kept through a

@@ -20,14 +20,25 @@
 #   "windows" in the tariff, only the hours that begin inside one count towards the peaks;
 #   a window is {"months": [...], "days": "weekdays" or "all", "hours": [from, to)} in the
 #   meter's local time (e.g. November to March, weekdays, 07-19). Energy still counts.
+# - Quarter hours ("period_min": 15, the EU's 15-minute settlement, Sweden's effektavgift
+#   by quarter): the peaks are quarters, each day's largest quarter, and the capacity is
+#   the mean of the three quarters' energy x 4 (kWh in 15 minutes x 4 = the quarter's mean
+#   kW). A quarter's energy is integrated from the import power within it, and reconciled
+#   to the hour's register when the hour closes (settlement.quarters()): the hour's Wh
+#   are shared in proportion to the quarters' integrated power, in whole Wh, the rounding
+#   remainder to the largest quarter, so the four sum exactly to the register difference. A quarter
+#   with no power reading in it gets the mean of the quarters that had some (an even
+#   share when none had) and is marked estimated; every quarter of an estimated hour is.
+#   Export stays hourly (no peak is made of it). Windows count a quarter by its hour.
 
 from micropython import const
 
 _SNAP_S = const(60)  # a register this many seconds into its hour is the hour's boundary
 _GAP_S = const(30)  # power is integrated only between readings this close in time
 _PENDING_MAX = const(48)  # hours kept with their estimates while a boundary is missing
+# (settlement.py's split and month summaries: loaded only when they come)
 _SPLIT_MAX = const(1488)  # hours (62 days) a missing stretch is split over; longer: restart
-_MONTHS = const(13)  # months kept in the history
+_DAYS = const(31)  # the month's days: the largest hour of day d at _days_max[d - 1]
 STEPS_KW = (0, 2, 5, 10, 15, 20, 25, 50, 75, 100)  # a typical ladder (Elvia, Tensio, BKK)
 
 
@@ -73,10 +84,10 @@ def parse_time(text):
     return _days(y, mo, d) * 24 + h, mi * 60 + s
 
 
-def hour_text(h):
-    """ "YYYY-MM-DDTHH:00:00" of local hour number h."""
+def hour_text(h, k=0):
+    """ "YYYY-MM-DDTHH:MM:00" of local hour number h, its quarter k (0-3) for the minutes."""
     y, m, d = _civil(h // 24)
-    return "%04d-%02d-%02dT%02d:00:00" % (y, m, d, h % 24)
+    return "%04d-%02d-%02dT%02d:%02d:00" % (y, m, d, h % 24, 15 * k)
 
 
 def kwh(wh):
@@ -114,24 +125,40 @@ def _w(v):
 
 class Accounting:
     """Hours, days and months of one meter. on_hour(hour, import_wh, export_wh, estimated)
-    is called as each hour closes, on_month(summary) as a month ends (see month())."""
+    is called as each hour closes, on_month(summary) as a month ends (see month()), and
+    with quarter hours on_quarter(local hour, quarter 0-3, import_wh, estimated) for each of
+    its quarters (hour_text(hour, quarter) its start). month(), quarters() and the split of a
+    lost register's hours are in settlement.py, loaded when they come."""
 
-    def __init__(self, tariff=None, state=None, on_hour=None, on_month=None):
+    def __init__(self, tariff=None, state=None, on_hour=None, on_month=None, on_quarter=None):
         tariff = tariff or {}
-        self.steps = [int(x * 1000 + 0.5) for x in tariff.get("steps_kw", STEPS_KW)]
+        self.steps = []
+        for x in tariff.get("steps_kw", STEPS_KW):
+            self.steps.append(int(x * 1000 + 0.5))
         self.prices = tariff.get("prices")
         self.offset = tariff.get("utc_offset_h", 1)  # CET: Norway, Sweden, Denmark
         self.summer = tariff.get("summer_time", True)
         self.windows = tariff.get("windows")  # None: every hour counts towards the peaks
+        self.quarters = tariff.get("period_min") == 15  # peaks of quarters, not hours
+        self.on_quarter = on_quarter
         self.on_hour = on_hour
         self.on_month = on_month
         st = state or {}
         self._b = st.get("b")  # [real hour, import Wh, export Wh, local hour] of the last boundary
-        self._est = st.get("e", [])  # [[real hour, import Ws, export Ws], ...] since _b
+        self._est = st.get("e", [])  # [[real hour, import Ws, export Ws], ...] since _b,
+        # with quarters four more: each quarter's import Ws, None while no power was seen
         self._month = st.get("m", "")  # "YYYY-MM" of the hours in _days_max
-        self._days_max = st.get(
-            "d", {}
-        )  # day of month (str) -> [local hour, Wh], the day's largest
+        # Day d's largest hour at [d - 1]: [local hour, Wh], with quarters [local hour, Wh,
+        # quarter 0-3] (its largest quarter); 0 while none counts. A list where a dict of
+        # "DD" took ~0.8 KB more at each load (tariff.py), in pieces of 32 B or less.
+        d = st.get("d") or [0] * _DAYS
+        if type(d) is dict:  # a state saved by a dongle before the list: "DD" -> the day's
+            d, days = [0] * _DAYS, d
+            for k in days:
+                d[int(k) - 1] = days[k]
+        if len(d) != _DAYS:
+            raise ValueError("days")
+        self._days_max = d
         self._totals = st.get("t", [0, 0, "", 0])  # month import, export Wh; day text, its import
         self.history = st.get("y", [])  # the last months: summaries, oldest first
         self._t = None  # seconds (real) of the last reading with a time
@@ -196,9 +223,10 @@ class Accounting:
             now = r * 3600 + sec
             if self._t is not None and r != self._t // 3600:
                 self._progress = None  # a new hour: the last one's register progress is done
+            # The power until this reading first: the hour a register closes has all of it.
+            self._integrate(now, r)
             if imp is not None:
                 closed = self._register(r, h, sec, imp, _wh(reading.get("active_energy_export")))
-            self._integrate(now, r)
             self._local = h
         p = _w(reading.get("active_power_import"))
         if p is not None:
@@ -212,23 +240,28 @@ class Accounting:
         self._t = now
         if t is None or not 0 < now - t <= _GAP_S:
             return
-        start = r * 3600  # the part of the interval before this hour began goes to the last
+        # The part of the interval before this hour (quarter) began goes to the last one.
+        start = now - now % (900 if self.quarters else 3600)
         if t < start:
-            self._add(r - 1, start - t)
+            self._add(t // 3600, start - t, t % 3600 // 900)
             t = start
-        self._add(r, now - t)
+        self._add(r, now - t, t % 3600 // 900)
 
-    def _add(self, r, dt):
+    def _add(self, r, dt, k=-1):
+        """dt seconds of the last power to real hour r, and to its quarter k (0-3) with
+        quarters (-1: the entry alone)."""
         for e in self._est:
             if e[0] == r:
                 break
         else:
             if len(self._est) >= _PENDING_MAX:
                 del self._est[0]
-            e = [r, 0, 0]
+            e = [r, 0, 0] + [None] * (4 if self.quarters else 0)
             self._est.append(e)
         e[1] += self._p[0] * dt
         e[2] += self._p[1] * dt
+        if k >= 0 and dt and len(e) > 3:  # a quarter is seen when time of it was
+            e[3 + k] = (e[3 + k] or 0) + self._p[0] * dt
 
     def _register(self, r, h, sec, imp, exp):
         if exp is None:
@@ -254,47 +287,30 @@ class Accounting:
         if gap == 1:
             self._close(b[0], b[3], di, de, False)
         else:
-            self._split(b[0], gap, di, de)
+            import settlement  # a lost register: seldom (settlement.py)
+
+            settlement.split(self, b[0], gap, di, de)
         self._restart(r, h, imp, exp)
         return True
 
     def _restart(self, r, h, imp, exp):
         self._b = [r, imp, exp, h]
-        self._est = [e for e in self._est if e[0] >= r]
+        est = self._est
+        for e in list(est):
+            if e[0] < r:
+                est.remove(e)
         self._progress = None
-
-    def _split(self, r0, gap, di, de):
-        weights = [0] * gap if gap <= _PENDING_MAX else None
-        if weights is not None:
-            for e in self._est:
-                if r0 <= e[0] < r0 + gap:
-                    weights[e[0] - r0] = e[1]
-        total = sum(weights) if weights else 0
-        done_i = done_e = 0
-        for k in range(gap):
-            if k == gap - 1:  # the remainders go to the last hour: the sum stays exact
-                i, x = di - done_i, de - done_e
-            elif total:
-                i = di * weights[k] // total
-                x = de * weights[k] // total
-            else:
-                i, x = di // gap, de // gap
-            done_i += i
-            done_e += x
-            self._close(r0 + k, self._local_of(r0 + k), i, x, True)
-
-    def _local_of(self, r):
-        """Local hour whose standard-time hour is r (the first pass where two are)."""
-        return r + 1 if self.summer and self._real(r + 1) == r else r
 
     def _close(self, r, h, imp, exp, estimated):
         text = hour_text(h)
         month = text[:7]
         if month != self._month:
             if self._month:
-                self._end_month()
+                import settlement  # once a month (settlement.py)
+
+                settlement.end_month(self)
             self._month = month
-            self._days_max = {}
+            self._days_max = [0] * _DAYS
             self._totals = [0, 0, "", 0]
         t = self._totals
         t[0] += imp
@@ -302,10 +318,15 @@ class Accounting:
         if t[2] != text[:10]:
             t[2], t[3] = text[:10], 0
         t[3] += imp
-        day = text[8:10]
-        best = self._days_max.get(day)
-        if (best is None or imp > best[1]) and self.counts(h):
-            self._days_max[day] = [h, imp]
+        d = self._days_max
+        i = int(text[8:10]) - 1
+        if not self.quarters:
+            if (not d[i] or imp > d[i][1]) and self.counts(h):
+                d[i] = [h, imp]
+        else:
+            import settlement  # quarter hours ("period_min": 15, settlement.py)
+
+            settlement.close_quarters(self, r, h, imp, estimated, i)
         self.last = (text, imp, exp, estimated)
         if self.on_hour:
             self.on_hour(text, imp, exp, estimated)
@@ -326,17 +347,31 @@ class Accounting:
     # -- figures --------------------------------------------------------------------------
 
     def peaks(self):
-        """The month's three largest days: [[local hour, Wh], ...], largest first."""
-        days = sorted(self._days_max.values(), key=lambda p: -p[1])
-        return days[:3]
+        """The month's three largest days: [[local hour, Wh], ...], largest first; with
+        quarters [[local hour, Wh, quarter], ...] (hour_text(p[0], p[2]) its start)."""
+        top = []  # largest first; of equal days, the earlier
+        for p in self._days_max:
+            if p:
+                k = len(top)
+                while k and top[k - 1][1] < p[1]:
+                    k -= 1
+                if k < 3:
+                    top.insert(k, p)
+                    if len(top) > 3:
+                        top.pop()
+        return top
 
     def capacity_w(self, peaks=None):
-        """Mean of the month's peaks in Wh per hour (= W), rounded half up; 0 with none."""
+        """Mean of the month's peaks in Wh per hour (= W), rounded half up; 0 with none.
+        Quarters: the mean of their Wh x 4 (Wh in 15 minutes x 4 = their mean W)."""
         peaks = self.peaks() if peaks is None else peaks
         if not peaks:
             return 0
         n = len(peaks)
-        return (sum(p[1] for p in peaks) * 2 + n) // (2 * n)
+        wh = 0
+        for p in peaks:
+            wh += p[1]
+        return (wh * (8 if self.quarters else 2) + n) // (2 * n)
 
     def step(self, cap_w):
         """(lower, upper) W of the ladder's interval holding cap_w; upper None at the top."""
@@ -346,66 +381,37 @@ class Accounting:
                 return steps[i], steps[i + 1] if i + 1 < len(steps) else None
         return 0, steps[0] if steps else None
 
-    def month(self):
-        """The month so far: {"month", "peaks", "capacity_w", "step", import/export Wh}."""
-        peaks = self.peaks()
-        cap = self.capacity_w(peaks)
-        return {
-            "month": self._month,
-            "peaks": peaks,
-            "capacity_w": cap,
-            "step": self.step(cap),
-            "import_wh": self._totals[0],
-            "export_wh": self._totals[1],
-        }
-
-    def _end_month(self):
-        summary = self.month()
-        self.history.append([summary["month"], summary["peaks"], summary["capacity_w"],
-                             summary["import_wh"], summary["export_wh"]])  # fmt: skip
-        if len(self.history) > _MONTHS:
-            del self.history[0]
-        if self.on_month:
-            self.on_month(summary)
-
     def finish(self):
         """End of the input (hanctl account): report the month so far."""
         if self._month and self.on_month:
-            self.on_month(self.month())
+            import settlement
 
-    def hour_so_far(self):
-        """(Wh imported this hour so far, projected to its end, seconds left): the register
-        mid-hour where the meter prints one, else the integrated power."""
-        if self._hour_now() is None:
-            return 0, 0, 0
-        r = self._hour_now()
-        left = 3600 - (self._t - r * 3600)
-        if self._progress is not None:
-            so_far = self._progress
-        else:
-            so_far = 0
-            for e in self._est:
-                if e[0] == r:
-                    so_far = e[1] // 3600
-        return so_far, so_far + self._p[0] * left // 3600, left
-
-    def _hour_now(self):
-        return None if self._t is None else self._t // 3600
+            self.on_month(settlement.month(self))
 
     def allowed_wh(self, so_far=0):
-        """Wh this hour may still import before the month's capacity reaches the next step
-        (0 when it has, None at the ladder's top)."""
+        """Wh this hour (with quarters: this quarter; so_far is its own) may still import
+        before the month's capacity reaches the next step (0 when it has, None at the
+        ladder's top)."""
         upper = self.step(self.capacity_w())[1]
         if upper is None or self._local is not None and not self.counts(self._local):
             return None  # the top step, or an hour outside the windows: no limit
         text = hour_text(self._local) if self._local is not None else ""
-        days = self._days_max if text[:7] == self._month else {}  # a new month starts empty
-        today = text[8:10]
-        mine = days.get(today)
-        others = sorted((p[1] for d, p in days.items() if d != today), reverse=True)
-        others = others[:2] if len(others) >= 2 else others
+        d = self._days_max if text[:7] == self._month else ()  # a new month starts empty
+        today = int(text[8:10]) - 1 if text else -1
+        mine = None
+        others = []
+        for i, p in enumerate(d):
+            if p:
+                if i == today:
+                    mine = p[1]
+                else:
+                    others.append(p[1])
+        others.sort(reverse=True)
+        others = others[:2]
         k = len(others) + 1
-        limit = k * upper - sum(others) - 1  # the largest hour that keeps the mean below
-        if mine is not None and mine[1] > limit:
+        # The largest hour (quarter: its Wh x 4 count) that keeps the mean below the step.
+        limit = (k * upper + 3) // 4 if self.quarters else k * upper
+        limit -= sum(others) + 1
+        if mine is not None and mine > limit:
             return 0
         return max(0, limit - so_far)

@@ -63,7 +63,7 @@ LOCAL_API_KEYS = ("enabled", "interval", "share")
 # write them.
 PAGE_KEYS = ("enabled", "iterations", "password_hash", "salt", "session_s")
 PAGE_ITERATIONS = 2000  # what `hanctl config password` and the page write (page.py: why)
-TARIFF_KEYS = ("prices", "steps_kw", "summer_time", "utc_offset_h", "windows")
+TARIFF_KEYS = ("period_min", "prices", "steps_kw", "summer_time", "utc_offset_h", "windows")
 WINDOW_KEYS = ("days", "hours", "months")
 WINDOWS_MAX = 8  # a grid operator's windows: one or two (winter weekdays, say)
 # The ladder's length: grid companies publish 5 to 10 steps; 16 bounds what the dongle
@@ -277,6 +277,12 @@ def _tariff(pr, v):
         out["summer_time"] = _flag(pr, "tariff.summer_time", v["summer_time"])
     if "windows" in v:
         out["windows"] = _windows(pr, v["windows"])
+    if "period_min" in v:  # the settlement period: hours, or the EU's 15-minute quarters
+        x = v["period_min"]
+        if type(x) is not int or x not in (15, 60):
+            pr.add("tariff.period_min", "%s is not 15 or 60; use 60 (hours) or 15 (quarter "
+                   "hours)" % _show(x))  # fmt: skip
+        out["period_min"] = x
     return out
 
 

@@ -4,17 +4,22 @@
 # destination gets it (dongle.py): a dongle that shares no tariff never loads this or
 # accounting.
 #
-# Heap: accounting's code (~4.8 KB loaded from .mpy) is in the heap only while it works,
-# at each hour's register and at the first reading of each meter hour, as discovery is for
-# its rounds (docs/performance.md). Between, this module integrates the power per meter
-# hour (what a lost register is split by, accounting.py, and this hour so far) and makes
-# the message from the figures accounting left at the last load.
+# Heap: accounting's code (~4.4 KB loaded from .mpy; settlement.py's ~1 KB only at a
+# month's end, with quarter hours or for a lost register) is in the heap only while it
+# works, once an hour at the hour's register (or the first reading past the hour's first
+# minute when none came), as discovery is for its rounds (docs/performance.md). Between,
+# this module integrates the power per meter hour (what a lost register is split by,
+# accounting.py, and this hour so far) and makes the message from the figures accounting
+# left at the last load. With quarter hours ("period_min": 15) each meter hour also keeps
+# its four quarters' import Ws (4 numbers an hour, at most 48 hours: no readings are
+# kept), which accounting reconciles to the hour's register (accounting.py).
 #
-# Flash: the state is one JSON file, tariff.json, written whole through store.save_json
-# (a power cut leaves the old file or the new one) once an hour, when the hour's register
-# closes an hour: 24 writes a day of at most ~4 KB (48 hours of estimates, a month's 31
-# day maxima, 13 months of summaries), 8 KB with its temp file while it is written.
-# A reboot mid-month reloads it: the month's peaks are kept, a new month starts fresh
+# Flash: the state is tariff.json, written whole through store.save_json (a power cut
+# leaves the old file or the new one) once an hour, when the hour's register closes an
+# hour: 24 writes a day of at most ~2.3 KB (48 hours of estimates, a month's 31 day
+# maxima), ~4 KB with quarter hours, twice that with its temp file while it is written.
+# The last 13 months' summaries are MONTHS, written as a month ends (~1.1 KB). A reboot
+# mid-month reloads it: the month's peaks are kept, a new month starts fresh
 # (accounting.py). The hours since the last write are rebuilt from the registers.
 
 import gc
@@ -28,12 +33,21 @@ from store import load_json, save_json
 from uptime import ticks_diff  # MicroPython's (ticks wrap at 2**30 ms), or its CPython model
 
 PATH = "tariff.json"
+MONTHS = "tariff_months.json"  # the last 13 months' summaries, written as each month ends
 _EVERY_MS = const(60000)  # the message between registers: once a minute (this hour so far)
 _GAP_S = const(30)  # power is integrated only between readings this close (as accounting's)
 _SNAP_S = const(60)  # a register this far into its hour is the hour's (as accounting's)
 _HOURS_MAX = const(48)  # hours of power kept while no register comes (accounting's bound)
 _RETRY = const(10)  # readings between two tries to load accounting for a waiting register
+_WAIT = const(6)  # registers kept while loads find no memory (a minute of retries each)
 _REGISTER = ("meter_time", "active_energy_import", "active_energy_export")
+# tariff.json's writes: a bucket of 24 (a day's), one more each 30 minutes of the dongle's
+# own clock. A meter's hours close once an hour; a meter clock that jumps an hour at each
+# push would otherwise write the flash at every push. A write left out is counted (unsaved)
+# and the next one saves all; a power cut between costs the hours since, split by the rule
+# of a lost register (accounting.py).
+_WRITE_MS = const(1800000)
+_WRITES_MS = const(43200000)  # 24 writes' worth
 
 
 class Account:
@@ -44,23 +58,33 @@ class Account:
         self.log = log
         self.sent_ms = None  # ticks of the last message
         self.hours = []  # [[meter hour "YYYY-MM-DDTHH", import Ws, export Ws], ...] not
-        # yet given to accounting, the newest last
+        # yet given to accounting, the newest last; with quarter hours ("period_min": 15)
+        # each has four more, its quarters' import Ws (None: no power seen in it yet)
+        self.quarters = 4 if tariff.get("period_min") == 15 else 0
         self.sec = None  # seconds into the meter hour of the last reading
         self.p = [0, 0]  # the last power, import and export W
         self.time = None  # meter_time of the last reading
         self.run = None  # accounting's own between loads: time, fold, local hour, last hour
         self.fig = None  # what the message takes from accounting (_load)
-        self.pending = None  # the register accounting has not had yet (no memory to load it)
+        # The registers accounting has not had yet (no memory to load it), oldest first: each
+        # closes its own hour at the next load, none is lost (at most _WAIT, ~100 B each).
+        self.pending = []
         self.failed = 0  # readings since a load failed for want of memory
-        # The state between loads as its JSON text: ~1.3 KB in one piece, where the lists
-        # and dicts it stands for took a few KB by the month's end.
+        self.due = False  # a new meter hour's load, put off until past the register's minute
+        self.given = None  # the meter hour of the last register accounting had
+        # tariff.json's write bucket (ms), its ticks; writes it left out (counted)
+        self.credit = [_WRITES_MS, 0, 0]
+        self.months_due = True  # summaries in the state that MONTHS has not yet (_months)
+        # The state between loads as its JSON text (~0.7 KB at a month's end), in one
+        # piece where the lists it stands for take more; the months before this one are
+        # in MONTHS, not here: only a month's end needs them (_months).
         self.state = json.dumps(load_json(PATH))
         try:
-            self._load(None)  # a state of another shape fails here, not at a reading
+            self._load(())  # a state of another shape fails here, not at a reading
         except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
             log("tariff: state not readable, the account starts afresh:", repr(e))
             self.state = "{}"
-            self._load(None)
+            self._load(())
         except MemoryError as e:  # no figures yet: no message until a load succeeds
             log("tariff: no memory for the account, retried:", repr(e))
             self.failed = 1
@@ -70,7 +94,7 @@ class Account:
         could not be loaded for (no memory: a fragmented heap) is kept and given to it at
         a later reading, every _RETRY readings, logged once."""
         try:
-            closed = self._take(reading)
+            closed = self._take(reading, now_ms)
         except MemoryError as e:
             if not self.failed:
                 self.log("tariff: no memory for the account, retried:", repr(e))
@@ -91,7 +115,7 @@ class Account:
                 d.tariff = self
                 d.event.set()
 
-    def _take(self, reading):
+    def _take(self, reading, now_ms):
         t = reading.get("meter_time")
         sec = None
         if isinstance(t, str) and len(t) >= 19:
@@ -103,40 +127,61 @@ class Account:
         if sec is not None:
             self.time = t
             hours = self.hours
-            if not hours or hours[-1][0] != t[:13]:  # a new meter hour: accounting's turn
+            if not hours or hours[-1][0] != t[:13]:  # a new meter hour: accounting's turn,
+                # at its register, or past the minute that brings it (one load for both)
                 if len(hours) >= _HOURS_MAX:
                     del hours[0]
-                hours.append([t[:13], 0, 0])
+                hours.append([t[:13], 0, 0] + [None] * self.quarters)
                 self.sec = None
-                load = True
+                self.due = True
             last = self.sec
             if last is not None and 0 < sec - last <= _GAP_S:  # with the power until now
-                hours[-1][1] += self.p[0] * (sec - last)
-                hours[-1][2] += self.p[1] * (sec - last)
+                e = hours[-1]
+                e[1] += self.p[0] * (sec - last)
+                e[2] += self.p[1] * (sec - last)
+                for k in range(3, len(e)):  # quarter k - 3: its part of the interval
+                    dt = min(sec, (k - 2) * 900) - max(last, (k - 3) * 900)
+                    if dt > 0:
+                        e[k] = (e[k] or 0) + self.p[0] * dt
             self.sec = sec
             if sec < _SNAP_S and reading.get("active_energy_import") is not None:
                 # The register, kept until accounting has it (its own time says its hour).
-                self.pending = {k: reading[k] for k in _REGISTER if k in reading}
+                # A P1 meter prints it in every telegram of the minute: the first one that
+                # accounting had serves. The same meter hour again after the minute is
+                # October's repeated hour, a boundary of its own.
+                if t[:13] != self.given or last is None or last >= _SNAP_S:
+                    w = self.pending
+                    if not w or w[-1]["meter_time"][:13] != t[:13]:  # P1: the hour's first
+                        if len(w) >= _WAIT:
+                            del w[0]  # the oldest gives way: split (accounting.py)
+                        w.append({k: reading[k] for k in _REGISTER if k in reading})
+                    load = True
+            elif self.due and sec >= _SNAP_S:  # no register in the hour's first minute
                 load = True
         p = reading.get("active_power_import")
         if p is not None:
             self.p[0] = _w(p)
             q = reading.get("active_power_export")
             self.p[1] = 0 if q is None else _w(q)
-        if (self.pending is not None or self.fig is None) and not load:  # still waiting
+        if self.failed:  # a load found no memory: tried again every _RETRY readings
             self.failed += 1
             load = self.failed % _RETRY == 0
         if not load:
             return False
-        closed = self._load(self.pending or reading)
-        self.pending = None
+        closed = self._load(self.pending or (reading,), now_ms)
+        if self.pending:
+            self.given = self.pending[-1]["meter_time"][:13]
+        self.pending = []
         self.failed = 0
+        self.due = False
+        if self.months_due:  # a month ended (or a file from before MONTHS): to MONTHS
+            self._months()
         return closed
 
-    def _load(self, reading):
-        """Load accounting, give it the power of the hours since and reading (a register,
-        or the first reading of a meter hour), keep its state and the message's figures,
-        and drop it again. True when an hour closed."""
+    def _load(self, readings, now_ms=0):
+        """Load accounting, give it the power of the hours since and readings (the waiting
+        registers, or the reading that made the hour's load due), keep its state and the
+        message's figures, and drop it again. True when an hour closed."""
         # Collected first, as for a discovery round: the module's code wants its pieces
         # whole, and the reading and its JSON are garbage by now.
         gc.collect()
@@ -147,37 +192,82 @@ class Account:
             if self.run is not None:
                 acc._t, acc._fold, acc._local, acc.last = self.run
             acc._p = [0, 0]  # the power until now is in self.hours already: none twice
-            for hour, wi, we in self.hours:
-                h = accounting.parse_time(hour + ":00:00")
-                if h is None or not (wi or we):
+            for x in self.hours:
+                h = accounting.parse_time(x[0] + ":00:00")
+                if h is None or not (x[1] or x[2] or x[3:] != [None] * self.quarters):
                     continue
                 r = acc._real(h[0], acc._fold == h[0])
                 acc._add(r, 0)  # the hour's entry, made within accounting's bound
                 for e in acc._est:
                     if e[0] == r:
-                        e[1] += wi
-                        e[2] += we
+                        e[1] += x[1]
+                        e[2] += x[2]
+                        for k in range(3, min(len(x), len(e))):  # quarters: those seen
+                            if x[k] is not None:
+                                e[k] = (e[k] or 0) + x[k]
             closed = False
-            if reading is not None:
-                closed = acc.offer(reading)
+            for r in readings:
+                closed = acc.offer(r) or closed
             state = acc.state()
-            if closed:
-                try:
-                    save_json(PATH, state)  # once an hour, at the register
-                except OSError as e:  # a full flash: the account goes on in RAM
-                    self.log("tariff: state not saved:", repr(e))
-            self.state = json.dumps(state)
-            self.run = (acc._t, acc._fold, acc._local, acc.last)
-            self.fig = _figures(acc, accounting)
-            # Handed over only now: a MemoryError above drops acc, and these hours go to
-            # the next load instead of being lost.
-            self.hours = self.hours[-1:]  # the hour under way goes on here
-            if self.hours:
-                self.hours[-1][1] = self.hours[-1][2] = 0  # given to accounting: once
-            return closed
+            fig = _figures(acc, accounting)
+            run = (acc._t, acc._fold, acc._local, acc.last)
         finally:
+            acc = None
             del accounting
             sys.modules.pop("accounting", None)
+            sys.modules.pop("settlement", None)  # its seldom paths, if they came
+        # The state's text and its file made with accounting's code gone (~4.4 KB): a
+        # 96K dongle with two destinations has ~8 KB free at a load, in pieces.
+        gc.collect()
+        text = json.dumps(state)
+        if closed:
+            self._save(state, now_ms)
+        # Handed over only now: a MemoryError above leaves all as it was, and the
+        # register and these hours go to the next load instead of being lost.
+        self.state, self.fig, self.run = text, fig, run
+        self.months_due = bool(state["y"])
+        self.hours = self.hours[-1:]  # the hour under way goes on here
+        for x in self.hours:  # given to accounting: once
+            for k in range(1, len(x)):
+                x[k] = 0 if k < 3 else None
+        return closed
+
+    def _save(self, state, now_ms):
+        """Write tariff.json, once an hour at the register; no more often than the bucket
+        (_WRITE_MS) lets a meter clock that jumps."""
+        c = self.credit
+        c[0] = min(_WRITES_MS, c[0] + max(0, ticks_diff(now_ms, c[1])))
+        c[1] = now_ms
+        if c[0] < _WRITE_MS:
+            c[2] += 1
+            return
+        c[0] -= _WRITE_MS
+        try:
+            save_json(PATH, state)
+        except OSError as e:  # a full flash: the account goes on in RAM
+            self.log("tariff: state not saved:", repr(e))
+
+    def _months(self):
+        """Move the summaries of the months that ended (the state's "y", accounting.py) to
+        MONTHS, which keeps the last 13. Only a month's end (and a boot) comes here, out of
+        the load: the months before this one are not in the heap at each register. The
+        state keeps them until MONTHS has them: a power cut between leaves a month in both,
+        and its name puts it in its place again."""
+        gc.collect()
+        state = json.loads(self.state)
+        if state.get("y"):
+            import settlement
+
+            try:
+                save_json(MONTHS, settlement.months(load_json(MONTHS), state["y"]))
+            except OSError as e:  # kept in the state (13 at most) until a write succeeds
+                self.log("tariff: months not saved:", repr(e))
+                return
+            finally:
+                sys.modules.pop("settlement", None)
+            state["y"] = []
+            self.state = json.dumps(state)
+        self.months_due = False
 
     async def send(self, client, d):
         """Publish the message to destination d (destination.py _flush) over its session:
@@ -205,14 +295,17 @@ class Account:
         energy does: nothing of this hour's power (so far 0, no projection, the time the
         hour's start), whenever it is sent (after an outage, too)."""
         head, now, allowed, today, month_i, month_e, last = self.fig
-        so_far = 0
+        so_far = mine = 0  # this hour so far; mine: of what `allowed` limits (a quarter)
         hours = self.hours
-        if level > 1 and hours and now[:13] == hours[-1][0]:
-            so_far = hours[-1][1] // 3600
         left = 3600 - self.sec if self.sec is not None else 0
+        if level > 1 and hours and now[:13] == hours[-1][0]:
+            e = hours[-1]
+            so_far = mine = e[1] // 3600
+            if len(e) > 3:
+                mine = (e[3 + min(3, (self.sec or 0) // 900)] or 0) // 3600
         projected = so_far + self.p[0] * left // 3600 if level > 1 else None
         if allowed:
-            allowed = max(0, allowed - so_far)
+            allowed = max(0, allowed - mine)
         when = self.time if level > 1 else now
         n = put(buf, 0, '{"meter_time":%s,%s' % ('"%s"' % when if when else "null", head))
         return put(buf, n, ',"hour":"%s","hour_kwh":%s,"projected_kwh":%s,"allowed_kwh":%s,'
@@ -240,8 +333,9 @@ def _figures(acc, accounting):
         now[:7], k, kwh(lo), "null" if hi is None else kwh(hi),
         prices[k - 1] if prices and 0 < k <= len(prices) else "null", kwh(cap))]  # fmt: skip
     sep = ""
-    for h, wh in peaks:
-        head.append('%s{"hour":"%s","kwh":%s}' % (sep, hour_text(h), kwh(wh)))
+    for p in peaks:  # an hour, or with quarter hours [hour, Wh, quarter]
+        head.append('%s{"hour":"%s","kwh":%s}'
+                    % (sep, hour_text(p[0], p[2] if len(p) > 2 else 0), kwh(p[1])))  # fmt: skip
         sep = ","
     head.append("]")
     last = acc.last

@@ -657,8 +657,8 @@ CASES += [
         "tariff-unknown-key",
         cfg({"tariff": {"step_kw": [0, 2]}}),
         False,
-        ["tariff.step_kw: unknown key; correct or remove it (known: prices, steps_kw, "
-         "summer_time, utc_offset_h, windows)"],
+        ["tariff.step_kw: unknown key; correct or remove it (known: period_min, prices, "
+         "steps_kw, summer_time, utc_offset_h, windows)"],
     ),
     (
         "tariff-steps-not-increasing",
@@ -724,6 +724,18 @@ CASES += [
         ],
     ),
     (
+        "tariff-period-not-15-or-60",
+        cfg({"tariff": {"period_min": 30}}),
+        False,
+        ["tariff.period_min: 30 is not 15 or 60; use 60 (hours) or 15 (quarter hours)"],
+    ),
+    (
+        "tariff-period-a-flag",
+        cfg({"tariff": {"period_min": True}}),
+        False,
+        ["tariff.period_min: true is not 15 or 60; use 60 (hours) or 15 (quarter hours)"],
+    ),
+    (
         "tariff-windows-empty",
         cfg({"tariff": {"windows": []}}),
         False,
@@ -741,6 +753,7 @@ def test_a_tariff_is_checked_copied_and_may_be_empty():
     assert out["tariff"] == {"steps_kw": steps, "prices": [83, 147.5], "utc_offset_h": 2}
     assert out["tariff"]["steps_kw"] is not steps  # a copy: the caller's config is untouched
     assert config.validate(cfg({"tariff": {}}))[0]["tariff"] == {}  # the default ladder
+    assert config.validate(cfg({"tariff": {"period_min": 15}}))[0]["tariff"] == {"period_min": 15}
     window = {"months": [11, 12, 1, 2, 3], "days": "weekdays", "hours": [7, 19]}
     out, problems = config.validate(cfg({"tariff": {"windows": [window, {"days": "all"}]}}))
     assert problems == [] and out["tariff"]["windows"] == [window, {}]

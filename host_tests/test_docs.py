@@ -31,7 +31,7 @@ LAYERS = [
     {"hal_esp32", "hal_unix", "hal_esp32_wifi", "hal_unix_wifi", "store"},
     {"crc16", "errors", "obis", "axdr", "dlms", "framing", "marks", "link", "gbt", "gcm",
      "gcm_native", "security", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize", "p1",
-     "p1cipher", "reading", "decoder", "accounting"},
+     "p1cipher", "reading", "decoder", "accounting", "settlement"},
     {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
      "httpd", "local_api", "tariff", "page", "page_status", "page_settings", "web", "captive",
      "portal"},

@@ -7,6 +7,7 @@ import json
 from types import SimpleNamespace
 
 from hanctl import runtime
+from mp import run_driver
 
 runtime.use_firmware_in_cpython()
 import tariff  # noqa: E402  (firmware/, on the path only now)
@@ -52,8 +53,11 @@ def written(account):
 
 
 def feed(account, readings, t0=0):
-    for i, r in enumerate(readings):
-        account.offer(r, t0 + i * 1000)
+    """Each reading at the ticks of its meter time, as a meter paces them (an hour of the
+    dongle's clock between registers: tariff.json's writes are bounded by that clock)."""
+    for r in readings:
+        s = (dt.datetime.fromisoformat(r["meter_time"]) - START).total_seconds()
+        account.offer(r, (t0 + int(s) * 1000) % 2**30)  # MicroPython's ticks wrap at 2**30
 
 
 def test_the_message_against_the_registers(tmp_path, monkeypatch):
@@ -118,7 +122,9 @@ def test_a_reboot_keeps_the_month_a_new_month_starts_fresh(tmp_path, monkeypatch
     msg = written(account)
     assert msg["month"] == "2026-02"
     assert msg["month_kwh"] == sum(w for h, w in truth.items() if h[:7] == "2026-02") / 1000
-    assert json.loads(account.state)["y"][0][0] == "2026-01"  # January's summary, kept
+    months = json.loads((tmp_path / tariff.MONTHS).read_text())
+    assert [m[0] for m in months] == ["2026-01"]  # January's summary, kept
+    assert json.loads(account.state)["y"] == []  # in MONTHS, not in the state at each load
 
 
 def test_thirteen_months_fit_the_flash_budget_and_a_broken_file_starts_afresh(
@@ -132,7 +138,8 @@ def test_thirteen_months_fit_the_flash_budget_and_a_broken_file_starts_afresh(
     daily = [r for r in readings if r["meter_time"][11:13] == "00" or r is readings[-1]]
     feed(account, readings[: 24 * 3 * 3] + [r for r in daily if r["meter_time"] > "2026-01-04"])
     state = (tmp_path / tariff.PATH).read_text()
-    assert len(json.loads(account.state)["y"]) == 13  # the last 13 months, no more
+    months = json.loads((tmp_path / tariff.MONTHS).read_text())
+    assert [m[0] for m in months] == [f"2026-{m:02d}" for m in range(1, 13)] + ["2027-01"]
     assert len(state) <= 4096, len(state)  # README: at most 4 KB, 8 KB with its temp file
     (tmp_path / tariff.PATH).write_text('{"b": 5, "d": [1]}')
     said = []
@@ -184,8 +191,10 @@ def test_a_register_without_memory_to_load_accounting_waits_and_is_counted_late(
     assert booting.fig is None  # nothing to send
     booting.offer({"active_power_import": 5}, 0)  # no time: no load, no message
     assert full.tariff is None
-    booting.offer(readings[1], 1)  # a new meter hour: loaded now, and the message goes
-    assert booting.fig is not None and full.tariff is booting
+    for s in range(8):  # tried again at every 10th reading (the boot's was the first)
+        assert booting.fig is None and full.tariff is None
+        booting.offer({"meter_time": f"2026-01-01T00:20:{s:02d}", "active_power_import": 5}, 1)
+    assert booting.fig is not None and full.tariff is booting  # loaded, and the message goes
     for i, r in enumerate(readings):
         if r["meter_time"] == "2026-01-01T06:00:05":
             Short.left = 2  # the last register and its first retry fail
@@ -200,3 +209,145 @@ def test_a_register_without_memory_to_load_accounting_waits_and_is_counted_late(
                                 "export_kwh": 0}  # fmt: skip
     assert Short.left == 0
     assert [a[0] for a in said] == ["tariff: no memory for the account, retried:"]
+
+
+def quarter_watts(k, q):
+    """W in quarter q of hour k from START: each day's peak 18:30-18:45, 8 kW + 400 W a day."""
+    return 8000 + 400 * (k // 24) if (k % 24, q) == (18, 2) else 1000 + 40 * (k * 5 + q) % 680
+
+
+def quarter_readings(days=3):
+    """Three days from START: the register at hh:00:05, the power every 10 s."""
+    readings, reg = [], 7_000_000
+    for k in range(days * 24 + 1):
+        t = START + dt.timedelta(hours=k)
+        readings.append({"meter_time": t.strftime("%Y-%m-%dT%H:00:05"),
+                         "active_energy_import": (reg, -3)})  # fmt: skip
+        if k == days * 24:
+            break
+        for s in range(10, 3600, 10):
+            when = (t + dt.timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%S")
+            readings.append({"meter_time": when, "active_power_import": quarter_watts(k, s // 900)})
+        reg += sum(quarter_watts(k, q) for q in range(4)) // 4
+    return readings
+
+
+def test_quarter_hours_on_the_dongle_keep_four_numbers_an_hour(tmp_path, monkeypatch):
+    """With "period_min": 15 the dongle integrates each quarter's power between loads (4
+    numbers an hour, no readings kept) and the message's peaks are quarters: each day's
+    largest, 18:30-18:45 at 8 kW + 400 W a day, against this file's own calculation."""
+    monkeypatch.chdir(tmp_path)
+    readings = quarter_readings()
+    account = tariff.Account({"period_min": 15}, [dest(2)], print)
+    feed(account, readings[:-10])  # up to 23:58:20 of the third day, its register not yet
+    assert [len(h) for h in account.hours] == [7]  # the hour under way: text, 2 + 4 numbers
+    assert all(type(x) is int for x in account.hours[0][1:])
+    msg = written(account)
+    top = [(f"2026-01-0{d}T18:30:00", (8000 + 400 * (d - 1)) / 4) for d in (3, 2, 1)]
+    assert [p["hour"] for p in msg["peaks"]] == [h for h, _ in top]
+    for p, (_, wh) in zip(msg["peaks"], top, strict=True):
+        assert abs(p["kwh"] * 1000 - wh) <= 10  # the 15 s around each register are not seen
+    assert abs(msg["capacity_kw"] * 1000 - 4 * sum(wh for _, wh in top) / 3) <= 40
+    # What this quarter (23:45-24:00) may still take: 3 x hi / 4 less the two other days'
+    # peaks, less what it took so far (23:45:00 to 23:58:20 at its power).
+    so_far = quarter_watts(71, 3) * 800 / 3600
+    allowed = 3 * 10000 / 4 - (top[1][1] + top[2][1]) - 1 - so_far
+    assert msg["step_kw"] == [5, 10] and abs(msg["allowed_kwh"] * 1000 - allowed) <= 15
+
+
+QUARTERS_ON_MICROPYTHON = """
+import json, sys, tariff
+tariff.PATH = %r
+account = tariff.Account({"period_min": 15}, [], print)
+for i, line in enumerate(sys.stdin):
+    r = json.loads(line)
+    for k in r:
+        if type(r[k]) is list:
+            r[k] = tuple(r[k])
+    account.offer(r, i * 1000)
+buf = bytearray(1536)
+print(bytes(buf[: account.write(buf)]).decode())
+"""
+
+
+def test_quarter_hours_on_micropython_at_96k_as_on_cpython(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    readings = quarter_readings(2)[:-10]
+    account = tariff.Account({"period_min": 15}, [dest(2)], print)
+    for i, r in enumerate(readings):
+        account.offer(r, i * 1000)
+    stdin = "".join(json.dumps(r) + "\n" for r in readings)
+    code = QUARTERS_ON_MICROPYTHON % str(tmp_path / "mp-tariff.json")
+    proc = run_driver(code=code, stdin=stdin, heap="96K", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert got == written(account)
+    assert got["peaks"][0]["hour"] == "2026-01-02T18:30:00"
+
+
+def test_a_p1_meter_loads_accounting_once_an_hour(tmp_path, monkeypatch):
+    """A P1 meter prints its registers in every telegram (1 s apart, DSMR 5): only the
+    hour's first one loads accounting, and the hours come out as a List 3 meter's do."""
+    monkeypatch.chdir(tmp_path)
+    account = tariff.Account({}, [dest(2)], print)
+    loads = []
+    real = account._load
+    monkeypatch.setattr(account, "_load", lambda r, ms=0: loads.append(r) or real(r, ms))
+    reg = 7_000_000
+    for k in range(3):
+        t = START + dt.timedelta(hours=k)
+        for s in range(0, 3600):  # one telegram a second, the register in each
+            when = t + dt.timedelta(seconds=s)
+            account.offer({"meter_time": when.strftime("%Y-%m-%dT%H:%M:%S"),
+                           "active_energy_import": (reg + s * 1000 // 3600, -3),
+                           "active_power_import": 1000}, k * 3600_000 + s * 1000)  # fmt: skip
+        reg += 1000
+    assert len(loads) == 3, [r and r.get("meter_time") for r in loads]
+    assert written(account)["last_hour"]["hour"] == "2026-01-01T01:00:00"
+    msg = written(account)
+    assert round(msg["month_kwh"] - msg["hour_kwh"], 3) == 2.0  # the closed hours, exact
+
+
+def test_a_meter_clock_that_jumps_an_hour_a_push_writes_the_flash_a_bounded_number_of_times(
+    tmp_path, monkeypatch
+):
+    """Each push an hour later than the last, 2 s apart: 24 writes at once (a day's), then
+    one each 30 minutes of the dongle's clock; the rest counted in unsaved."""
+    monkeypatch.chdir(tmp_path)
+    writes = []
+    real = tariff.save_json
+    monkeypatch.setattr(tariff, "save_json", lambda p, v: writes.append(p) or real(p, v))
+    account = tariff.Account({}, [dest(2)], print)
+    readings, _ = hours(400)
+    registers = [r for r in readings if "active_energy_import" in r]
+    for i, r in enumerate(registers):  # 400 hours in 800 s
+        account.offer(r, i * 2000)
+    assert writes.count(tariff.PATH) == 24
+    assert account.credit[2] == 400 - 24  # counted
+    account.offer(readings[-1], 400 * 2000 + 30 * 60_000)  # half an hour later: one more
+    assert writes.count(tariff.PATH) == 24  # the same register: nothing closed, no write
+    account.offer(hours(401)[0][-1], 400 * 2000 + 30 * 60_000)
+    assert writes.count(tariff.PATH) == 25
+
+
+def test_a_state_saved_before_the_months_file_is_read_and_its_months_moved(tmp_path, monkeypatch):
+    """A tariff.json with the day maxima as {"DD": [hour, Wh]} and the months in "y" (as
+    main wrote it): the same message, and the months go to MONTHS."""
+    monkeypatch.chdir(tmp_path)
+    readings, _ = hours(24 * 40)
+    account = tariff.Account({}, [dest(2)], print)
+    feed(account, readings)
+    new = written(account)
+    state = json.loads(account.state)
+    old = dict(state)
+    old["d"] = {"%02d" % (i + 1): p for i, p in enumerate(state["d"]) if p}  # noqa: UP031
+    old["y"] = json.loads((tmp_path / tariff.MONTHS).read_text())
+    (tmp_path / tariff.MONTHS).unlink()
+    (tmp_path / tariff.PATH).write_text(json.dumps(old))
+    again = tariff.Account({}, [dest(2)], print)  # a reboot onto the old file
+    again.offer(readings[-1], 0)  # the last register again: nothing closes
+    got = written(again)
+    for k in ("month", "step", "capacity_kw", "peaks", "month_kwh", "allowed_kwh"):
+        assert got[k] == new[k], k
+    assert [m[0] for m in json.loads((tmp_path / tariff.MONTHS).read_text())] == ["2026-01"]
+    assert json.loads(again.state)["y"] == []

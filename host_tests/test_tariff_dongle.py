@@ -137,10 +137,25 @@ def start(parts, *destinations, tariff=None):
     return broker, sub, dongle, go
 
 
-# One destination each: at 96K two destinations with a tariff fit only with the account's
-# loads retried for want of memory, and some retries fail for minutes (docs/performance.md,
-# "The capacity tariff"); that is measured by `hanctl bench --pipeline --tariff
-# --destinations 2`, not asserted here.
+@pytest.mark.xfail(
+    reason="open: at 96K a load of the account still finds the heap short with two "
+    "destinations (it passes at 98K; docs/performance.md, 'The capacity tariff')",
+    strict=False,
+)
+def test_two_destinations_and_the_tariff_fit_96k(parts):
+    """The owner's path: the .mpy files in a 96K heap, two plain destinations (a full share
+    and an hourly one) and the tariff. Each gets every hour's message, right; no load of
+    the account finds the heap short (docs/performance.md, "The capacity tariff")."""
+    broker, sub, dongle, go = start(parts, ("F", {}), ("H", {"share": "hourly"}))
+    go.set()
+    for name in ("F", "H"):
+        check_month(final(sub, name + "/tariff", hour_text(3), dongle), 4)
+    got = [m["last_hour"]["hour"] for m in sub.json("H/tariff")]
+    assert got == [hour_text(k) for k in range(4)], got
+    short = [line for line in dongle.output if "memory" in line]
+    assert not short, short
+
+
 def test_the_tariff_goes_to_a_full_share_retained(parts):
     broker, sub, dongle, go = start(parts, ("F", {}), tariff={"prices": [100, 200, 300, 400]})
     go.set()

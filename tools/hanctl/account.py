@@ -2,7 +2,10 @@
 
 Prints one JSON line per hour whose end has a register, and one per month at the month's
 end and at the end of the input (firmware/accounting.py has the rules). Values are kWh as
-exact decimals; `hour` is the start of the hour in meter time.
+exact decimals; `hour` is the start of the hour in meter time. With quarter hours
+(`"tariff": {"period_min": 15}`) each hour's line comes after its four quarters' lines,
+`{"quarter": start, "active_energy_import": kWh, "estimated": bool}`, and the month's peaks
+are quarters.
 """
 
 import json
@@ -91,6 +94,15 @@ def lines(readings, tariff=None):
             }
         )
 
+    def on_quarter(hour, k, imp, estimated):
+        out.append(
+            {
+                "quarter": accounting.hour_text(hour, k),
+                "active_energy_import": _num(accounting.kwh(imp)),
+                "estimated": estimated,
+            }
+        )
+
     def on_month(m):
         lo, hi = m["step"]
         out.append(
@@ -98,10 +110,10 @@ def lines(readings, tariff=None):
                 "month": m["month"],
                 "peaks": [
                     {
-                        "hour": accounting.hour_text(h),
-                        "active_energy_import": _num(accounting.kwh(wh)),
+                        "hour": accounting.hour_text(p[0], p[2] if len(p) > 2 else 0),
+                        "active_energy_import": _num(accounting.kwh(p[1])),
                     }
-                    for h, wh in m["peaks"]
+                    for p in m["peaks"]
                 ],
                 "capacity_kw": _num(accounting.kwh(m["capacity_w"])),
                 "step": [
@@ -111,7 +123,7 @@ def lines(readings, tariff=None):
             }
         )
 
-    acc = accounting.Accounting(tariff, on_hour=on_hour, on_month=on_month)
+    acc = accounting.Accounting(tariff, on_hour=on_hour, on_month=on_month, on_quarter=on_quarter)
     for reading in readings:
         acc.offer(reading)
         yield from out

@@ -1,0 +1,140 @@
+# The accounting's seldom paths (accounting.py): a month's end (its summary, and the
+# months kept on flash, tariff.py), the quarters of an hour with 15-minute settlement
+# ("period_min": 15), a stretch of lost registers split over its hours, and this hour so
+# far for hanctl. Pure, no I/O. Imported only when one of them comes: a register that
+# closes one hour of a month, the dongle's every hour (tariff.py), loads accounting alone,
+# ~1.4 KB less in the heap at each load of a 96K dongle (docs/performance.md, "The
+# capacity tariff").
+
+from micropython import const
+
+_PENDING_MAX = const(48)  # hours kept with their estimates (accounting's bound)
+_MONTHS = const(13)  # months kept in the history
+
+
+def quarters(wh, ws):
+    """The four quarters' Wh of an hour of wh Wh, given their integrated import ws (Ws, or
+    None for a quarter with no power reading): in proportion, the remainder to the largest
+    quarter (the first of equals), so they sum to wh exactly. Integers only."""
+    # Loops, not comprehensions: each of those is a function of its own in the heap.
+    seen = n = 0
+    for w in ws:
+        if w is not None:
+            seen += w
+            n += 1
+    fill = seen // n if n else 0  # an unseen quarter: the seen ones' mean
+    weights = list(ws)
+    for k in range(4):
+        if weights[k] is None:
+            weights[k] = fill
+    total = sum(weights)
+    if not total:  # no power seen, or none drawn: an even share
+        weights, total = [1, 1, 1, 1], 4
+    out = [0] * 4
+    for k in range(4):
+        out[k] = wh * weights[k] // total
+    out[weights.index(max(weights))] += wh - sum(out)
+    return out
+
+
+def close_quarters(acc, r, h, imp, estimated, i):
+    """The quarters of real hour r (local h) of imp Wh: each against day i's largest, and
+    to acc.on_quarter(local hour, quarter 0-3, Wh, estimated)."""
+    ws = [None] * 4
+    for e in acc._est:
+        if e[0] == r and len(e) > 3:
+            ws = e[3:]
+    d = acc._days_max
+    for k, wh in enumerate(quarters(imp, ws)):
+        if (not d[i] or wh > d[i][1]) and acc.counts(h):
+            d[i] = [h, wh, k]
+        if acc.on_quarter:
+            acc.on_quarter(h, k, wh, estimated or ws[k] is None)
+
+
+def split(acc, r0, gap, di, de):
+    """Close the gap hours from real hour r0 that one register difference (di, de Wh)
+    spans: in proportion to the power integrated in each (evenly where none was seen),
+    the remainders to the last, every one estimated (accounting.py's rule)."""
+    weights = [0] * gap if gap <= _PENDING_MAX else None
+    if weights is not None:
+        for e in acc._est:
+            if r0 <= e[0] < r0 + gap:
+                weights[e[0] - r0] = e[1]
+    total = sum(weights) if weights else 0
+    done_i = done_e = 0
+    for k in range(gap):
+        if k == gap - 1:  # the remainders go to the last hour: the sum stays exact
+            i, x = di - done_i, de - done_e
+        elif total:
+            i = di * weights[k] // total
+            x = de * weights[k] // total
+        else:
+            i, x = di // gap, de // gap
+        done_i += i
+        done_e += x
+        # Its local hour: the first pass where two local hours are one standard hour.
+        r = r0 + k
+        acc._close(r, r + 1 if acc.summer and acc._real(r + 1) == r else r, i, x, True)
+
+
+def month(acc):
+    """The month so far: {"month", "peaks", "capacity_w", "step", import/export Wh}."""
+    peaks = acc.peaks()
+    cap = acc.capacity_w(peaks)
+    return {
+        "month": acc._month,
+        "peaks": peaks,
+        "capacity_w": cap,
+        "step": acc.step(cap),
+        "import_wh": acc._totals[0],
+        "export_wh": acc._totals[1],
+    }
+
+
+def end_month(acc):
+    """The month ends: its summary to the history (the last _MONTHS) and acc.on_month."""
+    summary = month(acc)
+    acc.history.append([summary["month"], summary["peaks"], summary["capacity_w"],
+                        summary["import_wh"], summary["export_wh"]])  # fmt: skip
+    if len(acc.history) > _MONTHS:
+        del acc.history[0]
+    if acc.on_month:
+        acc.on_month(summary)
+
+
+def months(kept, ended):
+    """The last _MONTHS summaries of kept (tariff_months.json's list, or anything else a
+    broken file gives) with those of ended put in: a month's name that is there already
+    (a power cut between the two writes, tariff.py) takes its place again."""
+    out = []
+    for m in kept if type(kept) is list else ():
+        if type(m) is list and m:
+            out.append(m)
+    for m in ended:
+        for i, x in enumerate(out):
+            if x[0] == m[0]:
+                out[i] = m
+                break
+        else:
+            out.append(m)
+    while len(out) > _MONTHS:
+        out.pop(0)
+    return out
+
+
+def hour_so_far(acc):
+    """(Wh imported this hour so far, projected to its end, seconds left): the register
+    mid-hour where the meter prints one, else the integrated power."""
+    if acc._t is None:
+        return 0, 0, 0
+    r = acc._t // 3600
+    left = 3600 - (acc._t - r * 3600)
+    if acc._progress is not None:
+        so_far = acc._progress
+    else:
+        so_far = 0
+        for e in acc._est:
+            if e[0] == r:
+                so_far = e[1] // 3600
+    return so_far, so_far + acc._p[0] * left // 3600, left
