@@ -58,6 +58,7 @@ class Destination:
     # tariff.Account with a message to send, kept while offline (tariff.py sets it). A class
     # attribute until then: a dongle without a tariff keeps its dicts as they were (heap).
     tariff = None
+    discovery_full = False  # said once in the log: _fields full (a class attribute, as tariff)
 
     def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None, salt=None,
                  tariff=False):  # fmt: skip
@@ -76,7 +77,12 @@ class Destination:
         self.event = asyncio.Event()
         self.client = None
         self._live = None  # the latest live message not yet sent
-        self._fields = set()  # reading fields seen, for discovery
+        # Reading fields seen, for discovery: a dict's keys, not a set. MicroPython's set
+        # takes its bigger size before it has the memory for it, so a MemoryError while it
+        # grows leaves it pointing past its table, and the next `in` read outside it: the
+        # dongle crashed (signal 11) under a line of ever new codes at 96K (test_bounded,
+        # 40 a frame; interpreter 1.25, py/map.c mp_set_rehash). A dict allocates first.
+        self._fields = {}
         self._meter = None  # (id, manufacturer, model) for discovery
         self._unnamed = 0  # readings without a meter id while _meter is None, up to _ID_WAIT
         self._discover = False  # discovery to (re)send
@@ -101,7 +107,7 @@ class Destination:
         self.failures = 0
         self.published = 0
         self.dropped = 0
-        self.discovery_dropped = 0  # fields not learned, _fields full: one per field a reading
+        self.discovery_dropped = 0  # fields not learned (_fields full, or no memory), per reading
         self.last_error = None  # what ended the last session or attempt (kept once connected)
         self._down_at = uptime.seconds()  # since when there is no session; None during one
         self._floor_ms = cfg.get("retry_min", 1) * 1000  # the first wait after a failure
@@ -173,15 +179,20 @@ class Destination:
         for k in reading:
             if k in fields or not allows(k):
                 continue
-            if len(fields) < _FIELDS_MAX:  # checked before the set grows, not after
-                fields.add(k)
+            if len(fields) < _FIELDS_MAX:  # checked before the dict grows, not after
+                try:
+                    fields[k] = None
+                except MemoryError:  # not learnt now (counted); a later reading tries again
+                    self.discovery_dropped += 1
+                    continue
                 # A round for a field it can announce, not for each code without a name: a
                 # line of ever new codes kept the 8 KB module loaded, and the readings beside
                 # it ran short of heap (test_bounded, full frames).
                 new = new or k in obis.UNIT
             else:
-                if not self.discovery_dropped:
+                if not self.discovery_full:
                     print("hanport: destination", self.name, "learns no field past", k)
+                    self.discovery_full = True
                 self.discovery_dropped += 1
         if self._meter is None:
             if "meter_id" in reading:

@@ -23,6 +23,7 @@
 # dongle's stats.
 
 import asyncio
+import socket
 import time
 
 # A HomeWizard client's request is ~200 B, a browser's with cookies ~700 B; the buffer then
@@ -92,8 +93,42 @@ class Server:
         self.routes[path] = (method, handler)
 
     async def start(self, host, port):
+        """Listen on host:port; OSError when it cannot (the port taken)."""
         # backlog 2: further connections wait in the TCP stack, not in the heap.
-        self.listener = await asyncio.start_server(self._client, host, port, 2)
+        ai = socket.getaddrinfo(host, port)[0]
+        s = socket.socket()
+        s.setblocking(False)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(ai[-1])
+        s.listen(2)
+        self.listener = s
+        asyncio.create_task(self._accept(s))
+
+    async def _accept(self, s):
+        # Our own accept loop, not asyncio.start_server's: that one ends for good when a
+        # connection's stream or task finds no memory (asyncio/stream.py _serve, 1.23-1.28),
+        # and then the server accepts nobody until a restart. Twenty clients of the page at
+        # once at 96K did that (hanctl bench --page-clients 20). Here such a connection is
+        # closed and counted `memory`, and the next one is taken.
+        from asyncio import core  # MicroPython's (CPython imports this module, never serves)
+
+        while True:
+            try:
+                yield core._io_queue.queue_read(s)  # as _serve waits: readable = a client
+                c = s.accept()[0]
+            except OSError:  # the client gave up before it was taken
+                continue
+            except MemoryError:
+                self.count(MEMORY)
+                await asyncio.sleep_ms(100)
+                continue
+            try:
+                c.setblocking(False)
+                stream = asyncio.StreamReader(c)  # MicroPython's one Stream class
+                asyncio.create_task(self._client(stream, stream))
+            except MemoryError:
+                c.close()
+                self.count(MEMORY)
 
     def count(self, key):
         """Count key (a status code, or a word such as BUSY) in `counts`."""

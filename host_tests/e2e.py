@@ -41,9 +41,6 @@ class Dongle(rig.Dongle):
         got = len(self.lines(text))
         raise AssertionError(f"{got} of {count} lines with {text!r}; log:\n" + self.log_tail())
 
-    def log_tail(self):
-        return "\n".join(self.output[-40:])
-
 
 def uart(meter):
     return f"tcp://127.0.0.1:{meter.port}"

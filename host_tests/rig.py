@@ -143,7 +143,10 @@ class Dongle:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
-        raise AssertionError(f"no log line with {text!r}; log:\n" + "\n".join(self.output[-40:]))
+        raise AssertionError(f"no log line with {text!r}; log:\n" + self.log_tail())
+
+    def log_tail(self):
+        return "\n".join(self.output[-40:])
 
     def kill(self):
         """Power cut: no goodbye (the broker then publishes the last will)."""

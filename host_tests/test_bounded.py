@@ -99,7 +99,10 @@ def test_a_line_of_ever_new_obis_codes_is_bounded_counted_and_survived(
     def last_plain_reading():
         """the reading of the last plain frame, after every flood frame"""
         if dongle.proc.poll() is not None:
-            raise AssertionError("the dongle died; log:\n" + "\n".join(dongle.output[-40:]))
+            rc = dongle.proc.returncode
+            raise AssertionError(
+                f"the dongle died (rc {rc}); log:\n" + "\n".join(dongle.output[-40:])
+            )
         return any(
             json.loads(p).get("active_power_import") == 1000 + count - 1
             for _, p, _, _ in sub.on("H/reading")

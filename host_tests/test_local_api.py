@@ -253,6 +253,7 @@ def test_a_p1_meter_serves_its_telegram_as_it_came(parts):
             request(port, b"GET /api/v1/telegram HTTP/1.1\r\n\r\n")
         ),
         why="a telegram served",
+        dongle=dongle,
     )
     assert answer.split(b"\r\n\r\n", 1)[1] == telegram
     data = json.loads(request(port, b"GET /api/v1/data HTTP/1.1\r\n\r\n").split(b"\r\n\r\n")[1])

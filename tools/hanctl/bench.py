@@ -96,6 +96,14 @@ def register(subparsers):
         "reading /page/live twice a second all along",
     )
     parser.add_argument(
+        "--page-clients",
+        type=int,
+        metavar="N",
+        help="--page with N page clients at once (implies --page): each other one reads "
+        "/page/live logged in, the rest the page's file; latency and lost frames show what "
+        "they cost the meter",
+    )
+    parser.add_argument(
         "--whole-process",
         action="store_true",
         help="also time one `hanctl decode` process against one amshan + json.dumps process "
@@ -290,7 +298,8 @@ def run_command(args):
         print(bench_process.report(frames, args.repeat))
         print(flush=True)
         print(bench_cipher.report(args.repeat * 10))
-    shaped = args.destinations > 1 or args.discovery or args.ciphered or args.local_api or args.page
+    shaped = args.destinations > 1 or args.discovery or args.ciphered or args.local_api
+    shaped = shaped or args.page or args.page_clients
     if args.pipeline or args.tls or shaped or args.tariff:
         print(flush=True)  # the decoder's report shows while the pipeline runs
         heap = runtime.check_heap(args.heap) if args.heap else None
@@ -298,6 +307,6 @@ def run_command(args):
         shape["ciphered"] = args.ciphered
         shape["local_api"] = args.local_api
         shape["tariff"] = args.tariff
-        shape["page"] = args.page
+        shape["page"] = args.page_clients or args.page  # True: one client
         print(bench_pipeline.report(heap=heap, tls=args.tls, **shape))
     return 0

@@ -74,7 +74,8 @@ def report(
     if `ciphered`; HomeWizard's local API served and read if `local_api`; the config with a
     "tariff" and every 20th frame an Aidon List 3 an hour after the last (the account's code
     loaded for each, its state written) if `tariff`; the owner's page on, a logged-in
-    client reading /page/live every POLL_S, if `page`."""
+    client reading /page/live every POLL_S, if `page` (a number: that many clients at once,
+    every other one reading the page's file instead)."""
     missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
@@ -160,14 +161,22 @@ def measure(
                 poller = Poller(f"http://{http}/api/v1/data", POLL_S)
                 parts.append(poller)
                 run["api"] = poller.answers
-            if page:  # logs in (again at each 401), then reads the live view
-                poller = Poller(f"http://{http}/page/live", POLL_S, login=PAGE_PASSWORD)
-                parts.append(poller)
-                run["page"] = poller.answers
+            if page:  # page (True, or a number of clients): clients at once, each its thread
+                run["page"] = {}
+                for i in range(int(page)):
+                    if i % 2:  # the page's file (29 KB from flash), as a browser opening it
+                        poller = Poller(f"http://{http}/", POLL_S)
+                    else:  # logs in (again at each 401), then reads the live view
+                        poller = Poller(f"http://{http}/page/live", POLL_S, login=PAGE_PASSWORD)
+                    parts.append(poller)
+                    run.setdefault("pollers", []).append(poller)
             _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered, tariff)
         finally:
             for part in reversed(parts):
                 part.stop()
+            for poller in run.pop("pollers", []):  # the page clients' answers, added up
+                for k, v in poller.answers.items():
+                    run["page"][k] = run["page"].get(k, 0) + v
     bad = [x for x in run["log"] if "MemoryError" in x or "out of memory" in x]
     if bad and not run["problem"]:
         run["problem"] = f"{len(bad)} memory errors in the dongle log, first: {bad[0].strip()}"
@@ -362,7 +371,17 @@ def _markdown(
         + (", Home Assistant discovery on" if discovery else "")
         + (f"; {destinations - 1} plain destination(s) beside it" if destinations > 1 else "")
         + (f"; HomeWizard's local API on, /api/v1/data read every {POLL_S} s" if local_api else "")
-        + (f"; the owner's page on, /page/live read every {POLL_S} s, logged in" if page else "")
+        + (
+            f"; the owner's page on, /page/live read every {POLL_S} s, logged in"
+            + (
+                f", by {(page + 1) // 2} of {page} clients at once (the others read the "
+                f"page's file every {POLL_S} s)"
+                if page > 1
+                else ""
+            )
+            if page
+            else ""
+        )
         + (
             '; a "tariff" in the config, every 20th frame a List 3 an hour after the last'
             if tariff
