@@ -22,6 +22,8 @@ RUNTIME = (
     "httpd", "local_api",
     # the capacity tariff (loaded when a destination gets it)
     "accounting", "tariff",
+    # the registers counted on between them for Home Assistant (loaded with discovery)
+    "energynow",
     "dongle", "startup",
 )  # fmt: skip
 BOARD = ("hal_esp32", "store")  # the hardware and the files kept through a power cut

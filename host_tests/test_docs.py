@@ -33,7 +33,7 @@ LAYERS = [
      "gcm_native", "security", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize", "p1",
      "p1cipher", "reading", "decoder", "accounting"},
     {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
-     "httpd", "local_api", "tariff"},
+     "httpd", "local_api", "tariff", "energynow"},
     {"dongle"},
     {"startup", "main"},
 ]  # fmt: skip
