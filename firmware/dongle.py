@@ -89,7 +89,11 @@ class Dongle:
             if _announcing is not None:  # a discovery round drops energynow, for its room:
                 if s and "active_energy_import" in reading:
                     s[-2] = reading  # a register waits for the round's end (energynow.py)
-            elif s or "active_energy_import" in reading:  # loaded at the first register
+            elif (
+                s
+                or "active_energy_import" in reading
+                and not any(d._discover for d in self.destinations)
+            ):  # loaded at the first register after the rounds its fields bring
                 try:
                     import energynow  # and again after each round: destination.py
 
@@ -207,8 +211,10 @@ class Dongle:
             self.tariff = tariff.Account(cfg["tariff"], self.destinations, log)
         # The energy counted on between registers, for Home Assistant's hourly statistics,
         # when a destination with discovery gets both the import register and the power
-        # (energynow.fields() decides the rest): loaded at the first register, not at boot,
-        # so the first discovery rounds and TLS handshakes have its 1.8 KB.
+        # (energynow.fields() decides the rest): loaded at the first register after the
+        # discovery rounds its fields bring, not at boot. Loaded with the first List 3, two
+        # destinations over TLS with discovery ran out of memory in the round it brought;
+        # after it, they run at 96K (hanctl bench, docs/performance.md).
         if any(d.cfg["discovery"] and d.share.allows("active_energy_import")
                and d.share.allows("active_power_import") for d in self.destinations):  # fmt: skip
             self.energynow = []  # energynow.start()'s state from the first register on

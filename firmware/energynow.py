@@ -25,8 +25,8 @@
 # power minute by minute, which that share withholds. Not "live": it is the register at
 # each hour, and a live share gets no energy at all.
 #
-# Loaded only when such a destination exists, at the first register (dongle.py: the
-# first discovery rounds and TLS handshakes come before it), and dropped during each discovery
+# Loaded only when such a destination exists, at the first register after the discovery
+# rounds that the first register's fields bring (dongle.py), and dropped during each discovery
 # round (destination.py): its code took 1.8 KB of heap, and two destinations over TLS with
 # discovery, at the edge of 96K, then ran out of memory loading discovery (hanctl bench
 # --tls --discovery --destinations 2); readings during the round are not seen, the power
