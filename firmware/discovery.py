@@ -417,7 +417,10 @@ async def send(client, buf, dest, load_json, save_json):
     if not on:
         return
     every = dest.cfg.get("stats_interval", 60)
-    counted = dest.energynow[2:] if dest.energynow else ()  # [state, count sent, fields...]
+    # From boot on, not only once energynow counts (at the second register): a config that
+    # switched from <base>/energy to it an hour after each boot showed the last register,
+    # below the count Home Assistant had (a dip).
+    counted = share.counted()
     configs = iter_messages(buf, dest.base, dest._fields, share, meter[0], meter[1], meter[2],
                             hostname, name, dest.salt, every, counted)  # fmt: skip
     for component, object_id, n in configs:

@@ -75,23 +75,13 @@ def _new():
     return [None, 0, [0, 0], [0, 0], [0, 0], None, [0, 0], None, [0, 0], None, 0, None, [], None, 0]
 
 
-def fields(share):
-    """The energy fields a destination with this share gets counted on: import when it
-    gets the import register and power already (dongle.py asks the same before loading
-    this), and export too when it gets export's."""
-    a = share.allows
-    if not (a(_IMPORT) and a("active_power_import")):
-        return []
-    return [_IMPORT, _EXPORT] if a(_EXPORT) and a("active_power_export") else [_IMPORT]
-
-
 def start(destinations):
     """The count's state for those of destinations (the dongle's) with discovery that get
-    a field of fields() (their attribute energynow becomes [the state, the count they had
-    last, their fields...]); None when none does."""
+    a field of share.counted() (their attribute energynow becomes [the state, the count
+    they had last, their fields...]); None when none does."""
     s = None
     for d in destinations:
-        f = fields(d.share) if d.cfg["discovery"] else ()
+        f = d.share.counted() if d.cfg["discovery"] else ()
         if f:
             s = s or _new()
             d.energynow = [s, 0] + f
