@@ -211,11 +211,12 @@ class Dongle:
             self.tariff = tariff.Account(cfg["tariff"], self.destinations, log)
         # The energy counted on between registers, for Home Assistant's hourly statistics,
         # when a destination with discovery gets both the import register and the power
-        # (share.counted()): loaded at the first register after the
+        # (energynow.fields() decides the rest): loaded at the first register after the
         # discovery rounds its fields bring, not at boot. Loaded with the first List 3, two
         # destinations over TLS with discovery ran out of memory in the round it brought;
         # after it, they run at 96K (hanctl bench, docs/performance.md).
-        if any(d.cfg["discovery"] and d.share.counted() for d in self.destinations):
+        if any(d.cfg["discovery"] and d.share.allows("active_energy_import")
+               and d.share.allows("active_power_import") for d in self.destinations):  # fmt: skip
             self.energynow = []  # energynow.start()'s state from the first register on
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:

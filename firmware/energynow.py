@@ -75,13 +75,24 @@ def _new():
     return [None, 0, [0, 0], [0, 0], [0, 0], None, [0, 0], None, [0, 0], None, 0, None, [], None, 0]
 
 
+def fields(share):
+    """The energy fields a destination with this share gets counted on: each whose
+    register and power it gets already (dongle.py asks the same for import before loading
+    this; discovery.py holds the same rule, not to load this during its rounds)."""
+    return [
+        f
+        for f in (_IMPORT, _EXPORT)
+        if share.allows(f) and share.allows(f.replace("energy", "power"))
+    ]
+
+
 def start(destinations):
     """The count's state for those of destinations (the dongle's) with discovery that get
-    a field of share.counted() (their attribute energynow becomes [the state, the count
-    they had last, their fields...]); None when none does."""
+    a field of fields() (their attribute energynow becomes [the state, the count they had
+    last, their fields...]); None when none does."""
     s = None
     for d in destinations:
-        f = d.share.counted() if d.cfg["discovery"] else ()
+        f = fields(d.share) if d.cfg["discovery"] else ()
         if f:
             s = s or _new()
             d.energynow = [s, 0] + f

@@ -97,13 +97,6 @@ class Share:
         discovery may announce."""
         return [f for f in obis.ORDER if self.allows(f)]
 
-    def counted(self):
-        """The energy fields this destination may get counted on between registers
-        (energynow.py), given discovery: each whose register and power it gets already.
-        One rule for the dongle, energynow and discovery."""
-        return [f for f in ("active_energy_import", "active_energy_export")
-                if self.allows(f) and self.allows(f.replace("energy", "power"))]  # fmt: skip
-
     @property
     def withholds_id(self):
         """True when the meter id is not shared (so discovery must not show it either)."""
