@@ -36,7 +36,7 @@ from pathlib import Path
 from . import encoder, runtime, simulate
 from .broker import Mosquitto, free_port, mosquitto_exe
 from .certs import make_ca
-from .loopback import CpuClock, Dongle, Line, Poller, Subscriber
+from .loopback import CpuClock, Dongle, Line, Poller, Subscriber, Watcher
 
 FALLBACK_HEAP = "256K"
 TARGETS = {"latency_ms": 20.0, "steady_heap": 48 * 1024}  # pass marks: median; steady state
@@ -164,6 +164,10 @@ def measure(
                 poller = Poller(f"http://{http}/page/live", POLL_S, login=PAGE_PASSWORD)
                 parts.append(poller)
                 run["page"] = poller.answers
+                # and a second client holds the live stream, as the page in a browser does
+                watcher = Watcher(f"http://{http}/page/stream", PAGE_PASSWORD)
+                parts.append(watcher)
+                run["stream"] = watcher.answers
             _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered, tariff)
         finally:
             for part in reversed(parts):
@@ -362,7 +366,12 @@ def _markdown(
         + (", Home Assistant discovery on" if discovery else "")
         + (f"; {destinations - 1} plain destination(s) beside it" if destinations > 1 else "")
         + (f"; HomeWizard's local API on, /api/v1/data read every {POLL_S} s" if local_api else "")
-        + (f"; the owner's page on, /page/live read every {POLL_S} s, logged in" if page else "")
+        + (
+            f"; the owner's page on, /page/live read every {POLL_S} s, logged in, and "
+            "/page/stream held by a second client"
+            if page
+            else ""
+        )
         + (
             '; a "tariff" in the config, every 20th frame a List 3 an hour after the last'
             if tariff
@@ -450,6 +459,9 @@ def _notes(run, frames, burst):
     if "page" in run:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(run["page"].items(), key=str))
         out.append(f"- {run['heap']}: the page's answers to its client: {answers or 'none'}.")
+    if "stream" in run:
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(run["stream"].items(), key=str))
+        out.append(f"- {run['heap']}: the live stream's client: {answers or 'none'}.")
     if "burst_ms" in run:
         lo, hi = run["cpu_burst_range"]
         out.append(
