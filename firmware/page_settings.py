@@ -102,7 +102,7 @@ async def login(page, request):
             del sessions[t]
     if len(sessions) >= SESSIONS_MAX:
         oldest = min(sessions, key=lambda t: sessions[t][0])
-        sessions.pop(oldest)[0] = -1  # expired: a live stream on it ends (page.stream)
+        del sessions[oldest]
     token = _random()
     csrf = _random()
     sessions[token.encode()] = [now + cfg["session_s"], csrf]  # bytes: as page._session reads it
@@ -179,7 +179,6 @@ def logout(page, request):
     for t in list(page.sessions):
         if page.sessions[t] is s:
             del page.sessions[t]
-    s[0] = -1  # expired: a live stream on it ends (page.stream)
     return 200, JSON, "{}", ("Set-Cookie: %s=; Path=/; Max-Age=0\r\n" % COOKIE).encode()
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from . import encoder, runtime, simulate
 from .broker import Mosquitto, free_port, mosquitto_exe
 from .certs import make_ca
-from .loopback import CpuClock, Dongle, Line, Poller, Subscriber, Watcher
+from .loopback import CpuClock, Dongle, Line, Poller, Subscriber
 
 FALLBACK_HEAP = "256K"
 TARGETS = {"latency_ms": 20.0, "steady_heap": 48 * 1024}  # pass marks: median; steady state
@@ -170,10 +170,6 @@ def measure(
                         poller = Poller(f"http://{http}/page/live", POLL_S, login=PAGE_PASSWORD)
                     parts.append(poller)
                     run.setdefault("pollers", []).append(poller)
-                if page == 1:  # and a second client holds the live stream
-                    watcher = Watcher(f"http://{http}/page/stream", PAGE_PASSWORD)
-                    parts.append(watcher)
-                    run["stream"] = watcher.answers
             _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered, tariff)
         finally:
             for part in reversed(parts):
@@ -381,7 +377,7 @@ def _markdown(
                 f", by {(page + 1) // 2} of {page} clients at once (the others read the "
                 f"page's file every {POLL_S} s)"
                 if page > 1
-                else ", and /page/stream held by a second client"
+                else ""
             )
             if page
             else ""
@@ -473,9 +469,6 @@ def _notes(run, frames, burst):
     if "page" in run:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(run["page"].items(), key=str))
         out.append(f"- {run['heap']}: the page's answers to its client: {answers or 'none'}.")
-    if "stream" in run:
-        answers = ", ".join(f"{k}: {v}" for k, v in sorted(run["stream"].items(), key=str))
-        out.append(f"- {run['heap']}: the live stream's client: {answers or 'none'}.")
     if "burst_ms" in run:
         lo, hi = run["cpu_burst_range"]
         out.append(
