@@ -8,8 +8,7 @@
 # dropped and counted), stats every stats_interval (60 s), Home Assistant discovery.
 #
 # Topics under the destination's base: reading (each message, filtered by the share
-# level), energy (hourly registers, retained), energy_now (the registers counted on with
-# the power, retained, for Home Assistant: energynow.py), status (retained "online", last will
+# level), energy (hourly registers, retained), status (retained "online", last will
 # "offline"), stats (diagnostics, every 60 s), tariff (the capacity tariff's figures,
 # retained, when the config has a "tariff" and the share lets it out: share.py).
 
@@ -60,10 +59,6 @@ class Destination:
     # attribute until then: a dongle without a tariff keeps its dicts as they were (heap).
     tariff = None
     discovery_full = False  # said once in the log: _fields full (a class attribute, as tariff)
-    # [the count's state, the count sent last, the fields], when this destination gets the
-    # energy counted on between registers for Home Assistant (energynow.py sets it); a
-    # class attribute otherwise, as tariff.
-    energynow = None
 
     def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None, salt=None,
                  tariff=False):  # fmt: skip
@@ -343,18 +338,13 @@ class Destination:
                     self.dropped += 1
                     raise
                 self.published += 1
-        # -- energy_now: the registers counted on with the power (energynow.py) ------------
-        global _announcing
-        if self.energynow is not None and _announcing is None:
-            import energynow  # a look-up in sys.modules, but after a discovery round (below)
-
-            await energynow.send(client, self)
         # -- tariff: the capacity tariff's latest figures (tariff.py), retained -----------
         if self.tariff is not None:
             await self.tariff.send(client, self)
         # -- discovery: a round of Home Assistant configs -----------------------------------
         # With the meter's id (List 2, within 10 s on a real meter), or without one after
         # _ID_WAIT readings; a withdrawal (discovery turned off) needs neither.
+        global _announcing
         if (
             self._discover
             and _announcing is None
@@ -362,18 +352,12 @@ class Destination:
         ):
             self._discover = False
             _announcing = self
-            # energynow's code (1.8 KB) leaves too, for the round: loaded again after it, at
-            # the next reading (dongle.py); its state is the dongle's.
-            sys.modules.pop("energynow", None)
             # Collected first: the reading and its JSON, garbage by now, left 8.5 KB free at
             # 96K and the import failed; collected, 15 KB (unix port, two destinations).
             gc.collect()
-            discovery = None
-            try:
-                # Inside the try: an import that ran out of memory left _announcing set, and
-                # no destination had a round again (nor energynow its readings) until reboot.
-                import discovery  # only destinations with discovery on pay for it (8.4 KB)
+            import discovery  # only destinations with discovery on pay for it (8.4 KB)
 
+            try:
                 await discovery.send(client, self._buf, self, self._files[0], self._files[1])
             except OverflowError:  # a config longer than the buffer (a meter's odd strings):
                 self.dropped += 1  # the rest of this round is dropped, counted, not retried
@@ -383,7 +367,7 @@ class Destination:
                 # Sent on connect, when Home Assistant restarts and when a field is new, not
                 # in between: its code leaves the heap until then. Measured on the 32-bit
                 # .mpy-loaded image: docs/performance.md.
-                discovery = None
+                del discovery
                 sys.modules.pop("discovery", None)
         # -- stats: every stats_interval ---------------------------------------------------
         now = time.ticks_ms()

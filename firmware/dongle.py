@@ -2,7 +2,6 @@
 #
 #   UART -> meterlink -> decoder -> on_reading -> every Destination.offer() (never waits)
 #                                              -> tariff.Account.offer() (with a "tariff")
-#                                              -> energynow.offer() (discovery)
 #   each Destination.run() task: MQTT session, outage queue, stats, discovery
 #   a ticker: closes frames the line left open, wakes destinations, feeds the watchdog
 #
@@ -33,7 +32,6 @@ class Dongle:
     # tariff.Account, when some destination gets the tariff (run()). A class attribute until
     # then: an instance attribute more can grow every instance's dict (heap, measured).
     tariff = None
-    energynow = None  # energynow's state ([] until the first register), if wanted (run())
 
     def __init__(self, cfg, hal_module, version):
         """cfg: checked; hal_module: hal_esp32 or hal_unix; version: the firmware's."""
@@ -86,29 +84,6 @@ class Dongle:
             self.page.offer(reading, now)  # never raises either
         if self.tariff is not None:
             self.tariff.offer(reading, now)  # never raises either
-        s = self.energynow
-        if s is not None:
-            from destination import _announcing
-
-            if _announcing is not None:  # a discovery round drops energynow, for its room:
-                if s and "active_energy_import" in reading:
-                    s[-2] = reading  # a register waits for the round's end (energynow.py)
-            elif (
-                s
-                or "active_energy_import" in reading
-                and not any(d._discover for d in self.destinations)
-            ):  # loaded at the first register after the rounds its fields bring
-                try:
-                    import energynow  # and again after each round: destination.py
-
-                    if not s:
-                        s = self.energynow = energynow.start(self.destinations)
-                    energynow.offer(s, reading)
-                except MemoryError:  # not loaded (again) yet: the power before is held over it
-                    if s:
-                        if not s[-1]:
-                            log("energynow: no memory, a reading not counted")
-                        s[-1] += 1  # readings not counted
         # Collect now, between frames, while the line is quiet: the next reading's JSON
         # then finds its 1 KB in one piece (a 96 KB heap fragments fast otherwise).
         gc.collect()
@@ -222,15 +197,6 @@ class Dongle:
             import tariff  # only a dongle that shares the tariff loads it (docs/performance.md)
 
             self.tariff = tariff.Account(cfg["tariff"], self.destinations, log)
-        # The energy counted on between registers, for Home Assistant's hourly statistics,
-        # when a destination with discovery gets both the import register and the power
-        # (energynow.fields() decides the rest): loaded at the first register after the
-        # discovery rounds its fields bring, not at boot. Loaded with the first List 3, two
-        # destinations over TLS with discovery ran out of memory in the round it brought;
-        # after it, they run at 96K (hanctl bench, docs/performance.md).
-        if any(d.cfg["discovery"] and d.share.allows("active_energy_import")
-               and d.share.allows("active_power_import") for d in self.destinations):  # fmt: skip
-            self.energynow = []  # energynow.start()'s state from the first register on
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:
             self.tasks.append(asyncio.create_task(_guard(d.name, d.run())))
