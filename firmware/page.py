@@ -59,10 +59,6 @@ _DAY_SLOTS = const(144)
 _WEEK_STEP = const(3600)
 _WEEK_SLOTS = const(168)
 _NONE = const(-32768)  # a slot with no reading
-# Free heap a view module's request needs before it is loaded: its code (page_settings.mpy
-# 3.3 KB, more once loaded), its work, and ~2 KB left for the meter and the destinations.
-# A dongle with one destination and the page has ~7.9 KB free between requests at 96K.
-_RARE_ROOM = const(6144)
 
 
 def mount(server, dongle, hal, setup):
@@ -107,11 +103,6 @@ def _rare(page, name, settings=False):
 
     def handler(request):
         gc.collect()  # the room the code needs, in as few pieces as can be
-        if gc.mem_free() < _RARE_ROOM:
-            # Not now: what is left is the meter's and the destinations'. With 20 page
-            # clients at once at 96K, the views' code and a login beside a second request
-            # left a destination's session no room (it failed, and readings were lost).
-            return refusal(503, "busy; try again")
         try:
             if settings:
                 import page_settings as views

@@ -3,8 +3,8 @@ with the page and one destination (tools/hanctl/bench_pipeline.py, as `hanctl be
 --page-clients 20` runs it): half log in and read the live view twice a second (four sessions
 at most, so they log in again and again), half fetch the page's file.
 
-At 112K the meter loses nothing to them. At 96K the heap is the limit: a few readings are
-refused for memory (counted), but the dongle and its web server outlive the storm. The
+At 112K the meter loses nothing to them. At 96K the heap is the limit: a few readings find
+no memory (counted), but the dongle and its web server outlive the storm. The
 numbers are the bench's (docs/performance.md, "Twenty page clients"); the bounds here are
 loose: this host is shared."""
 
@@ -70,7 +70,9 @@ def test_twenty_page_clients_cost_the_meter_nothing_at_112k(monkeypatch):
 
 def test_twenty_page_clients_at_96k_cost_counted_readings_never_the_dongle(monkeypatch):
     run, answers = _storm(monkeypatch, "96K")
-    assert not [x for x in run["log"] if "Traceback" in x or "MemoryError" in x], run["log"]
+    # A MemoryError may be logged where it is counted (a destination's dropped reading);
+    # none may escape a task.
+    assert not [x for x in run["log"] if "Traceback" in x], run["log"][-30:]
     assert answers and answers[-1] in (200, 401, 503), answers
     if run["stats"]:  # none when the bench gave up early (frames refused in a row)
         stats = run["stats"][-1]
