@@ -98,9 +98,13 @@ class Server:
         ai = socket.getaddrinfo(host, port)[0]
         s = socket.socket()
         s.setblocking(False)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(ai[-1])
-        s.listen(2)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(ai[-1])
+            s.listen(2)
+        except OSError:
+            s.close()  # not left open behind a port that is taken
+            raise
         self.listener = s
         asyncio.create_task(self._accept(s))
 
