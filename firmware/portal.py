@@ -33,13 +33,13 @@ from binascii import hexlify
 
 from micropython import const
 
-from store import STATE, load_json, save_json
+from store import CONFIG, NEXT, STATE, load_json, save_json
 
 KEY_FILE = "setup.json"  # {"key": "..."}: the access point's password
 _LETTERS = "abcdefghijkmnpqrstuvwxyz23456789"  # 32: no l, o, 0 or 1 to misread
 _KEY_LEN = const(12)
 IDLE_S = const(900)
-_CHECK_S = const(5)  # between looks at config.json
+_CHECK_S = const(5)  # between looks at config.json and config.next (checked if changed)
 # Where phones and computers look for the internet: Android (generate_204), Apple
 # (hotspot-detect.html, success.html), Windows (connecttest.txt, ncsi.txt, and redirect,
 # where it sends the browser when the test failed), Firefox (canonical.html, success.txt),
@@ -116,6 +116,7 @@ async def run(hal, cfg, problems, check):
         asyncio.create_task(captive.serve(dns, dns_port, log))
     led = _led(hal, "setup")
     seen = -1  # requests served when last looked
+    seen_files = _stamp()  # config.json and config.next as this boot checked them
     quiet_since = ticks_ms()
     tick = 0
     while True:
@@ -133,10 +134,22 @@ async def run(hal, cfg, problems, check):
         if served != seen:
             seen = served
             quiet_since = ticks_ms()
-        new, problems, fresh = check()
-        if new is not None and not problems and (fresh or cfg is None):
-            log("setup: config.json is valid: restarting into it")
-            hal.restart()
+        # The validator (~20 KB) runs only for a config.json or config.next that changed
+        # since the last look, and where it does not fit, a restart runs it: the boot
+        # checks first, before anything else loads. Beside the web server at 96K, a
+        # config.next it refused ran out of memory writing config.refused, and the dongle
+        # stopped (the unix model; the page's save restarts, but this look can come first).
+        stamp = _stamp()
+        if stamp != seen_files:
+            seen_files = stamp
+            try:
+                new, problems, fresh = check()
+            except MemoryError:
+                log("setup: no memory to check the config here: restarting to check it")
+                hal.restart()
+            if new is not None and not problems and (fresh or cfg is None):
+                log("setup: config.json is valid: restarting into it")
+                hal.restart()
         if cfg is not None and ticks_diff(ticks_ms(), quiet_since) >= IDLE_S * 1000:
             log("setup: no request for", IDLE_S, "s: restarting into config.json")
             hal.restart()
@@ -161,6 +174,19 @@ async def safe_state(hal, cfg, problems, check):
         if cfg is not None and not problems:
             log("config.json is valid now: restarting")
             hal.restart()
+
+
+def _stamp():
+    """What tells a changed config.json or a new config.next: their sizes and change times
+    (not the time read: reading config.json changes that on the unix port)."""
+    stamp = []
+    for path in (CONFIG, NEXT):
+        try:
+            st = os.stat(path)
+            stamp.append((st[6], st[8]))
+        except OSError:  # ENOENT
+            stamp.append(None)
+    return stamp
 
 
 def _redirect(where):
