@@ -61,6 +61,7 @@ class LocalApi:
         self.telegram = None  # bytearray holding the newest P1 telegram, made at the first
         self.telegram_len = 0
         self.server = None  # httpd.Server, set by start()
+        self.gas_id = None  # the gas meter's equipment id (P1, "full" only): see offer()
 
     def stats(self):
         """The web server's answers and refusals, by status code (httpd.Server.counts)."""
@@ -77,6 +78,8 @@ class LocalApi:
                 for f in view:
                     if f in UNIT:  # of the OBIS table: a fixed set, whatever the meter sends
                         values[f] = view[f]
+                if "gas_volume" in view and self.share.level == FULL:
+                    self.gas_id = gas_id(view)
         except MemoryError:
             self.server.count(MEMORY)
 
@@ -118,7 +121,7 @@ class LocalApi:
         # Written into the request's own buffer, which the server holds anyway: no answer
         # of ~800 B to find room for in a heap the meter's frames fragment.
         buf = request.buf
-        return 200, JSON, memoryview(buf)[: data_json(self.values, buf)]
+        return 200, JSON, memoryview(buf)[: data_json(self.values, buf, self.gas_id)]
 
     def p1_telegram(self, request):
         if not self.telegram_len:
@@ -129,7 +132,20 @@ class LocalApi:
         return 200, TEXT, memoryview(self.telegram)[: self.telegram_len]
 
 
-def data_json(values, buf):
+def gas_id(reading):
+    """The equipment id of the P1 meter's gas meter in reading (the M-Bus channel n whose
+    0-n:24.1.0 device type is 3, its 0-n:96.1.0, or 96.1.1 in Belgium), or None. At most 48
+    characters, as DSMR bounds it (96 hex digits): a longer one is no id."""
+    for n in "1234":
+        if reading.get("0-%s:24.1.0" % n) == 3:
+            for e in "01":
+                v = reading.get("0-%s:96.1.%s" % (n, e))
+                if v.__class__ is str and 0 < len(v) <= 48:
+                    return v
+    return None
+
+
+def data_json(values, buf, gas=None):
     """Write the JSON of /api/v1/data from canonical values (field -> int, (mantissa,
     exponent) or str) into the bytearray buf; where it ends (OverflowError if it does not
     fit). HomeWizard's names follow from the canonical ones and their units (no table of
@@ -137,7 +153,11 @@ def data_json(values, buf):
         active_power_import_l1 - active_power_export_l1   -> active_power_l1_w
         reactive_power_import - reactive_power_export     -> active_reactive_power_var
         voltage_l1, current_l1, frequency, power_factor   -> active_voltage_l1_v, ...
-        active_energy_import_t1                           -> total_power_import_t1_kwh"""
+        active_energy_import_t1                           -> total_power_import_t1_kwh
+        gas_volume, gas_time                              -> total_gas_m3, gas_timestamp
+    With gas, the gas meter's equipment id (gas_id(), "full" only) adds gas_unique_id and
+    the gas meter in "external", where Home Assistant's HomeWizard integration looks for
+    it (since 2024: it makes the gas sensor from there)."""
     n = put(buf, 0, "{")
     sep = ""
     v = values.get(METER_MODEL)
@@ -174,6 +194,24 @@ def data_json(values, buf):
             unit = "_" + unit.lower() if unit else ""
             n = put(buf, n, '%s"%s%s": %s' % (sep, name, unit, number(v)))
             sep = ", "
+    v = _exact(values.get("gas_volume"))
+    if v is not None:
+        v = number(v)
+        gas_json = '%s"total_gas_m3": %s' % (sep, v)
+        t = values.get("gas_time")  # "YYYY-MM-DDTHH:MM:SS" -> YYMMDDhhmmss, HomeWizard's
+        t = t[2:4] + t[5:7] + t[8:10] + t[11:13] + t[14:16] + t[17:19] if t.__class__ is str else ""
+        if len(t) == 12 and t.isdigit():
+            t = str(int(t))  # a JSON number has no leading 0 (years 2000-2009)
+            gas_json += ', "gas_timestamp": ' + t
+            if gas is not None:
+                gas = hexlify(gas.encode()).decode().upper()  # hex-coded, as DSMR writes it
+                gas_json += (', "gas_unique_id": "%s", "external": [{"unique_id": "%s", '
+                             '"type": "gas_meter", "timestamp": %s, "value": %s, "unit": "m3"}]'
+                             % (gas, gas, t, v))  # fmt: skip
+        # With the closing brace. Every field at its longest (what a hostile line could
+        # send) leaves no room for it in the request's buffer: the gas is then left out.
+        if n + len(gas_json) < len(buf):
+            n = put(buf, n, gas_json)
     return put(buf, n, "}")
 
 

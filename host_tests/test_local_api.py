@@ -10,6 +10,7 @@ With no local API the dongle listens nowhere.
 """
 
 import asyncio
+import datetime
 import json
 import socket
 import threading
@@ -263,6 +264,21 @@ def test_a_p1_meter_serves_its_telegram_as_it_came(parts):
     assert Decimal(str(data["total_power_import_kwh"])) == t1 + t2
     assert Decimal(str(data["total_power_import_t1_kwh"])) == t1
     assert data["unique_id"] == want["meter_id"].encode().hex().upper()
+    # Its gas meter (M-Bus channel 2), read by HomeWizard's own client library, as Home
+    # Assistant's integration reads it: the gas sensor comes from "external".
+    from homewizard_energy import HomeWizardEnergy
+
+    async def read():
+        async with HomeWizardEnergy(f"127.0.0.1:{port}") as client:
+            return await client.data()
+
+    got = asyncio.run(read())
+    assert Decimal(str(got.total_gas_m3)) == exact(want["gas_volume"]) == Decimal("246.138")
+    assert got.gas_timestamp == datetime.datetime(2020, 4, 26, 22, 30, 1)
+    assert got.gas_unique_id == "G0039001936990619" == want["0-2:96.1.0"]
+    (gas,) = got.external_devices.values()
+    assert (gas.unique_id, gas.meter_type.name, gas.unit) == (got.gas_unique_id, "GAS_METER", "m3")
+    assert Decimal(str(gas.value)) == Decimal("246.138") and gas.timestamp == got.gas_timestamp
 
 
 @pytest.mark.parametrize("where", ["8080", "localhost:", ":8080", "127.0.0.1:70000"])
@@ -320,7 +336,8 @@ def test_the_server_takes_routes_bodies_and_headers_within_its_bounds():
 def data_of(reading, size=HEAD_MAX):
     buf = bytearray(size)
     values = {k: v for k, v in reading.items() if k in local_api.UNIT}
-    return json.loads(buf[: local_api.data_json(values, buf)], parse_float=Decimal)
+    gas = local_api.gas_id(reading)
+    return json.loads(buf[: local_api.data_json(values, buf, gas)], parse_float=Decimal)
 
 
 def test_every_real_reading_gives_exact_values_within_the_servers_buffer():
@@ -328,7 +345,7 @@ def test_every_real_reading_gives_exact_values_within_the_servers_buffer():
 
     if missing_reason():
         pytest.skip(missing_reason())
-    checked = 0
+    checked = gases = 0
     for case in load_cases():
         for reading in rig.expected_readings(case.chunks):
             data = data_of(reading)  # OverflowError if it did not fit the request's buffer
@@ -349,8 +366,23 @@ def test_every_real_reading_gives_exact_values_within_the_servers_buffer():
                 assert data["total_power_import_kwh"] == sum(exact(t) for t in tariffs if t)
             if "meter_id" in reading:
                 assert bytes.fromhex(data["unique_id"]).decode() == reading["meter_id"]
+            if "gas_volume" in reading:  # a P1 meter's gas meter, as HomeWizard's gives it
+                gas = exact(reading["gas_volume"])
+                t = reading["gas_time"]
+                stamp = int(t[2:4] + t[5:7] + t[8:10] + t[11:13] + t[14:16] + t[17:19])
+                assert (data["total_gas_m3"], data["gas_timestamp"]) == (gas, stamp), case.id
+                ext = data.get("external")
+                if local_api.gas_id(reading) is not None:
+                    gas_id = bytes.fromhex(data["gas_unique_id"]).decode()
+                    assert gas_id == local_api.gas_id(reading), case.id
+                    want = {"unique_id": data["gas_unique_id"], "type": "gas_meter",
+                            "timestamp": stamp, "value": gas, "unit": "m3"}  # fmt: skip
+                    assert ext == [want], case.id
+                else:
+                    assert ext is None and "gas_unique_id" not in data, case.id
+                gases += 1
             checked += 1
-    assert checked > 100
+    assert checked > 100 and gases >= 5, (checked, gases)
 
 
 def test_the_largest_answer_fits_the_servers_buffer():
@@ -360,7 +392,18 @@ def test_the_largest_answer_fits_the_servers_buffer():
     reading["meter_model"] = "M" * 96
     reading["meter_id"] = "9" * 32
     data = data_of(reading)
-    assert len(data) == 31 and data["active_power_w"] == 0
+    assert len(data) == 32 and data["active_power_w"] == 0
+    # With a gas meter too, its id as long as DSMR lets it be (96 hex digits): no room for
+    # the gas in this answer, which is whole without it; beside what a DSMR 5 meter sends
+    # (powers, voltages and currents per phase, two tariffs each way), all of it fits.
+    gas = {"gas_time": "2099-12-31T23:59:59", "0-4:24.1.0": 3, "0-4:96.1.1": "9" * 48}
+    assert data_of(dict(reading, **gas)).keys() == data.keys() - {"total_gas_m3"}
+    dsmr = ["active_power_import", "active_power_export", "gas_volume"]
+    dsmr += [f"{f}_l{p}" for f in dsmr[:2] + ["voltage", "current"] for p in (1, 2, 3)]
+    dsmr += [f"active_energy_{d}port_t{t}" for d in ("im", "ex") for t in (1, 2)]
+    p1 = {f: (-(2**32) + 1, -3) for f in dsmr}
+    data = data_of(dict(p1, meter_model="M" * 96, meter_id="9" * 32, **gas))
+    assert data["external"][0]["unique_id"] == "39" * 48 and data["gas_timestamp"] == 991231235959
 
 
 def test_values_a_hostile_line_sends_where_numbers_belong_are_left_out_not_raised():
