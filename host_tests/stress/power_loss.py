@@ -71,7 +71,10 @@ def driver(mode, cwd, heap=HEAP):
 def sigkill(proc):
     """The power cut: no chance to close, flush or rename anything."""
     if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended (a restart) between the poll and the kill
+            pass
     proc.wait(10)
 
 
