@@ -20,7 +20,7 @@ RUNTIME = (
     "uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
     # the web server, HomeWizard's local API and the owner's page (each loaded when
     # config.json turns it on; page_settings for a login or the settings alone)
-    "httpd", "local_api", "page", "page_status", "page_settings", "web",
+    "httpd", "local_api", "page", "page_status", "page_settings", "page_save", "web",
     # the capacity tariff (loaded when a destination gets it)
     "accounting", "settlement", "tariff",
     # setup mode: the access point and the captive portal's DNS (loaded only there)

@@ -4,9 +4,9 @@
 # Loaded only when config.json has `"page": {"enabled": true, ...}` (dongle.py), or by the
 # setup mode (mount(..., setup=True)): a dongle without it holds none of this. This module
 # holds what every reading and the live view need; page_status (the page itself, session,
-# charts, counters) and page_settings (login, log out, settings, restart) are loaded for
-# each of their requests and dropped after it (_rare: docs/performance.md, "The owner's
-# page").
+# charts, counters), page_settings (login, log out, the settings form) and page_save (the
+# settings' save, restart) are loaded for each of their requests and dropped after it (_rare:
+# docs/performance.md, "The owner's page").
 #
 #   GET  /                 the page itself (page.html.gz from flash, gzipped, in pieces)
 #   GET  /page/session     200 {"csrf", "setup", "version"} while logged in, else 401
@@ -79,6 +79,10 @@ def mount(server, dongle, hal, setup):
 
     del sys.modules["page_settings"], page_settings
     gc.collect()
+    import page_save
+
+    del sys.modules["page_save"], page_save
+    gc.collect()
     r = server.route
     r("/", _rare(page, "asset"))
     r("/page/session", _rare(page, "session"))
@@ -104,12 +108,15 @@ def _rare(page, name, settings=False):
     def handler(request):
         gc.collect()  # the room the code needs, in as few pieces as can be
         try:
-            if settings:
+            if name == "save" or name == "restart":  # alone: see page_save.py
+                import page_save as views
+            elif settings:
                 import page_settings as views
             else:
                 import page_status as views
             return getattr(views, name)(page, request)
         finally:  # also a load cut short by a MemoryError (500): none half there after
+            sys.modules.pop("page_save", None)
             sys.modules.pop("page_settings", None)
             sys.modules.pop("page_status", None)
 
@@ -117,6 +124,11 @@ def _rare(page, name, settings=False):
 
 
 class Page:
+    # The secrets of config.json: never sent back (GET /page/config says true where one
+    # is: page_settings.py); in a saved config, absent or true keeps the one there, null
+    # removes it (page_save.py). Here, as both views read it and neither loads the other.
+    SECRETS = ("password", "key", "auth_key", "password_hash", "salt")
+
     def __init__(self, dongle, hal, setup):
         self.dongle = dongle
         self.hal = hal

@@ -10,32 +10,20 @@ from binascii import hexlify, unhexlify
 
 from httpd import JSON, refusal
 from reading import put
-from store import CONFIG, NEXT, REFUSED, load_json, save_json
+from store import CONFIG, REFUSED, load_json
 
 COOKIE = "hanport"  # the session's (page.py reads it back)
-PASSWORD_MIN = 8
 SESSIONS_MAX = 4
 FAILS_FREE = 3  # wrong passwords before the waits begin
 LOCK_MAX_S = 300
-ITERATIONS = 2000  # config.PAGE_ITERATIONS (config itself takes ~20 KB of heap)
 _SLICE = 25  # PBKDF2 iterations between two turns of the event loop (_hash)
-# The secrets of config.json: never sent back (GET /page/config says true where one is);
-# in a saved config, absent or true keeps the one there, null removes it.
-SECRETS = ("password", "key", "auth_key", "password_hash", "salt")
-
-
-def pbkdf2(password, salt, iterations):
-    """PBKDF2-HMAC-SHA256 (RFC 8018 section 5.2, RFC 2104), one 32-byte block, as hex:
-    MicroPython has hashlib.sha256 but no hmac module, and its hash objects no copy().
-    `hanctl config password` uses CPython's hashlib.pbkdf2_hmac; test_page.py checks both
-    agree. The dongle itself runs _rounds() a slice at a time (_hash)."""
-    for h in _rounds(password, salt, iterations):  # noqa: B007 - the last one is the hash
-        pass
-    return h
 
 
 async def _hash(password, salt, iterations):
-    """pbkdf2(), with the meter's reading and the destinations run between its slices.
+    """PBKDF2-HMAC-SHA256 (RFC 8018 section 5.2, RFC 2104), one 32-byte block, as hex:
+    MicroPython has hashlib.sha256 but no hmac module, and its hash objects no copy().
+    `hanctl config password` uses CPython's hashlib.pbkdf2_hmac; test_page.py checks both
+    agree. The meter's reading and the destinations run between its slices (_rounds()):
     2000 iterations took ~150 ms of CPU at 96K beside one destination (each a few hash
     objects in a heap with ~7 KB free: a collection every few dozen), and the meter's
     frames waited behind them: with 20 page clients logging in, their messages reached
@@ -123,7 +111,7 @@ def config(page, request):
     buf = request.buf
     for _ in range(2):
         try:
-            n = _write_hidden(cfg, buf, put(buf, 0, '{"config": '))
+            n = _write_hidden(cfg, buf, put(buf, 0, '{"config": '), page.SECRETS)
             if refused:
                 n = put(buf, n, ', "problems": ' + json.dumps(refused.get("problems")))
             return 200, JSON, memoryview(buf)[: put(buf, n, "}")]
@@ -140,38 +128,6 @@ def scan(page, request):
     return 200, JSON, json.dumps([list(n) for n in nets])
 
 
-def save(page, request):
-    if page._session(request, True) is None:
-        return refusal(403, "no session, or no CSRF token")
-    try:
-        new = json.loads(bytes(request.body))
-    except ValueError:
-        return refusal(400, "not JSON")
-    if not isinstance(new, dict):
-        return refusal(400, "not a config object")
-    old = load_json(CONFIG)
-    _keep(new, old if isinstance(old, dict) else {})
-    pg = new.get("page")
-    if isinstance(pg, dict):
-        pw = pg.pop("password", None)
-        if pw is not None:
-            if not isinstance(pw, str) or len(pw) < PASSWORD_MIN:
-                why = "page.password: too short; use at least %d characters" % PASSWORD_MIN
-                return 400, JSON, json.dumps({"problems": [why]})
-            salt = os.urandom(16)
-            pg["salt"] = hexlify(salt).decode()
-            pg["iterations"] = ITERATIONS
-            pg["password_hash"] = pbkdf2(pw, salt, ITERATIONS)
-    if page.setup and not (isinstance(pg, dict) and pg.get("password_hash")):
-        why = "page.password: missing; choose the page's password (at least %d characters)"
-        return 400, JSON, json.dumps({"problems": [why % PASSWORD_MIN]})
-    # The validator runs at the next boot, before the dongle takes the heap (startup.py):
-    # valid, the dongle runs on it; else the page shows its messages at their fields.
-    save_json(NEXT, new)
-    asyncio.create_task(_restart(page.hal))
-    return 200, JSON, '{"restarting": true}'
-
-
 def logout(page, request):
     s = page._session(request, True)
     if s is None:
@@ -182,63 +138,23 @@ def logout(page, request):
     return 200, JSON, "{}", ("Set-Cookie: %s=; Path=/; Max-Age=0\r\n" % COOKIE).encode()
 
 
-# The page, the settings, the restart
-
-
-def restart(page, request):
-    if page._session(request, True) is None:
-        return refusal(403, "no session, or no CSRF token")
-    asyncio.create_task(_restart(page.hal))
-    return 200, JSON, '{"restarting": true}'
-
-
-async def _restart(hal):
-    await asyncio.sleep_ms(500)  # the answer goes out first
-    hal.log("page: restarting")
-    hal.restart()
-
-
 def _random():
     return hexlify(os.urandom(16)).decode()
 
 
-def _write_hidden(v, buf, n):
-    """Config value v as JSON into buf at n, each secret as true; the new end."""
+def _write_hidden(v, buf, n, secrets):
+    """Config value v as JSON into buf at n, each key of secrets as true; the new end."""
     if isinstance(v, dict):
         n = put(buf, n, "{")
         sep = ""
         for k in v:
             n = put(buf, n, sep + json.dumps(k) + ": ")
-            n = put(buf, n, "true") if k in SECRETS else _write_hidden(v[k], buf, n)
+            n = put(buf, n, "true") if k in secrets else _write_hidden(v[k], buf, n, secrets)
             sep = ", "
         return put(buf, n, "}")
     if isinstance(v, list):
         n = put(buf, n, "[")
         for i, x in enumerate(v):
-            n = _write_hidden(x, buf, put(buf, n, ", ") if i else n)
+            n = _write_hidden(x, buf, put(buf, n, ", ") if i else n, secrets)
         return put(buf, n, "]")
     return put(buf, n, json.dumps(v))
-
-
-def _keep(new, old):
-    """Secrets the form did not change taken from the config.json there (new is the
-    request's own, changed in place): a Wi-Fi network's by its SSID, a destination's by
-    its name; a secret null is removed."""
-    pairs = [(new.get("meter"), old.get("meter")), (new.get("page"), old.get("page"))]
-    for k, key in (("wifi", "ssid"), ("destinations", "name")):
-        was = old.get(k)
-        for x in new.get(k) or ():
-            for y in was if isinstance(was, list) else ():
-                if isinstance(x, dict) and isinstance(y, dict) and x.get(key) == y.get(key):
-                    pairs.append((x, y))
-    for x, y in pairs:
-        if not isinstance(x, dict):
-            continue
-        for k in SECRETS:
-            v = x.get(k, True)
-            if v is None:
-                del x[k]
-            elif v is True:
-                x.pop(k, None)
-                if isinstance(y, dict) and k in y:
-                    x[k] = y[k]
