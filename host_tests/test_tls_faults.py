@@ -110,11 +110,21 @@ def test_a_bad_certificate_is_refused_counted_backed_off_and_never_plaintext(par
     assert not dongle.lines("destination T connected")
     # Every attempt was a TLS handshake on the TLS listener, through the relay; no MQTT
     # session came of any, and none went to the plain listener.
-    tries = len(rig.connections_on(b, b.tls_port))
-    assert tries == len(wire.connections) >= 4
+    # The relay records a connection once its own to the broker is made, which the broker
+    # may log first: on a loaded CI machine a fifth attempt was in the broker's log (5)
+    # and not yet in the relay's list (4). The two are compared once they agree.
+
+    def agree():
+        """the broker's TLS connections, as many as the relay's"""
+        n = len(rig.connections_on(b, b.tls_port))
+        return n if n == len(wire.connections) else None
+
+    tries = rig.wait_for(agree, 10)
+    assert tries >= 4
     assert clients_on(b, b.tls_port) == []
     assert rig.connections_on(b, b.port)[start:] == []
-    for up, down in wire.connections:
+    for up, down in wire.connections[: len(failed)]:  # the attempts that ended (a later one
+        # may not have sent its ClientHello yet)
         assert up[:3] == b"\x16\x03\x01" or up[:3] == b"\x16\x03\x03", up[:16]  # ClientHello
         assert down[:1] == b"\x16"  # the broker's handshake (with its certificate)
         for clear in (b"MQTT", PASSWORD.encode(), b"hanport/", b"hanport-test"):
