@@ -47,6 +47,16 @@ _FIELDS_MAX = const(80)
 # does is announced after this many, under the node alone (discovery.device_key).
 _ID_WAIT = const(15)
 _ebuf = None  # made by the first Destination: see __init__
+# The JSON of a live reading, the stats, the tariff or a discovery config, written by each
+# destination in its turn (acquire()). The socket's stream copies what the socket does not
+# take at once (asyncio's Stream.write), so the buffer is free again as soon as publish()
+# has written it (its `release`), before the drain and the PUBACK: the others wait no yield.
+# One of _JSON_MAX, not one a destination: steady heap 85,968 -> 81,632 B with four
+# destinations at 96K (hanctl bench --pipeline --destinations 4), where marks.py, loaded
+# at a hostile line, left a session out of memory or found no room itself (test_hostile_
+# line.py: 6 runs in 20 on a busy machine; 0 in 16 after).
+_writer = None  # the destination writing into Destination._buf, if any (acquire())
+_turn = asyncio.Event()  # set when the buffer is released
 # The destination sending a discovery round, if any: one at a time. Two rounds at once (a
 # full and a live destination, both at the first List 2) held two sets of their
 # transient names and ran out of memory at 96K (test_runtime_more's discovery test); the
@@ -59,6 +69,7 @@ class Destination:
     # attribute until then: a dongle without a tariff keeps its dicts as they were (heap).
     tariff = None
     discovery_full = False  # said once in the log: _fields full (a class attribute, as tariff)
+    _buf = None  # the JSON of what goes out, every destination's (made by the first; acquire())
 
     def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None, salt=None,
                  tariff=False):  # fmt: skip
@@ -88,10 +99,11 @@ class Destination:
         self._discover = False  # discovery to (re)send
         self._stats_at = None
         self._queued_hour = None  # meter hour of the last energy message queued
-        # The JSON of what goes out is written into buffers of this destination's own, made
-        # once: a long-running dongle's heap fragments, and a fresh 1 KB string per message
-        # is what ran out first (hanctl bench --pipeline at 96K).
-        self._buf = bytearray(_JSON_MAX)  # a live reading or the stats, while it is sent
+        # The JSON of what goes out is written into buffers made once: a long-running
+        # dongle's heap fragments, and a fresh 1 KB string per message is what ran out
+        # first (hanctl bench --pipeline at 96K).
+        if Destination._buf is None:  # every destination's: see acquire()
+            Destination._buf = bytearray(_JSON_MAX)
         # The hourly message, while offer() queues it. offer() never waits, so every
         # destination uses the one buffer: 1.5 KB less with four, the margin a dongle
         # loading the .mpy needed at 96K (test_faults_network's four destinations).
@@ -324,23 +336,33 @@ class Destination:
             self.published += 1
         # -- live: the latest reading the share let out -------------------------------------
         if self._live is not None:
-            view = self._live
-            self._live = None
             try:
-                n = reading_json.write(view, self._buf)
-            except OverflowError:  # longer than any meter's reading: counted, not sent
-                n = 0
-                self.dropped += 1
-            if n:
+                # Meanwhile a newer reading may replace this one: the newer goes.
+                await self.acquire(client)
+                view = self._live
+                self._live = None
                 try:
-                    await client.publish(self.base + "/reading", memoryview(self._buf)[:n])
-                except BaseException:  # the session ends with this reading: counted
+                    n = reading_json.write(view, self._buf)
+                except OverflowError:  # longer than any meter's reading: counted, not sent
+                    n = 0
                     self.dropped += 1
-                    raise
-                self.published += 1
+                if n:
+                    try:
+                        view = memoryview(self._buf)[:n]
+                        await client.publish(self.base + "/reading", view, False, 0, self.release)
+                    except BaseException:  # the session ends with this reading: counted
+                        self.dropped += 1
+                        raise
+                    self.published += 1
+            finally:
+                self.release()
         # -- tariff: the capacity tariff's latest figures (tariff.py), retained -----------
         if self.tariff is not None:
-            await self.tariff.send(client, self)
+            try:
+                await self.acquire(client)
+                await self.tariff.send(client, self)
+            finally:
+                self.release()
         # -- discovery: a round of Home Assistant configs -----------------------------------
         # With the meter's id (List 2, within 10 s on a real meter), or without one after
         # _ID_WAIT readings; a withdrawal (discovery turned off) needs neither.
@@ -375,21 +397,47 @@ class Destination:
             self._stats_at = now
             stats = self.stats(self)
             try:
-                n = _write_stats(stats, self._buf)
-            except OverflowError:
-                # Longer than the buffer: four destinations with long names and errors.
-                # The others' errors cut to their kind ("dns", "tls"), then counted if
-                # still too long (see _ERROR_MAX).
-                for other in stats.get("destination", {}).get("others", ()):
-                    if other["last_error"]:
-                        other["last_error"] = other["last_error"].split(":")[0]
+                await self.acquire(client)
                 try:
                     n = _write_stats(stats, self._buf)
                 except OverflowError:
-                    n = 0
-                    self.dropped += 1
-            if n:
-                await client.publish(self.base + "/stats", memoryview(self._buf)[:n])
+                    # Longer than the buffer: four destinations with long names and errors.
+                    # The others' errors cut to their kind ("dns", "tls"), then counted if
+                    # still too long (see _ERROR_MAX).
+                    for other in stats.get("destination", {}).get("others", ()):
+                        if other["last_error"]:
+                            other["last_error"] = other["last_error"].split(":")[0]
+                    try:
+                        n = _write_stats(stats, self._buf)
+                    except OverflowError:
+                        n = 0
+                        self.dropped += 1
+                if n:
+                    await client.publish(
+                        self.base + "/stats", memoryview(self._buf)[:n], False, 0, self.release
+                    )
+            finally:
+                self.release()
+
+    async def acquire(self, client):
+        # Destination._buf for this destination's next message, once no other destination
+        # writes into it and this one's client sends nothing else: publish() then writes
+        # the message before its first yield, and release() comes at once. (Taken while
+        # the client drained a PINGREQ into a broker that reads nothing, it would be held
+        # until that session's timeout, and every destination with it.)
+        global _writer
+        while _writer is not None or client._sending:
+            await (_turn if _writer is not None else client._turn).wait()
+        _writer = self
+        _turn.clear()
+
+    def release(self):
+        # Destination._buf back, if this destination holds it, to whoever waits in
+        # acquire(); also publish()'s `release`, once the message is written.
+        global _writer
+        if _writer is self:
+            _writer = None
+            _turn.set()
 
     def _message(self, topic, payload):
         # Home Assistant announces "online" after it starts: send discovery again, at most

@@ -414,6 +414,16 @@ async def send(client, buf, dest, load_json, save_json):
     every = dest.cfg.get("stats_interval", 60)
     configs = iter_messages(buf, dest.base, dest._fields, share, meter[0], meter[1], meter[2],
                             hostname, name, dest.salt, every)  # fmt: skip
-    for component, object_id, n in configs:
-        config = memoryview(buf)[:n]
-        await client.publish(topic(component, nid, object_id), config, retain=True, qos=1)
+    while True:
+        # buf is every destination's (destination.py acquire()): taken for one config at a
+        # time, so the others' live readings go out between them.
+        await dest.acquire(client)
+        try:
+            try:
+                component, object_id, n = next(configs)
+            except StopIteration:
+                return
+            config = memoryview(buf)[:n]
+            await client.publish(topic(component, nid, object_id), config, True, 1, dest.release)
+        finally:
+            dest.release()

@@ -246,8 +246,10 @@ class MQTTClient:
             body += f
         return _packet(_CONNECT, body)
 
-    async def publish(self, topic, payload, retain=False, qos=0):
-        """Send one message; with qos=1 wait for its PUBACK (bounded by `timeout`).
+    async def publish(self, topic, payload, retain=False, qos=0, release=None):
+        """Send one message; with qos=1 wait for its PUBACK (bounded by `timeout`). release:
+        called once the payload is in the socket's stream (copied where the socket did not
+        take it all), before the drain: a buffer shared by several writers is free again.
 
         The payload goes to the socket as it is, after a header built in a reused buffer.
         Heap per QoS 0 publish, unix port (MicroPython 1.29, 64-bit), 500 or 8000 payload
@@ -278,7 +280,7 @@ class MQTTClient:
             head[i + j] = topic[j]
         i += n
         if not qos:
-            await self._send(self._head_to(i), payload)
+            await self._send(self._head_to(i), payload, release)
             return
         pid = self._next_pid()
         head[i] = pid >> 8
@@ -286,7 +288,7 @@ class MQTTClient:
         entry = self._expect(pid)
         sent = ticks_ms()
         try:
-            await self._send(self._head_to(i + 2), payload)
+            await self._send(self._head_to(i + 2), payload, release)
             await self._ack(entry, "PUBACK")
         finally:
             self._acks.pop(pid, None)
@@ -425,7 +427,7 @@ class MQTTClient:
             self._view = memoryview(self._head)[:n]
         return self._view
 
-    async def _send(self, head, body):
+    async def _send(self, head, body, release=None):
         # One packet: head then body, written without yielding in between so packets
         # never interleave, and no other task writes until it is drained: MicroPython's
         # Stream.drain() drops bytes another task appends meanwhile. (Not asyncio.Lock:
@@ -441,13 +443,17 @@ class MQTTClient:
         self._send_t = ticks_ms()
         if hasattr(w, "transport"):
             # CPython >= 3.12 queues what the socket did not take without copying it,
-            # and the next publish rewrites the header buffer. MicroPython's Stream copies.
+            # and the next publish rewrites the header buffer (and the destinations' JSON
+            # buffer, destination.py acquire()). MicroPython's Stream copies.
             head = bytes(head)
+            body = body and bytes(body)
         done = False
         try:
             w.write(head)
             if body:
                 w.write(body)
+            if release is not None:
+                release()
             await w.drain()
             if self._w is not w:  # ended meanwhile (CPython's drain() returns quietly)
                 raise self._down()

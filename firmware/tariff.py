@@ -280,7 +280,7 @@ class Account:
             d.dropped += 1
             return
         try:
-            await client.publish(d.base + "/tariff", memoryview(d._buf)[:n], retain=True, qos=1)
+            await client.publish(d.base + "/tariff", memoryview(d._buf)[:n], True, 1, d.release)
         except BaseException:
             if d.tariff is None:
                 d.tariff = self

@@ -57,9 +57,12 @@ class Client:
         self.dropped = 0
         self.ack_ms = None
         self.sent = []  # (ms, topic, payload bytes, retain)
+        self._sending = False  # as mqtt.MQTTClient's: Destination.acquire() waits on it
 
-    async def publish(self, topic, payload, retain=False, qos=0):
+    async def publish(self, topic, payload, retain=False, qos=0, release=None):
         self.sent.append((self.clock.ms, topic, bytes(payload), retain))
+        if release is not None:  # the payload is copied: the shared buffer is free
+            release()
 
     def configs(self, since=0):
         return [(t, p) for ms, t, p, _ in self.sent[since:] if t.startswith("homeassistant/")]
@@ -214,6 +217,69 @@ def test_two_destinations_on_one_broker_never_share_a_topic_an_id_or_a_device(tm
     assert seen["full"][1].isdisjoint(seen["live"][1])  # unique ids
     assert seen["full"][2]["identifiers"] != seen["live"][2]["identifiers"]
     assert seen["full"][2]["model"] == "MA304H3E" and "model" not in seen["live"][2]
+
+
+class BusyClient(Client):
+    """A client sending another packet (a PINGREQ into a broker that reads nothing) until
+    free(): as mqtt.MQTTClient, publish() waits for its turn, then copies the payload."""
+
+    def __init__(self, clock):
+        super().__init__(clock)
+        self._sending = True
+        self._turn = asyncio.Event()
+
+    async def publish(self, topic, payload, retain=False, qos=0, release=None):
+        while self._sending:
+            await self._turn.wait()
+        await super().publish(topic, payload, retain, qos, release)
+        await asyncio.sleep(0)  # the drain's yield
+
+    def free(self):
+        self._sending = False
+        self._turn.set()
+
+
+def test_destinations_share_one_json_buffer_and_a_busy_client_holds_back_only_its_own(
+    tmp_path, clock, monkeypatch
+):
+    """Every destination writes its JSON into one buffer, in turn (Destination.acquire()).
+    A destination whose client is busy does not take it: the others' readings and their
+    discovery rounds go out meanwhile, and its own messages, once its client is free, are
+    its own, not what another wrote into the buffer meanwhile."""
+    monkeypatch.setattr(destination, "_turn", asyncio.Event())  # of this test's loop
+    monkeypatch.setattr(destination, "_writer", None)
+    full = make(tmp_path, clock, dest_cfg("full"))
+    live = make(tmp_path, clock, dest_cfg("live", share="live"))
+    assert full._buf is live._buf
+    full.client = BusyClient(clock)
+    for d in (full, live):
+        d.offer(LIST2, 0)
+
+    async def both():
+        held = asyncio.ensure_future(full._flush(full.client))
+        await asyncio.sleep(0)
+        # Within a second: not held back until the busy client's session times out.
+        await asyncio.wait_for(live._flush(live.client), 1)
+        assert not held.done() and full.client.sent == []
+        full.client.free()
+        await asyncio.wait_for(held, 1)
+
+    asyncio.run(both())
+    assert destination._writer is None
+    readings = {
+        d.name: [json.loads(p) for _, t, p, _ in d.client.sent if t == f"h/{d.name}/reading"]
+        for d in (full, live)
+    }
+    [got] = readings["full"]  # the full share's List 2, every field, the meter's id too
+    assert set(got) == set(LIST2) and got["meter_id"] == METER_ID, readings
+    assert got["voltage_l2"] == 233.4 and got["active_power_import"] == 1002, readings
+    assert set(readings["live"][0]) <= set(LIVE_POWER) | {"meter_time"}, readings
+    for d in (full, live):
+        configs = {t: json.loads(p) for t, p in d.client.configs() if p}
+        assert configs and all(f"/{HOST}_{d.name}/" in t for t in configs), configs
+        assert all(p["state_topic"].startswith(f"h/{d.name}/") for p in configs.values())
+        stats = [json.loads(p) for _, t, p, _ in d.client.sent if t == f"h/{d.name}/stats"]
+        assert [s["destination"]["name"] for s in stats] == [d.name], stats
 
 
 def test_two_dongles_on_one_broker_stay_apart(tmp_path, clock):

@@ -4,9 +4,11 @@ Debian's mosquitto, a meter on a TCP "UART".
 
 The frame search's checksums of overlapping candidates run from marks (firmware/marks.py),
 which load at the first overlap into whatever heap is left: on this configuration 13 KB
-free, in holes of at most 768 B. Without them each candidate runs its whole checksum,
-about 300 bytes of work a byte fed (docs/reliability.md); with too much of them (8-byte
-blocks, 4.4 KB) a session here failed `out of memory` in 2 runs of 4 (CI found it).
+free, in holes of at most 768 B, until the destinations shared one JSON buffer (16.7 KB
+since; before, this test failed 1 run in 10, 6 in 20 beside two busy loops). Without them
+each candidate runs its whole checksum, about 300 bytes of work a byte fed
+(docs/reliability.md); with too much of them (8-byte blocks, 4.4 KB) a session here failed
+`out of memory` in 2 runs of 4 (CI found it).
 """
 
 import shutil

@@ -171,7 +171,7 @@ def test_publish_and_receive_through_mosquitto(broker, which):
          "-P", PASSWORD, "-r", "-q", "1", "-t", base + "/in/retained", "-s"],
         input=retained_in, check=True, timeout=10,
     )  # fmt: skip
-    witness = Witness(broker, base + "/out/#", 9)
+    witness = Witness(broker, base + "/out/#", 10)
     events = run_events(
         which,
         {"scenario": "pubsub", "id": "hp-pub-" + which, "port": broker.port, "user": USER,
@@ -185,6 +185,8 @@ def test_publish_and_receive_through_mosquitto(broker, which):
         (base + "/out/big", 0, 1, pattern(20000, 3)),  # three bytes of remaining length
         (base + "/out/text", 0, 0, "målt 231.2 V".encode()),
         (base + "/out/view", 0, 1, pattern(64, 4)[8:40]),
+        # Its buffer zeroed by `release`: called only once the payload is written.
+        (base + "/out/shared", 0, 0, pattern(64, 7)),
         (base + "/out/wrap", 0, 1, b"\x00"),
         (base + "/out/wrap", 0, 1, b"\x01"),
         (base + "/out/wrap", 0, 1, b"\x02"),  # sent with packet id 1, after 65535
@@ -193,6 +195,7 @@ def test_publish_and_receive_through_mosquitto(broker, which):
     byname = {e["event"]: e for e in events}
     assert byname["subscribed"]["granted"] == 1
     assert byname["wrapped"]["pid"] == 1
+    assert [e["event"] for e in events].count("released") == 1
     received = [
         (e["topic"], bytes.fromhex(e["payload"])) for e in events if e["event"] == "message"
     ]
