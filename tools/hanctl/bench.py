@@ -78,6 +78,12 @@ def register(subparsers):
         "loaded and its message sent",
     )
     parser.add_argument(
+        "--registers",
+        action="store_true",
+        help="every 20th frame an Aidon List 3, an hour after the last (as --tariff, "
+        "without a tariff): what a dongle does at each hour's register",
+    )
+    parser.add_argument(
         "--ciphered",
         action="store_true",
         help="the pipeline with a meter that encrypts (AES-128-GCM, security 0x30), the "
@@ -300,7 +306,7 @@ def run_command(args):
         print(bench_cipher.report(args.repeat * 10))
     shaped = args.destinations > 1 or args.discovery or args.ciphered or args.local_api
     shaped = shaped or args.page or args.page_clients
-    if args.pipeline or args.tls or shaped or args.tariff:
+    if args.pipeline or args.tls or shaped or args.tariff or args.registers:
         print(flush=True)  # the decoder's report shows while the pipeline runs
         heap = runtime.check_heap(args.heap) if args.heap else None
         shape = {"destinations": args.destinations, "discovery": args.discovery}
@@ -308,5 +314,6 @@ def run_command(args):
         shape["local_api"] = args.local_api
         shape["tariff"] = args.tariff
         shape["page"] = args.page_clients or args.page  # True: one client
+        shape["registers"] = args.registers
         print(bench_pipeline.report(heap=heap, tls=args.tls, **shape))
     return 0

@@ -64,6 +64,7 @@ def report(
     local_api=False,
     tariff=False,
     page=False,
+    registers=False,
 ):
     """Markdown report of one pipeline run at `heap` (default: the image's, runtime.
     default_heap; and at FALLBACK_HEAP if that fails): `frames` paced frames for latency,
@@ -75,12 +76,13 @@ def report(
     "tariff" and every 20th frame an Aidon List 3 an hour after the last (the account's code
     loaded for each, its state written) if `tariff`; the owner's page on, a logged-in
     client reading /page/live every POLL_S, if `page` (a number: that many clients at once,
-    every other one reading the page's file instead)."""
+    every other one reading the page's file instead); every 20th frame a List 3 as with
+    `tariff`, without one in the config, if `registers`."""
     missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
     heap = heap or runtime.default_heap()
-    shape = (tls, destinations, discovery, ciphered, local_api, tariff, page)
+    shape = (tls, destinations, discovery, ciphered, local_api, tariff, page, registers)
     runs = [measure(heap, frames, burst, gap, idle, *shape)]
     if runs[0]["problem"] and _heap_bytes(heap) != _heap_bytes(FALLBACK_HEAP):
         runs.append(measure(FALLBACK_HEAP, frames, burst, gap, idle, *shape))
@@ -117,6 +119,7 @@ def measure(
     local_api=False,
     tariff=False,
     page=False,
+    registers=False,
 ):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
@@ -170,7 +173,8 @@ def measure(
                         poller = Poller(f"http://{http}/page/live", POLL_S, login=PAGE_PASSWORD)
                     parts.append(poller)
                     run.setdefault("pollers", []).append(poller)
-            _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered, tariff)
+            hourly = tariff or registers
+            _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered, hourly)
         finally:
             for part in reversed(parts):
                 part.stop()
@@ -232,9 +236,9 @@ def _other(i, port):
     }
 
 
-def _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered=False, tariff=False):
+def _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered=False, hourly=False):
     make = encoder.aidon
-    if tariff:
+    if hourly:
         # Every 20th frame a List 3, an hour after the last one (a meter sends one in
         # ~1,800): the account's code loaded (and dropped) and its state written for each,
         # 55 times over the run, while the sessions run.
@@ -355,6 +359,7 @@ def _markdown(
     local_api=False,
     tariff=False,
     page=False,
+    registers=False,
 ):
     last = runs[-1]
     lines = [
@@ -385,6 +390,8 @@ def _markdown(
         + (
             '; a "tariff" in the config, every 20th frame a List 3 an hour after the last'
             if tariff
+            else "; every 20th frame a List 3 an hour after the last"
+            if registers
             else ""
         ),
         f"- latency: {frames} frames, the closing flag {BODY_PAUSE * 1000:.0f} ms after the "
