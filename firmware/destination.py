@@ -160,7 +160,7 @@ class Destination:
             if client is not None and client.connected:
                 if self._live is not None:
                     self.dropped += 1  # the link outran the broker: the older one goes
-                self._live = view  # made into JSON when it goes out, in this destination's buffer
+                self._live = view  # made into JSON when it goes out (acquire())
             else:
                 self.dropped += 1
             self.event.set()
@@ -424,7 +424,10 @@ class Destination:
         # writes into it and this one's client sends nothing else: publish() then writes
         # the message before its first yield, and release() comes at once. (Taken while
         # the client drained a PINGREQ into a broker that reads nothing, it would be held
-        # until that session's timeout, and every destination with it.)
+        # until that session's timeout, and every destination with it.) So nothing yields
+        # between acquire() and the write, and no other destination finds _writer set
+        # today: the guard keeps a yield added there later from mixing two destinations'
+        # JSON (test_ha_discovery.py's shared-buffer test: mixed, without the guards).
         global _writer
         while _writer is not None or client._sending:
             await (_turn if _writer is not None else client._turn).wait()

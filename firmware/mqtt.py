@@ -250,6 +250,8 @@ class MQTTClient:
         """Send one message; with qos=1 wait for its PUBACK (bounded by `timeout`). release:
         called once the payload is in the socket's stream (copied where the socket did not
         take it all), before the drain: a buffer shared by several writers is free again.
+        Not called when publish() raises before that (not connected, too long): a caller
+        that holds a buffer releases it itself then, in a `finally`.
 
         The payload goes to the socket as it is, after a header built in a reused buffer.
         Heap per QoS 0 publish, unix port (MicroPython 1.29, 64-bit), 500 or 8000 payload

@@ -109,7 +109,8 @@ class Account:
         self.sent_ms = now_ms
         # share.tariff: 2 at each register and between, 1 at each register only, 0 never.
         # Each destination writes the message when it sends it (send()): the latest
-        # figures, into its own buffer; one is retained and holds the whole month.
+        # figures, into the destinations' buffer in its turn; one is retained and holds
+        # the whole month.
         for d in self.destinations:
             if d.share.tariff > (0 if closed else 1):
                 d.tariff = self
@@ -271,8 +272,8 @@ class Account:
 
     async def send(self, client, d):
         """Publish the message to destination d (destination.py _flush) over its session:
-        written into d's buffer, retained, QoS 1. A session that ends first leaves it to d's
-        next one."""
+        written into the destinations' buffer (d holds it: acquire()), retained, QoS 1. A
+        session that ends first leaves it to d's next one."""
         d.tariff = None
         try:
             n = self.write(d._buf, d.share.tariff)
