@@ -377,9 +377,12 @@ class Destination:
             # Collected first: the reading and its JSON, garbage by now, left 8.5 KB free at
             # 96K and the import failed; collected, 15 KB (unix port, two destinations).
             gc.collect()
-            import discovery  # only destinations with discovery on pay for it (8.4 KB)
-
+            discovery = None
             try:
+                # Inside the try: an import that found no memory left _announcing set, and
+                # no destination had a round again (nor the tariff a load) until a reboot.
+                import discovery  # only destinations with discovery on pay for it (8.4 KB)
+
                 await discovery.send(client, self._buf, self, self._files[0], self._files[1])
             except OverflowError:  # a config longer than the buffer (a meter's odd strings):
                 self.dropped += 1  # the rest of this round is dropped, counted, not retried
@@ -389,7 +392,7 @@ class Destination:
                 # Sent on connect, when Home Assistant restarts and when a field is new, not
                 # in between: its code leaves the heap until then. Measured on the 32-bit
                 # .mpy-loaded image: docs/performance.md.
-                del discovery
+                discovery = None
                 sys.modules.pop("discovery", None)
         # -- stats: every stats_interval ---------------------------------------------------
         now = time.ticks_ms()

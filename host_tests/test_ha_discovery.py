@@ -191,6 +191,35 @@ def test_a_meter_that_never_names_itself_is_announced_after_15_readings(tmp_path
     assert later.index((empty[0], b"")) < len(later) - len(new)  # removed, then announced
 
 
+def test_a_round_whose_code_finds_no_memory_is_had_again_at_the_next_session(
+    tmp_path, clock, monkeypatch
+):
+    """At 96K the import of discovery's code can find no memory: the session ends (counted,
+    retried), and the next one has its round. Imported outside the round's try, the round
+    stayed marked as under way: no destination had one again until a reboot, nor the
+    tariff a load (tariff.py waits for a round's end)."""
+    import sys
+
+    monkeypatch.setattr(destination, "_announcing", None)  # restored, whatever happens
+    d = make(tmp_path, clock, dest_cfg("full"))
+
+    class NoRoom:  # the import machinery's view of a heap with no room for the module
+        def find_spec(self, name, path=None, target=None):
+            if name == "discovery":
+                raise MemoryError("memory allocation failed, allocating 256 bytes")
+
+    monkeypatch.delitem(sys.modules, "discovery", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [NoRoom(), *sys.meta_path])
+    with pytest.raises(MemoryError):
+        offer(d, clock, LIST2, 4000)
+    assert destination._announcing is None
+    assert d.client.configs() == []
+    sys.meta_path.pop(0)  # room again; a new session announces
+    d._discover = True
+    offer(d, clock, LIST2, 14000)
+    assert fields_of(d.client.configs()) >= set(LIVE_POWER)
+
+
 # -- 2: one node, device and set of unique ids per destination ------------------------------
 
 

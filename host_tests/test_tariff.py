@@ -351,3 +351,33 @@ def test_a_state_saved_before_the_months_file_is_read_and_its_months_moved(tmp_p
         assert got[k] == new[k], k
     assert [m[0] for m in json.loads((tmp_path / tariff.MONTHS).read_text())] == ["2026-01"]
     assert json.loads(again.state)["y"] == []
+
+
+def test_a_register_during_a_discovery_round_waits_for_the_round(tmp_path, monkeypatch):
+    """A discovery round holds ~8 KB of a 96K heap until its last config is acknowledged
+    (destination.py): the account is not loaded beside it, and the registers that came
+    during it close their hours at the first reading after it, none lost or merged."""
+    import destination
+
+    monkeypatch.chdir(tmp_path)
+    readings, truth = hours(4)
+    said = []
+    account = tariff.Account({}, [dest(2)], lambda *a: said.append(a))
+    loads = []
+    load = account._load
+    monkeypatch.setattr(account, "_load", lambda *a: loads.append(a[0]) or load(*a))
+    feed(account, readings[:4])  # hour 0 closed at 01:00:05
+    assert written(account)["last_hour"]["hour"] == "2026-01-01T00:00:00"
+    n = len(loads)
+    monkeypatch.setattr(destination, "_announcing", object())  # a round under way
+    feed(account, readings[4:10])  # the registers at 02:00:05 and 03:00:05 among them
+    assert len(loads) == n  # not loaded
+    monkeypatch.setattr(destination, "_announcing", None)  # the round is over
+    feed(account, readings[10:11])  # 03:20:00: a power reading
+    assert len(loads) == n + 1 and len(loads[-1]) == 2  # the two registers, at once
+    msg = written(account)
+    assert msg["last_hour"] == {"hour": "2026-01-01T02:00:00", "estimated": False,
+                                "import_kwh": truth["2026-01-01T02:00:00"] / 1000,
+                                "export_kwh": 0}  # fmt: skip
+    assert msg["month_kwh"] == sum(truth[h] for h in sorted(truth)[:3]) / 1000
+    assert said == []
