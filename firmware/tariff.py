@@ -7,7 +7,8 @@
 # Heap: accounting's code (~4.4 KB loaded from .mpy; settlement.py's ~1 KB only at a
 # month's end, with quarter hours or for a lost register) is in the heap only while it
 # works, once an hour at the hour's register (or the first reading past the hour's first
-# minute when none came), as discovery is for its rounds (docs/performance.md). Between,
+# minute when none came), as discovery is for its rounds, and never beside a round (it
+# waits for the round's end: docs/performance.md). Between,
 # this module integrates the power per meter hour (what a lost register is split by,
 # accounting.py, and this hour so far) and makes the message from the figures accounting
 # left at the last load. With quarter hours ("period_min": 15) each meter hour also keeps
@@ -152,7 +153,9 @@ class Account:
                 # October's repeated hour, a boundary of its own.
                 if t[:13] != self.given or last is None or last >= _SNAP_S:
                     w = self.pending
-                    if not w or w[-1]["meter_time"][:13] != t[:13]:  # P1: the hour's first
+                    # P1: the hour's first. The same hour after its minute, October's
+                    # repeated hour, is a register of its own, one waiting or not.
+                    if not w or w[-1]["meter_time"][:13] != t[:13] or (last or 0) >= _SNAP_S:
                         if len(w) >= _WAIT:
                             del w[0]  # the oldest gives way: split (accounting.py)
                         w.append({k: reading[k] for k in _REGISTER if k in reading})
@@ -171,12 +174,15 @@ class Account:
             return False
         from destination import _announcing
 
-        # A discovery round holds its room (~8 KB at 96K): the load waits for the first
-        # reading after it, the register in pending. Loaded during the round, one
-        # destination with discovery and the tariff found no memory for the account in
-        # every run, and the round none for its next config in 1 run of 15 on a busy
-        # machine (test_tariff_dongle.py's Home Assistant test); 0 of 15 after.
-        if _announcing is not None:
+        # A discovery round holds its room (~8 KB at 96K): the load waits until it is over,
+        # the registers in pending, and comes at the next register or the first reading
+        # past the register's minute. Loaded during the round, one destination with
+        # discovery and the tariff found no memory for the account in every run, and the
+        # round none for its next config in 1 run of 15 on a busy machine
+        # (test_tariff_dongle.py's Home Assistant test); 0 of 20 after. Bounded: with
+        # _WAIT registers waiting (rounds back to back for hours: a broker slow to
+        # acknowledge, Home Assistant's "online" every 30 s) it loads beside the round.
+        if _announcing is not None and len(self.pending) < _WAIT:
             self.due = True
             return False
         closed = self._load(self.pending or (reading,), now_ms)

@@ -215,7 +215,7 @@ def test_a_round_whose_code_finds_no_memory_is_had_again_at_the_next_session(
     assert destination._announcing is None
     assert d.client.configs() == []
     sys.meta_path.pop(0)  # room again; a new session announces
-    d._discover = True
+    d._discover = True  # as _session() sets it at the next connect
     offer(d, clock, LIST2, 14000)
     assert fields_of(d.client.configs()) >= set(LIVE_POWER)
 

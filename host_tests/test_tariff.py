@@ -381,3 +381,57 @@ def test_a_register_during_a_discovery_round_waits_for_the_round(tmp_path, monke
                                 "export_kwh": 0}  # fmt: skip
     assert msg["month_kwh"] == sum(truth[h] for h in sorted(truth)[:3]) / 1000
     assert said == []
+
+
+def test_a_round_across_october_s_repeated_hour_changes_nothing_but_when(tmp_path, monkeypatch):
+    """Registers that waited for a round give the month the account would have had without
+    it, October's repeated 02:00 hour included (its two registers share their meter hour:
+    kept apart, not merged into one false peak), and a P1 meter's telegrams of one minute
+    still count once."""
+    import destination
+
+    def readings():
+        reg, out = 7_000_000, []
+        for hour, watts in (("00", 1000), ("01", 2000), ("02", 3000), ("02", 4000), ("03", 500)):
+            for s in range(10, 13):  # a P1 meter: the register in each telegram of the minute
+                out.append({"meter_time": f"2026-10-25T{hour}:00:{s}",
+                            "active_energy_import": (reg, -3)})  # fmt: skip
+            for m in ("30:00", "30:10"):
+                out.append({"meter_time": f"2026-10-25T{hour}:{m}", "active_power_import": watts})
+            reg += watts
+        out.append({"meter_time": "2026-10-25T04:00:10", "active_energy_import": (reg, -3)})
+        out.append({"meter_time": "2026-10-25T04:30:00", "active_power_import": 0})
+        return out
+
+    def month(during_round):
+        monkeypatch.chdir(tmp_path / ("round" if during_round else "none"))
+        account = tariff.Account({}, [dest(2)], print)
+        for i, r in enumerate(readings()):
+            busy = during_round and "02:00:10" <= r["meter_time"][11:] and i < 22
+            monkeypatch.setattr(destination, "_announcing", object() if busy else None)
+            account.offer(r, i * 1000)
+        return written(account)
+
+    (tmp_path / "round").mkdir()
+    (tmp_path / "none").mkdir()
+    plain = month(False)
+    assert plain["peaks"][0] == {"hour": "2026-10-25T02:00:00", "kwh": 4.0}  # the second 02
+    assert plain["month_kwh"] == 10.5
+    assert month(True) == plain
+
+
+def test_rounds_that_never_end_hold_the_account_back_only_so_far(tmp_path, monkeypatch):
+    """A broker slow to acknowledge, and Home Assistant's "online" every 30 s, can keep one
+    round after another under way: with 6 registers waiting (tariff.py's _WAIT) the account
+    loads beside the round, and no register is dropped."""
+    import destination
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(destination, "_announcing", object())
+    readings, truth = hours(8)
+    account = tariff.Account({}, [dest(2)], print)
+    feed(account, readings)
+    msg = written(account)
+    # Loaded at the 6th register (05:00:05), which closes 04:00's hour; 06:00-08:00 wait.
+    assert msg["last_hour"]["hour"] == "2026-01-01T04:00:00"
+    assert msg["month_kwh"] == sum(truth[h] for h in sorted(truth)[:5]) / 1000
