@@ -10,6 +10,7 @@ from hanctl import runtime
 from mp import run_driver
 
 runtime.use_firmware_in_cpython()
+import destination  # noqa: E402  (its _announcing: a discovery round under way)
 import tariff  # noqa: E402  (firmware/, on the path only now)
 
 START = dt.datetime(2026, 1, 1)
@@ -357,8 +358,6 @@ def test_a_register_during_a_discovery_round_waits_for_the_round(tmp_path, monke
     """A discovery round holds ~8 KB of a 96K heap until its last config is acknowledged
     (destination.py): the account is not loaded beside it, and the registers that came
     during it close their hours at the first reading after it, none lost or merged."""
-    import destination
-
     monkeypatch.chdir(tmp_path)
     readings, truth = hours(4)
     said = []
@@ -388,7 +387,6 @@ def test_a_round_across_october_s_repeated_hour_changes_nothing_but_when(tmp_pat
     it, October's repeated 02:00 hour included (its two registers share their meter hour:
     kept apart, not merged into one false peak), and a P1 meter's telegrams of one minute
     still count once."""
-    import destination
 
     def readings():
         reg, out = 7_000_000, []
@@ -424,8 +422,6 @@ def test_rounds_that_never_end_hold_the_account_back_only_so_far(tmp_path, monke
     """A broker slow to acknowledge, and Home Assistant's "online" every 30 s, can keep one
     round after another under way: with 6 registers waiting (tariff.py's _WAIT) the account
     loads beside the round, and no register is dropped."""
-    import destination
-
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(destination, "_announcing", object())
     readings, truth = hours(8)
@@ -435,3 +431,9 @@ def test_rounds_that_never_end_hold_the_account_back_only_so_far(tmp_path, monke
     # Loaded at the 6th register (05:00:05), which closes 04:00's hour; 06:00-08:00 wait.
     assert msg["last_hour"]["hour"] == "2026-01-01T04:00:00"
     assert msg["month_kwh"] == sum(truth[h] for h in sorted(truth)[:5]) / 1000
+    # The round ends: the registers that waited close their hours, none dropped.
+    monkeypatch.setattr(destination, "_announcing", None)
+    account.offer({"meter_time": "2026-01-01T08:20:00", "active_power_import": 1}, 0)
+    msg = written(account)
+    assert msg["last_hour"]["hour"] == "2026-01-01T07:00:00"
+    assert msg["month_kwh"] == sum(truth.values()) / 1000
