@@ -35,6 +35,7 @@ _ENERGY_MAX = const(512)  # energy registers, their time and the meter id: ~300 
 _RAW_MAX = const(512)  # line bytes waiting for the raw topic: 2 s of a 2400 baud line
 _HA_STATUS = "homeassistant/status"  # = discovery.HA_STATUS, without importing discovery
 _HA_AGAIN_MS = const(30000)  # Home Assistant takes longer than this to restart
+_ROOM_AGAIN_MS = const(30000)  # a discovery round that found no memory: the next one after
 _HEALTHY_MS = const(60000)  # a session this long starts the backoff over
 _ERROR_MAX = const(60)  # last_error's characters kept: four destinations' stats fit _JSON_MAX
 # Fields learned for discovery: the 50 canonical ones and 30 more. The most in a real
@@ -62,6 +63,9 @@ _turn = asyncio.Event()  # set when the buffer is released
 # transient names and ran out of memory at 96K (test_runtime_more's discovery test); the
 # other waits for the ticker's next wake-up (1 s).
 _announcing = None
+# ticks_ms of the last round that found no memory (None: none did), for every destination:
+# the heap is the dongle's, and a round tried at each reading would load 8 KB each time.
+_no_room = None
 
 
 class Destination:
@@ -366,14 +370,20 @@ class Destination:
         # -- discovery: a round of Home Assistant configs -----------------------------------
         # With the meter's id (List 2, within 10 s on a real meter), or without one after
         # _ID_WAIT readings; a withdrawal (discovery turned off) needs neither.
-        global _announcing
+        global _announcing, _no_room
         if (
             self._discover
             and _announcing is None
             and (self._meter is not None or self._unnamed >= _ID_WAIT or not self.cfg["discovery"])
+            # (Past ticks_diff's range, 6.2 days on an ESP32, it wraps negative: long ago too.)
+            and not (
+                _no_room is not None
+                and 0 <= time.ticks_diff(time.ticks_ms(), _no_room) < _ROOM_AGAIN_MS
+            )
         ):
             self._discover = False
             _announcing = self
+            _no_room = None
             # Collected first: the reading and its JSON, garbage by now, left 8.5 KB free at
             # 96K and the import failed; collected, 15 KB (unix port, two destinations).
             gc.collect()
@@ -387,6 +397,20 @@ class Destination:
             except OverflowError:  # a config longer than the buffer (a meter's odd strings):
                 self.dropped += 1  # the rest of this round is dropped, counted, not retried
                 print("hanport: destination", self.name, "discovery config too long")
+            except MemoryError:
+                # No room for the round now: its code (~7.7 KB) beside the tariff at 96K, or
+                # a heap in pieces. A packet cut by it closed the client (mqtt.py _send);
+                # otherwise the link is sound, and ending the session only brought the round
+                # back at the next connect, out of memory again: a standing loop with no
+                # reading published. So the readings go on, and the round comes again after
+                # _ROOM_AGAIN_MS. Counted and said as a session's end was.
+                if not client.connected:
+                    raise
+                _no_room = time.ticks_ms()
+                self._discover = True
+                self.failures += 1
+                self.last_error = "memory: discovery round, again in 30 s"
+                print("hanport: destination", self.name, "discovery: out of memory, again in 30 s")
             finally:
                 _announcing = None
                 # Sent on connect, when Home Assistant restarts and when a field is new, not
