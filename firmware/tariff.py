@@ -311,15 +311,17 @@ class Account:
         share.tariff. At 1 (hourly) the message holds the closed hours only, as the hourly
         energy does: nothing of this hour's power (so far 0, no projection, the time the
         hour's start), whenever it is sent (after an outage, too)."""
-        head, now, allowed, today, month_i, month_e, last = self.fig
+        head, now, allowed, today, month_i, month_e, last, held = self.fig
         so_far = mine = 0  # this hour so far; mine: of what `allowed` limits (a quarter)
         hours = self.hours
         left = 3600 - self.sec if self.sec is not None else 0
         if level > 1 and hours and now[:13] == hours[-1][0]:
+            # Its power since the load, here, and before it, in accounting's estimate.
             e = hours[-1]
-            so_far = mine = e[1] // 3600
+            so_far = mine = (e[1] + held[0]) // 3600
             if len(e) > 3:
-                mine = (e[3 + min(3, (self.sec or 0) // 900)] or 0) // 3600
+                k = min(3, (self.sec or 0) // 900)
+                mine = ((e[3 + k] or 0) + (held[2 + k] or 0)) // 3600
         projected = so_far + self.p[0] * left // 3600 if level > 1 else None
         if allowed:
             allowed = max(0, allowed - mine)
@@ -360,8 +362,17 @@ def _figures(acc, accounting):
         last = '{"hour":"%s","import_kwh":%s,"export_kwh":%s,"estimated":%s}' % (
             last[0], kwh(last[1]), kwh(last[2]), "true" if last[3] else "false")  # fmt: skip
     today = t[3] if not fresh and t[2] == now[:10] else 0
+    # The hour under way's power given to accounting by this load: its Ws, import, export
+    # and quarters (a load past the hour's start gave it all since; the message adds it to
+    # what comes after). Left out, after a load at hh:01:00 (no register) or one that
+    # waited for a discovery round or for memory, the message told the hour, today and the
+    # month short of it, and the kWh allowed that much too high, until the hour's end.
+    held = [0, 0] + [None] * (4 if acc.quarters else 0)
+    for e in acc._est:
+        if acc._t is not None and e[0] == acc._t // 3600:
+            held = e[1:]
     return ("".join(head), now, acc.allowed_wh(0), today, 0 if fresh else t[0],
-            0 if fresh else t[1], last or "null")  # fmt: skip
+            0 if fresh else t[1], last or "null", held)  # fmt: skip
 
 
 def _kwh(wh):

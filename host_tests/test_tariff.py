@@ -437,3 +437,41 @@ def test_rounds_that_never_end_hold_the_account_back_only_so_far(tmp_path, monke
     msg = written(account)
     assert msg["last_hour"]["hour"] == "2026-01-01T07:00:00"
     assert msg["month_kwh"] == sum(truth.values()) / 1000
+
+
+def test_a_late_load_leaves_the_hour_under_way_whole_in_the_message(tmp_path, monkeypatch):
+    """A load past the hour's start (a register that waited for a discovery round, or for
+    memory; hh:01:00 when none came) gives accounting the hour under way's power so far.
+    The message still counts it: this hour, its projection, today and the month, and the
+    kWh allowed. Left out, it told them short by the minutes before the load until the
+    hour's end (here 65 of 305 s: 0.240 kWh for 0.305)."""
+    monkeypatch.chdir(tmp_path)
+    readings, _ = hours(2)
+    said = []
+    account = tariff.Account({"period_min": 15}, [dest(2)], lambda *a: said.append(a))
+    feed(account, readings[:-1])  # hour 0 closed at 01:00:05
+    monkeypatch.setattr(destination, "_announcing", object())  # a round under way
+    feed(account, [{**readings[-1], "active_power_import": 3600}])  # 02:00:05: hour 1's end
+    monkeypatch.setattr(destination, "_announcing", None)  # over at 02:00:30
+    late = []
+    for s in range(15, 306, 10):  # 3,600 W: 1 Wh a second, from 02:00:05 on
+        t = "2026-01-01T02:{:02d}:{:02d}".format(*divmod(s, 60))
+        late.append({"meter_time": t, "active_power_import": 3600})
+    loads = []
+    load = account._load
+    monkeypatch.setattr(account, "_load", lambda *a: loads.append(a[0]) or load(*a))
+    feed(account, late[:6])
+    assert len(loads) == 1  # at 02:01:05, the first reading past the minute
+    base = written(account)  # hours 0 and 1 closed, and 60 s of hour 2
+    assert base["last_hour"]["hour"] == "2026-01-01T01:00:00"
+    assert base["hour_kwh"] == 0.06
+    feed(account, late[6:])
+    msg = written(account)
+    assert msg["meter_time"] == "2026-01-01T02:05:05" and msg["hour"] == "2026-01-01T02:00:00"
+    assert msg["hour_kwh"] == 0.3
+    assert msg["projected_kwh"] == 3.595  # 0.300 + 3,600 W for the 3,295 s left
+    assert msg["today_kwh"] == round(base["today_kwh"] + 0.24, 3)
+    assert msg["month_kwh"] == round(base["month_kwh"] + 0.24, 3)
+    # With quarter hours, what is allowed is of this quarter: all of it so far.
+    assert msg["allowed_kwh"] == round(base["allowed_kwh"] - 0.24, 3)
+    assert said == []
