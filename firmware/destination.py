@@ -35,7 +35,11 @@ _ENERGY_MAX = const(512)  # energy registers, their time and the meter id: ~300 
 _RAW_MAX = const(512)  # line bytes waiting for the raw topic: 2 s of a 2400 baud line
 _HA_STATUS = "homeassistant/status"  # = discovery.HA_STATUS, without importing discovery
 _HA_AGAIN_MS = const(30000)  # Home Assistant takes longer than this to restart
-_ROOM_AGAIN_MS = const(30000)  # a discovery round that found no memory: the next one after
+# A discovery round that found no memory: the next one after 1 s, then 2, 4, ... 64 s (a
+# heap short for a moment, as at the first List 3 beside the tariff, has room again within
+# seconds; one that stays short is not made to load 8 KB at every reading).
+_ROOM_FIRST_MS = const(1000)
+_ROOM_MAX_MS = const(64000)
 _HEALTHY_MS = const(60000)  # a session this long starts the backoff over
 _ERROR_MAX = const(60)  # last_error's characters kept: four destinations' stats fit _JSON_MAX
 # Fields learned for discovery: the 50 canonical ones and 30 more. The most in a real
@@ -63,8 +67,8 @@ _turn = asyncio.Event()  # set when the buffer is released
 # transient names and ran out of memory at 96K (test_runtime_more's discovery test); the
 # other waits for the ticker's next wake-up (1 s).
 _announcing = None
-# ticks_ms of the last round that found no memory (None: none did), for every destination:
-# the heap is the dongle's, and a round tried at each reading would load 8 KB each time.
+# [ticks_ms of the last round that found no memory, the wait after it] (None: the last
+# round found room), for every destination: the heap is the dongle's.
 _no_room = None
 
 
@@ -378,12 +382,11 @@ class Destination:
             # (Past ticks_diff's range, 6.2 days on an ESP32, it wraps negative: long ago too.)
             and not (
                 _no_room is not None
-                and 0 <= time.ticks_diff(time.ticks_ms(), _no_room) < _ROOM_AGAIN_MS
+                and 0 <= time.ticks_diff(time.ticks_ms(), _no_room[0]) < _no_room[1]
             )
         ):
             self._discover = False
             _announcing = self
-            _no_room = None
             # Collected first: the reading and its JSON, garbage by now, left 8.5 KB free at
             # 96K and the import failed; collected, 15 KB (unix port, two destinations).
             gc.collect()
@@ -394,6 +397,7 @@ class Destination:
                 import discovery  # only destinations with discovery on pay for it (8.4 KB)
 
                 await discovery.send(client, self._buf, self, self._files[0], self._files[1])
+                _no_room = None
             except OverflowError:  # a config longer than the buffer (a meter's odd strings):
                 self.dropped += 1  # the rest of this round is dropped, counted, not retried
                 print("hanport: destination", self.name, "discovery config too long")
@@ -403,14 +407,17 @@ class Destination:
                 # otherwise the link is sound, and ending the session only brought the round
                 # back at the next connect, out of memory again: a standing loop with no
                 # reading published. So the readings go on, and the round comes again after
-                # _ROOM_AGAIN_MS. Counted and said as a session's end was.
+                # a wait that doubles (_ROOM_FIRST_MS .. _ROOM_MAX_MS) until one finds room.
+                # Counted and said as a session's end was.
                 if not client.connected:
                     raise
-                _no_room = time.ticks_ms()
+                wait = _ROOM_FIRST_MS if _no_room is None else min(2 * _no_room[1], _ROOM_MAX_MS)
+                _no_room = [time.ticks_ms(), wait]
                 self._discover = True
                 self.failures += 1
-                self.last_error = "memory: discovery round, again in 30 s"
-                print("hanport: destination", self.name, "discovery: out of memory, again in 30 s")
+                self.last_error = "memory: discovery round"
+                print("hanport: destination", self.name, "discovery: out of memory, again in",
+                      wait // 1000, "s")  # fmt: skip
             finally:
                 _announcing = None
                 # Sent on connect, when Home Assistant restarts and when a field is new, not

@@ -191,25 +191,28 @@ def test_a_meter_that_never_names_itself_is_announced_after_15_readings(tmp_path
     assert later.index((empty[0], b"")) < len(later) - len(new)  # removed, then announced
 
 
-def test_a_round_with_no_memory_keeps_the_session_and_comes_again_30_s_later(
+def test_a_round_with_no_memory_keeps_the_session_and_comes_again_after_a_doubling_wait(
     tmp_path, clock, monkeypatch
 ):
     """At 96K beside the tariff the import of discovery's code can find no memory. The
     session ended then, and the next one's round found none either: a standing loop that
     published no reading (4 runs in 20 beside two busy loops, with the hourly energy's count
-    loaded). Now the readings go on, counted and said, and the round comes again 30 s later,
-    for every destination (the heap is the dongle's). Imported outside the round's try, the
-    round stayed marked as under way until a reboot."""
+    loaded). Now the readings go on, counted and said, and the round comes again after 1 s,
+    2 s, 4 s ... 64 s at most, for every destination (the heap is the dongle's); one that
+    finds room starts the waits over. Imported outside the round's try, the round stayed
+    marked as under way until a reboot."""
     import sys
 
     monkeypatch.setattr(destination, "_announcing", None)  # restored, whatever happens
     monkeypatch.setattr(destination, "_no_room", None, raising=False)
     d = make(tmp_path, clock, dest_cfg("full"))
     other = make(tmp_path, clock, dest_cfg("live", share="live"))
+    tried = []
 
     class NoRoom:  # the import machinery's view of a heap with no room for the module
         def find_spec(self, name, path=None, target=None):
             if name == "discovery":
+                tried.append(clock.ms)
                 raise MemoryError("memory allocation failed, allocating 256 bytes")
 
     monkeypatch.delitem(sys.modules, "discovery", raising=False)
@@ -217,19 +220,23 @@ def test_a_round_with_no_memory_keeps_the_session_and_comes_again_30_s_later(
     offer(d, clock, LIST2, 4000)  # no MemoryError out of _flush: the session goes on
     assert destination._announcing is None
     assert d.client.configs() == []
-    assert (d.failures, d.last_error) == (1, "memory: discovery round, again in 30 s")
+    assert (d.failures, d.last_error) == (1, "memory: discovery round")
     assert d.client.connected and d._discover
-    sys.meta_path.pop(0)  # room again
-    for ms in range(6000, 34000, 2000):  # readings, and no round for 30 s, by anyone
+    for ms in range(4500, 200_000, 500):  # a reading every 0.5 s, to each destination
         offer(d, clock, LIST1, ms)
-        offer(other, clock, LIST2, ms)
+        offer(other, clock, LIST2, ms + 250)
+    waits = [b - a for a, b in zip(tried, tried[1:], strict=False)]
+    assert waits[:7] == [1000, 2000, 4000, 8000, 16000, 32000, 64000], waits
+    assert set(waits[7:]) == {64000}, waits  # at most
     readings = [t for _, t, _, _ in d.client.sent if t == "h/full/reading"]
-    assert len(readings) == 1 + 14
+    assert len(readings) == 1 + len(range(4500, 200_000, 500))  # every one went out
     assert d.client.configs() == [] and other.client.configs() == []
-    offer(d, clock, LIST1, 34000)  # 30 s after: the round
+    sys.meta_path.pop(0)  # room again
+    now = tried[-1] + 64000
+    offer(d, clock, LIST1, now)  # the round, at the end of the wait
     assert fields_of(d.client.configs()) >= set(LIVE_POWER)
-    assert destination._no_room is None
-    offer(other, clock, LIST2, 36000)
+    assert destination._no_room is None  # found room: the waits start over
+    offer(other, clock, LIST2, now + 500)
     assert fields_of(other.client.configs()) >= set(LIVE_POWER)
 
 
