@@ -23,6 +23,8 @@ RUNTIME = (
     "httpd", "local_api", "page", "page_status", "page_settings", "page_save", "web",
     # the capacity tariff (loaded when a destination gets it)
     "accounting", "settlement", "tariff",
+    # the registers counted on between them for Home Assistant (loaded with discovery)
+    "energynow", "energyfeed",
     # setup mode: the access point and the captive portal's DNS (loaded only there)
     "captive", "portal",
     "dongle", "startup",

@@ -8,7 +8,8 @@
 # dropped and counted), stats every stats_interval (60 s), Home Assistant discovery.
 #
 # Topics under the destination's base: reading (each message, filtered by the share
-# level), energy (hourly registers, retained), status (retained "online", last will
+# level), energy (hourly registers, retained), energy_now (the registers counted on with
+# the power, retained, for Home Assistant: energynow.py), status (retained "online", last will
 # "offline"), stats (diagnostics, every 60 s), tariff (the capacity tariff's figures,
 # retained, when the config has a "tariff" and the share lets it out: share.py).
 
@@ -78,6 +79,10 @@ class Destination:
     tariff = None
     discovery_full = False  # said once in the log: _fields full (a class attribute, as tariff)
     _buf = None  # the JSON of what goes out, every destination's (made by the first; acquire())
+    # [the count's state, the count sent last, the fields], when this destination gets the
+    # energy counted on between registers for Home Assistant (energynow.py sets it); () from
+    # boot until then (dongle.py), None for none: a class attribute, as tariff.
+    energynow = None
 
     def __init__(self, cfg, hostname, stats, uptime, state_dir="", files=None, salt=None,
                  tariff=False):  # fmt: skip
@@ -364,6 +369,19 @@ class Destination:
                     self.published += 1
             finally:
                 self.release()
+        # -- energy_now: the registers counted on with the power (energynow.py) ------------
+        global _announcing, _no_room
+        if self.energynow and _announcing is None:
+            import energynow  # a look-up in sys.modules, but after a discovery round (below)
+
+            try:
+                await self.acquire(client)
+                await energynow.send(client, self)
+            finally:
+                self.release()
+            # Not held through a discovery round below: the round drops the module from
+            # sys.modules for its room, and this name kept its 1.8 KB in the heap.
+            energynow = None
         # -- tariff: the capacity tariff's latest figures (tariff.py), retained -----------
         if self.tariff is not None:
             try:
@@ -374,7 +392,6 @@ class Destination:
         # -- discovery: a round of Home Assistant configs -----------------------------------
         # With the meter's id (List 2, within 10 s on a real meter), or without one after
         # _ID_WAIT readings; a withdrawal (discovery turned off) needs neither.
-        global _announcing, _no_room
         if (
             self._discover
             and _announcing is None
@@ -387,13 +404,17 @@ class Destination:
         ):
             self._discover = False
             _announcing = self
+            # energynow's code (1.8 KB) leaves too, for the round: loaded again after it, at
+            # the next reading (dongle.py); its state is the dongle's.
+            sys.modules.pop("energynow", None)
             # Collected first: the reading and its JSON, garbage by now, left 8.5 KB free at
             # 96K and the import failed; collected, 15 KB (unix port, two destinations).
             gc.collect()
             discovery = None
             try:
                 # Inside the try: an import that found no memory left _announcing set, and
-                # no destination had a round again (nor the tariff a load) until a reboot.
+                # no destination had a round again (nor the tariff a load, nor energynow its
+                # readings) until a reboot.
                 import discovery  # only destinations with discovery on pay for it (8.4 KB)
 
                 await discovery.send(client, self._buf, self, self._files[0], self._files[1])

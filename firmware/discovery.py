@@ -26,7 +26,9 @@
 #   (a lower count) then reads as a new cycle instead of a negative consumption.
 # - Energy sensors read <base>/energy, the retained hourly message every destination with
 #   energy in its share gets (destination.py): Home Assistant has the counts at once after
-#   a restart, instead of an hour later.
+#   a restart, instead of an hour later. Active energy import and export read
+#   <base>/energy_now instead where the destination gets it (energynow.py: the registers
+#   counted on with the power), so each hour's kWh lands in that hour's statistics.
 # - expire_after: a state goes "unavailable" when no message came on its topic for three
 #   of its periods (Home Assistant restarts the timer on each message on the topic, before
 #   the template): readings 3 x 10 s (List 2 and P1 push at least every 10 s), a live share
@@ -242,13 +244,15 @@ def _wanted(component, object_id, share):
 
 
 def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, model, hostname,
-                  name, id_salt=None, stats_s=60):  # fmt: skip
+                  name, id_salt=None, stats_s=60, counted=()):  # fmt: skip
     """(component, object id, n) for each discovery config, its JSON written into buf[:n]
     (overwritten by the next): a full set is ~25 KB of text, too much to hold at once on the
     dongle, and one config built as a dict and dumped took ~1 KB in pieces of up to 440 B,
     which two destinations with discovery did not find at -X heapsize=116K (unix port).
     Written piece by piece, nothing bigger than a line of it is allocated. Publish each
-    retained (QoS 1) before taking the next. stats_s: the destination's stats_interval."""
+    retained (QoS 1) before taking the next. stats_s: the destination's stats_interval;
+    counted: the energy fields read from <base>/energy_now (energynow.py), not the
+    hourly registers of <base>/energy."""
     nid = node(hostname, name)
     ent = nid.lower().replace("-", "_")  # entity ids: lower case, "_"
     key = device_key(meter_id, share.withholds_id, id_salt or hostname)
@@ -276,8 +280,9 @@ def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, mode
         if r is None:
             continue
         energy = is_energy(field)
-        r = (_S, field, "value_json.%s | default('')" % field, r[2], r[0], r[1],
-             "/energy" if energy else "/reading", 2 * _ENERGY_S if energy else live)  # fmt: skip
+        where = "/energy_now" if field in counted else "/energy" if energy else "/reading"
+        r = (_S, field, "value_json.%s | default('')" % field, r[2], r[0], r[1], where,
+             2 * _ENERGY_S if energy else live)  # fmt: skip
         yield _S, field, _config(buf, r, ident, ent, base, tail)
     # The tariff: at least once an hour; two missed, and it shows as unavailable.
     for r in tariffs(share):
@@ -412,8 +417,17 @@ async def send(client, buf, dest, load_json, save_json):
     if not on:
         return
     every = dest.cfg.get("stats_interval", 60)
+    # From boot on, not only once energynow counts (at the first register): a config that
+    # switched from <base>/energy to it an hour after each boot showed the last register,
+    # below the count Home Assistant had (a dip).
+    # dest.energynow is None: the dongle counts nothing for it (dongle.py). The rule of
+    # energynow.fields(), held here too: importing energynow would load it into the heap
+    # during the round, which it leaves for the round's room.
+    counted = [f for f in ("active_energy_import", "active_energy_export")
+               if dest.energynow is not None and share.allows(f)
+               and share.allows(f.replace("energy", "power"))]  # fmt: skip
     configs = iter_messages(buf, dest.base, dest._fields, share, meter[0], meter[1], meter[2],
-                            hostname, name, dest.salt, every)  # fmt: skip
+                            hostname, name, dest.salt, every, counted)  # fmt: skip
     while True:
         # buf is every destination's (destination.py acquire()): taken for one config at a
         # time, so the others' live readings go out between them.

@@ -226,4 +226,5 @@ def test_import_cost_on_micropython():
     assert imported <= 9.5 * 1024
     assert stays <= 2 * 1024  # its interned names, once: the same at every round
     # the -O3 bytecode the dongle loads (runtime.compile_firmware, as hanctl installs it)
-    assert (runtime.compile_firmware() / "discovery.mpy").stat().st_size <= 6 * 1024
+    # 6,160 B since its energy sensors read <base>/energy_now (energynow.py's rule held here)
+    assert (runtime.compile_firmware() / "discovery.mpy").stat().st_size <= 6.25 * 1024

@@ -33,8 +33,8 @@ LAYERS = [
      "gcm_native", "security", "objlist", "kaifa", "kamstrup", "iskraemeco", "normalize", "p1",
      "p1cipher", "reading", "decoder", "accounting", "settlement"},
     {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
-     "httpd", "local_api", "tariff", "page", "page_status", "page_settings", "page_save", "web",
-     "captive", "portal"},
+     "httpd", "local_api", "tariff", "energynow", "energyfeed", "page", "page_status",
+     "page_settings", "page_save", "web", "captive", "portal"},
     {"dongle"},
     {"startup", "main"},
 ]  # fmt: skip

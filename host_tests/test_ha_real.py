@@ -154,14 +154,19 @@ def states(sub):
     return out
 
 
-def test_home_assistant_takes_what_hanport_announces(parts):
+def started(parts):
+    """(tmp, track, broker, Home Assistant, a subscriber to every topic), all started."""
     tmp, track = parts
     if not shutil.which("mosquitto") and not Path(rig.MOSQUITTO).exists():
         pytest.skip("Debian's mosquitto is not installed")
     broker = track(rig.Broker(tmp, "ha-broker").start())
     ha = HomeAssistant(tmp, broker).start()
     track(ha)
-    sub = track(rig.Subscriber(broker))
+    return tmp, track, broker, ha, track(rig.Subscriber(broker))
+
+
+def test_home_assistant_takes_what_hanport_announces(parts):
+    tmp, track, broker, ha, sub = started(parts)
     values = {"p_import": 1500}
     frames = [encoder.kaifa(n, values) for n in (1, 2, 1, 3, 1, 2)]
     go = threading.Event()
@@ -279,3 +284,132 @@ def test_home_assistant_takes_what_hanport_announces(parts):
     names = sorted(d["name"] for d in ha.registry("core.device_registry")["devices"]
                    if d["name"] and d["name"].startswith("hanport"))  # fmt: skip
     assert names == ["hanport-new F", "hanport-new L"], names
+
+
+# -- Energy in the right hour: Home Assistant's own statistics of the dongle's states ------
+# A meter hour is five minutes of the wall clock here (the meter's clock runs 12 times as
+# fast, its hours starting on the wall's five-minute marks), so that the recorder's
+# 5-minute statistics, compiled by Home Assistant from the states it received, as its
+# hourly ones are (they are made of the 5-minute ones), stand for the hours. What that
+# leaves unshown: an hourly row itself, and the meter's real cadence (a reading every 12
+# meter seconds here, every 2 s on a real meter: the count misses more between readings).
+SPEED = 12  # meter seconds per wall second
+HOURS = int(os.environ.get("HANPORT_HA_HOURS", "2"))  # meter hours measured
+
+
+def compressed_meter(w0, hours, seed=16):
+    """(chunks for simulate.Server, registers): a Kaifa whose clock reads 16:00:00 at wall
+    time w0 - 300 and runs SPEED times as fast; List 1 every 12 meter seconds, List 2 every
+    60, List 3 at hh:00:10 with the registers of hh:00:00. The house's power changes at
+    random meter seconds (a 2 kW heater on and off) with noise each second; the registers
+    are its integral (whole Wh), made here. registers: {meter hour: Wh at its start},
+    filled as the meter runs."""
+    import random
+
+    registers = {}
+    start = w0 - 300 - 180 / SPEED  # the meter starts at 15:57:00
+
+    def chunks():
+        rnd = random.Random(seed)
+        ws, w, s = 7_000_000 * 3600, 1800, 0
+        while True:
+            hour, rest = divmod(s + 15 * 3600 + 57 * 60, 3600)
+            when = (2026, 1, 5, hour % 24, rest // 60, rest % 60)
+            if rest == 0:
+                registers[hour] = ws // 3600
+            frame = None
+            if rest == 10 and hour in registers:
+                energy = (registers[hour], 0, 130480, 15319720)
+                frame = encoder.kaifa(3, {"time": when, "p_import": w, "energy": energy})
+            elif s % 12 == 0:
+                frame = encoder.kaifa(2 if s % 60 == 0 else 1, {"time": when, "p_import": w})
+            if frame is not None:
+                yield max(0.0, start + s / SPEED - time.time()), b""
+                yield 0, frame
+            if rnd.random() < 1 / 600:
+                w = 1800 + 2000 * rnd.randrange(0, 2)
+            ws += max(0, w + rnd.randrange(-80, 81))
+            s += 1
+
+    return chunks(), registers
+
+
+def test_home_assistant_books_each_meter_hour_in_its_own_hour(parts):
+    tmp, track, broker, ha, sub = started(parts)
+    # The first measured hour starts on a five-minute mark, the meter's hour before it
+    # (16:00) whole before it, and the three minutes before that from 30 s on.
+    w0 = (int(time.time()) + 30 + 315 + 299) // 300 * 300
+    chunks, registers = compressed_meter(w0, HOURS)
+    meter = track(Server(chunks).start())
+    # Two dongles on the one meter, one destination each (two with discovery on one dongle
+    # are at the edge of 96K, and a round that runs out of memory would hide readings): a
+    # full share (the registers counted on) and an hourly one (the registers alone).
+    full = rig.config(rig.destination("F", broker, discovery=True))
+    hourly = rig.config(rig.destination("H", broker, share="hourly", discovery=True))
+    hourly["hostname"] = "hanport-reg"
+    uart = f"tcp://127.0.0.1:{meter.port}"
+    track(rig.Dongle(tmp / "fs", full, uart).start())
+    track(rig.Dongle(tmp / "fs2", hourly, uart).start())
+    imp = "sensor.hanport_%s_active_energy_import"
+
+    def topic_of(node):
+        c = [json.loads(m[1]) for m in sub.on("/active_energy_import/config") if node in m[0]]
+        return c and c[-1]["state_topic"]
+
+    assert rig.wait_for(lambda: topic_of("_F/"), timeout=w0 - time.time()).endswith("/energy_now")
+    assert rig.wait_for(lambda: topic_of("_H/"), timeout=30).endswith("/energy")
+    token = ha.owner()
+    last = w0 + 300 * HOURS
+    time.sleep(max(0, last - time.time() + 5))
+
+    def statistics():
+        """{entity: [(period start, sum Wh)]} of the 5-minute statistics from w0 - 300 on"""
+        (got,) = ha.ask(token, {
+            "type": "recorder/statistics_during_period", "period": "5minute",
+            "start_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(w0 - 300)),
+            "statistic_ids": [imp % "test_f", imp % "reg_h"],
+            "types": ["sum", "state"]})  # fmt: skip
+        out = {}
+        for entity, rows in got.items():
+            start = [r["start"] / 1000 if r["start"] > 1e11 else r["start"] for r in rows]
+            out[entity] = [(t, round(r["sum"] * 1000)) for t, r in zip(start, rows, strict=True)]
+        return out
+
+    def compiled():
+        s = statistics()
+        return all(len([t for t, _ in s.get(e, ()) if w0 <= t < last]) == HOURS
+                   for e in (imp % "test_f", imp % "reg_h")) and s  # fmt: skip
+
+    stats = rig.wait_for(compiled, timeout=60, why="the recorder's 5-minute statistics")
+    rows = []
+    for k in range(1, HOURS + 1):
+        hour = 16 + k  # the meter hour booked in the k-th measured period
+        true = registers[hour + 1] - registers[hour]
+        got = {}
+        for e, entity in (("f", "test_f"), ("h", "reg_h")):
+            s = dict(stats[imp % entity])
+            # A sensor's first period books the growth from its first state (the counted
+            # one's is at 17:00:10: energynow comes at the register after the round that
+            # 16:00:10's fields brought), as Home Assistant's recorder does.
+            got[e] = s[w0 + 300 * (k - 1)] - s.get(w0 + 300 * (k - 2), 0)
+        rows.append((hour, true, got["f"], got["h"], registers[hour] - registers[hour - 1]))
+    for hour, true, f, h, before in rows:
+        print(
+            f"meter hour {hour}:00  registers {true} Wh  counted sensor {f} Wh "
+            f"(error {f - true:+d} Wh, {100 * (f - true) / true:+.2f} %)  "
+            f"registers-only sensor {h} Wh (the hour before: {before} Wh)"
+        )
+    # The registers alone: each hour's kWh lands in the hour after, exactly.
+    assert all(h == before for _, _, _, h, before in rows), rows
+    # The count: each hour's own kWh, within what 12 s between readings misses.
+    assert all(abs(f - true) <= max(40, true // 50) for _, true, f, _, _ in rows), rows
+    # Never down, and from the register at each hour's start.
+    counts = [(json.loads(m[1])["meter_time"], json.loads(m[1])["active_energy_import"])
+              for m in sub.on("F/energy_now")]  # fmt: skip
+    values = [round(v * 1000) for _, v in counts]
+    assert values == sorted(values), counts
+    for (t, v), before in zip(counts, [0, *values], strict=False):
+        if t.endswith(":00:10") and int(t[11:13]) in registers:
+            # 10 s of at most 3.9 kW since hh:00:00, or the count before it held
+            v, reg = round(v * 1000), registers[int(t[11:13])]
+            assert reg <= v <= reg + 11 or v == before, (t, v, reg, before)

@@ -179,6 +179,17 @@ def test_every_connection_lookup_and_message_of_a_run_with_every_share_level(par
             if kind == "discovery":
                 component = topic.split("/")[1]
                 assert name in ("F", "L") and component in ("sensor", "binary_sensor"), topic
+            elif kind == "energy_now":
+                # The registers counted on with the power, for Home Assistant's hourly
+                # statistics (energynow.py): only to a share with discovery that gets both
+                # the energy and the power, the full one here; the meter's time and the two
+                # registers, nothing else.
+                assert name == "F", topic
+                assert set(json.loads(payload)) <= {
+                    "meter_time",
+                    "active_energy_import",
+                    "active_energy_export",
+                }, payload
             else:
                 assert kind in ("reading", "energy", "status", "stats"), topic
             counts.setdefault(name, {}).setdefault(kind, 0)

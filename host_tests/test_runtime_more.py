@@ -237,6 +237,8 @@ def test_discovery_announces_what_the_meter_sends_and_again_when_home_assistant_
         # The state topic is under the base and carries the field the template reads.
         state = energy if HA_CLASSES[field][1] == "total_increasing" else reading
         want = "hanport/H/energy" if state is energy else "hanport/H/reading"
+        if field in ("active_energy_import", "active_energy_export"):
+            want += "_now"  # the registers counted on with the power (energynow.py)
         assert p["state_topic"] == want and field in state, field
         assert p["device"]["identifiers"] and p["unique_id"] not in unique_ids
         unique_ids.add(p["unique_id"])

@@ -221,6 +221,11 @@ def test_home_assistant_gets_the_tariff_sensors(parts):
     # no memory in every run, and once the round's own import failed, never again.
     short = [line for line in dongle.output if "no memory for the account" in line]
     assert not short, short
+    # No count between registers beside the tariff (no room for both at 96K: dongle.py):
+    # Home Assistant's energy sensors read the hourly registers.
+    energy = json.loads(sub.wait("/active_energy_import/config")[-1][1])
+    assert energy["state_topic"] == "hanport/F/energy"
+    assert not sub.on("F/energy_now")
 
 
 def test_a_lost_list3_an_outage_and_a_power_cut_keep_the_month(parts):
