@@ -371,17 +371,20 @@ class Destination:
                 self.release()
         # -- energy_now: the registers counted on with the power (energynow.py) ------------
         global _announcing, _no_room
-        if self.energynow and _announcing is None:
-            import energynow  # a look-up in sys.modules, but after a discovery round (below)
-
+        # Sent only while the module is loaded: energyfeed.py loads it again after a
+        # round, at the next reading, where a MemoryError is counted. An import here, the
+        # tick after a round, ended the session where it found no memory, and loaded
+        # 1.8 KB to learn that nothing was new.
+        energynow = sys.modules.get("energynow") if self.energynow else None
+        if energynow is not None and _announcing is None:
             try:
                 await self.acquire(client)
                 await energynow.send(client, self)
             finally:
                 self.release()
-            # Not held through a discovery round below: the round drops the module from
-            # sys.modules for its room, and this name kept its 1.8 KB in the heap.
-            energynow = None
+        # Not held through a discovery round below: the round drops the module from
+        # sys.modules for its room, and this name kept its 1.8 KB in the heap.
+        energynow = None
         # -- tariff: the capacity tariff's latest figures (tariff.py), retained -----------
         if self.tariff is not None:
             try:

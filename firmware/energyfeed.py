@@ -44,5 +44,6 @@ def feed(destinations, reading, log):
             if not s[-1]:
                 log("energynow: no memory, a reading not counted")
             s[-1] += 1  # readings not counted
-        else:
-            s[0] = reading  # the register to start from, when there is room
+        elif "active_energy_import" in reading:
+            s[0] = reading  # the register to start from, when there is room (not a
+            # List 1 or 2 over one held: the count would wait for the next List 3)

@@ -52,29 +52,31 @@ _IMPORT = const("active_energy_import")
 _EXPORT = const("active_energy_export")
 # The state, by index: meter hour ("YYYY-MM-DDTHH") and seconds into it of the last
 # reading; power import and export (W) from it on; W*s since that meter hour began; W*s
-# since the last register's count; the last registers' mantissas, their exponents and
-# meter hour; the count sent (in the registers' units); its meter time, its number, and
-# the meter seconds it was made at; the destinations that get it; a register that came
-# during a discovery round, and the readings the dongle found no memory to load this
-# module for (the last two: dongle.py sets them).
+# since the last register's count; the last registers in Wh and their meter hour; the
+# count sent (Wh); its meter time, its number, and the meter seconds it was made at; the
+# destinations that get it; a register that came during a discovery round, and the
+# readings the dongle found no memory to load this module for (the last two:
+# energyfeed.py sets them).
+# Wh, not the register's own exponent: normalize.py writes 12345.670 kWh as (1234567, -2)
+# and 12345.671 as (12345671, -3), so the exponent changes from one register to the next,
+# and a count kept in it went back to the register (down) at each change.
 _KEY = const(0)
 _SEC = const(1)
 _P = const(2)
 _HOUR = const(3)
 _WS = const(4)
 _REG = const(5)
-_EXP = const(6)
-_REG_KEY = const(7)
-_VALUE = const(8)
-_TIME = const(9)
-_N = const(10)
-_SENT_S = const(11)
-_DESTS = const(12)
-_HELD = const(13)
+_REG_KEY = const(6)
+_VALUE = const(7)
+_TIME = const(8)
+_N = const(9)
+_SENT_S = const(10)
+_DESTS = const(11)
+_HELD = const(12)
 
 
 def _new():
-    return [None, 0, [0, 0], [0, 0], [0, 0], None, [0, 0], None, [0, 0], None, 0, None, [], None, 0]
+    return [None, 0, [0, 0], [0, 0], [0, 0], None, None, [0, 0], None, 0, None, [], None, 0]
 
 
 def fields(share):
@@ -111,12 +113,29 @@ def offer(s, reading):
         s[_HELD] = None
         offer(s, held)
     t = reading.get("meter_time")
-    if not isinstance(t, str) or len(t) < 19:
-        return False  # no meter time (DSMR 2.2): nothing to integrate over
-    try:
-        sec = int(t[14:16]) * 60 + int(t[17:19])
-    except ValueError:
-        return False
+    sec = None
+    if isinstance(t, str) and len(t) >= 19:
+        try:
+            sec = int(t[14:16]) * 60 + int(t[17:19])
+        except ValueError:
+            pass
+    if sec is None:
+        # No meter time (DSMR 2.2 and 3): nothing to integrate over; such a meter prints
+        # its registers in every telegram, and they are the count (its sensors read this).
+        r = _wh(reading.get(_IMPORT))
+        if r is None:
+            return False
+        x = _wh(reading.get(_EXPORT, 0))
+        value = s[_VALUE]
+        if s[_REG] is None or r < s[_REG][0]:
+            value[0] = value[1] = 0  # a first count, or a new meter: from it
+        s[_REG] = [r, x or 0]
+        value[0], value[1] = max(value[0], r), max(value[1], x or 0)
+        s[_TIME] = None
+        s[_N] += 1
+        for d in s[_DESTS]:
+            d.event.set()
+        return True
     key = t[:13]
     p, hour, ws = s[_P], s[_HOUR], s[_WS]
     new_hour = key != s[_KEY]
@@ -140,19 +159,19 @@ def offer(s, reading):
         w = reading.get("active_power_export")
         p[1] = _watts(w) if w is not None else p[1] if p[0] == 0 else 0
     at_start = False
-    r = reading.get(_IMPORT)
+    r = _wh(reading.get(_IMPORT))
     if r is not None:
-        x = reading.get(_EXPORT, 0)
-        r, e = (r, 0) if type(r) is int else r
-        x, ex = (x, 0) if type(x) is int else x
         reg, value = s[_REG], s[_VALUE]
+        x = _wh(reading.get(_EXPORT, 0))
+        if x is None:  # an export register that is no number: the last one stands
+            x = reg[1] if reg else 0
         # List 3 in an hour's first minute counts to the hour's start (as accounting.py
         # takes it); a register in every telegram (P1), to its own time.
         at_start = sec < _SNAP_S and key != s[_REG_KEY]
         s[_WS] = hour[:] if at_start else [0, 0]
-        if reg is None or r < reg[0] or x < reg[1] or e != s[_EXP][0]:
+        if reg is None or r < reg[0] or x < reg[1]:
             value[0], value[1] = r, x  # a new meter (or a first count): from it
-        s[_REG], s[_EXP], s[_REG_KEY] = [r, x], [e, ex], key
+        s[_REG], s[_REG_KEY] = [r, x], key
     if s[_REG] is None:
         return False
     last = s[_SENT_S]
@@ -160,8 +179,7 @@ def offer(s, reading):
         return False
     value = s[_VALUE]
     for i in (0, 1):
-        e, w = s[_EXP][i], s[_WS][i]
-        c = s[_REG][i] + (w * 10**-e // 3600000 if e <= 0 else w // (3600000 * 10**e))
+        c = s[_REG][i] + s[_WS][i] // 3600  # Wh
         if c > value[i]:
             value[i] = c  # never down: a count ahead of the register is held
     s[_TIME], s[_SENT_S] = t, sec
@@ -178,27 +196,52 @@ async def send(client, dest):
     left unsent by a session that ended goes with the next session."""
     mine = dest.energynow
     s = mine[0]
-    if mine[1] == s[_N]:
+    n = s[_N]
+    if mine[1] == n:
         return
-    view = {"meter_time": s[_TIME]}
+    view = {}
+    if s[_TIME] is not None and dest.share.allows("meter_time"):
+        view["meter_time"] = s[_TIME]
     for f in mine[2:]:
-        i = f == _EXPORT
-        m, e = s[_VALUE][i], s[_EXP][i]
-        view[f] = (m, e) if e < 0 else m * 10**e
+        view[f] = (s[_VALUE][f == _EXPORT], -3)  # Wh: kWh with three decimals
     try:
-        n = write(view, dest._buf)
+        size = write(view, dest._buf)
     except OverflowError:  # ~110 bytes in a buffer of 1.5 KB: never
         dest.dropped += 1
+        mine[1] = n
         return
-    mine[1] = s[_N]
     await client.publish(
-        dest.base + "/energy_now", memoryview(dest._buf)[:n], True, 0, dest.release
+        dest.base + "/energy_now", memoryview(dest._buf)[:size], True, 0, dest.release
     )
+    mine[1] = n  # sent: one the session's end cut off goes with the next session
     dest.published += 1
 
 
+def _num(v):
+    """(mantissa, exponent) of a number as normalize.py gives it (an int, or a tuple of
+    two); None for anything else a meter line may bring under the field's name (a string, a
+    bool, None): those are not counted, and raise nothing (energyfeed.py never raises)."""
+    if type(v) is int:
+        return v, 0
+    if type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int:
+        return v
+    return None
+
+
 def _watts(v):
-    """Whole W of a power value (an int, or (mantissa, exponent)); a negative one as 0."""
-    m, e = (v, 0) if type(v) is int else v
+    """Whole W of a power value; 0 for a negative one or none."""
+    v = _num(v)
+    if v is None:
+        return 0
+    m, e = v
     w = m * 10**e if e >= 0 else m // 10**-e
     return w if w > 0 else 0
+
+
+def _wh(v):
+    """Whole Wh of an energy register in kWh; None for what is no number."""
+    v = _num(v)
+    if v is None:
+        return None
+    m, e = v
+    return m * 10 ** (e + 3) if e >= -3 else m // 10 ** (-3 - e)
