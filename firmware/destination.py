@@ -408,7 +408,7 @@ class Destination:
             self._discover = False
             _announcing = self
             # energynow's code (1.8 KB) leaves too, for the round: loaded again after it, at
-            # the next reading (dongle.py); its state is the dongle's.
+            # the next reading (energyfeed.py, which holds its state).
             sys.modules.pop("energynow", None)
             # Collected first: the reading and its JSON, garbage by now, left 8.5 KB free at
             # 96K and the import failed; collected, 15 KB (unix port, two destinations).

@@ -2,7 +2,7 @@
 #
 #   UART -> meterlink -> decoder -> on_reading -> every Destination.offer() (never waits)
 #                                              -> tariff.Account.offer() (with a "tariff")
-#                                              -> energynow.offer() (discovery)
+#                                              -> energyfeed.feed() (discovery, no tariff)
 #   each Destination.run() task: MQTT session, outage queue, stats, discovery
 #   a ticker: closes frames the line left open, wakes destinations, feeds the watchdog
 #

@@ -28,13 +28,13 @@
 # discovery round (dongle.py); Home Assistant's energy sensors then read the registers.
 #
 # Loaded only when such a destination exists, at the first register (held, if a discovery
-# round is under way, until its end: dongle.py), and dropped during each discovery
+# round is under way, until its end: energyfeed.py), and dropped during each discovery
 # round (destination.py): its code took 1.8 KB of heap, and two destinations over TLS with
 # discovery, at the edge of 96K, then ran out of memory loading discovery (hanctl bench
 # --tls --discovery --destinations 2); readings during the round are not seen, the power
 # before it is held over it (at most _GAP_S), and a register among them is kept for after
 # it (_HELD). So the state lives outside the module:
-# one list (the dongle's attribute energynow; no class: as a class with named attributes
+# one list (energyfeed.py's `state`; no class: as a class with named attributes
 # the module took 2,352 B, as functions on a list 1,824 B, measured on the official
 # image's model), and each destination's attribute energynow: [the state, the count it had
 # last, its fields...]. Nothing on flash: after a reboot the count starts again at the
