@@ -69,7 +69,7 @@ from share import FULL, LIVE, is_energy
 
 HA_STATUS = "homeassistant/status"  # Home Assistant's birth message: "online" after a start
 PREFIX = "homeassistant"
-_COMPACT = (",", ":")
+_COMPACT = const((",", ":"))
 # const(): folded in by the compiler, no global and no interned name (each name a module
 # defines stays in the heap after it is dropped: 1.9 KB of them for this one).
 _READING_S = const(10)  # the longest push period of a meter's List 1/2 or P1 telegram
@@ -117,7 +117,7 @@ _SPECIAL = (
     # Only a "full" destination's stats carry the others (destination.counters()).
     "value_json.destination.others | rejectattr('connected') | list | count",
 )
-_OTHERS_ATTRS = "{{ {'others': value_json.destination.others} | tojson }}"
+_OTHERS_ATTRS = const("{{ {'others': value_json.destination.others} | tojson }}")
 # The capacity tariff's sensors, read from <base>/tariff (README, "The tariff message") by
 # a destination whose share gets it (share.py): object id after "tariff_", the message's
 # key ("=N": the N-th peak), unit, device class. No state class: these are not meters'
@@ -157,29 +157,32 @@ def _classes(field):
     return None  # text fields (ids, time) and codes without a known unit
 
 
-def _slug(s, keep="_"):
-    """s with every character but ASCII letters, digits and those of keep turned into "_"."""
-    out = []
-    for ch in s:
-        ok = "a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in keep
-        out.append(ch if ok else "_")
-    return "".join(out)
+def _slug(s, keep=b"_"):
+    """s with every character but ASCII letters, digits and the bytes of keep turned into
+    "_". Byte by byte: a character taken from a str is interned, for good (reading.py)."""
+    out = bytearray()
+    for c in s.encode():
+        if 0x80 <= c < 0xC0:
+            continue  # the rest of a character whose first byte became "_"
+        ok = 0x61 <= c | 0x20 <= 0x7A or 0x30 <= c <= 0x39 or c in keep
+        out.append(c if ok else 0x5F)
+    return out.decode()
 
 
 def _title(field):
     """ "active_power_import_l1" -> "Active power import L1"."""
     words = field.split("_")
     for i, w in enumerate(words):
-        if len(w) == 2 and w[0] in "lt" and "0" <= w[1] <= "9":
+        if len(w) == 2 and w[:1] in ("l", "t") and w[1:].isdigit():  # slices: reading.py
             words[i] = w.upper()  # phase L1..L3, tariff T1..T4
     s = " ".join(words)
-    return s[0].upper() + s[1:]
+    return s[:1].upper() + s[1:]
 
 
 def node(hostname, name):
     """The discovery node of a destination: <hostname>_<name> ([a-zA-Z0-9_-], as Home
     Assistant's discovery topics take; config.py lets no other character in either)."""
-    return _slug(hostname, "-") + "_" + _slug(name, "-")
+    return _slug(hostname, b"-") + "_" + _slug(name, b"-")
 
 
 def topic(component, node_id, object_id):
@@ -210,7 +213,7 @@ def diagnostics(share):
         row[1] = "stats_" + row[1]
         path = row[2]
         row[2] = (
-            _SPECIAL[int(path[1:])] if path[0] == "=" else "value_json.%s | default(0)" % (path)
+            _SPECIAL[int(path[1:])] if path[:1] == "=" else "value_json.%s | default(0)" % (path)
         )
         row[5] = _TOTAL if row[5] == "t" else _MEASURE if row[5] == "m" else None
         yield row
@@ -223,7 +226,7 @@ def tariffs(share):
     for line in _TARIFF.split("\n")[1:]:
         row = [None if x == "-" else x for x in line.split(" ")]
         row[0], row[1], key = _S, "tariff_" + row[0], row[1]
-        if key[0] == "=":
+        if key[:1] == "=":
             p = "value_json.peaks[%s]" % key[1:]
             key = "%s.kwh if value_json.peaks | count > %s else None" % (p, key[1:])
         else:
@@ -240,7 +243,7 @@ def _wanted(component, object_id, share):
         return component == _S and share.tariff and _TARIFF.find("\n%s " % object_id[7:]) >= 0
     if object_id[:6] != "stats_" or object_id == "stats_others_down" and share.level != FULL:
         return False
-    return _DIAG.find("\n%s %s " % (component[0], object_id[6:])) >= 0
+    return _DIAG.find("\n%s %s " % (component[:1], object_id[6:])) >= 0
 
 
 def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, model, hostname,
@@ -329,7 +332,7 @@ def _removals(record, share, nid, key, hostname, on):
     field the share allows."""
     if record is None:
         if on:
-            old = _slug(hostname, "-")
+            old = _slug(hostname, b"-")
             for f in obis.ORDER:
                 if share.allows(f) and _classes(f) is not None:
                     yield topic(_S, old, f)

@@ -70,11 +70,20 @@ def decode(buf, n, norm, decoder=None):
         n -= k
     reading = {}
     # The identification line's bytes are the maker's (the assembler takes any but '/'
-    # when the CRC holds: 0x02 and 0xAB seen there): one character each, as they came.
+    # when the CRC holds: 0x02 and 0xAB seen there): one character each, as they came
+    # (Latin-1). Made as UTF-8 here, not by chr(): each character chr() makes is interned
+    # for good, and a line's bytes, noisy or hostile, would each have stayed in the heap.
     k = 0
     while k < n and buf[k] != 0x0A:
         k += 1
-    model = "".join([chr(c) for c in buf[1:k]]).strip(_SPACE)
+    model = bytearray()
+    for c in memoryview(buf)[1:k]:
+        if c < 0x80:
+            model.append(c)
+        else:
+            model.append(0xC0 | c >> 6)
+            model.append(0x80 | c & 0x3F)
+    model = model.decode().strip(_SPACE)
     # One copy, not three (a slice, bytes of it, then its text): a 1.4 KB telegram once
     # found no room at 96K for the three (host_tests/stress/fuzz, docs/reliability.md).
     text = str(memoryview(buf)[k:n], "utf-8")
@@ -208,7 +217,7 @@ def _decimal(s):
     """(mantissa, exponent) of '00123.450', or None when s is not a plain decimal."""
     if not s:
         return None
-    neg = s[0] == "-"
+    neg = s[:1] == "-"  # a slice: s[0] would intern the character (reading.py)
     if neg:
         s = s[1:]
     dot = s.find(".")
@@ -221,7 +230,7 @@ def _decimal(s):
 
 def _timestamp(s):
     """'YYMMDDhhmmssX' (X: S summer, W winter) or 'YYYYMMDD hh:mm:ss' -> ISO 8601."""
-    digits = "".join(c for c in s if c.isdigit())
+    digits = bytes([c for c in s.encode() if 0x30 <= c <= 0x39]).decode()  # (reading.py)
     if len(digits) == 12:
         digits = "20" + digits
     if len(digits) != 14:

@@ -10,22 +10,49 @@ import obis
 
 
 def _string(s):
-    if not s.encode().strip(obis.PLAIN):  # no byte to escape (strip() finds them in C)
+    b = s.encode()
+    if not b.strip(obis.PLAIN):  # no byte to escape (strip() finds them in C)
         return '"' + s + '"'
-    out = ['"']
-    for ch in s:
-        c = ord(ch)
-        if ch == '"' or ch == "\\":
-            out.append("\\" + ch)
+    # Made once at its size (a first pass counts it): grown a byte at a time, a 1 KB text
+    # left no room at 96K (test_p1cipher.py's captures).
+    out = bytearray(_escape(b, None) + 2)
+    out[0] = out[-1] = 0x22  # "
+    _escape(b, out)
+    return out.decode()
+
+
+def _escape(b, out):
+    """The JSON text of the UTF-8 b, escaped, into out from index 1; its length (out None:
+    the length alone). Byte by byte, each code point read from its UTF-8: a character
+    taken from a str (`for ch in s`, s[i]) is a name MicroPython interns, for good, so a
+    meter's text once left each of its characters in the heap (a P1 header of 24 bytes
+    from 0xA0 up: 66 names and a new qstr pool; host_tests/test_heap.py)."""
+    n = i = 0
+    while i < len(b):
+        c = b[i]
+        i += 1
+        if c >= 0x80:  # a lead byte, then k continuation bytes of 6 bits each
+            k = 1 if c < 0xE0 else 2 if c < 0xF0 else 3
+            c &= 0x3F >> k
+            for _ in range(k):
+                c = c << 6 | b[i] & 0x3F
+                i += 1
+        if c == 0x22 or c == 0x5C:  # " and \
+            e = b"\\" + bytes((c,))
         elif c > 0xFFFF:  # JSON escapes only 16 bits: a surrogate pair
             c -= 0x10000
-            out.append("\\u%04x\\u%04x" % (0xD800 | c >> 10, 0xDC00 | c & 0x3FF))
+            e = b"\\u%04x\\u%04x" % (0xD800 | c >> 10, 0xDC00 | c & 0x3FF)
         elif c < 0x20 or c > 0x7E:
-            out.append("\\u%04x" % c)
+            e = b"\\u%04x" % c
         else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+            if out is not None:
+                out[n + 1] = c
+            n += 1
+            continue
+        if out is not None:
+            out[n + 1 : n + 1 + len(e)] = e
+        n += len(e)
+    return n
 
 
 def value_json(v):
@@ -49,7 +76,7 @@ def to_json(reading):
         try:
             return buf[: write(reading, buf)].decode()
         except OverflowError:
-            size *= 4
+            size *= 2
 
 
 def write(reading, buf, n=0):

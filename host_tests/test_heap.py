@@ -67,3 +67,51 @@ def test_the_dongles_names_fit_five_qstr_pools_on_the_official_image():
     assert proc.returncode == 0, proc.stderr
     info = dict(kv.split("=") for kv in proc.stdout.split(":", 1)[1].replace(",", " ").split())
     assert int(info["n_pool"]) <= 5, proc.stdout
+
+
+# Decodes each telegram of stdin (hex), writes its readings as JSON and names the meter as
+# discovery does; the qstr count after the first telegram and after the rest.
+_NAMES_DRIVER = """
+import sys, micropython
+import decoder, discovery, reading
+seen = []
+d = decoder.Decoder(seen.append)
+def use(telegram):
+    d.feed(bytearray(telegram))
+    while seen:
+        r = seen.pop()
+        reading.to_json(r)
+        discovery.device_key(r.get("meter_id"), False, "")
+        discovery.node(r["meter_model"], "x")
+        print("meter_id", len(r.get("meter_id") or ""))
+telegrams = [bytes.fromhex(x) for x in sys.stdin.read().split()]
+use(telegrams[0])
+micropython.qstr_info()
+for t in telegrams[1:]:
+    use(t)
+micropython.qstr_info()
+"""
+
+
+def test_what_a_meter_sends_leaves_no_name_in_the_heap():
+    """A character taken from a str (`for ch in s`, s[i], chr()) is a qstr MicroPython
+    interns for good. Decoding a P1 header of bytes 0xA0-0xB7 once made 66 names, a new
+    qstr pool, and each telegram with other bytes added more: a noisy or hostile line
+    could fill the heap with them. After a first telegram (which loads p1), telegrams
+    whose header holds every byte from 0x80 up and whose meter id every printable
+    character are decoded, written as JSON, and named as discovery names the meter: the
+    count of interned names does not move."""
+    lines = ["0-0:1.0.0(260101120000W)", "1-0:1.7.0(01.234*kW)"]
+    telegrams = [enc.p1("XYZ5meter", lines)]
+    ids = bytes(range(0x21, 0x7F)).hex().upper()  # 96.1.1 is hex: every printable character
+    for lo in range(0x80, 0x100, 32):
+        raw = b"/XYZ5" + bytes(range(lo, lo + 32)) + b"\r\n\r\n"
+        raw += "".join(x + "\r\n" for x in lines + [f"0-0:96.1.1({ids})"]).encode() + b"!"
+        telegrams.append(raw + b"%04X\r\n" % enc.crc16_arc(raw))
+    stdin = " ".join(t.hex() for t in telegrams)
+    proc = run_driver(code=_NAMES_DRIVER, stdin=stdin, heap="256K")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.split("\n")
+    assert out.count("meter_id 94") == len(telegrams) - 1, proc.stdout
+    counts = [x.split(",")[1] for x in out if x.startswith("qstr pool")]
+    assert len(counts) == 2 and counts[0] == counts[1], counts
