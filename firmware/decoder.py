@@ -164,7 +164,7 @@ class Decoder:
             self._noise_seen = noise
             self._error(NOISE, "%d bytes" % n)
 
-    def _error(self, kind, detail):
+    def _error(self, kind, text):
         self.errors[kind] = self.errors.get(kind, 0) + 1
         if self.on_error:
-            self.on_error(kind, detail)
+            self.on_error(kind, text)

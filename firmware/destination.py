@@ -34,7 +34,7 @@ from share import FULL, Share, is_energy, is_hourly
 _JSON_MAX = const(1536)  # the longest reading seen: 27 registers of an Aidon SE List 3, ~1 KB
 _ENERGY_MAX = const(512)  # energy registers, their time and the meter id: ~300 bytes
 _RAW_MAX = const(512)  # line bytes waiting for the raw topic: 2 s of a 2400 baud line
-_HA_STATUS = "homeassistant/status"  # = discovery.HA_STATUS, without importing discovery
+_HA_STATUS = const("homeassistant/status")  # = discovery.HA_STATUS, without importing discovery
 _HA_AGAIN_MS = const(30000)  # Home Assistant takes longer than this to restart
 # A discovery round that found no memory: the next one after 1 s, then 2, 4, ... 64 s (a
 # heap short for a moment, as at the first List 3 beside the tariff, has room again within
@@ -93,7 +93,7 @@ class Destination:
         self.stats = stats  # callable: the shared counters as a dict
         self.uptime = uptime  # the dongle's uptime.Uptime: down_s does not wrap
         self.share = Share(cfg, tariff)
-        self.outbox = Outbox(state_dir + "queue-" + self.name + ".jsonl")
+        self.outbox = Outbox(state_dir + "queue-%s.jsonl" % self.name)
         self.state_dir = state_dir
         # (load_json, save_json) of store: where discovery keeps what it announced, so it
         # can remove it again (discovery.py). None: nothing kept, nothing ever removed.
@@ -256,7 +256,7 @@ class Destination:
                 else:
                     why = "error: %s" % e  # before the client: the CA file
                 self.last_error = why[:_ERROR_MAX]
-                print("hanport: destination", self.name, "failed:", why)
+                print("hanport: destination %s failed: %s" % (self.name, why))
             finally:
                 if self.client is not None:
                     self.client.close()

@@ -97,12 +97,12 @@ class Dongle:
             if d.raw is not None:
                 d.offer_raw(buf, n)  # never raises: what it cannot take, it counts
 
-    def _rejected(self, kind, detail):
+    def _rejected(self, kind, text):
         # Counted by the decoder (the stats carry the counts); the two that mean trouble
         # in the dongle itself, not on the line, are logged too, and an encrypting meter's
         # invocation counter that did not grow (a meter restarted, or a replay).
         if kind == MEMORY or kind == INTERNAL or kind == "counter":
-            log("decoder:", kind, detail or "")
+            log("decoder: %s %s" % (kind, text or ""))
 
     def _locked(self, setting):
         log("meter line:", setting_name(setting))
@@ -236,7 +236,7 @@ class Dongle:
         if cfg["destinations"] or cfg["ntp"] or serving:
             net = hal.Network(cfg["hostname"])
             self.tasks.append(asyncio.create_task(_guard("network", self.network(net))))
-        log("running:", len(self.destinations), "destination(s)")
+        log("running: %d destination(s)" % len(self.destinations))
         await self.ticker(wdt)
 
 
@@ -250,7 +250,7 @@ def _ntp(server):
     # The server's reply is untrusted: a short one fails ntptime's struct.unpack with a
     # ValueError, an absurd time gmtime's with an OverflowError. Tried again in 10 s.
     except (OSError, ValueError, OverflowError) as e:
-        log("ntp", server, "failed:", repr(e))
+        log("ntp %s failed: %r" % (server, e))
         return False
 
 
@@ -259,6 +259,6 @@ async def _guard(name, coro):
     try:
         await coro
     except BaseException as e:
-        log("task", name, "ended:", repr(e))
+        log("task %s ended: %r" % (name, e))
         sys.print_exception(e)
         raise

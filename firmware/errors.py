@@ -24,14 +24,14 @@ NESTING = "nesting"  # arrays/structures nested deeper than the decoder allows
 OVERSIZE = "oversize"  # a split message longer than the reassembly buffer
 
 
-def append(dst, k, src, start, end):
-    """Copy src[start:end] into dst at k, byte by byte (a slice would allocate); the new
+def append(buf, k, data, start, end):
+    """Copy data[start:end] into buf at k, byte by byte (a slice would allocate); the new
     fill. Raises DecodeError(OVERSIZE) when it does not fit: the caller drops the message."""
     m = end - start
     if m < 0:
         raise DecodeError(MALFORMED)
-    if k + m > len(dst):
+    if k + m > len(buf):
         raise DecodeError(OVERSIZE)
     for j in range(m):
-        dst[k + j] = src[start + j]
+        buf[k + j] = data[start + j]
     return k + m

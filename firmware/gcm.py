@@ -182,13 +182,13 @@ class Key:
         for i in range(8):
             self.base[i] = y[i]
 
-    def feed(self, src, start, end):
-        """GHASH src[start:end], a partial last block kept for the next call or _pad()."""
+    def feed(self, data, start, end):
+        """GHASH data[start:end], a partial last block kept for the next call or _pad()."""
         p = self.pending
         f = self.fill
         if f:
             while f < 16 and start < end:
-                p[f] = src[start]
+                p[f] = data[start]
                 f += 1
                 start += 1
             if f < 16:
@@ -198,9 +198,9 @@ class Key:
             f = 0
         full = start + ((end - start) & ~15)
         if full > start:
-            (gcm_native.feed if gcm_native else _ghash)(self.state, self.table, src, start, full)
+            (gcm_native.feed if gcm_native else _ghash)(self.state, self.table, data, start, full)
         while full < end:
-            p[f] = src[full]
+            p[f] = data[full]
             f += 1
             full += 1
         self.fill = f

@@ -16,7 +16,6 @@ import framing
 from dlms import is_ciphered
 from errors import ENCRYPTED, SEGMENT, UNSUPPORTED, DecodeError, append
 
-_LLC = b"\xe6\xe7\x00"
 _MBUS_DATA = const(9)  # 68 L L 68 C A CI STSAP DTSAP
 _NONE = const(-1)  # _next_seg when no split message is open
 _SKIP = const(-2)  # _next_seg while the parts of a ciphered message go by

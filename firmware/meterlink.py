@@ -13,6 +13,8 @@
 
 import time
 
+from micropython import const
+
 # (baud, parity, inverted) in the order tried: the Nordic HAN settings first.
 # Last, a 2400 baud line read inverted: a level shifter that inverts, on a board whose
 # board.json says it does not (or the other way round); tried when nothing else worked.
@@ -25,15 +27,15 @@ SETTINGS = (
 )
 # No valid frame this long after bytes started to arrive under a setting: try the next.
 # Kaifa and Aidon push List 1 every 2 s, Kamstrup every 10 s: 25 s sees two or more.
-_DETECT_MS = 25000
+_DETECT_MS = const(25000)
 # Locked, then bytes for this long with no valid frame: the setting no longer works.
 # Over twice the search's step, so a burst of line noise or a few damaged frames (a
 # meter sends one every 2-10 s) do not throw a working setting away.
-_LOST_MS = 60000
+_LOST_MS = const(60000)
 # A pause this long inside a frame means bytes were lost (frames are sent back to back;
 # a byte at 2400 baud takes 4.2 ms, so 100 ms is over 20 character times).
-_IDLE_MS = 100
-_TICK_MS = 50  # main's ticker period
+_IDLE_MS = const(100)
+_TICK_MS = const(50)  # main's ticker period
 
 
 def setting_name(s):
@@ -41,14 +43,14 @@ def setting_name(s):
 
 
 class MeterLink:
-    def __init__(self, uart, decoder, meter_cfg, remembered=None, on_locked=None, clock=None,
+    def __init__(self, uart, decoder, meter, last=None, on_locked=None, clock=None,
                  on_bytes=None):  # fmt: skip
         self.clock = clock or time.ticks_ms  # injectable: tests run minutes in no time
         self.on_bytes = on_bytes  # called with (buf, n) for each read, before decoding
         self.uart = uart
         self.decoder = decoder
         self.on_locked = on_locked  # called with the setting once it is known to work
-        baud, parity = meter_cfg["baud"], meter_cfg["parity"]
+        baud, parity = meter["baud"], meter["parity"]
         self.auto = baud == "auto" or parity == "auto"
         if baud == "auto" and parity == "auto":
             self.candidates = list(SETTINGS)
@@ -56,13 +58,13 @@ class MeterLink:
             bauds = (2400, 115200) if baud == "auto" else (baud,)
             parities = ("8E1", "8N1") if parity == "auto" else (parity,)
             self.candidates = [
-                (b, p, b == 115200 if baud == "auto" else meter_cfg["invert"])
+                (b, p, b == 115200 if baud == "auto" else meter["invert"])
                 for b in bauds
                 for p in parities
             ]
-        if remembered in self.candidates:  # the setting that worked last time first
-            self.candidates.remove(remembered)
-            self.candidates.insert(0, remembered)
+        if last in self.candidates:  # the setting that worked last time first
+            self.candidates.remove(last)
+            self.candidates.insert(0, last)
         self.index = 0
         self.locked = not self.auto
         self.switches = 0  # settings changed by the search, since boot

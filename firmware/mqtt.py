@@ -36,8 +36,8 @@ _PUBACK = const(0x40)
 _SUBSCRIBE = const(0x82)  # §3.8.1: reserved flags 0010
 _SUBACK = const(0x90)
 _PINGRESP = const(0xD0)
-_PINGREQ = b"\xc0\x00"
-_DISCONNECT = b"\xe0\x00"
+_PINGREQ = const(b"\xc0\x00")
+_DISCONNECT = const(b"\xe0\x00")
 
 _MAX_LENGTH = const(268435455)  # four bytes of remaining length (§2.2.3)
 _HEAD_ROOM = const(9)  # first byte, 4 length bytes, topic length, packet id
@@ -216,7 +216,7 @@ class MQTTClient:
             # CA, wrong name); to the owner's reconnect path that is a link refused.
             raise OSError(errno.ECONNABORTED, str(e)) from None
         if ack[0] != _CONNACK or ack[1] != 2:
-            raise MQTTError(PROTOCOL, "no CONNACK")
+            raise MQTTError(PROTOCOL, "not a CONNACK")
         if ack[3]:
             raise MQTTError(ack[3], "connection refused")
         self.stage = "answer"
@@ -239,10 +239,10 @@ class MQTTClient:
             fields.append(self.password)
         body = bytearray(b"\x00\x04MQTT\x04")
         body.append(flags)
-        body += struct.pack(">H", self.keepalive)
+        body += struct.pack(b">H", self.keepalive)
         for f in fields:
             f = _bytes(f)
-            body += struct.pack(">H", len(f))
+            body += struct.pack(b">H", len(f))
             body += f
         return _packet(_CONNECT, body)
 
@@ -260,7 +260,7 @@ class MQTTClient:
         encode(), 32 B (host_tests/test_mqtt.py).
         """
         if qos != 0 and qos != 1:
-            raise ValueError("qos 0 or 1")
+            raise ValueError("qos must be 0 or 1")
         topic = _bytes(topic)
         payload = _bytes(payload)
         n = len(topic)
@@ -299,10 +299,10 @@ class MQTTClient:
     async def subscribe(self, topic, qos=0):
         """Subscribe and wait for SUBACK; returns the granted QoS (§3.9.3)."""
         if qos != 0 and qos != 1:
-            raise ValueError("qos 0 or 1")  # QoS 2 deliveries would need PUBREC/PUBREL
+            raise ValueError("qos must be 0 or 1")  # QoS 2 deliveries would need PUBREC/PUBREL
         topic = _bytes(topic)
         pid = self._next_pid()
-        packet = _packet(_SUBSCRIBE, struct.pack(">HH", pid, len(topic)) + topic + bytes((qos,)))
+        packet = _packet(_SUBSCRIBE, struct.pack(b">HH", pid, len(topic)) + topic + bytes((qos,)))
         entry = self._expect(pid)
         try:
             await self._send(packet, None)

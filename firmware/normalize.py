@@ -90,15 +90,15 @@ class Normalizer:
         self._maker = None
         self._maker_quirk = None
 
-    def decode(self, note):
+    def decode(self, notification):
         """Canonical reading of a parsed dlms.Notification."""
-        self.data = note.data
+        self.data = notification.data
         self.reading = reading = {}
         if self.positional:
             self.positional.clear()
         self.quirk = None
         self.labels = 0
-        r = note.body
+        r = notification.body
         # structure{ array{ structure{ class-id (uint16), logical name, attribute, ... } },
         # ...}: a push that describes itself. Checked here, not in a call (~1,600
         # instructions a push).
@@ -113,8 +113,8 @@ class Normalizer:
             self.walk(r)
             if self.positional:  # values without a code: a call only then (finish's frame
                 self.finish()  # takes a heap block, 15 slots)
-        if obis.METER_TIME not in reading and note.time is not None:
-            t = dlms.date_time(note.data, note.time)
+        if obis.METER_TIME not in reading and notification.time is not None:
+            t = dlms.date_time(notification.data, notification.time)
             if t:
                 reading[obis.METER_TIME] = t
         self.data = None

@@ -59,10 +59,10 @@ class Share:
     # set on the instance only with a "tariff" in the config (a dict slot less without).
     tariff = 0
 
-    def __init__(self, dest_cfg, tariff=False):
-        """dest_cfg: a destination of config.validate(); only "share" and "interval" are read.
+    def __init__(self, cfg, tariff=False):
+        """cfg: a destination of config.validate(); only "share" and "interval" are read.
         tariff: the config has a "tariff" (the dongle keeps the account)."""
-        share = dest_cfg["share"]
+        share = cfg["share"]
         self._fields = None
         if isinstance(share, (list, tuple)):
             self.level = FIELDS
@@ -71,7 +71,7 @@ class Share:
             self.level = share
         else:
             raise ValueError("share")  # config.validate() lets no other value through
-        self.interval_ms = dest_cfg.get("interval", DEFAULT_INTERVAL) * 1000
+        self.interval_ms = cfg.get("interval", DEFAULT_INTERVAL) * 1000
         if tariff:
             lv = self.level
             self.tariff = (

@@ -41,7 +41,7 @@ _SNAP_S = const(60)  # a register this far into its hour is the hour's (as accou
 _HOURS_MAX = const(48)  # hours of power kept while no register comes (accounting's bound)
 _RETRY = const(10)  # readings between two tries to load accounting for a waiting register
 _WAIT = const(6)  # registers kept while loads find no memory (a minute of retries each)
-_REGISTER = ("meter_time", "active_energy_import", "active_energy_export")
+_REGISTER = const(("meter_time", "active_energy_import", "active_energy_export"))
 # tariff.json's writes: a bucket of 24 (a day's), one more each 30 minutes of the dongle's
 # own clock. A meter's hours close once an hour; a meter clock that jumps an hour at each
 # push would otherwise write the flash at every push. A write left out is counted (unsaved)
