@@ -34,7 +34,7 @@ from share import FULL, Share, is_energy, is_hourly
 _JSON_MAX = const(1536)  # the longest reading seen: 27 registers of an Aidon SE List 3, ~1 KB
 _ENERGY_MAX = const(512)  # energy registers, their time and the meter id: ~300 bytes
 _RAW_MAX = const(512)  # line bytes waiting for the raw topic: 2 s of a 2400 baud line
-_HA_STATUS = const("homeassistant/status")  # = discovery.HA_STATUS, without importing discovery
+_HA_STATUS = const("homeassistant/status")  # Home Assistant says "online" there after a start
 _HA_AGAIN_MS = const(30000)  # Home Assistant takes longer than this to restart
 # A discovery round that found no memory: the next one after 1 s, then 2, 4, ... 64 s (a
 # heap short for a moment, as at the first List 3 beside the tariff, has room again within
@@ -256,7 +256,7 @@ class Destination:
                 else:
                     why = "error: %s" % e  # before the client: the CA file
                 self.last_error = why[:_ERROR_MAX]
-                print("hanport: destination %s failed: %s" % (self.name, why))
+                print("hanport: destination", self.name, "failed:", why)
             finally:
                 if self.client is not None:
                     self.client.close()

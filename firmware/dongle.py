@@ -61,9 +61,12 @@ class Dongle:
         if "salt" not in state:
             # A secret of this dongle: Home Assistant ids derived from a withheld meter id
             # are hashed with it, so nobody can find the id by hashing every candidate.
-            import random
+            # os.urandom: 64 bits of the ESP32's hardware RNG, where random.getrandbits()
+            # draws from a PRNG seeded with 32 of them.
+            import os
+            from binascii import hexlify
 
-            state["salt"] = "%08x%08x" % (random.getrandbits(32), random.getrandbits(32))
+            state["salt"] = hexlify(os.urandom(8)).decode()
             save_json(STATE, state)
         raw = any(d.get("raw") for d in cfg["destinations"])
         self.link = MeterLink(
@@ -102,7 +105,7 @@ class Dongle:
         # in the dongle itself, not on the line, are logged too, and an encrypting meter's
         # invocation counter that did not grow (a meter restarted, or a replay).
         if kind == MEMORY or kind == INTERNAL or kind == "counter":
-            log("decoder: %s %s" % (kind, text or ""))
+            log("decoder:", kind, text or "")
 
     def _locked(self, setting):
         log("meter line:", setting_name(setting))
@@ -250,7 +253,7 @@ def _ntp(server):
     # The server's reply is untrusted: a short one fails ntptime's struct.unpack with a
     # ValueError, an absurd time gmtime's with an OverflowError. Tried again in 10 s.
     except (OSError, ValueError, OverflowError) as e:
-        log("ntp %s failed: %r" % (server, e))
+        log("ntp", server, "failed:", repr(e))
         return False
 
 
@@ -259,6 +262,6 @@ async def _guard(name, coro):
     try:
         await coro
     except BaseException as e:
-        log("task %s ended: %r" % (name, e))
+        log("task", name, "ended:", repr(e))
         sys.print_exception(e)
         raise
