@@ -67,14 +67,12 @@ import obis
 from reading import put
 from share import FULL, LIVE, is_energy
 
-HA_STATUS = "homeassistant/status"  # Home Assistant's birth message: "online" after a start
-PREFIX = "homeassistant"
+_PREFIX = const("homeassistant")
 _COMPACT = const((",", ":"))
 # const(): folded in by the compiler, no global and no interned name (each name a module
 # defines stays in the heap after it is dropped: 1.9 KB of them for this one).
 _READING_S = const(10)  # the longest push period of a meter's List 1/2 or P1 telegram
 _ENERGY_S = const(3600)  # the hourly message
-_SILENT_S = const(30)  # no frame for this long: "meter silent" (meters push every 1-10 s)
 _RECORD_MAX = const(100)  # object ids per component in a record: 50 fields and diagnostics fit
 _B = const("binary_sensor")
 _S = const("sensor")
@@ -108,14 +106,17 @@ s dropped destination.dropped - - t
 s failures destination.failures - - t
 s last_error destination.last_error - - -
 s others_down =4 - - m"""
-_SPECIAL = (
-    "'OFF' if value_json.last_frame_age_s is number and value_json.last_frame_age_s < %d else "
-    "'ON'" % _SILENT_S,
-    "value_json.frames.hdlc + value_json.frames.p1 + value_json.frames.mbus",
-    "value_json.rejected.values() | sum",
-    "'ON' if value_json.line_locked else 'OFF'",
-    # Only a "full" destination's stats carry the others (destination.counters()).
-    "value_json.destination.others | rejectattr('connected') | list | count",
+# meter_silent: no frame for 30 s (meters push every 1-10 s).
+_SPECIAL = const(
+    (
+        "'OFF' if value_json.last_frame_age_s is number and value_json.last_frame_age_s < 30 else "
+        "'ON'",
+        "value_json.frames.hdlc + value_json.frames.p1 + value_json.frames.mbus",
+        "value_json.rejected.values() | sum",
+        "'ON' if value_json.line_locked else 'OFF'",
+        # Only a "full" destination's stats carry the others (destination.counters()).
+        "value_json.destination.others | rejectattr('connected') | list | count",
+    )
 )
 _OTHERS_ATTRS = const("{{ {'others': value_json.destination.others} | tojson }}")
 # The capacity tariff's sensors, read from <base>/tariff (README, "The tariff message") by
@@ -186,7 +187,7 @@ def node(hostname, name):
 
 
 def topic(component, node_id, object_id):
-    return "%s/%s/%s/%s/config" % (PREFIX, component, node_id, object_id)
+    return "%s/%s/%s/%s/config" % (_PREFIX, component, node_id, object_id)
 
 
 def device_key(meter_id, withhold, salt):

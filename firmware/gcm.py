@@ -122,9 +122,9 @@ class Key:
                         w[base + d] = w[base + one] ^ w[base + (d ^ one)]
         self.table = t
 
-    def decrypt(self, iv, aad, buf, start, end, out, tag_at=-1, tag_len=12):
+    def decrypt(self, iv, aad, buf, start, end, out, tag=-1, tag_len=12):
         """Decrypt buf[start:end] into out[start:end] (out may be buf: in place) with the
-        12-byte iv; with tag_at >= 0, first check the tag buf[tag_at:tag_at + tag_len] over
+        12-byte iv; with tag >= 0, first check the tag buf[tag:tag + tag_len] over
         aad and the ciphertext. True when done; False, and out untouched, when the tag does
         not hold or the arguments do not fit (lengths, offsets): never raises on them."""
         n = end - start
@@ -136,17 +136,17 @@ class Key:
         for i in range(12):
             c[i] = iv[i]
         c[12] = c[13] = 0
-        if tag_at >= 0:
+        if tag >= 0:
             self.reset(aad)
             self.feed(buf, start, end)
             self.finish()
-            if not self.check(len(aad), n, buf, tag_at, tag_len):
+            if not self.check(len(aad), n, buf, tag, tag_len):
                 return False
         self.apply(buf, start, end, out)
         return True
 
-    def verify(self, iv, aad, buf, start, end, tag_at, tag_len=12):
-        """GMAC: True when the tag buf[tag_at:tag_at + tag_len] holds over aad followed by
+    def verify(self, iv, aad, buf, start, end, tag, tag_len=12):
+        """GMAC: True when the tag buf[tag:tag + tag_len] holds over aad followed by
         buf[start:end], nothing encrypted (DLMS security control 0x10). Never raises on
         lengths or offsets that do not fit: False."""
         if not (0 <= start <= end <= len(buf) and len(iv) == 12):
@@ -163,7 +163,7 @@ class Key:
         self.feed(aad, 0, len(aad))
         self.feed(buf, start, end)
         self.finish()
-        return self.check(len(aad) + end - start, 0, buf, tag_at, tag_len)
+        return self.check(len(aad) + end - start, 0, buf, tag, tag_len)
 
     def reset(self, aad):
         """The GHASH state after aad, zero-padded: from the last frame's when aad is the same
@@ -215,12 +215,12 @@ class Key:
             (gcm_native.feed if gcm_native else _ghash)(self.state, self.table, p, 0, 16)
             self.fill = 0
 
-    def check(self, a, c, buf, tag_at, tag_len):
-        """True when the tag buf[tag_at:tag_at + tag_len] holds; False too when it does not
+    def check(self, a, c, buf, tag, tag_len):
+        """True when the tag buf[tag:tag + tag_len] holds; False too when it does not
         fit in buf or its length is not SP 800-38D's (12 to 16 bytes here). a, c: the
         AAD's and the text's lengths in bytes (SP 800-38D's len(A), len(C), in bits below;
         short names: every name is a qstr on the heap)."""
-        if not (_MIN_TAG <= tag_len <= 16 and 0 <= tag_at and tag_at + tag_len <= len(buf)):
+        if not (_MIN_TAG <= tag_len <= 16 and 0 <= tag and tag + tag_len <= len(buf)):
             return False
         # The lengths block: bit lengths of the AAD and the text, 64-bit big-endian each.
         p = self.pending
@@ -241,7 +241,7 @@ class Key:
         diff = 0
         for k in range(tag_len):
             w = y[k >> 1]
-            diff |= ((w & 255) if k & 1 else (w >> 8)) ^ s[k] ^ buf[tag_at + k]
+            diff |= ((w & 255) if k & 1 else (w >> 8)) ^ s[k] ^ buf[tag + k]
         return diff == 0
 
     def apply(self, buf, start, end, out):

@@ -50,13 +50,6 @@ _PACE_MS = const(2)
 PROTOCOL = const(-1)
 REFUSED = const(-2)
 
-# The kind of a link's OSError, by its code (see MQTTClient.describe()).
-_KINDS = {
-    errno.ECONNREFUSED: "refused",
-    errno.ETIMEDOUT: "timeout",
-    errno.ECONNRESET: "closed",
-}
-
 
 _ONE = bytearray(1)  # see MQTTClient._byte
 
@@ -92,12 +85,12 @@ def _packet(first, body):
     return head[: _put_length(head, 1, len(body))] + body
 
 
-def _shut(w, graceful):
+def _shut(w, flush):
     if not hasattr(w, "transport"):
         # MicroPython: Stream.close() does nothing and wait_closed() only closes the
         # socket, so close it here. Bytes the socket took still go out, then FIN.
         w.s.close()
-    elif graceful:
+    elif flush:
         w.transport.close()  # CPython: flushes what is buffered, then FIN
     else:
         w.transport.abort()  # drops the buffer and wakes a drain() stuck on a dead link
@@ -342,13 +335,19 @@ class MQTTClient:
         if isinstance(e, asyncio.TimeoutError):
             return "timeout: no " + (self.stage or "answer")
         args = e.args
-        kind = _KINDS.get(args[0] if args else None, "error")
+        code = args[0] if args else None  # the kind of a link's OSError, by its code
+        kind = (
+            "refused" if code == errno.ECONNREFUSED
+            else "timeout" if code == errno.ETIMEDOUT
+            else "closed" if code == errno.ECONNRESET
+            else "error"
+        )  # fmt: skip
         if self.stage == "TLS handshake":
             kind = "tls"
         # OSError(code, reason): the reason alone (mbedTLS's "The certificate validity
         # has expired"), as the kind already says what the code would.
         why = args[1] if len(args) > 1 and isinstance(args[1], str) else e
-        return "%s: %s" % ("dns" if self.stage == "DNS" else kind, why)
+        return ("dns" if self.stage == "DNS" else kind) + ": " + str(why)
 
     # -- How a link ends -------------------------------------------------------------------
     # Two ways in for the owner, one for faults, and the steps they share:
@@ -361,7 +360,7 @@ class MQTTClient:
     #   _end()        what every end does: forgets the streams, so the next operation raises
     #                 _down(); _stop_tasks() cancels the reader and keepalive tasks (not the
     #                 one calling); cancels a sender stuck in drain(); wakes every ack waiter.
-    #   _shut(w, graceful)  the socket itself: FIN after what is buffered, or abort.
+    #   _shut(w, flush)  the socket itself: FIN after what is buffered, or abort.
     #   _down()       what an operation on an ended link raises: the kept `error`, else
     #                 "not connected".
     def close(self):

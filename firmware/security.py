@@ -48,11 +48,11 @@ class Context:
         # Attribute names the firmware has already: each new one is a qstr in the heap, and
         # gcm and security were what took the dongle past its fifth qstr pool (4.6 KB).
         self.key = gcm.Key(key) if key is not None else None
-        self._iv = bytearray(12)
-        self._aad = bytearray(17 if auth_key is not None else 1)  # SC || AK, or SC alone
+        self.iv = bytearray(12)
+        self.aad = bytearray(17 if auth_key is not None else 1)  # SC || AK, or SC alone
         if auth_key is not None:
             for i in range(16):
-                self._aad[1 + i] = auth_key[i]
+                self.aad[1 + i] = auth_key[i]
         # What open() found, valid after it returned None (the counter also after DECRYPT):
         self.start = 0  # the plaintext APDU is out[start:end]
         self.end = 0
@@ -116,12 +116,12 @@ class Context:
         self.counter = ((buf[ic] << 8 | buf[ic + 1]) << 16) | (buf[ic + 2] << 8 | buf[ic + 3])
         self.authenticated = False
         key = self.key
-        iv = self._iv
+        iv = self.iv
         for i in range(_TITLE_LEN):
             iv[i] = buf[title + i]
         for i in range(4):
             iv[_TITLE_LEN + i] = buf[ic + i]
-        aad = self._aad
+        aad = self.aad
         aad[0] = sc
         check = key is not None and len(aad) > 1 and sc & _AUTH
         if not sc & _ENCRYPT:

@@ -14,7 +14,9 @@ try:
 except ImportError:  # CPython (host tests): MicroPython's arithmetic, the ESP32's period
     import time
 
-    _PERIOD = 1 << 30
+    from micropython import const
+
+    _PERIOD = const(1 << 30)
 
     def ticks_ms():
         return time.monotonic_ns() // 1000000 & (_PERIOD - 1)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-import discovery
+import destination
 import obis
 from hanctl import runtime
 from mp import dest_driver
@@ -195,7 +195,7 @@ def test_without_a_meter_id_the_ids_follow_the_node_never_the_salt():
 
 
 def test_constants():
-    assert discovery.HA_STATUS == "homeassistant/status"
+    assert destination._HA_STATUS == "homeassistant/status"
 
 
 @pytest.mark.parametrize("which", ["cpython", "micropython"])
