@@ -18,7 +18,6 @@
 #   time to send the head          HEAD_MS (a client sending a byte a second)   408
 #   time to send the body          HEAD_MS more, for the whole body             408
 #   clients at once                CLIENTS_MAX; one more is closed at once      (counted)
-#   a second client's buffer       made, or the first's awaited BUFFER_MS       (`memory`)
 #   time to take the answer        SEND_MS (a client that never reads)          (closed)
 # Each answer and each refusal is counted by status code (`counts`), published with the
 # dongle's stats.
@@ -47,9 +46,6 @@ SEND_MS = 5000
 # and the reset can reach the client before it has read the refusal (seen with a 4 KB head).
 DRAIN_MAX = 8192
 DRAIN_MS = 500
-# A second client at once, where the heap has no room for its buffer, waits this long for
-# the first one's (Server._buffer).
-BUFFER_MS = 1000
 # Keys of `counts` besides status codes: connections closed because CLIENTS_MAX were being
 # served, that did not take their answer within SEND_MS, or that the client reset.
 BUSY = "busy"
@@ -85,7 +81,6 @@ class Server:
         self.routes = {}  # path -> (method, handler)
         self.counts = {}  # status code as text, or BUSY, SLOW, GONE, MEMORY -> how many times
         self._kept = bytearray(HEAD_MAX)  # the first client's head buffer, free when set
-        self._sink = bytearray(128)  # what clients send after a refusal, read and dropped
         self.clients = 0
         self.listener = None
 
@@ -147,15 +142,14 @@ class Server:
 
     async def _client(self, reader, writer):
         head = body = None
-        slot = False
         try:
             if self.clients >= CLIENTS_MAX:
                 # No answer: one would wait for a client that may not read.
                 self.count(BUSY)
                 return
+            head = self._kept or bytearray(HEAD_MAX)  # MemoryError: counted below
+            self._kept = None
             self.clients += 1
-            slot = True
-            head = await self._buffer()  # MemoryError: counted below
             try:
                 n, end = await _within(_read_head(reader, head), HEAD_MS)
                 out = await self._serve(reader, head, n, end)
@@ -170,14 +164,6 @@ class Server:
                     self.count(SLOW)
                     status = 0
             if status >= 400:
-                # The refusal is out, and its buffer goes back now: the client's next
-                # request comes during the drain (a browser's login after a 401), and at
-                # 96K a second buffer for it found no room, so the page's client failed to
-                # log in again and again (hanctl bench --pipeline --page). What the client
-                # still sends is read into the sink and dropped.
-                if self._kept is None:
-                    self._kept = head
-                    head = self._sink
                 try:
                     await _within(_drain(reader, head), DRAIN_MS)
                 except asyncio.TimeoutError:  # the client sent no more: the usual end
@@ -189,34 +175,15 @@ class Server:
         finally:
             if hasattr(body, "readinto"):  # a file being sent: closed, whatever happened
                 body.close()
-            if slot:
+            if head is not None:
                 self.clients -= 1
-            # One buffer is kept, whichever client ends first (not the sink).
-            if head is not None and self._kept is None and head is not self._sink:
-                self._kept = head
+                if self._kept is None:  # one buffer is kept, whichever client ends first
+                    self._kept = head
             writer.close()
             try:
                 await writer.wait_closed()
             except OSError:  # reset by the client: closed all the same
                 pass
-
-    async def _buffer(self):
-        """The client's head buffer: the kept one, or a new one beside it for a second
-        client at once; where the heap has no room for that, the kept one as soon as the
-        client that has it gives it back (MemoryError after BUFFER_MS). A client's next
-        request often comes before its last one's coroutine has given it back (the last
-        answer is out, the coroutine not yet resumed): at 96K with the page a new buffer
-        then found no room, and the page's client failed to log in again and again."""
-        for _ in range(BUFFER_MS // 20):
-            head = self._kept
-            if head is not None:
-                self._kept = None
-                return head
-            try:
-                return bytearray(HEAD_MAX)
-            except MemoryError:
-                await asyncio.sleep_ms(20)
-        raise MemoryError
 
     async def _serve(self, reader, head, n, end):
         """(status, content type, body, more header lines, HEAD) for the request whose head

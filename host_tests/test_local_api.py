@@ -330,47 +330,6 @@ def test_the_server_takes_routes_bodies_and_headers_within_its_bounds():
         proc.wait(10)
 
 
-def test_a_second_client_with_no_room_for_its_buffer_waits_for_the_first_ones():
-    """At 96K with the page, a client's next request came before the server had taken
-    back the buffer of its last one (a login right after a 401, answered while the server
-    still read what the client might send after it), no second buffer found room, and the
-    request was closed unanswered (counted `memory`): the page's client failed to log in
-    again and again. Here the heap has no room for a second buffer at all: a client that
-    comes while another holds the buffer is served once it is given back, and after a
-    refusal the buffer is given back at once, before the refused connection is closed."""
-    from mp import start_driver
-
-    port = rig.free_port()
-    env = {"HTTPD_PORT": str(port), "HTTPD_ONE_BUFFER": "1"}
-    proc = start_driver("httpd_driver.py", env=env)
-    try:
-        assert proc.stdout.readline().strip() == "listening", proc.stderr.read()
-        holder = socket.create_connection(("127.0.0.1", port), timeout=15)
-        holder.sendall(b"GET /hold HTTP/1.1\r\n\r\n")
-        time.sleep(0.1)  # /hold has the one buffer for 400 ms
-        second = request(port, b"GET /hello HTTP/1.1\r\nX-Name: second\r\n\r\n")
-        assert second.endswith(b"hello second"), second
-        assert rig.read_until(holder, lambda got: False, 15).endswith(b"held")
-        holder.close()
-        # A refusal, its connection left open: the server reads what more comes for
-        # DRAIN_MS (500 ms) before it closes it. The next request is served meanwhile.
-        with socket.create_connection(("127.0.0.1", port), timeout=15) as refused:
-            refused.sendall(b"GET /nowhere HTTP/1.1\r\n\r\n")
-            assert rig.read_until(refused, lambda g: g.endswith(b"}}"), 15).startswith(
-                b"HTTP/1.1 404"
-            )
-            after = request(port, b"GET /hello HTTP/1.1\r\nX-Name: after\r\n\r\n")
-            assert after.endswith(b"hello after"), after
-            refused.setblocking(False)
-            with pytest.raises(BlockingIOError):  # still draining: not closed yet
-                refused.recv(1024)
-        counts = request(port, b"GET /counts HTTP/1.1\r\n\r\n")
-        assert b"memory" not in counts and b"busy" not in counts, counts
-    finally:
-        proc.kill()
-        proc.wait(10)
-
-
 # -- /api/v1/data from the canonical reading, in CPython: every real capture -------------
 
 
