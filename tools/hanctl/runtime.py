@@ -58,6 +58,7 @@ def _build_files():
     root = repo_root()
     return [
         root / "tools" / "frozen-unix" / "build",  # the MicroPython version and the flags
+        root / "tools" / "frozen-unix" / "esp32_frozen_qstrs.h",  # names a board holds
     ]
 
 
