@@ -38,7 +38,7 @@ _GAP_S = const(30)  # power is integrated only between readings this close in ti
 _PENDING_MAX = const(48)  # hours kept with their estimates while a boundary is missing
 # (settlement.py's split and month summaries: loaded only when they come)
 _SPLIT_MAX = const(1488)  # hours (62 days) a missing stretch is split over; longer: restart
-_DAYS = const(31)  # the month's days: the largest hour of day d at _days_max[d - 1]
+_DAYS = const(31)  # the month's days: the largest hour of day d at days[d - 1]
 STEPS_KW = (0, 2, 5, 10, 15, 20, 25, 50, 75, 100)  # a typical ladder (Elvia, Tensio, BKK)
 
 
@@ -51,9 +51,9 @@ def _days(y, m, d):
     return era * 146097 + (yoe * 365 + yoe // 4 - yoe // 100 + doy) - 719468
 
 
-def _civil(z):
-    """(y, m, d) of the day z days from 1970-01-01."""
-    z += 719468
+def _civil(days):
+    """(y, m, d) of the day `days` days from 1970-01-01."""
+    z = days + 719468
     era = z // 146097
     doe = z - era * 146097
     yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
@@ -130,6 +130,11 @@ class Accounting:
     its quarters (hour_text(hour, quarter) its start). month(), quarters() and the split of a
     lost register's hours are in settlement.py, loaded when they come."""
 
+    # Its attributes and methods take names the image or the dongle's other modules hold
+    # already where one fits (b, pending, now, fold, p, add, real, ...), as tariff.py's do:
+    # every new name is a few bytes of heap for good, and the pools they go in double as
+    # they fill (docs/performance.md, "The names a board holds in flash").
+
     def __init__(self, tariff=None, state=None, on_hour=None, on_month=None, on_quarter=None):
         tariff = tariff or {}
         self.steps = []
@@ -144,10 +149,10 @@ class Accounting:
         self.on_hour = on_hour
         self.on_month = on_month
         st = state or {}
-        self._b = st.get("b")  # [real hour, import Wh, export Wh, local hour] of the last boundary
-        self._est = st.get("e", [])  # [[real hour, import Ws, export Ws], ...] since _b,
+        self.b = st.get("b")  # [real hour, import Wh, export Wh, local hour] of the last boundary
+        self.pending = st.get("e", [])  # [[real hour, import Ws, export Ws], ...] since b,
         # with quarters four more: each quarter's import Ws, None while no power was seen
-        self._month = st.get("m", "")  # "YYYY-MM" of the hours in _days_max
+        self.month = st.get("m", "")  # "YYYY-MM" of the hours in days
         # Day d's largest hour at [d - 1]: [local hour, Wh], with quarters [local hour, Wh,
         # quarter 0-3] (its largest quarter); 0 while none counts. A list where a dict of
         # "DD" took ~0.8 KB more at each load (tariff.py), in pieces of 32 B or less.
@@ -158,15 +163,15 @@ class Accounting:
                 d[int(k) - 1] = days[k]
         if len(d) != _DAYS:
             raise ValueError("days")
-        self._days_max = d
+        self.days = d
         self._totals = st.get("t", [0, 0, "", 0])  # month import, export Wh; day text, its import
         self.history = st.get("y", [])  # the last months: summaries, oldest first
-        self._t = None  # seconds (real) of the last reading with a time
+        self.now = None  # seconds (real) of the last reading with a time
         self._local = None  # local hour of that reading
-        self._fold = None  # the repeated local hour, while in its second pass
-        self._p = [0, 0]  # the last power, import and export W
+        self.fold = None  # the repeated local hour, while in its second pass
+        self.p = [0, 0]  # the last power, import and export W
         self._progress = None  # import Wh since the boundary, from a register mid-hour (P1)
-        self._time = None  # meter_time of the last reading with one
+        self.time = None  # meter_time of the last reading with one
         self.last = None  # (hour text, import Wh, export Wh, estimated) of the last hour closed
         self.dropped = (
             0  # hours not split: a stretch longer than _SPLIT_MAX, or a register that fell
@@ -175,10 +180,10 @@ class Accounting:
     def state(self):
         """What to save to survive a reboot (JSON-able)."""
         return {
-            "b": self._b,
-            "e": self._est,
-            "m": self._month,
-            "d": self._days_max,
+            "b": self.b,
+            "e": self.pending,
+            "m": self.month,
+            "d": self.days,
             "t": self._totals,
             "y": self.history,
         }
@@ -191,7 +196,7 @@ class Accounting:
         at = 1 + self.offset  # 01:00 UTC in standard local time
         return _last_sunday(y, 3) * 24 + at, _last_sunday(y, 10) * 24 + at
 
-    def _real(self, h, fold=False):
+    def real(self, h, fold=False):
         """Hour number in standard time of local hour h (the second pass of the repeated
         hour when fold)."""
         if not self.summer:
@@ -207,72 +212,72 @@ class Accounting:
         t = reading.get("meter_time")
         pt = parse_time(t) if t else None
         if pt:
-            self._time = t
+            self.time = t
             h, sec = pt
-            if self._fold is not None and h != self._fold:
-                self._fold = None
-            r = self._real(h, self._fold is not None)
+            if self.fold is not None and h != self.fold:
+                self.fold = None
+            r = self.real(h, self.fold is not None)
             imp = _wh(reading.get("active_energy_import"))
-            if self._real(h, True) != r and self._t is not None:
+            if self.real(h, True) != r and self.now is not None:
                 # The repeated hour of October, its second pass: the clock went back, or
                 # its boundary comes again an hour after the first (List 3 alone).
-                again = imp is not None and sec < _SNAP_S and self._b and self._b[0] == r
-                if again or r * 3600 + sec < self._t:
-                    self._fold = h
+                again = imp is not None and sec < _SNAP_S and self.b and self.b[0] == r
+                if again or r * 3600 + sec < self.now:
+                    self.fold = h
                     r += 1
             now = r * 3600 + sec
-            if self._t is not None and r != self._t // 3600:
+            if self.now is not None and r != self.now // 3600:
                 self._progress = None  # a new hour: the last one's register progress is done
             # The power until this reading first: the hour a register closes has all of it.
             self._integrate(now, r)
             if imp is not None:
-                closed = self._register(r, h, sec, imp, _wh(reading.get("active_energy_export")))
+                closed = self.register(r, h, sec, imp, _wh(reading.get("active_energy_export")))
             self._local = h
         p = _w(reading.get("active_power_import"))
         if p is not None:
-            self._p[0] = p
+            self.p[0] = p
             q = _w(reading.get("active_power_export"))
-            self._p[1] = q if q is not None else 0
+            self.p[1] = q if q is not None else 0
         return closed
 
     def _integrate(self, now, r):
-        t = self._t
-        self._t = now
+        t = self.now
+        self.now = now
         if t is None or not 0 < now - t <= _GAP_S:
             return
         # The part of the interval before this hour (quarter) began goes to the last one.
         start = now - now % (900 if self.quarters else 3600)
         if t < start:
-            self._add(t // 3600, start - t, t % 3600 // 900)
+            self.add(t // 3600, start - t, t % 3600 // 900)
             t = start
-        self._add(r, now - t, t % 3600 // 900)
+        self.add(r, now - t, t % 3600 // 900)
 
-    def _add(self, r, dt, k=-1):
+    def add(self, r, dt, k=-1):
         """dt seconds of the last power to real hour r, and to its quarter k (0-3) with
         quarters (-1: the entry alone)."""
-        for e in self._est:
+        for e in self.pending:
             if e[0] == r:
                 break
         else:
-            if len(self._est) >= _PENDING_MAX:
-                del self._est[0]
+            if len(self.pending) >= _PENDING_MAX:
+                del self.pending[0]
             e = [r, 0, 0] + [None] * (4 if self.quarters else 0)
-            self._est.append(e)
-        e[1] += self._p[0] * dt
-        e[2] += self._p[1] * dt
+            self.pending.append(e)
+        e[1] += self.p[0] * dt
+        e[2] += self.p[1] * dt
         if k >= 0 and dt and len(e) > 3:  # a quarter is seen when time of it was
-            e[3 + k] = (e[3 + k] or 0) + self._p[0] * dt
+            e[3 + k] = (e[3 + k] or 0) + self.p[0] * dt
 
-    def _register(self, r, h, sec, imp, exp):
+    def register(self, r, h, sec, imp, exp):
         if exp is None:
             exp = 0
-        b = self._b
+        b = self.b
         if sec >= _SNAP_S:  # mid-hour (P1): this hour's progress, exact
             if b is not None and b[0] == r:
                 self._progress = imp - b[1]
             return False
         if b is None:
-            self._restart(r, h, imp, exp)
+            self.restart(r, h, imp, exp)
             return False
         gap = r - b[0]
         if gap <= 0:
@@ -282,7 +287,7 @@ class Accounting:
             # A register that fell (a new meter) or an outage of months: no hour can be
             # told from these two numbers. Start again from this one.
             self.dropped += 1
-            self._restart(r, h, imp, exp)
+            self.restart(r, h, imp, exp)
             return False
         if gap == 1:
             self._close(b[0], b[3], di, de, False)
@@ -290,12 +295,12 @@ class Accounting:
             import settlement  # a lost register: seldom (settlement.py)
 
             settlement.split(self, b[0], gap, di, de)
-        self._restart(r, h, imp, exp)
+        self.restart(r, h, imp, exp)
         return True
 
-    def _restart(self, r, h, imp, exp):
-        self._b = [r, imp, exp, h]
-        est = self._est
+    def restart(self, r, h, imp, exp):
+        self.b = [r, imp, exp, h]
+        est = self.pending
         for e in list(est):
             if e[0] < r:
                 est.remove(e)
@@ -304,13 +309,13 @@ class Accounting:
     def _close(self, r, h, imp, exp, estimated):
         text = hour_text(h)
         month = text[:7]
-        if month != self._month:
-            if self._month:
+        if month != self.month:
+            if self.month:
                 import settlement  # once a month (settlement.py)
 
                 settlement.end_month(self)
-            self._month = month
-            self._days_max = [0] * _DAYS
+            self.month = month
+            self.days = [0] * _DAYS
             self._totals = [0, 0, "", 0]
         t = self._totals
         t[0] += imp
@@ -318,7 +323,7 @@ class Accounting:
         if t[2] != text[:10]:
             t[2], t[3] = text[:10], 0
         t[3] += imp
-        d = self._days_max
+        d = self.days
         i = int(text[8:10]) - 1
         if not self.quarters:
             if (not d[i] or imp > d[i][1]) and self.counts(h):
@@ -350,7 +355,7 @@ class Accounting:
         """The month's three largest days: [[local hour, Wh], ...], largest first; with
         quarters [[local hour, Wh, quarter], ...] (hour_text(p[0], p[2]) its start)."""
         top = []  # largest first; of equal days, the earlier
-        for p in self._days_max:
+        for p in self.days:
             if p:
                 k = len(top)
                 while k and top[k - 1][1] < p[1]:
@@ -373,17 +378,17 @@ class Accounting:
             wh += p[1]
         return (wh * (8 if self.quarters else 2) + n) // (2 * n)
 
-    def step(self, cap_w):
-        """(lower, upper) W of the ladder's interval holding cap_w; upper None at the top."""
+    def step(self, w):
+        """(lower, upper) W of the ladder's interval holding w W; upper None at the top."""
         steps = self.steps
         for i in range(len(steps) - 1, -1, -1):
-            if cap_w >= steps[i]:
+            if w >= steps[i]:
                 return steps[i], steps[i + 1] if i + 1 < len(steps) else None
         return 0, steps[0] if steps else None
 
     def finish(self):
         """End of the input (hanctl account): report the month so far."""
-        if self._month and self.on_month:
+        if self.month and self.on_month:
             import settlement
 
             self.on_month(settlement.month(self))
@@ -396,7 +401,7 @@ class Accounting:
         if upper is None or self._local is not None and not self.counts(self._local):
             return None  # the top step, or an hour outside the windows: no limit
         text = hour_text(self._local) if self._local is not None else ""
-        d = self._days_max if text[:7] == self._month else ()  # a new month starts empty
+        d = self.days if text[:7] == self.month else ()  # a new month starts empty
         today = int(text[8:10]) - 1 if text else -1
         mine = None
         others = []

@@ -55,7 +55,7 @@ def status(page, request):
     except OverflowError:  # four destinations: a buffer of its own, this once
         buf = bytearray(4096)
         n = _write_stats(stats, buf)
-    if t is not None and t.fig is not None:  # the account's figures, as MQTT has them
+    if t is not None and t.fields is not None:  # the account's figures, as MQTT has them
         more = bytearray(512)
         k = t.write(more)
         return 200, JSON, bytes(buf[: n - 1]) + b', "tariff": ' + bytes(more[:k]) + b"}"

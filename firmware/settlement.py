@@ -41,10 +41,10 @@ def close_quarters(acc, r, h, imp, estimated, i):
     """The quarters of real hour r (local h) of imp Wh: each against day i's largest, and
     to acc.on_quarter(local hour, quarter 0-3, Wh, estimated)."""
     ws = [None] * 4
-    for e in acc._est:
+    for e in acc.pending:
         if e[0] == r and len(e) > 3:
             ws = e[3:]
-    d = acc._days_max
+    d = acc.days
     for k, wh in enumerate(quarters(imp, ws)):
         if (not d[i] or wh > d[i][1]) and acc.counts(h):
             d[i] = [h, wh, k]
@@ -58,7 +58,7 @@ def split(acc, r0, gap, di, de):
     the remainders to the last, every one estimated (accounting.py's rule)."""
     weights = [0] * gap if gap <= _PENDING_MAX else None
     if weights is not None:
-        for e in acc._est:
+        for e in acc.pending:
             if r0 <= e[0] < r0 + gap:
                 weights[e[0] - r0] = e[1]
     total = sum(weights) if weights else 0
@@ -75,7 +75,7 @@ def split(acc, r0, gap, di, de):
         done_e += x
         # Its local hour: the first pass where two local hours are one standard hour.
         r = r0 + k
-        acc._close(r, r + 1 if acc.summer and acc._real(r + 1) == r else r, i, x, True)
+        acc._close(r, r + 1 if acc.summer and acc.real(r + 1) == r else r, i, x, True)
 
 
 def month(acc):
@@ -83,7 +83,7 @@ def month(acc):
     peaks = acc.peaks()
     cap = acc.capacity_w(peaks)
     return {
-        "month": acc._month,
+        "month": acc.month,
         "peaks": peaks,
         "capacity_w": cap,
         "step": acc.step(cap),
@@ -126,15 +126,15 @@ def months(kept, ended):
 def hour_so_far(acc):
     """(Wh imported this hour so far, projected to its end, seconds left): the register
     mid-hour where the meter prints one, else the integrated power."""
-    if acc._t is None:
+    if acc.now is None:
         return 0, 0, 0
-    r = acc._t // 3600
-    left = 3600 - (acc._t - r * 3600)
+    r = acc.now // 3600
+    left = 3600 - (acc.now - r * 3600)
     if acc._progress is not None:
         so_far = acc._progress
     else:
         so_far = 0
-        for e in acc._est:
+        for e in acc.pending:
             if e[0] == r:
                 so_far = e[1] // 3600
-    return so_far, so_far + acc._p[0] * left // 3600, left
+    return so_far, so_far + acc.p[0] * left // 3600, left

@@ -57,28 +57,28 @@ class Account:
         self.tariff = tariff
         self.destinations = destinations
         self.log = log
-        self.sent_ms = None  # ticks of the last message
+        self._sent_ms = None  # ticks of the last message
         self.hours = []  # [[meter hour "YYYY-MM-DDTHH", import Ws, export Ws], ...] not
         # yet given to accounting, the newest last; with quarter hours ("period_min": 15)
         # each has four more, its quarters' import Ws (None: no power seen in it yet)
         self.quarters = 4 if tariff.get("period_min") == 15 else 0
-        self.sec = None  # seconds into the meter hour of the last reading
+        self.seconds = None  # seconds into the meter hour of the last reading
         self.p = [0, 0]  # the last power, import and export W
         self.time = None  # meter_time of the last reading
         self.run = None  # accounting's own between loads: time, fold, local hour, last hour
-        self.fig = None  # what the message takes from accounting (_load)
+        self.fields = None  # what the message takes from accounting (_load)
         # The registers accounting has not had yet (no memory to load it), oldest first: each
         # closes its own hour at the next load, none is lost (at most _WAIT, ~100 B each).
         self.pending = []
-        self.failed = 0  # readings since a load failed for want of memory
-        self.due = False  # a new meter hour's load, put off until past the register's minute
-        self.given = None  # the meter hour of the last register accounting had
+        self.failures = 0  # readings since a load failed for want of memory
+        self.wanted = False  # a new meter hour's load, put off until past the register's minute
+        self.received = None  # the meter hour of the last register accounting had
         # tariff.json's write bucket (ms), its ticks; writes it left out (counted)
         self.credit = [_WRITES_MS, 0, 0]
-        self.months_due = True  # summaries in the state that MONTHS has not yet (_months)
+        self.months_due = True  # summaries in the state that MONTHS has not yet (months())
         # The state between loads as its JSON text (~0.7 KB at a month's end), in one
         # piece where the lists it stands for take more; the months before this one are
-        # in MONTHS, not here: only a month's end needs them (_months).
+        # in MONTHS, not here: only a month's end needs them (months()).
         self.state = json.dumps(load_json(PATH))
         try:
             self._load(())  # a state of another shape fails here, not at a reading
@@ -88,26 +88,26 @@ class Account:
             self._load(())
         except MemoryError as e:  # no figures yet: no message until a load succeeds
             log("tariff: no memory for the account, retried:", repr(e))
-            self.failed = 1
+            self.failures = 1
 
     def offer(self, reading, now_ms):
         """Take one reading (dongle.py, each one); never raises. A register accounting
         could not be loaded for (no memory: a fragmented heap) is kept and given to it at
         a later reading, every _RETRY readings, logged once."""
         try:
-            closed = self._take(reading, now_ms)
+            closed = self.take(reading, now_ms)
         except MemoryError as e:
-            if not self.failed:
+            if not self.failures:
                 self.log("tariff: no memory for the account, retried:", repr(e))
-            self.failed += 1
+            self.failures += 1
             return
         if (
-            self.fig is None
+            self.fields is None
             or not closed
-            and (self.sent_ms is not None and ticks_diff(now_ms, self.sent_ms) < _EVERY_MS)
+            and (self._sent_ms is not None and ticks_diff(now_ms, self._sent_ms) < _EVERY_MS)
         ):
             return
-        self.sent_ms = now_ms
+        self._sent_ms = now_ms
         # share.tariff: 2 at each register and between, 1 at each register only, 0 never.
         # Each destination writes the message when it sends it (send()): the latest
         # figures, into the destinations' buffer in its turn; one is retained and holds
@@ -117,7 +117,7 @@ class Account:
                 d.tariff = self
                 d.event.set()
 
-    def _take(self, reading, now_ms):
+    def take(self, reading, now_ms):
         t = reading.get("meter_time")
         sec = None
         if isinstance(t, str) and len(t) >= 19:
@@ -134,9 +134,9 @@ class Account:
                 if len(hours) >= _HOURS_MAX:
                     del hours[0]
                 hours.append([t[:13], 0, 0] + [None] * self.quarters)
-                self.sec = None
-                self.due = True
-            last = self.sec
+                self.seconds = None
+                self.wanted = True
+            last = self.seconds
             if last is not None and 0 < sec - last <= _GAP_S:  # with the power until now
                 e = hours[-1]
                 e[1] += self.p[0] * (sec - last)
@@ -145,13 +145,13 @@ class Account:
                     dt = min(sec, (k - 2) * 900) - max(last, (k - 3) * 900)
                     if dt > 0:
                         e[k] = (e[k] or 0) + self.p[0] * dt
-            self.sec = sec
+            self.seconds = sec
             if sec < _SNAP_S and reading.get("active_energy_import") is not None:
                 # The register, kept until accounting has it (its own time says its hour).
                 # A P1 meter prints it in every telegram of the minute: the first one that
                 # accounting had serves. The same meter hour again after the minute is
                 # October's repeated hour, a boundary of its own.
-                if t[:13] != self.given or last is None or last >= _SNAP_S:
+                if t[:13] != self.received or last is None or last >= _SNAP_S:
                     w = self.pending
                     # P1: the hour's first. The same hour after its minute, October's
                     # repeated hour, is a register of its own, one waiting or not.
@@ -160,16 +160,16 @@ class Account:
                             del w[0]  # the oldest gives way: split (accounting.py)
                         w.append({k: reading[k] for k in _REGISTER if k in reading})
                     load = True
-            elif self.due and sec >= _SNAP_S:  # no register in the hour's first minute
+            elif self.wanted and sec >= _SNAP_S:  # no register in the hour's first minute
                 load = True
         p = reading.get("active_power_import")
         if p is not None:
             self.p[0] = _w(p)
             q = reading.get("active_power_export")
             self.p[1] = 0 if q is None else _w(q)
-        if self.failed:  # a load found no memory: tried again every _RETRY readings
-            self.failed += 1
-            load = self.failed % _RETRY == 0
+        if self.failures:  # a load found no memory: tried again every _RETRY readings
+            self.failures += 1
+            load = self.failures % _RETRY == 0
         if not load:
             return False
         from destination import _announcing
@@ -183,16 +183,16 @@ class Account:
         # _WAIT registers waiting (rounds back to back for hours: a broker slow to
         # acknowledge, Home Assistant's "online" every 30 s) it loads beside the round.
         if _announcing is not None and len(self.pending) < _WAIT:
-            self.due = True
+            self.wanted = True
             return False
         closed = self._load(self.pending or (reading,), now_ms)
         if self.pending:
-            self.given = self.pending[-1]["meter_time"][:13]
+            self.received = self.pending[-1]["meter_time"][:13]
         self.pending = []
-        self.failed = 0
-        self.due = False
+        self.failures = 0
+        self.wanted = False
         if self.months_due:  # a month ended (or a file from before MONTHS): to MONTHS
-            self._months()
+            self.months()
         return closed
 
     def _load(self, readings, now_ms=0):
@@ -207,15 +207,15 @@ class Account:
         try:
             acc = accounting.Accounting(self.tariff, json.loads(self.state))
             if self.run is not None:
-                acc._t, acc._fold, acc._local, acc.last = self.run
-            acc._p = [0, 0]  # the power until now is in self.hours already: none twice
+                acc.now, acc.fold, acc._local, acc.last = self.run
+            acc.p = [0, 0]  # the power until now is in self.hours already: none twice
             for x in self.hours:
                 h = accounting.parse_time(x[0] + ":00:00")
                 if h is None or not (x[1] or x[2] or x[3:] != [None] * self.quarters):
                     continue
-                r = acc._real(h[0], acc._fold == h[0])
-                acc._add(r, 0)  # the hour's entry, made within accounting's bound
-                for e in acc._est:
+                r = acc.real(h[0], acc.fold == h[0])
+                acc.add(r, 0)  # the hour's entry, made within accounting's bound
+                for e in acc.pending:
                     if e[0] == r:
                         e[1] += x[1]
                         e[2] += x[2]
@@ -227,7 +227,7 @@ class Account:
                 closed = acc.offer(r) or closed
             state = acc.state()
             fig = _figures(acc, accounting)
-            run = (acc._t, acc._fold, acc._local, acc.last)
+            run = (acc.now, acc.fold, acc._local, acc.last)
         finally:
             acc = None
             del accounting
@@ -241,7 +241,7 @@ class Account:
             self._save(state, now_ms)
         # Handed over only now: a MemoryError above leaves all as it was, and the
         # register and these hours go to the next load instead of being lost.
-        self.state, self.fig, self.run = text, fig, run
+        self.state, self.fields, self.run = text, fig, run
         self.months_due = bool(state["y"])
         self.hours = self.hours[-1:]  # the hour under way goes on here
         for x in self.hours:  # given to accounting: once
@@ -264,7 +264,7 @@ class Account:
         except OSError as e:  # a full flash: the account goes on in RAM
             self.log("tariff: state not saved:", repr(e))
 
-    def _months(self):
+    def months(self):
         """Move the summaries of the months that ended (the state's "y", accounting.py) to
         MONTHS, which keeps the last 13. Only a month's end (and a boot) comes here, out of
         the load: the months before this one are not in the heap at each register. The
@@ -311,16 +311,16 @@ class Account:
         share.tariff. At 1 (hourly) the message holds the closed hours only, as the hourly
         energy does: nothing of this hour's power (so far 0, no projection, the time the
         hour's start), whenever it is sent (after an outage, too)."""
-        head, now, allowed, today, month_i, month_e, last, held = self.fig
+        head, now, allowed, today, month_i, month_e, last, held = self.fields
         so_far = mine = 0  # this hour so far; mine: of what `allowed` limits (a quarter)
         hours = self.hours
-        left = 3600 - self.sec if self.sec is not None else 0
+        left = 3600 - self.seconds if self.seconds is not None else 0
         if level > 1 and hours and now[:13] == hours[-1][0]:
             # Its power since the load, here, and before it, in accounting's estimate.
             e = hours[-1]
             so_far = mine = (e[1] + held[0]) // 3600
             if len(e) > 3:
-                k = min(3, (self.sec or 0) // 900)
+                k = min(3, (self.seconds or 0) // 900)
                 mine = ((e[3 + k] or 0) + (held[2 + k] or 0)) // 3600
         projected = so_far + self.p[0] * left // 3600 if level > 1 else None
         if allowed:
@@ -340,7 +340,7 @@ def _figures(acc, accounting):
     kwh, hour_text = accounting.kwh, accounting.hour_text
     t = acc._totals
     now = hour_text(acc._local) if acc._local is not None else ""
-    fresh = now[:7] != acc._month  # a month with no hour closed yet: it starts empty
+    fresh = now[:7] != acc.month  # a month with no hour closed yet: it starts empty
     peaks = [] if fresh else acc.peaks()
     cap = acc.capacity_w(peaks)
     lo, hi = acc.step(cap)
@@ -368,8 +368,8 @@ def _figures(acc, accounting):
     # waited for a discovery round or for memory, the message told the hour, today and the
     # month short of it, and the kWh allowed that much too high, until the hour's end.
     held = [0, 0] + [None] * (4 if acc.quarters else 0)
-    for e in acc._est:
-        if acc._t is not None and e[0] == acc._t // 3600:
+    for e in acc.pending:
+        if acc.now is not None and e[0] == acc.now // 3600:
             held = e[1:]
     return ("".join(head), now, acc.allowed_wh(0), today, 0 if fresh else t[0],
             0 if fresh else t[1], last or "null", held)  # fmt: skip

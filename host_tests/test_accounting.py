@@ -485,8 +485,8 @@ def test_quarter_state_is_bounded():
         when = _text(_oslo(end + dt.timedelta(seconds=s)))
         acc.offer({"meter_time": when, "active_power_import": 99_999})
     state = json.dumps(acc.state())
-    assert len(acc._est) == 48 and len(acc.history) == 13
-    assert all(acc._days_max)  # every one of the 31 days has its largest quarter
+    assert len(acc.pending) == 48 and len(acc.history) == 13
+    assert all(acc.days)  # every one of the 31 days has its largest quarter
     assert len(state) < 6144, len(state)
 
 

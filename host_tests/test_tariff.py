@@ -189,13 +189,13 @@ def test_a_register_without_memory_to_load_accounting_waits_and_is_counted_late(
     Short.left = 1  # at boot too: no figures, so no message, until a load succeeds
     full = dest(2)
     booting = tariff.Account({}, [full], lambda *a: None)
-    assert booting.fig is None  # nothing to send
+    assert booting.fields is None  # nothing to send
     booting.offer({"active_power_import": 5}, 0)  # no time: no load, no message
     assert full.tariff is None
     for s in range(8):  # tried again at every 10th reading (the boot's was the first)
-        assert booting.fig is None and full.tariff is None
+        assert booting.fields is None and full.tariff is None
         booting.offer({"meter_time": f"2026-01-01T00:20:{s:02d}", "active_power_import": 5}, 1)
-    assert booting.fig is not None and full.tariff is booting  # loaded, and the message goes
+    assert booting.fields is not None and full.tariff is booting  # loaded, and the message goes
     for i, r in enumerate(readings):
         if r["meter_time"] == "2026-01-01T06:00:05":
             Short.left = 2  # the last register and its first retry fail
