@@ -39,7 +39,7 @@ _PENDING_MAX = const(48)  # hours kept with their estimates while a boundary is 
 # (settlement.py's split and month summaries: loaded only when they come)
 _SPLIT_MAX = const(1488)  # hours (62 days) a missing stretch is split over; longer: restart
 _DAYS = const(31)  # the month's days: the largest hour of day d at days[d - 1]
-STEPS_KW = (0, 2, 5, 10, 15, 20, 25, 50, 75, 100)  # a typical ladder (Elvia, Tensio, BKK)
+_STEPS_KW = const((0, 2, 5, 10, 15, 20, 25, 50, 75, 100))  # a typical ladder (Elvia, Tensio, BKK)
 
 
 def _days(y, m, d):
@@ -138,7 +138,7 @@ class Accounting:
     def __init__(self, tariff=None, state=None, on_hour=None, on_month=None, on_quarter=None):
         tariff = tariff or {}
         self.steps = []
-        for x in tariff.get("steps_kw", STEPS_KW):
+        for x in tariff.get("steps_kw", _STEPS_KW):
             self.steps.append(int(x * 1000 + 0.5))
         self.prices = tariff.get("prices")
         self.offset = tariff.get("utc_offset_h", 1)  # CET: Norway, Sweden, Denmark

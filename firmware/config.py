@@ -67,7 +67,7 @@ TARIFF_KEYS = ("period_min", "prices", "steps_kw", "summer_time", "utc_offset_h"
 WINDOW_KEYS = ("days", "hours", "months")
 WINDOWS_MAX = 8  # a grid operator's windows: one or two (winter weekdays, say)
 # The ladder's length: grid companies publish 5 to 10 steps; 16 bounds what the dongle
-# keeps. Without steps_kw the ladder is accounting.STEPS_KW, 10 steps.
+# keeps. Without steps_kw the ladder is accounting._STEPS_KW, 10 steps.
 STEPS_MAX = 16
 DEFAULT_STEPS = 10
 # redact() shows the values of these keys only: a password, and the value of a key hanport

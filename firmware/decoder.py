@@ -25,7 +25,7 @@ class Decoder:
     # Class defaults: a dongle whose meter does not encrypt holds no entry for them.
     keys = None  # (key, auth_key or None), 16 bytes each, for a meter that encrypts
     security = None  # security.Context of the keys
-    _last = -1  # the last invocation counter (security.unwrap)
+    last = -1  # the last invocation counter (security.unwrap)
     on_frame = None  # on_frame(kind, buf, n): the frame of each reading, before on_reading
 
     def __init__(self, on_reading, on_error=None, max_frame=2048, keys=None):

@@ -27,7 +27,7 @@ import obis
 import reading as reading_json
 from mqtt import MQTTClient
 from outbox import Outbox
-from share import FULL, Share, is_energy, is_hourly
+from share import Share, is_energy, is_hourly
 
 # const(): folded in by the compiler, no global and no interned name (the dongle's names
 # fill five qstr pools; one more takes a sixth, ~4.6 KB: docs/performance.md).
@@ -536,7 +536,7 @@ class Destination:
         out["dropped"] = self.dropped + self.outbox.dropped
         out["raw_dropped_bytes"] = self.raw_dropped
         out["discovery_dropped"] = self.discovery_dropped
-        if self.share.level == FULL:
+        if self.share.level == "full":
             # A destination's own stats cannot reach a broker it fails to reach: the
             # owner learns of it from another one. Only a "full" destination hears of
             # the others (it gets everything already): one with a lesser share may be

@@ -65,7 +65,7 @@ from micropython import const
 
 import obis
 from reading import put
-from share import FULL, LIVE, is_energy
+from share import is_energy
 
 _PREFIX = const("homeassistant")
 _COMPACT = const((",", ":"))
@@ -208,7 +208,7 @@ def diagnostics(share):
         j = _DIAG.find("\n", i + 1)
         row = [None if x == "-" else x for x in _DIAG[i + 1 : j if j > 0 else None].split(" ")]
         i = j
-        if row[1] == "others_down" and share.level != FULL:
+        if row[1] == "others_down" and share.level != "full":
             continue
         row[0] = _B if row[0] == "b" else _S
         row[1] = "stats_" + row[1]
@@ -235,14 +235,14 @@ def tariffs(share):
         yield [row[0], row[1], key, row[2], row[3], None]
 
 
-def _wanted(component, object_id, share):
+def wanted(component, object_id, share):
     """Would this destination announce object_id (under its current node and key) now, or
     later when the meter sends the field? False: a recorded config to remove."""
     if component == _S and object_id in obis.UNIT:
         return share.allows(object_id) and _classes(object_id) is not None
     if object_id[:7] == "tariff_":
         return component == _S and share.tariff and _TARIFF.find("\n%s " % object_id[7:]) >= 0
-    if object_id[:6] != "stats_" or object_id == "stats_others_down" and share.level != FULL:
+    if object_id[:6] != "stats_" or object_id == "stats_others_down" and share.level != "full":
         return False
     return _DIAG.find("\n%s %s " % (component[:1], object_id[6:])) >= 0
 
@@ -276,7 +276,7 @@ def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, mode
         % (json.dumps(base + "/status"), json.dumps(device, separators=_COMPACT))
     )
     # Expiry (see the top): the readings' 3 x 10 s, a live share's 3 x 2 x interval.
-    live = 6 * share.interval_ms // 1000 if share.level == LIVE else 3 * _READING_S
+    live = 6 * share.interval_ms // 1000 if share.level == "live" else 3 * _READING_S
     for field in obis.ORDER:
         if field not in reading_fields or not share.allows(field):
             continue
@@ -287,16 +287,16 @@ def iter_messages(buf, base, reading_fields, share, meter_id, manufacturer, mode
         where = "/energy_now" if field in counted else "/energy" if energy else "/reading"
         r = (_S, field, "value_json.%s | default('')" % field, r[2], r[0], r[1], where,
              2 * _ENERGY_S if energy else live)  # fmt: skip
-        yield _S, field, _config(buf, r, ident, ent, base, tail)
+        yield _S, field, config(buf, r, ident, ent, base, tail)
     # The tariff: at least once an hour; two missed, and it shows as unavailable.
     for r in tariffs(share):
-        yield r[0], r[1], _config(buf, r + ["/tariff", 2 * _ENERGY_S], ident, ent, base, tail)
+        yield r[0], r[1], config(buf, r + ["/tariff", 2 * _ENERGY_S], ident, ent, base, tail)
     # Stats come every stats_s: three missed, and the dongle's counters show stale too.
     for r in diagnostics(share):
-        yield r[0], r[1], _config(buf, r + ["/stats", 3 * stats_s], ident, ent, base, tail)
+        yield r[0], r[1], config(buf, r + ["/stats", 3 * stats_s], ident, ent, base, tail)
 
 
-def _config(b, r, i, e, base, tail):
+def config(b, r, i, e, base, tail):
     """One config into b; its end. r: component, object id, template expression, unit,
     device class, state class, topic under base, expire_after (diagnostics(), extended);
     i, e: the device's id and entity id prefix."""
@@ -344,7 +344,7 @@ def _removals(record, share, nid, key, hostname, on):
     same = on and old == nid and record.get("key") == key
     for component in (_S, _B):
         for object_id in _ids(record, component):
-            if not same or not _wanted(component, object_id, share):
+            if not same or not wanted(component, object_id, share):
                 yield topic(component, old, object_id)
 
 
@@ -376,7 +376,7 @@ def _record(record, fields, share, nid, key):
                 ids.append(row[1])
         if same:
             for object_id in _ids(record, component):
-                if object_id not in ids and _wanted(component, object_id, share):
+                if object_id not in ids and wanted(component, object_id, share):
                     ids.append(object_id)
         ids.sort()
         out[component] = ids[:_RECORD_MAX]

@@ -39,7 +39,7 @@ import crc16
 
 HDLC = const(1)
 P1 = const(2)
-MBUS = const(3)
+_MBUS = const(3)
 APDU = const(0)  # not a link frame: a bare DLMS APDU handed to the decoder
 
 _IDLE = const(0)
@@ -47,11 +47,11 @@ _CIPHERED = const(4)  # a bare ciphered APDU on the line (apdu()): emitted as P1
 
 # Rejection kinds: strings, so counters and error lines read the same everywhere.
 CHECKSUM = "checksum"  # HCS, FCS, P1 CRC or M-Bus sum wrong
-LENGTH = "length"  # frame end not where the length field says, or too short to be a frame
+_LENGTH = const("length")  # frame end not where the length field says, or too short to be a frame
 OVERSIZE = "oversize"  # length field or telegram beyond max_frame
 TRUNCATED = "truncated"  # line went idle (or the stream ended) inside a frame
-FORMAT = "format"  # a frame start, then what no frame holds: HDLC addresses, binary P1
-KINDS = (CHECKSUM, LENGTH, OVERSIZE, TRUNCATED, FORMAT)
+_FORMAT = const("format")  # a frame start, then what no frame holds: HDLC addresses, binary P1
+KINDS = (CHECKSUM, _LENGTH, OVERSIZE, TRUNCATED, _FORMAT)
 
 _HDLC_MIN = const(9)  # 7E, format (2), dst, src, control, FCS (2), 7E: no information
 _HDLC_HEAD = const(14)  # 7E, format (2), addresses (4 + 4), control, HCS (2)
@@ -272,7 +272,7 @@ class Assembler:
                     self.pos = 1
                     self.line = self._end = 0
                 elif c == 0x68:
-                    kind = MBUS
+                    kind = _MBUS
                 else:
                     kind = _CIPHERED
                 self._kind = kind
@@ -280,7 +280,7 @@ class Assembler:
                 wait = self._hdlc(h)
             elif kind == P1:
                 wait = self._p1(h)
-            elif kind == MBUS:
+            elif kind == _MBUS:
                 wait = self._mbus(h)
             else:
                 wait = self.apdu(h)
@@ -313,7 +313,7 @@ class Assembler:
         if need > self.max_frame:
             return self._reject(OVERSIZE, 3)
         if need < _HDLC_MIN:
-            return self._reject(LENGTH, 3)
+            return self._reject(_LENGTH, 3)
         if not self._head:
             # The header's checks as soon as the longest one is in, not at the frame's
             # end: a 0x7E in noise claims up to 2 KB. A shorter frame is checked whole,
@@ -322,7 +322,7 @@ class Assembler:
             if h < k:
                 return k
             if k < _HDLC_HEAD and buf[(s + need - 1) & m] != 0x7E:
-                return self._reject(LENGTH, need)
+                return self._reject(_LENGTH, need)
             # Here, not in a method: `7ea5ff8d` has a header to check every 4 bytes, and a
             # call with its frame on the heap, with one more through sum() to the marks,
             # cost it 7 % more.
@@ -332,9 +332,9 @@ class Assembler:
                 while not buf[(s + i) & m] & 1:
                     i += 1
                     if i - b >= 4 or i >= need - 3:
-                        return self._reject(FORMAT, k)
+                        return self._reject(_FORMAT, k)
                 if i - b == 2:  # a 3-byte address does not exist
-                    return self._reject(FORMAT, k)
+                    return self._reject(_FORMAT, k)
                 i += 1
             i += 1  # after the control byte: the HCS, if an information field follows
             if i + 2 < need - 3:
@@ -351,7 +351,7 @@ class Assembler:
         if h < need:
             return need
         if buf[(s + need - 1) & m] != 0x7E:
-            return self._reject(LENGTH, need)
+            return self._reject(_LENGTH, need)
         fcs = buf[(s + need - 3) & m] | buf[(s + need - 2) & m] << 8
         x = self.blocks  # marks.Blocks, called here: one call less a candidate
         if (x.sum(0, 1, need - 3) if x else self.sum(0, 1, need - 3)) ^ 0xFFFF != fcs:
@@ -414,7 +414,7 @@ class Assembler:
         if verdict == 0:
             return self._noise()
         if verdict == 1:
-            return self._reject(FORMAT, p, bang or p)
+            return self._reject(_FORMAT, p, bang or p)
         return self._p1_end(p, bang)
 
     def _p1_end(self, n, start):
@@ -441,7 +441,7 @@ class Assembler:
                     return -1
                 # Every telegram that starts inside this one ends at the same '!': skip them
                 # (not what follows the '!': a cut CRC, then the next telegram's '/').
-                return self._reject(FORMAT, n, start)
+                return self._reject(_FORMAT, n, start)
             crc = crc << 4 | d
         t = self._table
         if t is None:
@@ -504,17 +504,17 @@ class Assembler:
         if need > self.max_frame:
             return self._reject(OVERSIZE, 4)
         if need < _MBUS_MIN:
-            return self._reject(LENGTH, 4)
+            return self._reject(_LENGTH, 4)
         if h < need:
             return need
         if buf[(s + need - 1) & m] != 0x16:
-            return self._reject(LENGTH, need)
+            return self._reject(_LENGTH, need)
         x = self.blocks
         if (x.sum(1, 4, need - 2) if x else self.sum(1, 4, need - 2)) & 0xFF != buf[
             (s + need - 2) & m
         ]:
             return self._reject(CHECKSUM, need)
-        return self._emit(MBUS, need)
+        return self._emit(_MBUS, need)
 
     def apdu(self, h):
         """Judge a bare ciphered APDU, as Luxembourg's P1 ports send their telegrams:

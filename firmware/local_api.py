@@ -24,7 +24,7 @@ import framing
 from httpd import JSON, MEMORY, TEXT
 from obis import METER_ID, METER_MODEL, ORDER, UNIT
 from reading import put, value_json
-from share import FULL, Share
+from share import Share
 
 PRODUCT_TYPE = "HWE-P1"  # what clients check, with api_version, to know the endpoints
 
@@ -45,7 +45,7 @@ def mount(cfg, dongle, hal, server):
     server.route("/api", api.device)
     server.route("/api/v1/data", api.data)
     server.route("/api/v1/telegram", api.p1_telegram)
-    if api.share.level == FULL:
+    if api.share.level == "full":
         dongle.decoder.on_frame = api.offer_frame  # the P1 telegram, as the meter sent it
     hal.log("local API on", "%s:%d" % (where[0], where[1]))
     return api
@@ -78,7 +78,7 @@ class LocalApi:
                 for f in view:
                     if f in UNIT:  # of the OBIS table: a fixed set, whatever the meter sends
                         values[f] = view[f]
-                if "gas_volume" in view and self.share.level == FULL:
+                if "gas_volume" in view and self.share.level == "full":
                     self.gas_id = gas_id(view)
         except MemoryError:
             self.server.count(MEMORY)
@@ -126,7 +126,7 @@ class LocalApi:
     def p1_telegram(self, request):
         if not self.telegram_len:
             # HomeWizard's devices that read no P1 meter have no such endpoint.
-            if self.share.level != FULL:
+            if self.share.level != "full":
                 return 403, JSON, '{"error": {"id": 403, "description": "share is not full"}}'
             return 404, JSON, '{"error": {"id": 404, "description": "no P1 telegram read"}}'
         return 200, TEXT, memoryview(self.telegram)[: self.telegram_len]

@@ -76,7 +76,7 @@ class MeterLink:
         # When bytes first arrived under the current setting (searching), or since the
         # last valid frame (locked)
         self._since = None
-        self._frames = 0
+        self.frames = 0
         self._idle_done = True
         self.apply()
 
@@ -88,7 +88,7 @@ class MeterLink:
         s = self.setting
         self.uart.configure(s[0], s[1], s[2])
         self._since = None
-        self._frames = _good(self.decoder)
+        self.frames = _good(self.decoder)
 
     async def run(self):
         buf = bytearray(256)  # one read's worth: 0.1 s of a 2400 baud line, 22 ms of P1
@@ -148,8 +148,8 @@ class MeterLink:
 
     def _watch(self, now):
         good = _good(self.decoder)
-        if good != self._frames:
-            self._frames = good
+        if good != self.frames:
+            self.frames = good
             self._since = None
         elif self._since is None:
             self._since = now
@@ -167,9 +167,9 @@ class MeterLink:
         self.apply()
 
     def _detect(self, now):
-        if _good(self.decoder) != self._frames:
+        if _good(self.decoder) != self.frames:
             self.locked = True
-            self._frames = _good(self.decoder)
+            self.frames = _good(self.decoder)
             self._since = None
             if self._search_t0 is not None:
                 self.search_ms = time.ticks_diff(now, self._search_t0)

@@ -23,9 +23,8 @@ from uptime import ticks_diff, ticks_ms  # MicroPython's, or their CPython model
 # MicroPython's asyncio imports these from its submodules on first use: take them now,
 # while the heap is young, not in a first connect() on a fragmented heap (where the
 # runtime's tests saw that import fail to find 640 B).
-_Event = asyncio.Event
-_open_connection = asyncio.open_connection
-_wait_for = asyncio.wait_for
+# (A statement, not aliases: an alias is one more name in the heap for good.)
+asyncio.Event, asyncio.open_connection, asyncio.wait_for  # noqa: B018
 _sleep_ms = getattr(asyncio, "sleep_ms", None) or (lambda ms: asyncio.sleep(ms / 1000))
 
 # Control packet types, first byte with the flags each must carry (§2.2).
@@ -51,7 +50,7 @@ PROTOCOL = const(-1)
 REFUSED = const(-2)
 
 
-_ONE = bytearray(1)  # see MQTTClient._byte
+_ONE = bytearray(1)  # see MQTTClient.byte
 
 
 class MQTTError(Exception):
@@ -127,7 +126,7 @@ class MQTTClient:
         self.will = will
         self.timeout = timeout
         self.on_message = on_message
-        self.open_connection = open_connection or _open_connection
+        self.open_connection = open_connection or asyncio.open_connection
         self.max_packet = max_packet  # a larger incoming packet ends the link, unread
         self.rate = rate  # incoming packets a second (as many at once); beyond, see _receive
         self.error = None  # what ended the last link
@@ -140,12 +139,15 @@ class MQTTClient:
         self.ack_ms = None  # the last PUBACK's round trip: a slow broker shows here
         self.pings = 0  # PINGREQs sent
         self.dropped = 0  # incoming messages over the rate: read, not delivered
-        self._r = self._w = None
-        self._tasks = ()
-        self._turn = _Event()  # set while no packet is being written
+        # The link's stream reader and writer, its tasks, the acknowledgements awaited and
+        # the last packet id take names the image holds already (r, w, tasks, pending, pid):
+        # each new name is heap for good (docs/performance.md, "The account's names").
+        self.r = self.w = None
+        self.tasks = ()
+        self._turn = asyncio.Event()  # set while no packet is being written
         self._turn.set()
-        self._acks = {}  # packet id -> [Event, result]: a PUBACK or SUBACK awaited
-        self._pid = 0
+        self.pending = {}  # packet id -> [Event, result]: a PUBACK or SUBACK awaited
+        self.pid = 0
         self._head = bytearray(_HEAD_ROOM + 32)  # grows once for a longer topic
         self._view = memoryview(self._head)[:0]  # the last head[:n], kept for the next
         self._sent = self._heard = self._send_t = self._ping_t = 0
@@ -154,7 +156,7 @@ class MQTTClient:
 
     @property
     def connected(self):
-        return self._w is not None
+        return self.w is not None
 
     async def connect(self, clean_session=True):
         """Open the link, send CONNECT, wait for CONNACK; all within `timeout`. A link
@@ -162,7 +164,7 @@ class MQTTClient:
         self.close()
         self.error = None
         try:
-            await _wait_for(self._handshake(clean_session), self.timeout)
+            await asyncio.wait_for(self._handshake(clean_session), self.timeout)
         except BaseException:  # refused, failed, timed out or cancelled: no half-open link
             self.close()
             raise
@@ -172,12 +174,12 @@ class MQTTClient:
         tasks = [asyncio.create_task(self._read_loop())]
         if self.keepalive:
             tasks.append(asyncio.create_task(self._keep_alive()))
-        self._tasks = tasks
+        self.tasks = tasks
 
     async def _handshake(self, clean_session):
         packet = self._connect_packet(clean_session)
         self.stage = "DNS"
-        if self.open_connection is _open_connection:
+        if self.open_connection is asyncio.open_connection:
             # Looked up here, before open_connection() looks it up again, so a failed
             # lookup is known as one (see stage). The second lookup is answered from
             # the resolver's cache (lwIP's on an ESP32). Both block the event loop, as
@@ -194,7 +196,7 @@ class MQTTClient:
             )
         else:
             r, w = await self.open_connection(self.host, self.port)
-        self._r, self._w = r, w
+        self.r, self.w = r, w
         if self.ssl:
             # MicroPython runs the handshake on the first write: what fails now is TLS
             # (told by the stage, not by an errno: lwIP uses ECONNABORTED for TCP too).
@@ -286,7 +288,7 @@ class MQTTClient:
             await self._send(self._head_to(i + 2), payload, release)
             await self._ack(entry, "PUBACK")
         finally:
-            self._acks.pop(pid, None)
+            self.pending.pop(pid, None)
         self.ack_ms = ticks_diff(ticks_ms(), sent)
 
     async def subscribe(self, topic, qos=0):
@@ -301,20 +303,20 @@ class MQTTClient:
             await self._send(packet, None)
             granted = await self._ack(entry, "SUBACK")
         finally:
-            self._acks.pop(pid, None)
+            self.pending.pop(pid, None)
         if granted == 0x80:
             raise MQTTError(REFUSED, "subscription refused")
         return granted
 
     async def disconnect(self):
         """Send DISCONNECT, so the broker discards the will (§3.14.4), and close."""
-        if self._w is None:
+        if self.w is None:
             return
         self._stop_tasks()  # no PINGREQ after DISCONNECT
         try:
             await self._send(_DISCONNECT, None)
         finally:
-            w = self._w
+            w = self.w
             self._end()
             if w:
                 _shut(w, True)
@@ -365,21 +367,21 @@ class MQTTClient:
     #                 "not connected".
     def close(self):
         """Drop the link without DISCONNECT: the broker publishes the will (§3.1.2.5)."""
-        w = self._w
+        w = self.w
         self._end()
         if w:
             _shut(w, False)
 
     def _stop_tasks(self):
         me = _current_task()  # a task cannot cancel itself (MicroPython raises)
-        for t in self._tasks:
+        for t in self.tasks:
             if t is not me:
                 t.cancel()
-        self._tasks = ()
+        self.tasks = ()
 
     def _end(self):
-        w = self._w
-        self._r = self._w = None
+        w = self.w
+        self.r = self.w = None
         self._stop_tasks()
         s = self._sender
         if s is not None and s is not _current_task() and not hasattr(w, "transport"):
@@ -387,7 +389,7 @@ class MQTTClient:
             # a drain() blocked on a dead link would wait forever: cancel its task,
             # before the socket closes. (CPython's abort() wakes it with an error.)
             s.cancel()
-        for entry in self._acks.values():
+        for entry in self.pending.values():
             entry[0].set()  # waiters wake, find no result and raise the link's error
 
     def _fail(self, exc):
@@ -399,18 +401,18 @@ class MQTTClient:
         return self.error or OSError(errno.ENOTCONN, "not connected")
 
     def _next_pid(self):
-        self._pid = self._pid % 65535 + 1  # §2.3.1: non-zero 16 bits; 65535 wraps to 1
-        return self._pid
+        self.pid = self.pid % 65535 + 1  # §2.3.1: non-zero 16 bits; 65535 wraps to 1
+        return self.pid
 
     def _expect(self, pid):
         # Registered before the packet goes out, so an early ack is not missed.
-        entry = [_Event(), None]
-        self._acks[pid] = entry
+        entry = [asyncio.Event(), None]
+        self.pending[pid] = entry
         return entry
 
     async def _ack(self, entry, stage):
         try:
-            await _wait_for(entry[0].wait(), self.timeout)
+            await asyncio.wait_for(entry[0].wait(), self.timeout)
         except asyncio.TimeoutError as e:
             # No session is kept, so the message will not be sent again on this link:
             # end it, and let the owner's reconnect path decide.
@@ -435,7 +437,7 @@ class MQTTClient:
         # `async with` allocates 576 B per packet on the unix port; this gate nothing.)
         while self._sending:
             await self._turn.wait()
-        w = self._w
+        w = self.w
         if w is None:
             raise self._down()
         self._sending = True
@@ -456,21 +458,21 @@ class MQTTClient:
             if release is not None:
                 release()
             await w.drain()
-            if self._w is not w:  # ended meanwhile (CPython's drain() returns quietly)
+            if self.w is not w:  # ended meanwhile (CPython's drain() returns quietly)
                 raise self._down()
             done = True
         except OSError as e:
             self._fail(e)
             raise
         except asyncio.CancelledError:
-            if self._w is not w:  # _end() woke us out of a drain() on a dead link
+            if self.w is not w:  # _end() woke us out of a drain() on a dead link
                 raise self._down() from None
             raise
         finally:
             self._sending = False
             self._sender = None
             self._turn.set()
-            if not done and self._w is w:
+            if not done and self.w is w:
                 # Cancelled inside drain(): part of a packet may be out, so the stream
                 # cannot carry another one.
                 self._fail(OSError(errno.EIO, "send interrupted"))
@@ -478,7 +480,7 @@ class MQTTClient:
 
     async def _read(self, n):
         try:
-            return await self._r.readexactly(n)
+            return await self.r.readexactly(n)
         except EOFError:  # CPython's IncompleteReadError is one too
             raise OSError(errno.ECONNRESET, "broker closed the connection") from None
 
@@ -489,11 +491,11 @@ class MQTTClient:
         except Exception as e:  # every fault, the callback's too, ends the link and is kept
             self._fail(e)
 
-    async def _byte(self):
+    async def byte(self):
         # One byte of a packet's fixed header, into a buffer made once instead of a new bytes
         # object each (MicroPython's Stream.readinto; CPython's reader has none). One buffer
         # serves every client: readinto() fills it as it returns, with no task in between.
-        r = self._r
+        r = self.r
         if not hasattr(r, "readinto"):
             return (await self._read(1))[0]
         one = _ONE
@@ -506,13 +508,13 @@ class MQTTClient:
             # None: no byte yet (a TLS record not yet whole); readexactly() loops too
 
     async def _receive(self):
-        # The fixed header a byte at a time (_byte), the body in one read: the one
+        # The fixed header a byte at a time (byte()), the body in one read: the one
         # allocation of a packet, at most max_packet bytes.
-        first = await self._byte()
+        first = await self.byte()
         n = 0
         shift = 0
         while True:
-            d = await self._byte()
+            d = await self.byte()
             n |= (d & 0x7F) << shift
             if not d & 0x80:
                 break
@@ -546,7 +548,7 @@ class MQTTClient:
         elif kind == _PUBACK or kind == _SUBACK:
             if len(body) < (3 if kind == _SUBACK else 2):  # a broken broker's: not IndexError
                 raise MQTTError(PROTOCOL, "short packet 0x%02x" % first)
-            entry = self._acks.get(body[0] << 8 | body[1])
+            entry = self.pending.get(body[0] << 8 | body[1])
             if entry:  # else a late ack of a message that already failed: nothing waits
                 entry[1] = body[2] if kind == _SUBACK else 0
                 entry[0].set()
@@ -588,7 +590,7 @@ class MQTTClient:
                     if ticks_diff(now, self._ping_t) > limit:
                         self._fail(OSError(errno.ETIMEDOUT, "no PINGRESP"))
                         return
-                elif self._sending or self._w is None:
+                elif self._sending or self.w is None:
                     pass  # a packet is on its way (that counts as sending), or it is over
                 elif ticks_diff(now, self._sent) >= half or ticks_diff(now, self._heard) >= half:
                     self._pinged = True

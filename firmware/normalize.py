@@ -86,8 +86,8 @@ class Normalizer:
         self.quirk = None
         self.labels = 0
         self.dropped = 0  # registers and values past obis.FIELDS_MAX, since boot
-        self._list_id = None  # the last list id identify() looked up, and what it found
-        self._maker = None
+        self.list_id = None  # the last list id identify() looked up, and what it found
+        self.maker = None
         self._maker_quirk = None
 
     def decode(self, notification):
@@ -335,12 +335,12 @@ class Normalizer:
     def identify(self, list_id):
         """Maker and quirk module from a list id, or from a COSEM logical device name,
         which starts with the maker's 3-letter FLAG id (DLMS UA): ISK..., KFM..."""
-        if list_id != self._list_id:  # the same every push: looked up once (~12 thousand)
+        if list_id != self.list_id:  # the same every push: looked up once (~12 thousand)
             m = obis.manufacturer(list_id)
             self._maker_quirk = _quirk(m) if m else None  # may fail (MemoryError): first
-            self._maker = m
-            self._list_id = list_id
-        m = self._maker
+            self.maker = m
+            self.list_id = list_id
+        m = self.maker
         if m:
             self.reading[obis.MANUFACTURER] = m
             self.quirk = self._maker_quirk

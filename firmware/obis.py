@@ -15,6 +15,8 @@
 # the first version, with a tuple per row and names built by concatenation, took 15 KB of
 # a 96 KB heap once imported; this one takes 9 KB (gc.mem_alloc() around the import).
 
+from micropython import const
+
 METER_TIME = "meter_time"
 LIST_ID = "list_id"
 METER_ID = "meter_id"
@@ -109,16 +111,18 @@ FIELDS_MAX = 64
 PLAIN = b"0123456789-:T_ABCDEFGHIJKLMNOPQRSUVWXYZabcdefghijklmnopqrstuvwxyz ./"
 
 # List identifiers (the first text of a push) tell the maker where the frame carries none.
-MANUFACTURERS = (
-    ("AIDON", "Aidon"),
-    ("Kamstrup", "Kamstrup"),
-    ("KFM", "Kaifa"),
-    ("ISK", "Iskraemeco"),
+_MANUFACTURERS = const(
+    (
+        ("AIDON", "Aidon"),
+        ("Kamstrup", "Kamstrup"),
+        ("KFM", "Kaifa"),
+        ("ISK", "Iskraemeco"),
+    )
 )
 
 
 def manufacturer(list_id):
-    for prefix, name in MANUFACTURERS:
+    for prefix, name in _MANUFACTURERS:
         if list_id.startswith(prefix):
             return name
     return None

@@ -168,7 +168,7 @@ def unwrap(decoder, data, start, end, first=_DATA_NOTIFICATION):
     kind = ctx.open(data, start, end, data, first)
     if kind:
         raise DecodeError(kind)
-    if ctx.counter <= decoder._last:  # a meter restarted, or a replay
-        decoder._error("counter", "%d after %d" % (ctx.counter, decoder._last))
-    decoder._last = ctx.counter
+    if ctx.counter <= decoder.last:  # a meter restarted, or a replay
+        decoder._error("counter", "%d after %d" % (ctx.counter, decoder.last))
+    decoder.last = ctx.counter
     return ctx.start, ctx.end

@@ -1,10 +1,9 @@
-# The accounting's seldom paths (accounting.py): a month's end (its summary, and the
-# months kept on flash, tariff.py), the quarters of an hour with 15-minute settlement
-# ("period_min": 15), a stretch of lost registers split over its hours, and this hour so
-# far for hanctl. Pure, no I/O. Imported only when one of them comes: a register that
-# closes one hour of a month, the dongle's every hour (tariff.py), loads accounting alone,
-# ~1.4 KB less in the heap at each load of a 96K dongle (docs/performance.md, "The
-# capacity tariff").
+# The accounting's seldom paths (accounting.py): a month's end (its summary, and the months
+# kept on flash, tariff.py), the quarters of an hour with 15-minute settlement
+# ("period_min": 15), and a stretch of lost registers split over its hours. Pure, no I/O.
+# Imported only when one of them comes: a register that closes one hour of a month, the
+# dongle's every hour (tariff.py), loads accounting alone, ~1.4 KB less in the heap at each
+# load of a 96K dongle (docs/performance.md, "The capacity tariff").
 
 from micropython import const
 
@@ -12,18 +11,18 @@ _PENDING_MAX = const(48)  # hours kept with their estimates (accounting's bound)
 _MONTHS = const(13)  # months kept in the history
 
 
-def quarters(wh, ws):
-    """The four quarters' Wh of an hour of wh Wh, given their integrated import ws (Ws, or
+def quarters(wh, values):
+    """The four quarters' Wh of an hour of wh Wh, given their integrated import values (Ws, or
     None for a quarter with no power reading): in proportion, the remainder to the largest
     quarter (the first of equals), so they sum to wh exactly. Integers only."""
     # Loops, not comprehensions: each of those is a function of its own in the heap.
     seen = n = 0
-    for w in ws:
+    for w in values:
         if w is not None:
             seen += w
             n += 1
     fill = seen // n if n else 0  # an unseen quarter: the seen ones' mean
-    weights = list(ws)
+    weights = list(values)
     for k in range(4):
         if weights[k] is None:
             weights[k] = fill
@@ -52,29 +51,29 @@ def close_quarters(acc, r, h, imp, estimated, i):
             acc.on_quarter(h, k, wh, estimated or ws[k] is None)
 
 
-def split(acc, r0, gap, di, de):
-    """Close the gap hours from real hour r0 that one register difference (di, de Wh)
+def split(acc, start, count, imp, exp):
+    """Close the count hours from real hour start that one register difference (imp, exp Wh)
     spans: in proportion to the power integrated in each (evenly where none was seen),
     the remainders to the last, every one estimated (accounting.py's rule)."""
-    weights = [0] * gap if gap <= _PENDING_MAX else None
+    weights = [0] * count if count <= _PENDING_MAX else None
     if weights is not None:
         for e in acc.pending:
-            if r0 <= e[0] < r0 + gap:
-                weights[e[0] - r0] = e[1]
+            if start <= e[0] < start + count:
+                weights[e[0] - start] = e[1]
     total = sum(weights) if weights else 0
     done_i = done_e = 0
-    for k in range(gap):
-        if k == gap - 1:  # the remainders go to the last hour: the sum stays exact
-            i, x = di - done_i, de - done_e
+    for k in range(count):
+        if k == count - 1:  # the remainders go to the last hour: the sum stays exact
+            i, x = imp - done_i, exp - done_e
         elif total:
-            i = di * weights[k] // total
-            x = de * weights[k] // total
+            i = imp * weights[k] // total
+            x = exp * weights[k] // total
         else:
-            i, x = di // gap, de // gap
+            i, x = imp // count, exp // count
         done_i += i
         done_e += x
         # Its local hour: the first pass where two local hours are one standard hour.
-        r = r0 + k
+        r = start + k
         acc._close(r, r + 1 if acc.summer and acc.real(r + 1) == r else r, i, x, True)
 
 
@@ -103,12 +102,12 @@ def end_month(acc):
         acc.on_month(summary)
 
 
-def months(kept, ended):
-    """The last _MONTHS summaries of kept (tariff_months.json's list, or anything else a
+def months(history, ended):
+    """The last _MONTHS summaries of history (tariff_months.json's list, or anything else a
     broken file gives) with those of ended put in: a month's name that is there already
     (a power cut between the two writes, tariff.py) takes its place again."""
     out = []
-    for m in kept if type(kept) is list else ():
+    for m in history if type(history) is list else ():
         if type(m) is list and m:
             out.append(m)
     for m in ended:
@@ -121,20 +120,3 @@ def months(kept, ended):
     while len(out) > _MONTHS:
         out.pop(0)
     return out
-
-
-def hour_so_far(acc):
-    """(Wh imported this hour so far, projected to its end, seconds left): the register
-    mid-hour where the meter prints one, else the integrated power."""
-    if acc.now is None:
-        return 0, 0, 0
-    r = acc.now // 3600
-    left = 3600 - (acc.now - r * 3600)
-    if acc._progress is not None:
-        so_far = acc._progress
-    else:
-        so_far = 0
-        for e in acc.pending:
-            if e[0] == r:
-                so_far = e[1] // 3600
-    return so_far, so_far + acc.p[0] * left // 3600, left

@@ -20,16 +20,19 @@
 # "unchecked" (a P1 telegram without a CRC) travels with live and hourly views too: it says
 # how far to trust the values and nothing about the household.
 
+from micropython import const
+
 import obis
 from uptime import ticks_diff  # MicroPython's (ticks wrap at 2**30 ms), or its CPython model
 
-FULL = "full"
-LIVE = "live"
-HOURLY = "hourly"
-FIELDS = "fields"  # the level of an explicit field list
-UNCHECKED = "unchecked"
-DEFAULT_INTERVAL = 10  # s, as config.DEFAULT_INTERVAL (not imported: config costs 18 KB of RAM)
-_WITH = (obis.METER_TIME, UNCHECKED)  # what comes along with the power or energy fields
+# const(): no name in the heap for them (other modules compare with the text itself).
+_FULL = const("full")
+_LIVE = const("live")
+_HOURLY = const("hourly")
+_FIELDS = const("fields")  # the level of an explicit field list
+_UNCHECKED = const("unchecked")
+_DEFAULT_INTERVAL = const(10)  # s, as config.DEFAULT_INTERVAL (not imported: config costs 18 KB)
+_WITH = const(("meter_time", _UNCHECKED))  # what comes along with the power or energy fields
 
 
 def is_power(field):
@@ -65,17 +68,17 @@ class Share:
         share = cfg["share"]
         self._fields = None
         if isinstance(share, (list, tuple)):
-            self.level = FIELDS
+            self.level = _FIELDS
             self._fields = tuple(share)
-        elif share in (FULL, LIVE, HOURLY):
+        elif share in (_FULL, _LIVE, _HOURLY):
             self.level = share
         else:
             raise ValueError("share")  # config.validate() lets no other value through
-        self.interval_ms = cfg.get("interval", DEFAULT_INTERVAL) * 1000
+        self.interval_ms = cfg.get("interval", _DEFAULT_INTERVAL) * 1000
         if tariff:
             lv = self.level
             self.tariff = (
-                1 if lv == HOURLY else 2 if lv == FULL or "tariff" in (self._fields or ()) else 0
+                1 if lv == _HOURLY else 2 if lv == _FULL or "tariff" in (self._fields or ()) else 0
             )
         self._sent_ms = None  # live: when the last view went out
         self._rich = 0  # live: fields of the fullest reading since (see view())
@@ -84,11 +87,11 @@ class Share:
     def allows(self, field):
         """May this destination ever receive field?"""
         level = self.level
-        if level == FULL:
+        if level == _FULL:
             return True
-        if level == LIVE:
+        if level == _LIVE:
             return is_power(field) or field in _WITH
-        if level == HOURLY:
+        if level == _HOURLY:
             return is_energy(field) or field in _WITH
         return field in self._fields
 
@@ -109,9 +112,9 @@ class Share:
         reading itself (no copy: heap), the others are new small dicts sharing its values;
         neither may be modified."""
         level = self.level
-        if level == FULL:
+        if level == _FULL:
             return reading or None
-        if level == LIVE:
+        if level == _LIVE:
             # Negative: ticks wrapped past half their period since the last view (days of
             # silence), which is long enough ago too.
             n = len(reading)
@@ -133,7 +136,7 @@ class Share:
                 self._sent_ms = now_ms
                 self._rich = n
             return out
-        if level == HOURLY:
+        if level == _HOURLY:
             # One view per meter hour: DLMS meters push List 3 once an hour, P1 meters their
             # registers in every telegram (every 1 to 10 s), which is not "hourly".
             t = reading.get(obis.METER_TIME)

@@ -14,6 +14,8 @@ import gc
 import os
 import sys
 
+from micropython import const
+
 from store import CHECKED, CONFIG, STATE, load_json, recover, save_json
 
 if sys.platform == "linux":
@@ -21,7 +23,7 @@ if sys.platform == "linux":
 else:
     import hal_esp32 as hal
 
-VERSION = "0.3.0"  # also marks the checked config: see load_config()
+_VERSION = const("0.3.0")  # also marks the checked config: see load_config()
 log = hal.log
 
 
@@ -69,7 +71,7 @@ def load_config():
             checked = {}
         # The firmware's version too: a new one may fill defaults an older one did not
         # know (a firmware update is checked once, like an edit).
-        if checked.get("sha256") == digest and checked.get("version") == VERSION:
+        if checked.get("sha256") == digest and checked.get("version") == _VERSION:
             return checked["config"], [], False
     # The checked copy holds config.json's passwords in plain text, as the dongle runs from
     # it. It goes away with the config.json it was checked from (deleted, or edited), here
@@ -90,7 +92,7 @@ def load_config():
     if cfg is None or problems or digest is None:
         return cfg, problems, False
     try:
-        save_json(CHECKED, {"sha256": digest, "version": VERSION, "config": cfg})
+        save_json(CHECKED, {"sha256": digest, "version": _VERSION, "config": cfg})
     except OSError as e:  # a full flash: run on, with the validator's leftovers
         log("cannot write", CHECKED, repr(e))
         return cfg, problems, False
@@ -124,7 +126,7 @@ def main(hal_module=None):
     if hal_module is not None:
         hal = hal_module
         log = hal.log
-    log("hanport", VERSION, "on", hal.NAME)
+    log("hanport", _VERSION, "on", hal.NAME)
     cfg, problems, fresh = load_config()
     if cfg is not None and not problems and fresh:
         log("config.json is valid: restarting into it")
@@ -149,4 +151,4 @@ def main(hal_module=None):
     # 96K, `hanctl bench --pipeline --destinations 4`: steady 85,376 -> 84,896 B).
     del load_config, _digest
     gc.collect()
-    asyncio.run(Dongle(cfg, hal, VERSION).run())
+    asyncio.run(Dongle(cfg, hal, _VERSION).run())

@@ -28,14 +28,14 @@ except ImportError:  # CPython (host tests): MicroPython's arithmetic, the ESP32
 class Uptime:
     def __init__(self, ticks=ticks_ms):
         self._ticks = ticks  # a fake one in the tests
-        self._last = ticks()
+        self.last = ticks()
         self._s = 0
         self._ms = 0
 
     def seconds(self):
         now = self._ticks()
-        self._ms += ticks_diff(now, self._last)
-        self._last = now
+        self._ms += ticks_diff(now, self.last)
+        self.last = now
         if self._ms >= 1000:
             self._s += self._ms // 1000
             self._ms %= 1000

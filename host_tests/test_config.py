@@ -766,7 +766,7 @@ def test_the_default_ladder_has_as_many_steps_as_config_allows_prices_for():
     runtime.use_firmware_in_cpython()
     import accounting
 
-    assert len(accounting.STEPS_KW) == config.DEFAULT_STEPS
+    assert len(accounting.Accounting().steps) == config.DEFAULT_STEPS
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

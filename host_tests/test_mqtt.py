@@ -478,7 +478,7 @@ def test_connect_and_publish_bytes_are_exactly_the_spec():
 
     async def body(c):
         await c.connect()
-        c._pid = 65535
+        c.pid = 65535
         await c.publish("a/b", b"x" * 200, retain=True, qos=1)
         await c.publish(b"a/b", b"hi")
         await c.disconnect()

@@ -108,10 +108,10 @@ async def pubsub(cfg):
         say("released")
 
     await c.publish(base + "/out/shared", shared, release=scribble)
-    c._pid = 65533  # the next three QoS 1 ids: 65534, 65535, then 1 (0 is not an id)
+    c.pid = 65533  # the next three QoS 1 ids: 65534, 65535, then 1 (0 is not an id)
     for i in range(3):
         await c.publish(base + "/out/wrap", bytes([i]), qos=1)
-    say("wrapped", pid=c._pid)
+    say("wrapped", pid=c.pid)
     await c.publish(base + "/in/echo", pattern(10, 5), qos=1)
     await until(lambda: len(got) >= 2, 5)
     for topic, payload in got:
