@@ -211,22 +211,21 @@ class Dongle:
         # and dropped for each discovery round (destination.py); a register that comes
         # during a round waits for its end. Started only at the second register, Home
         # Assistant's energy sensors were unavailable for an hour or two after a boot
-        # (test_ha_real.py). Not beside the tariff's account: at 96K, one destination with
-        # discovery and the tariff then lost readings to `decoder: memory` in 12 runs of 20
-        # beside two busy loops, and 6 of 20 failed (docs/performance.md); its energy
-        # sensors read the hourly registers (<base>/energy) instead.
-        if self.tariff is None:
-            for d in self.destinations:
-                if (
-                    d.cfg["discovery"]
-                    and d.share.allows("active_energy_import")
-                    and (d.share.allows("active_power_import"))
-                ):
-                    d.energynow = ()
-                    if self.energynow is None:
-                        import energyfeed  # kept: it holds the count's state
+        # (test_ha_real.py). Beside the tariff's account too since its names fit five qstr
+        # pools: before, at 96K, one destination with discovery and the tariff lost
+        # readings to `decoder: memory` in 12 runs of 20 beside two busy loops, and 6 of 20
+        # failed (docs/performance.md, "A dongle with discovery and the tariff").
+        for d in self.destinations:
+            if (
+                d.cfg["discovery"]
+                and d.share.allows("active_energy_import")
+                and (d.share.allows("active_power_import"))
+            ):
+                d.energynow = ()
+                if self.energynow is None:
+                    import energyfeed  # kept: it holds the count's state
 
-                        self.energynow = energyfeed
+                    self.energynow = energyfeed
         self.tasks = [asyncio.create_task(_guard("meter link", self.link.run()))]
         for d in self.destinations:
             self.tasks.append(asyncio.create_task(_guard(d.name, d.run())))

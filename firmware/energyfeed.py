@@ -1,8 +1,8 @@
 # The dongle's feed of the energy counted on between registers (energynow.py): each reading
 # to the count, a register held while a discovery round runs, the module loaded again after
 # each round. Apart from dongle.py so that a dongle that counts nothing holds none of it:
-# with the capacity tariff's account (which rules the count out, dongle.py) this code in the
-# resident dongle module left discovery rounds short of memory at the first List 3 (96K,
+# with the capacity tariff's account (the count was ruled out beside it then) this code in
+# the resident dongle module left discovery rounds short of memory at the first List 3 (96K,
 # beside two busy loops: 16 of 18 runs of test_tariff_dongle.py's Home Assistant test had
 # their configs late, 2 failed; 0 of 20 without it). Loaded at boot where the dongle marks
 # a destination for the count, and kept: it holds the count's state, which energynow.py

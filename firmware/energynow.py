@@ -23,9 +23,8 @@
 # the power it is made of (full, or a list naming both): it then says nothing the
 # destination does not get already. Not "hourly": between registers it would tell the
 # power minute by minute, which that share withholds. Not "live": it is the register at
-# each hour, and a live share gets no energy at all. Not on a dongle that keeps the
-# capacity tariff's account (tariff.py): at 96K there is no room for both beside a
-# discovery round (dongle.py); Home Assistant's energy sensors then read the registers.
+# each hour, and a live share gets no energy at all. Beside the capacity tariff's account
+# too (tariff.py), since the names of a dongle with both fit five qstr pools (dongle.py).
 #
 # Loaded only when such a destination exists, at the first register (held, if a discovery
 # round is under way, until its end: energyfeed.py), and dropped during each discovery
@@ -92,9 +91,9 @@ def fields(share):
 
 def start(destinations):
     """The count's state for those of destinations (the dongle's) the dongle marked (their
-    attribute energynow (): with discovery, the import register and the power, and no
-    tariff on the dongle) that get a field of fields() (their attribute energynow becomes
-    [the state, the count they had last, their fields...]); None when none does."""
+    attribute energynow (): with discovery, the import register and the power) that get a
+    field of fields() (their attribute energynow becomes [the state, the count they had
+    last, their fields...]); None when none does."""
     s = None
     for d in destinations:
         f = fields(d.share) if d.energynow is not None else ()
@@ -155,9 +154,9 @@ def offer(s, reading):
     # from List 2, unless the house imports (a meter counts one or the other).
     w = reading.get("active_power_import")
     if w is not None:
-        p[0] = _watts(w)
+        p[0] = _w(w)
         w = reading.get("active_power_export")
-        p[1] = _watts(w) if w is not None else p[1] if p[0] == 0 else 0
+        p[1] = _w(w) if w is not None else p[1] if p[0] == 0 else 0
     at_start = False
     r = _wh(reading.get(_IMPORT))
     if r is not None:
@@ -228,7 +227,7 @@ def _num(v):
     return None
 
 
-def _watts(v):
+def _w(v):
     """Whole W of a power value; 0 for a negative one or none."""
     v = _num(v)
     if v is None:

@@ -191,7 +191,7 @@ def test_a_new_meter_lowers_the_count_and_p1_counts_each_telegram():
 
 def destination_of(share, discovery_on=True, name="F"):
     cfg = {"name": name, "share": share, "discovery": discovery_on}
-    # As dongle.py marks it: with discovery, the import register and the power, no tariff.
+    # As dongle.py marks it: with discovery, the import register and the power.
     s = Share(cfg)
     marked = discovery_on and s.allows("active_energy_import") and s.allows("active_power_import")
     return SimpleNamespace(cfg=cfg, share=s, energynow=() if marked else None, event=Event(),

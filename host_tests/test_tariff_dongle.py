@@ -217,11 +217,24 @@ def test_home_assistant_gets_the_tariff_sensors(parts):
     # no memory in every run, and once the round's own import failed, never again.
     short = [line for line in dongle.output if "no memory for the account" in line]
     assert not short, short
-    # No count between registers beside the tariff (no room for both at 96K: dongle.py):
-    # Home Assistant's energy sensors read the hourly registers.
+    # The count between registers beside the tariff (energynow.py; at 96K the two fit since
+    # the names of a dongle with both fit five qstr pools): Home Assistant's energy sensors
+    # read it, and at each register it is the register, never going down between.
     energy = json.loads(sub.wait("/active_energy_import/config")[-1][1])
-    assert energy["state_topic"] == "hanport/F/energy"
-    assert not sub.on("F/energy_now")
+    assert energy["state_topic"] == "hanport/F/energy_now"
+    counts = [m for m in sub.json("F/energy_now") if m.get("active_energy_import") is not None]
+    values = [m["active_energy_import"] for m in counts]
+    assert values and values == sorted(values), values
+    at_registers = {m["meter_time"][:13]: m["active_energy_import"] for m in counts
+                    if m["meter_time"][14:] == "00:10"}  # fmt: skip
+    assert at_registers, counts
+    for k in range(4):
+        hour = hour_text(k)[:13]
+        if hour in at_registers:
+            assert at_registers[hour] == kwh(register(k)), (hour, at_registers[hour])
+    # No reading lost to a heap too short for the count, the account and the round.
+    lost = [line for line in dongle.output if "memory" in line]
+    assert not lost, lost
 
 
 def test_a_lost_list3_an_outage_and_a_power_cut_keep_the_month(parts):
