@@ -170,8 +170,6 @@ class Accounting:
         self._local = None  # local hour of that reading
         self.fold = None  # the repeated local hour, while in its second pass
         self.p = [0, 0]  # the last power, import and export W
-        self._progress = None  # import Wh since the boundary, from a register mid-hour (P1)
-        self.time = None  # meter_time of the last reading with one
         self.last = None  # (hour text, import Wh, export Wh, estimated) of the last hour closed
         self.dropped = (
             0  # hours not split: a stretch longer than _SPLIT_MAX, or a register that fell
@@ -212,7 +210,6 @@ class Accounting:
         t = reading.get("meter_time")
         pt = parse_time(t) if t else None
         if pt:
-            self.time = t
             h, sec = pt
             if self.fold is not None and h != self.fold:
                 self.fold = None
@@ -226,8 +223,6 @@ class Accounting:
                     self.fold = h
                     r += 1
             now = r * 3600 + sec
-            if self.now is not None and r != self.now // 3600:
-                self._progress = None  # a new hour: the last one's register progress is done
             # The power until this reading first: the hour a register closes has all of it.
             self._integrate(now, r)
             if imp is not None:
@@ -272,9 +267,7 @@ class Accounting:
         if exp is None:
             exp = 0
         b = self.b
-        if sec >= _SNAP_S:  # mid-hour (P1): this hour's progress, exact
-            if b is not None and b[0] == r:
-                self._progress = imp - b[1]
+        if sec >= _SNAP_S:  # mid-hour (P1): not a boundary
             return False
         if b is None:
             self.restart(r, h, imp, exp)
@@ -304,7 +297,6 @@ class Accounting:
         for e in list(est):
             if e[0] < r:
                 est.remove(e)
-        self._progress = None
 
     def _close(self, r, h, imp, exp, estimated):
         text = hour_text(h)

@@ -246,20 +246,16 @@ def test_a_register_that_falls_restarts_without_a_negative_hour():
 
 def _hour_so_far(acc):
     """(Wh imported this hour so far, projected to its end, seconds left) from accounting's
-    own state: the register mid-hour where the meter prints one, else the integrated power.
-    (The dongle's message makes these in tariff.py, from the power it integrates between
-    loads; test_tariff.py checks those.)"""
+    integrated power. (The dongle's message makes these in tariff.py, from the power it
+    integrates between loads; test_tariff.py checks those.)"""
     if acc.now is None:
         return 0, 0, 0
     r = acc.now // 3600
     left = 3600 - (acc.now - r * 3600)
-    if acc._progress is not None:
-        so_far = acc._progress
-    else:
-        so_far = 0
-        for e in acc.pending:
-            if e[0] == r:
-                so_far = e[1] // 3600
+    so_far = 0
+    for e in acc.pending:
+        if e[0] == r:
+            so_far = e[1] // 3600
     return so_far, so_far + acc.p[0] * left // 3600, left
 
 
