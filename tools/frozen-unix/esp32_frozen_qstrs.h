@@ -1,6 +1,9 @@
-// Written by tools/frozen-unix/esp32_names: do not edit. The names the official
-// ESP32 image (ESP32_GENERIC) holds in flash from the modules its
-// ports/esp32/boards/manifest.py freezes, common to these releases:
+// Written by tools/frozen-unix/esp32_names: do not edit. The names the official ESP32
+// image (ESP32_GENERIC) holds in flash from the modules its ports/esp32/boards/manifest.py
+// freezes, 385 common to these releases besides asyncio's (the model freezes asyncio
+// itself); 380 here (5 a C string cannot carry as they are). tools/frozen-unix/build gives
+// them to the model of the official image, so a .mpy file's names it holds cost no heap
+// there either.
 //   v1.23.0: micropython-lib 50ed36fbeb919753bcc26ce13a8cffd7691d06ef, 27 files, 394 names
 //   v1.24.0: micropython-lib 68e3e07bc7ab63931cead3854b2a114e9a084248, 27 files, 394 names
 //   v1.24.1: micropython-lib 68e3e07bc7ab63931cead3854b2a114e9a084248, 27 files, 394 names
@@ -9,10 +12,6 @@
 //   v1.26.1: micropython-lib 34c4ee1647ac4b177ae40adf0ec514660e433dc0, 28 files, 445 names
 //   v1.27.0: micropython-lib 6ae440a8a144233e6e703f6759b7e7a0afaa37a4, 28 files, 445 names
 //   v1.28.0: micropython-lib 8380c7bb8f9e5e5260e9539156742925e00366b2, 28 files, 445 names
-// 385 names in all of them besides asyncio's (the model freezes asyncio
-// itself); 380 here (5 a C string cannot carry as they
-// are). tools/frozen-unix/build gives them to the model of the official image, so a
-// .mpy file's names it holds cost no heap there either.
 Q(          %s)
 Q(    <dir> %s)
 Q(!BH)
