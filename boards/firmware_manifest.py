@@ -19,8 +19,10 @@ DECODER = (
 RUNTIME = (
     "uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
     # the web server, HomeWizard's local API and the owner's page (each loaded when
-    # config.json turns it on; page_settings for a login or the settings alone)
-    "httpd", "local_api", "page", "page_status", "page_settings", "page_save", "web",
+    # config.json turns it on; page_settings for a login or the settings alone,
+    # page_stream while a browser watches the live view)
+    "httpd", "local_api", "page", "page_status", "page_settings", "page_save", "page_stream",
+    "web",
     # the capacity tariff (loaded when a destination gets it)
     "accounting", "settlement", "tariff",
     # the registers counted on between them for Home Assistant (loaded with discovery)

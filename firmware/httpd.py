@@ -19,6 +19,7 @@
 #   time to send the body          HEAD_MS more, for the whole body             408
 #   clients at once                CLIENTS_MAX; one more is closed at once      (counted)
 #   time to take the answer        SEND_MS (a client that never reads)          (closed)
+#   time to take a stream's event  SEND_MS each (the same)                      (closed)
 # Each answer and each refusal is counted by status code (`counts`), published with the
 # dongle's stats.
 
@@ -88,8 +89,12 @@ class Server:
         """Serve handler(request) at path. It returns (status, content type, body as str or
         bytes), or an awaitable of that; a fourth item, when there, is more header lines
         (bytes, each ending in CRLF: a cookie, an encoding). The body may be an open file:
-        it is sent in pieces of the request's buffer, no heap per byte, and closed. A POST
-        route gets request.body, at most BODY_MAX."""
+        it is sent in pieces of the request's buffer, no heap per byte, and closed. It may be
+        a stream: an object whose `async stream(writer, server)` writes the answer's body for
+        as long as it lasts (the page's live readings), each piece in the server's kept buffer
+        when it is free (`_kept`, taken and given back), sent with no Content-Length, its end
+        the connection's; the route bounds how many run, and `close()` is called after.
+        A POST route gets request.body, at most BODY_MAX."""
         self.routes[path] = (method, handler)
 
     async def start(self, host, port):
@@ -160,6 +165,17 @@ class Server:
             if status:
                 try:
                     await _within(self._send(writer, out, head), SEND_MS)
+                    if hasattr(body, "stream") and not out[4]:
+                        # A stream holds neither a slot nor a buffer for its life: both are
+                        # given back now, and it borrows the kept buffer for each event
+                        # (page.py). A stream that held its 1,344 B buffer left no room at
+                        # 96K for one more to keep: the page's next request found none.
+                        self.clients -= 1
+                        slot = False
+                        if self._kept is None:
+                            self._kept = head
+                        head = None
+                        await body.stream(writer, self)
                 except asyncio.TimeoutError:  # a client that does not take its answer
                     self.count(SLOW)
                     status = 0
@@ -173,7 +189,7 @@ class Server:
         except MemoryError:  # an answer found no room in the heap: the meter comes first
             self.count(MEMORY)
         finally:
-            if hasattr(body, "readinto"):  # a file being sent: closed, whatever happened
+            if hasattr(body, "close"):  # a file or a stream: closed, whatever happened
                 body.close()
             if head is not None:
                 self.clients -= 1
@@ -257,17 +273,20 @@ class Server:
         if hasattr(body, "readinto"):
             size = body.seek(0, 2)  # a file: its length, then back to its start
             body.seek(0)
+        elif hasattr(body, "stream"):  # its length unknown: the connection's close ends it
+            size = -1
         else:
             size = len(body)
         # The reason phrase is for people (RFC 9112 section 4: clients act on the code); a
         # refusal says why in its body. No table of phrases: each string took heap.
         # A HEAD's answer says the length its GET's would have (RFC 9110 section 9.3.2).
-        writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s"
+        writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s"
                      b"Cache-Control: no-store\r\nConnection: close\r\n\r\n"
                      % (status, b"OK" if status == 200 else b"Refused", ctype.encode(),
-                        size, out[3]))  # fmt: skip
-        if out[4]:
-            pass  # HEAD: the head alone
+                        b"Content-Length: %d\r\n" % size if size >= 0 else b"",
+                        out[3]))  # fmt: skip
+        if out[4] or size < 0:
+            pass  # HEAD, or a stream (Server._client sends it): the head alone
         elif not hasattr(body, "readinto"):
             writer.write(body)
         else:

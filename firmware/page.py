@@ -5,14 +5,19 @@
 # setup mode (mount(..., setup=True)): a dongle without it holds none of this. This module
 # holds what every reading and the live view need; page_status (the page itself, session,
 # charts, counters), page_settings (login, log out, the settings form) and page_save (the
-# settings' save, restart) are loaded for each of their requests and dropped after it (_rare:
-# docs/performance.md, "The owner's page").
+# settings' save, restart) are loaded for each of their requests and dropped after it,
+# page_stream for each live stream and dropped when it ends (_rare: docs/performance.md,
+# "The owner's page").
 #
 #   GET  /                 the page itself (page.html.gz from flash, gzipped, in pieces)
 #   GET  /page/session     200 {"csrf", "setup", "version"} while logged in, else 401
 #   POST /page/login       {"password"}: a session cookie; 401 wrong, 429 while locked
 #   POST /page/logout
 #   GET  /page/live        the newest value of each field, as the canonical reading's JSON
+#   GET  /page/stream      the same, one server-sent event per reading (text/event-stream,
+#                          `data: <JSON>` each), for as long as the session lasts; one
+#                          stream at a time, a second refused 503 (that client polls
+#                          /page/live instead)
 #   GET  /page/status      the dongle's counters, each destination's, the tariff's figures
 #   GET  /page/day         24 h of 10-minute mean power (W)
 #   GET  /page/week        7 days of hourly energy imported (Wh)
@@ -83,6 +88,11 @@ def mount(server, dongle, hal, setup):
 
     del sys.modules["page_save"], page_save
     gc.collect()
+    if not setup:
+        import page_stream
+
+        del sys.modules["page_stream"], page_stream
+        gc.collect()
     r = server.route
     r("/", _rare(page, "asset"))
     r("/page/session", _rare(page, "session"))
@@ -93,6 +103,7 @@ def mount(server, dongle, hal, setup):
         r("/page/login", _rare(page, "login", True), "POST")
         r("/page/logout", _rare(page, "logout", True), "POST")
         r("/page/live", page.live)
+        r("/page/stream", _rare(page, "watch"))
         r("/page/status", _rare(page, "status"))
         r("/page/day", _rare(page, "day_chart"))
         r("/page/week", _rare(page, "week_chart"))
@@ -101,9 +112,10 @@ def mount(server, dongle, hal, setup):
 
 
 def _rare(page, name, settings=False):
-    """A handler that loads page_status (or page_settings) for one request and drops it
-    after: at 96K a dongle with one destination and the page has ~7.4 KB free at its peak
-    (docs/performance.md), and the live view is all it needs between requests."""
+    """A handler that loads page_status (or page_settings; page_stream for "watch") for
+    one request and drops it after: at 96K a dongle with one destination and the page has
+    ~7.4 KB free at its peak (docs/performance.md), and the live view is all it needs
+    between requests. A live stream's code lives as long as its stream (page_stream.Live)."""
 
     def handler(request):
         gc.collect()  # the room the code needs, in as few pieces as can be
@@ -112,13 +124,20 @@ def _rare(page, name, settings=False):
                 import page_save as views
             elif settings:
                 import page_settings as views
+            elif name == "watch":
+                import page_stream as views
             else:
                 import page_status as views
             return getattr(views, name)(page, request)
+        except MemoryError:  # the page asks again (500): a live stream makes room for it
+            if page.watcher:
+                page.watcher = False  # ends; taken until its coroutine has (page_stream)
+            raise
         finally:  # also a load cut short by a MemoryError (500): none half there after
             sys.modules.pop("page_save", None)
             sys.modules.pop("page_settings", None)
             sys.modules.pop("page_status", None)
+            sys.modules.pop("page_stream", None)
 
     return handler
 
@@ -144,6 +163,8 @@ class Page:
         self.week = array("h", [_NONE] * _WEEK_SLOTS)
         self.server = None  # httpd.Server, set by mount()
         self.slot = None  # [10-minute slot, power sum, count, hour, Wh at its start, sum, count]
+        # The one live stream's session while it runs; False while it ends, None without
+        self.watcher = None
 
     # The live view and the charts
 

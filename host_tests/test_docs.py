@@ -34,7 +34,7 @@ LAYERS = [
      "p1cipher", "reading", "decoder", "accounting", "settlement"},
     {"uptime", "share", "outbox", "mqtt", "discovery", "destination", "meterlink", "config",
      "httpd", "local_api", "tariff", "energynow", "energyfeed", "page", "page_status",
-     "page_settings", "page_save", "web", "captive", "portal"},
+     "page_settings", "page_save", "page_stream", "web", "captive", "portal"},
     {"dongle"},
     {"startup", "main"},
 ]  # fmt: skip

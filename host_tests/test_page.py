@@ -39,12 +39,13 @@ def endless(frame, gap=0.3):
         yield gap, b""
 
 
-def start(parts, page=None, session_s=None, heap=None):
-    """(dongle, subscriber, port, cfg): one destination, the page on with PASSWORD."""
+def start(parts, page=None, session_s=None, heap=None, frames=None):
+    """(dongle, subscriber, port, cfg): one destination, the page on with PASSWORD; the
+    meter sends frames (endless(FRAME) unless given)."""
     tmp, track = parts
     broker = track(rig.Broker(tmp).start())
     sub = track(rig.Subscriber(broker))
-    meter = track(Server(endless(FRAME)).start())
+    meter = track(Server(frames or endless(FRAME)).start())
     cfg = rig.config(rig.destination("home", broker))
     cfg["page"] = page if page is not None else page_section(PASSWORD)
     if session_s:
@@ -81,7 +82,7 @@ def http(port, method, path, body=None, headers=(), timeout=15):
 
 def login(port, password=PASSWORD):
     """(status, cookie header, csrf)"""
-    st, h, body = http(port, "POST", "/page/login", {"password": password}, ["X-CSRF: login"])
+    st, h, body = asked(port, "POST", "/page/login", {"password": password}, ["X-CSRF: login"])
     if st != 200:
         return st, None, None
     return st, "Cookie: " + h["set-cookie"].split(";")[0], json.loads(body)["csrf"]
@@ -361,3 +362,120 @@ def test_a_browser_logs_in_sees_the_reading_and_saves_settings(parts, tmp_path):
     if os.environ.get("HANPORT_SCREENSHOTS"):
         for p in shots.glob("*.jpg"):
             shutil.copyfile(p, rig.Path(__file__).parents[1] / "docs" / p.name)
+
+
+def open_stream(port, cookie, rcvbuf=None):
+    """A socket that asked for /page/stream (cookie: its header line, or None); rcvbuf: a
+    receive buffer and segment size this small, set before the connection (a client that
+    does not read then holds back the dongle's writes after ~35 KB, not megabytes)."""
+    s = socket.socket()
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    s.settimeout(15)
+    s.connect(("127.0.0.1", port))
+    extra = f"{cookie}\r\n" if cookie else ""
+    s.sendall(f"GET /page/stream HTTP/1.1\r\nHost: hanport\r\n{extra}\r\n".encode())
+    return s
+
+
+def events(got):
+    """The JSON of each whole event in got (the bytes after the head)."""
+    return [json.loads(e[6:]) for e in got.split(b"\n\n")[:-1]]
+
+
+def asked(port, method, path, body=None, headers=()):
+    """http(), asked again after a 500 or a close as the page does (no room for the answer
+    just now: at 96K page_status and page_settings are loaded for each request)."""
+    for i in range(5):
+        try:
+            got = http(port, method, path, body, headers)
+        except OSError:  # closed unanswered: no buffer for it just now
+            got = (0,)
+        if got[0] not in (0, 500):
+            break
+        time.sleep(0.3 * (i + 1))
+    return got
+
+
+def web_counts(port, cookie):
+    st, _, body = asked(port, "GET", "/page/status", headers=[cookie])
+    assert st == 200
+    return json.loads(body)["web"]
+
+
+@needs_broker
+def test_the_live_stream_sends_each_reading_to_one_session_at_a_time(parts):
+    dongle, sub, port, _ = start(parts)
+    want = json.loads(to_json(rig.expected_readings([FRAME])[-1]))
+    with open_stream(port, None) as s:  # no session
+        assert rig.read_until(s, lambda g: False, 10).startswith(b"HTTP/1.1 401")
+    st, cookie, csrf = login(port)
+    assert st == 200
+    first = open_stream(port, cookie)
+    with first:
+        got = rig.read_until(first, lambda g: g.count(b"\n\n") >= 3, 15)
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head
+        assert b"content-length" not in head.lower()
+        got = body + rig.read_until(first, lambda g: (body + g).count(b"\n\n") >= 2, 15)
+        seen = events(got)
+        assert len(seen) >= 2 and all(e == want for e in seen), (got, dongle.output[-20:])
+        # A second stream at once: refused, counted; the page's requests are still served
+        # beside the stream, the live value as the stream has it.
+        with open_stream(port, cookie) as second:
+            assert rig.read_until(second, lambda g: False, 10).startswith(b"HTTP/1.1 503")
+        st, _, body = http(port, "GET", "/page/live", headers=[cookie])
+        assert st == 200 and json.loads(body) == want
+        assert web_counts(port, cookie)["503"] == 1
+        # Log out: the stream ends (its connection closed), no later than a tick after.
+        csrf_h = [cookie, "X-CSRF: " + csrf]
+        assert asked(port, "POST", "/page/logout", {}, csrf_h)[0] == 200
+        began = time.monotonic()
+        rig.read_until(first, lambda g: False, 10)  # to the close
+        assert time.monotonic() - began < 5
+    # The bound is free again: a new session streams.
+    st, cookie, _ = login(port)
+    with open_stream(port, cookie) as again:
+        got = rig.read_until(again, lambda g: b"\n\n" in g.partition(b"\r\n\r\n")[2], 15)
+        assert got.startswith(b"HTTP/1.1 200") and events(got.partition(b"\r\n\r\n")[2])
+    n = len(sub.on("/reading"))
+    sub.wait("/reading", n + 1)
+
+
+@needs_broker
+def test_a_stream_ends_when_its_session_expires(parts):
+    dongle, sub, port, _ = start(parts, session_s=5)
+    st, cookie, _ = login(port)
+    with open_stream(port, cookie) as s:
+        began = time.monotonic()
+        got = rig.read_until(s, lambda g: False, 20)  # to the close
+        assert got.startswith(b"HTTP/1.1 200") and 4 < time.monotonic() - began < 13
+    assert http(port, "GET", "/page/live", headers=[cookie])[0] == 401
+
+
+def fast(frame):
+    while True:  # ~10 readings a second: a stream's ~700 B events fill buffers soon
+        yield 0.1, frame
+
+
+@needs_broker
+def test_a_stream_client_that_never_reads_is_dropped_and_counted(parts):
+    dongle, sub, port, _ = start(parts, frames=fast(FRAME))
+    st, cookie, _ = login(port)
+    s = open_stream(port, cookie, rcvbuf=1024)
+    try:
+        # Never read: once its buffers are full, an event waits SEND_MS (5 s), then the
+        # dongle closes it (counted `slow`) while it goes on publishing.
+        published = len(sub.on("/reading"))
+        rig.wait_for(lambda: web_counts(port, cookie).get("slow", 0) >= 1, 90,
+                     why="the stream was not dropped")  # fmt: skip
+        assert len(sub.on("/reading")) > published + 20
+    finally:
+        s.close()
+    # The one stream's place is free again.
+    with open_stream(port, cookie) as again:
+        got = rig.read_until(again, lambda g: b"\n\n" in g.partition(b"\r\n\r\n")[2], 15)
+        assert got.startswith(b"HTTP/1.1 200")
+    n = len(sub.on("/reading"))
+    sub.wait("/reading", n + 1)

@@ -99,7 +99,7 @@ def register(subparsers):
         "--page",
         action="store_true",
         help="the pipeline with the owner's page on (a password set) and a logged-in client "
-        "reading /page/live twice a second all along",
+        "reading /page/live twice a second all along, and a second one holding /page/stream",
     )
     parser.add_argument(
         "--page-clients",

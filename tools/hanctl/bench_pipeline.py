@@ -36,7 +36,7 @@ from pathlib import Path
 from . import encoder, runtime, simulate
 from .broker import Mosquitto, free_port, mosquitto_exe
 from .certs import make_ca
-from .loopback import CpuClock, Dongle, Line, Poller, Subscriber
+from .loopback import CpuClock, Dongle, Line, Poller, Subscriber, Watcher
 
 FALLBACK_HEAP = "256K"
 TARGETS = {"latency_ms": 20.0, "steady_heap": 48 * 1024}  # pass marks: median; steady state
@@ -173,6 +173,10 @@ def measure(
                         poller = Poller(f"http://{http}/page/live", POLL_S, login=PAGE_PASSWORD)
                     parts.append(poller)
                     run.setdefault("pollers", []).append(poller)
+                # and one more holds the live stream, as the page in a browser does
+                watcher = Watcher(f"http://{http}/page/stream", PAGE_PASSWORD)
+                parts.append(watcher)
+                run["stream"] = watcher.answers
             hourly = tariff or registers
             _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered, hourly)
         finally:
@@ -384,6 +388,7 @@ def _markdown(
                 if page > 1
                 else ""
             )
+            + ", and /page/stream held by one more client"
             if page
             else ""
         )
@@ -476,6 +481,9 @@ def _notes(run, frames, burst):
     if "page" in run:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(run["page"].items(), key=str))
         out.append(f"- {run['heap']}: the page's answers to its client: {answers or 'none'}.")
+    if "stream" in run:
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(run["stream"].items(), key=str))
+        out.append(f"- {run['heap']}: the live stream's client: {answers or 'none'}.")
     if "burst_ms" in run:
         lo, hi = run["cpu_burst_range"]
         out.append(

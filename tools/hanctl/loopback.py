@@ -254,3 +254,50 @@ class Poller:
     def stop(self):
         self._stop.set()
         self._thread.join(10)
+
+
+class Watcher(Poller):
+    """A client holding the owner's page's live stream (`url`: its /page/stream) in a
+    thread, as the page in a browser does: logged in with `login`, each event counted in
+    answers["events"], each answer's status counted; opened again a second after it ends."""
+
+    def __init__(self, url, login):
+        super().__init__(url, 1.0, login)
+
+    def _run(self):
+        import socket
+        import urllib.parse
+        import urllib.request
+
+        where = urllib.parse.urlsplit(self.url)
+        while not self._stop.is_set():
+            if self.cookie is None:
+                self._login(urllib.request)
+            try:
+                with socket.create_connection((where.hostname, where.port), timeout=1) as s:
+                    s.sendall(f"GET {where.path} HTTP/1.1\r\nHost: hanport\r\n"
+                              f"Cookie: {self.cookie}\r\n\r\n".encode())  # fmt: skip
+                    got = b""
+                    key = None  # the answer's status, once its head is in
+                    while not self._stop.is_set():
+                        try:
+                            chunk = s.recv(4096)
+                        except TimeoutError:
+                            continue
+                        if not chunk:
+                            break
+                        got += chunk
+                        if key is None and b"\r\n\r\n" in got:
+                            key = int(got.split(b" ", 2)[1])
+                            self.answers[key] = self.answers.get(key, 0) + 1
+                            got = got.partition(b"\r\n\r\n")[2] if key == 200 else b""
+                            if key == 401:
+                                self.cookie = None
+                        n = got.count(b"\n\n") if key == 200 else 0
+                        if n:
+                            self.answers["events"] = self.answers.get("events", 0) + n
+                            got = got[got.rfind(b"\n\n") + 2 :]
+            except OSError as err:  # refused before the dongle listens, reset
+                key = type(err).__name__
+                self.answers[key] = self.answers.get(key, 0) + 1
+            self._stop.wait(self.every)
