@@ -84,17 +84,18 @@ $("login-form").addEventListener("submit", async (ev) => {
 
 $("logout").addEventListener("click", async () => {
   await call("/page/logout", {});
-  csrf = "";
+  stop();
   showLogin("logged out");
 });
 
 $("restart").addEventListener("click", async () => {
   if (!confirm("Restart the dongle?")) return;
   const r = await call("/page/restart", {});
-  if (r.status === 200) showLogin("restarting; log in again in a few seconds");
+  if (r.status === 200) { stop(); showLogin("restarting; log in again in a few seconds"); }
 });
 
 let timer = null;
+let chartTimer = null;
 async function start() {
   const s = await call("/page/session");
   if (s.status !== 200) return showLogin();
@@ -107,21 +108,57 @@ async function start() {
     $("settings-title").textContent = "Set up this dongle";
   } else {
     $("app").hidden = $("logout").hidden = $("restart").hidden = false;
-    if (!timer) timer = setInterval(tick, 1000);
-    tick();
+    watch();
+    if (!counters) counters = setInterval(status, 5000);
+    status();
     charts();
-    setInterval(charts, 60000);
+    if (!chartTimer) chartTimer = setInterval(charts, 60000);
   }
   settings();
 }
 
-// The live view: polled once a second; a reading comes every 2.5-10 s.
-let n = 0;
+// The live view: the dongle's stream (GET /page/stream, one server-sent event a reading,
+// every 2.5-10 s). It serves one browser at a time: another tab, or this one while the
+// stream is refused or gone, polls /page/live once a second and tries the stream again
+// every 30 s. The counters come every 5 s (which also keeps the session in use).
+let stream = null;
+let counters = null;
+function watch() {
+  if (stream) return;
+  stream = new EventSource("/page/stream");
+  stream.onopen = () => { if (timer) { clearInterval(timer); timer = null; } };
+  stream.onmessage = (ev) => { try { show(JSON.parse(ev.data)); } catch (e) { /* a cut event */ } };
+  stream.onerror = () => {
+    // Refused (503: another has it; 401: no session), or ended: polled instead, the
+    // stream tried again later (a poll's 401 shows the login).
+    stream.close();
+    stream = null;
+    if (!timer) { timer = setInterval(tick, 1000); tick(); }
+    setTimeout(() => { if (timer && csrf) watch(); }, 30000);
+  };
+}
+
 async function tick() {
   const r = await call("/page/live");
-  if (r.status === 401) { clearInterval(timer); timer = null; return showLogin("session expired; log in again"); }
-  if (r.status !== 200) return;
-  const v = r.data;
+  if (r.status === 401) return expired();
+  if (r.status === 200) show(r.data);
+}
+
+// Logged out, restarting or expired: nothing more is asked until the next login.
+function stop() {
+  clearInterval(timer); timer = null;
+  clearInterval(counters); counters = null;
+  clearInterval(chartTimer); chartTimer = null;
+  if (stream) { stream.close(); stream = null; }
+  csrf = "";
+}
+
+function expired() {
+  stop();
+  showLogin("session expired; log in again");
+}
+
+function show(v) {
   if ("active_power_import" in v) {
     $("power").textContent = Math.round((v.active_power_import - (v.active_power_export || 0)) * 1000) / 1000;
   }
@@ -133,7 +170,6 @@ async function tick() {
       el("td", { text: unit(f) })));
   }
   $("live-age").textContent = v.meter_time ? "meter time " + v.meter_time : "";
-  if (++n % 5 === 1) status();
 }
 
 // What each counter means, for the owner who wonders why nothing arrives.
@@ -162,6 +198,7 @@ function fmt(v) {
 
 async function status() {
   const r = await call("/page/status");
+  if (r.status === 401) return expired();
   if (r.status !== 200) return;
   const s = r.data;
   const c = $("counters");
