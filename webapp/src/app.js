@@ -398,11 +398,16 @@ $("settings-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   document.querySelectorAll(".problem[data-for]").forEach((e) => { e.textContent = ""; });
   $("settings-problem").textContent = $("settings-ok").textContent = "";
+  // A save needs most of what a dongle with 96K has free: the live stream goes first (the
+  // dongle sees it closed within 100 ms and drops its code), and comes back after a refusal.
+  const watching = !!stream;
+  if (stream) { stream.close(); stream = null; await new Promise((ok) => setTimeout(ok, 300)); }
   const r = await call("/page/save", collect());
   if (r.status === 200) {
     $("settings-ok").textContent = "Saved. The dongle checks the settings as it restarts; log in again in a few seconds (a setting it refuses is shown here, at its field).";
     return;
   }
+  if (watching && csrf) watch();
   showProblems((r.data && r.data.problems) || [(r.data && r.data.error && r.data.error.description) || "refused (" + r.status + ")"]);
 });
 
