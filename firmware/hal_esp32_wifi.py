@@ -6,7 +6,7 @@ import network
 from micropython import const
 
 # At most two phones on the access point at once (the web server serves two clients at
-# once, httpd.CLIENTS_MAX); the networks a scan lists, the strongest (a city has more).
+# once, httpd._CLIENTS_MAX); the networks a scan lists, the strongest (a city has more).
 _AP_CLIENTS = const(2)
 _SCAN_MAX = const(20)
 

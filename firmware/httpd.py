@@ -11,13 +11,13 @@
 # API would not fit in 96K (docs/performance.md, "The local API and its web server").
 #
 # Everything a client sends is bounded before it is held:
-#   the request line and headers   HEAD_MAX bytes in a buffer of the server's   431 / 414
+#   the request line and headers   _HEAD_MAX bytes in a buffer of the server's  431 / 414
 #   a body                         only for routes that take one, with a
-#                                  Content-Length up to BODY_MAX                413 / 411
+#                                  Content-Length up to _BODY_MAX               413 / 411
 #   a head cut short               the client closed before the blank line     400
-#   time to send the head          HEAD_MS (a client sending a byte a second)   408
-#   time to send the body          HEAD_MS more, for the whole body             408
-#   clients at once                CLIENTS_MAX; one more is closed at once      (counted)
+#   time to send the head          _HEAD_MS (a client sending a byte a second)  408
+#   time to send the body          _HEAD_MS more, for the whole body            408
+#   clients at once                _CLIENTS_MAX; one more is closed at once     (counted)
 #   time to take the answer        SEND_MS (a client that never reads)          (closed)
 #   time to take a stream's event  SEND_MS each (the same)                      (closed)
 # Each answer and each refusal is counted by status code (`counts`), published with the
@@ -27,31 +27,33 @@ import asyncio
 import socket
 import time
 
+from micropython import const
+
 # A HomeWizard client's request is ~200 B, a browser's with cookies ~700 B; the buffer then
 # holds the answer of /api/v1/data: ~800 B for a 3-phase meter, 1,299 B for every field
 # HomeWizard names at a register's largest value (test_local_api.py).
-HEAD_MAX = 1344
-# Clients served at once, each with its own HEAD_MAX buffer. The first buffer is made with
+_HEAD_MAX = const(1344)
+# Clients served at once, each with its own _HEAD_MAX buffer. The first buffer is made with
 # the server, while the heap is whole, and kept: a buffer made when a client came often
 # found no 1.3 KB in one piece at 96K (the meter's frames fragment the heap), and the client
 # got nothing. The second is made for a second client at once and dropped after it
 # (counted `memory` when there is no room): 1.3 KB less held for the meter all along.
-CLIENTS_MAX = 2
+_CLIENTS_MAX = const(2)
 # The largest body a route may take: the owner's page's settings form, a config.json of one
 # destination and a Wi-Fi network ~600 B, of four with field lists ~1.5 KB (config.py).
-BODY_MAX = 2048
-HEAD_MS = 5000
+_BODY_MAX = const(2048)
+_HEAD_MS = const(5000)
 SEND_MS = 5000
-# After a refusal, what the client still sends is read and dropped (at most DRAIN_MAX bytes,
-# for at most DRAIN_MS) before the close: a close with unread bytes resets the connection,
+# After a refusal, what the client still sends is read and dropped (at most _DRAIN_MAX bytes,
+# for at most _DRAIN_MS) before the close: a close with unread bytes resets the connection,
 # and the reset can reach the client before it has read the refusal (seen with a 4 KB head).
-DRAIN_MAX = 8192
-DRAIN_MS = 500
-# Keys of `counts` besides status codes: connections closed because CLIENTS_MAX were being
+_DRAIN_MAX = const(8192)
+_DRAIN_MS = const(500)
+# Keys of `counts` besides status codes: connections closed because _CLIENTS_MAX were being
 # served, that did not take their answer within SEND_MS, or that the client reset.
-BUSY = "busy"
-SLOW = "slow"
-GONE = "gone"
+_BUSY = const("busy")
+_SLOW = const("slow")
+_GONE = const("gone")
 MEMORY = "memory"
 
 JSON = "application/json"
@@ -60,7 +62,7 @@ TEXT = "text/plain; charset=utf-8"
 
 class Request:
     """What a route sees: method, path, query (the text after "?", or ""), body (a
-    bytearray, or None), header(name), and buf: the server's HEAD_MAX bytes that held the
+    bytearray, or None), header(name), and buf: the server's _HEAD_MAX bytes that held the
     request, the route's to write its answer into once it has read what it needs (an answer
     may be a memoryview of it)."""
 
@@ -80,8 +82,8 @@ class Request:
 class Server:
     def __init__(self):
         self.routes = {}  # path -> (method, handler)
-        self.counts = {}  # status code as text, or BUSY, SLOW, GONE, MEMORY -> how many times
-        self._kept = bytearray(HEAD_MAX)  # the first client's head buffer, free when set
+        self.counts = {}  # status code as text, or "busy", "slow", "gone", "memory" -> times
+        self._kept = bytearray(_HEAD_MAX)  # the first client's head buffer, free when set
         self.clients = 0
         self.listener = None
 
@@ -94,7 +96,7 @@ class Server:
         as long as it lasts (the page's live readings), each piece in the server's kept buffer
         when it is free (`_kept`, taken and given back), sent with no Content-Length, its end
         the connection's; the route bounds how many run, and `close()` is called after.
-        A POST route gets request.body, at most BODY_MAX."""
+        A POST route gets request.body, at most _BODY_MAX."""
         self.routes[path] = (method, handler)
 
     async def start(self, host, port):
@@ -140,7 +142,7 @@ class Server:
                 self.count(MEMORY)
 
     def count(self, key):
-        """Count key (a status code, or a word such as BUSY) in `counts`."""
+        """Count key (a status code, or a word such as "busy") in `counts`."""
         if key.__class__ is int:  # a status code: JSON keys are text (the stats message)
             key = "%d" % key
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -148,15 +150,15 @@ class Server:
     async def _client(self, reader, writer):
         head = body = None
         try:
-            if self.clients >= CLIENTS_MAX:
+            if self.clients >= _CLIENTS_MAX:
                 # No answer: one would wait for a client that may not read.
-                self.count(BUSY)
+                self.count(_BUSY)
                 return
-            head = self._kept or bytearray(HEAD_MAX)  # MemoryError: counted below
+            head = self._kept or bytearray(_HEAD_MAX)  # MemoryError: counted below
             self._kept = None
             self.clients += 1
             try:
-                n, end = await _within(_read_head(reader, head), HEAD_MS)
+                n, end = await _within(_read_head(reader, head), _HEAD_MS)
                 out = await self._serve(reader, head, n, end)
             except asyncio.TimeoutError:  # a head or body sent a byte at a time, or never ended
                 out = _refused(self, 408, "the request took too long")
@@ -171,21 +173,20 @@ class Server:
                         # (page.py). A stream that held its 1,344 B buffer left no room at
                         # 96K for one more to keep: the page's next request found none.
                         self.clients -= 1
-                        slot = False
                         if self._kept is None:
                             self._kept = head
                         head = None
                         await body.stream(writer, self)
                 except asyncio.TimeoutError:  # a client that does not take its answer
-                    self.count(SLOW)
+                    self.count(_SLOW)
                     status = 0
             if status >= 400:
                 try:
-                    await _within(_drain(reader, head), DRAIN_MS)
+                    await _within(_drain(reader, head), _DRAIN_MS)
                 except asyncio.TimeoutError:  # the client sent no more: the usual end
                     pass
         except OSError:  # the client reset the connection: nothing to answer
-            self.count(GONE)
+            self.count(_GONE)
         except MemoryError:  # an answer found no room in the heap: the meter comes first
             self.count(MEMORY)
         finally:
@@ -211,7 +212,7 @@ class Server:
                 return _refused(self, 400, "the request head ended before its blank line")
             line = head.find(b"\r\n", 0, n) >= 0  # the request line is whole
             return _refused(self, 431 if line else 414, "request head longer than %d bytes"
-                            % HEAD_MAX)  # fmt: skip
+                            % _HEAD_MAX)  # fmt: skip
         first = head.find(b"\r\n")
         try:
             method, target, version = bytes(head[:first]).decode().split(" ")
@@ -236,14 +237,14 @@ class Server:
                 size = int(length)
             except ValueError:
                 return _refused(self, 400, "Content-Length is not a number")
-            if not 0 <= size <= BODY_MAX:
-                return _refused(self, 413, "a body of at most %d bytes" % BODY_MAX)
+            if not 0 <= size <= _BODY_MAX:
+                return _refused(self, 413, "a body of at most %d bytes" % _BODY_MAX)
             body = bytearray(size)
             got = n - end  # what came with the head
             body[: min(got, size)] = head[end : end + min(got, size)]
             # One deadline for the whole body: a byte a second under a per-read limit
             # would hold the client's buffer for half an hour.
-            until = time.ticks_add(time.ticks_ms(), HEAD_MS)
+            until = time.ticks_add(time.ticks_ms(), _HEAD_MS)
             while got < size:
                 left = time.ticks_diff(until, time.ticks_ms())
                 if left <= 0:
@@ -367,9 +368,9 @@ async def _read_head(reader, head):
 
 
 async def _drain(reader, buf):
-    """Read and drop what the client sends, up to DRAIN_MAX bytes or its end."""
+    """Read and drop what the client sends, up to _DRAIN_MAX bytes or its end."""
     n = 0
-    while n < DRAIN_MAX:
+    while n < _DRAIN_MAX:
         k = await reader.readinto(buf)
         if not k:
             return

@@ -32,13 +32,13 @@
 #
 # Access. Everything but / and the login needs a session: a cookie of 128 random bits,
 # HttpOnly and SameSite=Strict, forgotten after session_s without use and at restart, at
-# most SESSIONS_MAX at once. Each POST carries the session's CSRF token in an X-CSRF header
+# most _SESSIONS_MAX at once. Each POST carries the session's CSRF token in an X-CSRF header
 # (the login and the setup form a non-empty one): a header no cross-site form can send, and
 # a cross-site fetch() may not send without a preflight, which this server never answers.
-# A wrong password counts; from the FAILS_FREE-th on each waits twice as long as the last
-# (5 s, 10 s ... LOCK_MAX_S) before any password is tried, whoever sends it: one lock for all
+# A wrong password counts; from the _FAILS_FREE-th on each waits twice as long as the last
+# (5 s, 10 s ... _LOCK_MAX_S) before any password is tried, whoever sends it: one lock for all
 # clients, as the dongle keeps no table of addresses (a neighbour can keep the owner out
-# for LOCK_MAX_S at a time, never learn the password faster).
+# for _LOCK_MAX_S at a time, never learn the password faster).
 #
 # Setup mode (setup True, no dongle running): only /, /page/session, /page/config,
 # /page/scan and /page/save, with no login: the access point that serves it is the
@@ -153,7 +153,7 @@ class Page:
         self.hal = hal
         self.setup = setup
         self.cfg = dongle.cfg["page"] if dongle else None
-        self.sessions = {}  # token -> [expiry in uptime s, CSRF token], at most SESSIONS_MAX
+        self.sessions = {}  # token -> [expiry in uptime s, CSRF token], at most _SESSIONS_MAX
         self.fails = 0  # wrong passwords since the last right one
         self.locked = 0  # uptime s before which no password is tried
         self.hashing = False  # a login's password being checked (page_settings._hash)

@@ -11,11 +11,13 @@ import json
 import os
 from binascii import hexlify
 
+from micropython import const
+
 from httpd import JSON, refusal
 from store import CONFIG, NEXT, load_json, save_json
 
-PASSWORD_MIN = 8
-ITERATIONS = 2000  # config.PAGE_ITERATIONS (config itself takes ~20 KB of heap)
+_PASSWORD_MIN = const(8)
+_ITERATIONS = const(2000)  # config.PAGE_ITERATIONS (config itself takes ~20 KB of heap)
 
 
 async def save(page, request):
@@ -34,18 +36,18 @@ async def save(page, request):
     if isinstance(pg, dict):
         pw = pg.pop("password", None)
         if pw is not None:
-            if not isinstance(pw, str) or len(pw) < PASSWORD_MIN:
-                why = "page.password: too short; use at least %d characters" % PASSWORD_MIN
+            if not isinstance(pw, str) or len(pw) < _PASSWORD_MIN:
+                why = "page.password: too short; use at least %d characters" % _PASSWORD_MIN
                 return 400, JSON, json.dumps({"problems": [why]})
             import page_settings  # its PBKDF2, a slice at a time, as a login's
 
             salt = os.urandom(16)
             pg["salt"] = hexlify(salt).decode()
-            pg["iterations"] = ITERATIONS
-            pg["password_hash"] = await page_settings._hash(pw, salt, ITERATIONS)
+            pg["iterations"] = _ITERATIONS
+            pg["password_hash"] = await page_settings._hash(pw, salt, _ITERATIONS)
     if page.setup and not (isinstance(pg, dict) and pg.get("password_hash")):
         why = "page.password: missing; choose the page's password (at least %d characters)"
-        return 400, JSON, json.dumps({"problems": [why % PASSWORD_MIN]})
+        return 400, JSON, json.dumps({"problems": [why % _PASSWORD_MIN]})
     # The validator runs at the next boot, before the dongle takes the heap (startup.py):
     # valid, the dongle runs on it; else the page shows its messages at their fields.
     save_json(NEXT, new)

@@ -8,15 +8,17 @@ import json
 import os
 from binascii import hexlify, unhexlify
 
+from micropython import const
+
 from httpd import JSON, refusal
 from reading import put
 from store import CONFIG, REFUSED, load_json
 
-COOKIE = "hanport"  # the session's (page.py reads it back)
-SESSIONS_MAX = 4
-FAILS_FREE = 3  # wrong passwords before the waits begin
-LOCK_MAX_S = 300
-_SLICE = 25  # PBKDF2 iterations between two turns of the event loop (_hash)
+_COOKIE = const("hanport")  # the session's (page.py reads it back)
+_SESSIONS_MAX = const(4)
+_FAILS_FREE = const(3)  # wrong passwords before the waits begin
+_LOCK_MAX_S = const(300)
+_SLICE = const(25)  # PBKDF2 iterations between two turns of the event loop (_hash)
 
 
 async def _hash(password, salt, iterations):
@@ -80,22 +82,22 @@ async def login(page, request):
         page.hashing = False
     if good != cfg["password_hash"]:
         page.fails += 1
-        if page.fails >= FAILS_FREE:
-            page.locked = now + min(LOCK_MAX_S, 5 << min(6, page.fails - FAILS_FREE))
+        if page.fails >= _FAILS_FREE:
+            page.locked = now + min(_LOCK_MAX_S, 5 << min(6, page.fails - _FAILS_FREE))
         return refusal(401, "wrong password")
     page.fails = 0
     sessions = page.sessions
     for t in list(sessions):  # the expired go; when still full, the nearest expiry
         if sessions[t][0] < now:
             del sessions[t]
-    if len(sessions) >= SESSIONS_MAX:
+    if len(sessions) >= _SESSIONS_MAX:
         oldest = min(sessions, key=lambda t: sessions[t][0])
         sessions.pop(oldest)[0] = -1  # expired: a live stream on it ends (page.stream)
     token = _random()
     csrf = _random()
     sessions[token.encode()] = [now + cfg["session_s"], csrf]  # bytes: as page._session reads it
     cookie = "Set-Cookie: %s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict\r\n" % (
-        COOKIE, token, cfg["session_s"])  # fmt: skip
+        _COOKIE, token, cfg["session_s"])  # fmt: skip
     return 200, JSON, '{"csrf": "%s"}' % csrf, cookie.encode()
 
 
@@ -136,7 +138,7 @@ def logout(page, request):
         if page.sessions[t] is s:
             del page.sessions[t]
     s[0] = -1  # expired: a live stream on it ends (page.stream)
-    return 200, JSON, "{}", ("Set-Cookie: %s=; Path=/; Max-Age=0\r\n" % COOKIE).encode()
+    return 200, JSON, "{}", ("Set-Cookie: %s=; Path=/; Max-Age=0\r\n" % _COOKIE).encode()
 
 
 def _random():

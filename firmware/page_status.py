@@ -10,8 +10,6 @@ from httpd import JSON, refusal
 from reading import put
 
 _NONE = const(-32768)  # page.NONE: a slot with no reading
-ASSET = "page.html.gz"  # on flash beside the modules (hanctl install; hanctl run copies it)
-HTML = "text/html; charset=utf-8"
 
 
 def day_chart(page, request):
@@ -86,11 +84,11 @@ def session(page, request):
 
 
 def asset(page, request):
-    try:
-        f = open(ASSET, "rb")
+    try:  # on flash beside the modules (hanctl install; hanctl run copies it)
+        f = open("page.html.gz", "rb")
     except OSError:
         return refusal(404, "page.html.gz is not on the dongle: hanctl install copies it")
-    return 200, HTML, f, b"Content-Encoding: gzip\r\n"
+    return 200, "text/html; charset=utf-8", f, b"Content-Encoding: gzip\r\n"
 
 
 def _ring(buf, ring, slot, step, now, uptime):

@@ -23,7 +23,7 @@ import local_api
 import rig
 from hanctl import encoder
 from hanctl.simulate import Server, line_seconds
-from httpd import HEAD_MAX
+from httpd import _HEAD_MAX as HEAD_MAX
 from reading import to_json
 
 needs_broker = pytest.mark.skipif(
@@ -166,7 +166,7 @@ def test_hostile_clients_are_refused_counted_and_the_dongle_keeps_publishing(par
         assert status(answer) == code, (name, answer[:200])
         assert b'"error"' in answer, name
     # A head sent a byte at a time: 408 after the dongle's 5 s, then closed. Meanwhile a
-    # second client is served if the heap has its buffer (httpd.CLIENTS_MAX: 1.3 KB in one
+    # second client is served if the heap has its buffer (httpd._CLIENTS_MAX: 1.3 KB in one
     # piece, made for it); after these refusals at 96K it often has not, and the client is
     # closed unanswered and counted `memory` (checked in the stats below), never left hanging.
     second = None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import runtime
 
-ASSET = "page.html.gz"  # firmware/page.py's ASSET
+ASSET = "page.html.gz"  # the name firmware/page_status.py opens
 LIMIT = 60 * 1024  # the page's weight, gzipped (README, "The page")
 
 
