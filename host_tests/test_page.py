@@ -364,6 +364,55 @@ def test_a_browser_logs_in_sees_the_reading_and_saves_settings(parts, tmp_path):
             shutil.copyfile(p, rig.Path(__file__).parents[1] / "docs" / p.name)
 
 
+def counting(gap=0.3):
+    """Readings whose import power rises by 1 W each: a page that shows a newer one read
+    it after the one before."""
+    for i in range(100000):
+        frame = encoder.aidon(3, {"p_import": 1000 + i, "p_export": 0})
+        yield line_seconds(frame), frame
+        yield gap, b""
+
+
+@needs_broker
+def test_two_browser_tabs_follow_the_live_reading_at_96k(parts):
+    """One tab holds the stream; the other is refused it (503) and polls /page/live: both
+    show each new reading, and the dongle publishes on (its heap the default, 96K)."""
+    sync_api = _browser()
+    dongle, sub, port, _ = start(parts, frames=counting())
+    url = f"http://127.0.0.1:{port}/"
+
+    def power(tab):
+        return json.loads(tab.get_attribute("#v-active_power_import", "data-value"))
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context()  # one cookie jar: two tabs of one browser
+        first = context.new_page()
+        first.goto(url)
+        first.fill("#password", PASSWORD)
+        first.click("#login-form button")
+        first.wait_for_selector("#v-active_power_import")
+        second = context.new_page()  # logged in already (the session's cookie)
+        second.goto(url)
+        second.wait_for_selector("#v-active_power_import")
+        cookie = "Cookie: " + "; ".join(f"{c['name']}={c['value']}" for c in context.cookies())
+        for _ in range(3):  # three readings more, each seen by both tabs
+            newest = max(power(first), power(second))
+            for tab in (first, second):
+                rig.wait_for(lambda tab=tab, newest=newest: power(tab) > newest, 20,
+                             why=f"a reading after {newest} in a tab", dongle=dongle)  # fmt: skip
+        web = web_counts(port, cookie)
+        browser.close()
+    # The second tab was refused the stream (503; or, at 96K, closed for want of a second
+    # client buffer just then, counted `memory`) and polled /page/live instead.
+    assert web.get("503", 0) + web.get("memory", 0) >= 1, web
+    assert web.get("200", 0) >= 3, web
+    bad = [x for x in dongle.output if "MemoryError" in x or "Traceback" in x]
+    assert not bad, bad
+    n = len(sub.on("/reading"))
+    sub.wait("/reading", n + 2)
+
+
 def open_stream(port, cookie, rcvbuf=None):
     """A socket that asked for /page/stream (cookie: its header line, or None); rcvbuf: a
     receive buffer and segment size this small, set before the connection (a client that
@@ -390,8 +439,8 @@ def asked(port, method, path, body=None, headers=()):
     for i in range(5):
         try:
             got = http(port, method, path, body, headers)
-        except OSError:  # closed unanswered: no buffer for it just now
-            got = (0,)
+        except OSError as err:  # closed unanswered: no buffer for it just now
+            got = (0, {}, repr(err).encode())
         if got[0] not in (0, 500):
             break
         time.sleep(0.3 * (i + 1))
