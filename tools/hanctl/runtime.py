@@ -299,8 +299,9 @@ def compile_firmware(out_dir=None, opt=None, march=None):
     return out
 
 
-def short_alias(folder):
-    """A short path to folder (/tmp/hp<8 hex>-<its name>, a symlink of ours), or folder.
+def short_alias(folder, name=None):
+    """A short path to folder, one of the repository's (/tmp/hp<8 hex>-<its name>, a
+    symlink of ours), or folder.
 
     MicroPython interns the path of every module it loads as a qstr in the heap
     (py/builtinimport.c, do_load: qstr_from_str(file_str)). A board loads "framing.mpy"
@@ -308,11 +309,15 @@ def short_alias(folder):
     bytes more for each of a dongle's ~30 modules, and a heap that depended on where the
     clone is: an import measured 2,368 B in /work/main and 2,576 B in CI. The script's
     folder and the other module folders are interned as well (sys.path). Through aliases
-    every clone's interpreter holds the same, each module 23 bytes more than on a board.
+    every clone's interpreter holds the same, each module 25 bytes more than on a board.
     """
     folder = Path(folder).resolve()
-    # Its own name ends the alias (a model module finds its folder on sys.path by it)
-    link = Path("/tmp") / f"hp{hashlib.sha1(bytes(folder)).hexdigest()[:8]}-{folder.name}"
+    if repo_root() not in folder.parents:  # a temporary folder: no alias left behind
+        return folder
+    # The folder's name (or `name`) ends the alias: a model module finds its folder on
+    # sys.path by it, and every build of the firmware is named alike, whatever its tag.
+    tail = name or folder.name
+    link = Path("/tmp") / f"hp{hashlib.sha1(bytes(folder)).hexdigest()[:8]}-{tail}"
     try:
         if os.readlink(link) == str(folder) and link.lstat().st_uid == os.getuid():
             return link
@@ -340,7 +345,7 @@ def micropython_env(extra_paths=(), compiled=True):
     modules then run from the image instead of being loaded into the heap.
     """
     env = dict(os.environ)
-    fw = short_alias(compile_firmware()) if compiled else firmware_dir()
+    fw = short_alias(compile_firmware(), "firmware") if compiled else firmware_dir()
     parts = [str(fw), *(str(short_alias(p)) for p in extra_paths), ".frozen"]
     if frozen_exe():
         parts.insert(0, parts.pop())
