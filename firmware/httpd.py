@@ -86,6 +86,9 @@ class Server:
         self._kept = bytearray(_HEAD_MAX)  # the first client's head buffer, free when set
         self.clients = 0
         self.listener = None
+        # Called when an answer or a client's buffer found no room in the heap (the owner's
+        # page ends its live stream then: Page.make_room), or None.
+        self.on_memory = None
 
     def route(self, path, handler, method="GET"):
         """Serve handler(request) at path. It returns (status, content type, body as str or
@@ -94,8 +97,9 @@ class Server:
         it is sent in pieces of the request's buffer, no heap per byte, and closed. It may be
         a stream: an object whose `async stream(writer, server)` writes the answer's body for
         as long as it lasts (the page's live readings), each piece in the server's kept buffer
-        when it is free (`_kept`, taken and given back), sent with no Content-Length, its end
-        the connection's; the route bounds how many run, and `close()` is called after.
+        while no request has it (`_kept`, used in place between two awaits), sent with no
+        Content-Length, its end the connection's; the route bounds how many run, and
+        `close()` is called after.
         A POST route gets request.body, at most _BODY_MAX."""
         self.routes[path] = (method, handler)
 
@@ -145,6 +149,8 @@ class Server:
         """Count key (a status code, or a word such as "busy") in `counts`."""
         if key.__class__ is int:  # a status code: JSON keys are text (the stats message)
             key = "%d" % key
+        elif key == MEMORY and self.on_memory:
+            self.on_memory()
         self.counts[key] = self.counts.get(key, 0) + 1
 
     async def _client(self, reader, writer):
@@ -260,11 +266,19 @@ class Server:
             out = found[1](req)
             if not isinstance(out, tuple):
                 out = await out
-        # No room for the answer, in the heap or in its buffer: the meter comes first.
-        except (MemoryError, OverflowError):
+        # No room for the answer, in the heap or in its buffer: the meter comes first (and
+        # a live stream of the page's, if one runs, ends to make room).
+        except (MemoryError, OverflowError) as e:
+            if e.__class__ is MemoryError and self.on_memory:
+                self.on_memory()
             return _refused(self, 500, "no memory for this answer now")
-        self.count(out[0])
-        return out[0], out[1], out[2], out[3] if len(out) > 3 else b"", method == "HEAD"
+        try:
+            self.count(out[0])
+            return out[0], out[1], out[2], out[3] if len(out) > 3 else b"", method == "HEAD"
+        except MemoryError:  # a file or a stream made for the answer is not left open
+            if hasattr(out[2], "close"):
+                out[2].close()
+            raise
 
     async def _send(self, writer, out, buf):
         """Send the answer out (of _serve); a file body in pieces of buf."""

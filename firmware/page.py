@@ -71,6 +71,7 @@ def mount(server, dongle, hal, setup):
     None in setup mode; setup: serve the setup form alone, without a login. The Page."""
     page = Page(dongle, hal, setup)
     page.server = server
+    server.on_memory = page.make_room
     # Loaded once now and dropped, while the heap is in few pieces: their names are interned
     # for good (a qstr is never freed), so a later load needs room for their code alone.
     # Their first load at a page's request, into the heap the meter's frames fragment,
@@ -118,6 +119,8 @@ def _rare(page, name, settings=False):
     between requests. A live stream's code lives as long as its stream (page_stream.Live)."""
 
     def handler(request):
+        if name == "watch" and page.watcher is not None:  # not a second copy of its code
+            return refusal(503, "one live stream at a time")
         gc.collect()  # the room the code needs, in as few pieces as can be
         try:
             if name == "save" or name == "restart":  # alone: see page_save.py
@@ -129,10 +132,6 @@ def _rare(page, name, settings=False):
             else:
                 import page_status as views
             return getattr(views, name)(page, request)
-        except MemoryError:  # the page asks again (500): a live stream makes room for it
-            if page.watcher:
-                page.watcher = False  # ends; taken until its coroutine has (page_stream)
-            raise
         finally:  # also a load cut short by a MemoryError (500): none half there after
             sys.modules.pop("page_save", None)
             sys.modules.pop("page_settings", None)
@@ -163,8 +162,7 @@ class Page:
         self.week = array("h", [_NONE] * _WEEK_SLOTS)
         self.server = None  # httpd.Server, set by mount()
         self.slot = None  # [10-minute slot, power sum, count, hour, Wh at its start, sum, count]
-        # The one live stream's session while it runs; False while it ends, None without
-        self.watcher = None
+        self.watcher = None  # the one live stream (page_stream.Live) while it runs
 
     # The live view and the charts
 
@@ -179,7 +177,14 @@ class Page:
             self.readings += 1
             self._chart(reading)
         except MemoryError:
-            self.server.count("memory")
+            self.server.count("memory")  # and a live stream ends (make_room)
+
+    def make_room(self):
+        """The heap was short (httpd.Server.on_memory): the live stream, if one runs, ends
+        within a tick, its ~1.5 KB freed for the meter and the page's requests; the page
+        polls and asks for it again later."""
+        if self.watcher is not None:
+            self.watcher.session = None
 
     def _chart(self, reading):
         p = _wh(reading.get("active_power_import"), 0)
@@ -230,7 +235,7 @@ class Page:
         # a browser's cookies can fill most of the 1.3 KB head, and at 96K that text
         # sometimes found no room (500) where 32 bytes do.
         buf = request.buf
-        i = buf.find(b"hanport=", 0, request._n) + 8  # COOKIE's
+        i = buf.find(b"hanport=", 0, request._n) + 8  # page_settings._COOKIE's
         token = bytes(buf[i : i + 32]) if i > 7 else b""
         s = self.sessions.get(token)
         now = self.dongle.uptime.seconds()

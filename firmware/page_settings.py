@@ -92,7 +92,7 @@ async def login(page, request):
             del sessions[t]
     if len(sessions) >= _SESSIONS_MAX:
         oldest = min(sessions, key=lambda t: sessions[t][0])
-        sessions.pop(oldest)[0] = -1  # expired: a live stream on it ends (page.stream)
+        sessions.pop(oldest)[0] = -1  # expired: a live stream on it ends (page_stream)
     token = _random()
     csrf = _random()
     sessions[token.encode()] = [now + cfg["session_s"], csrf]  # bytes: as page._session reads it
@@ -137,7 +137,7 @@ def logout(page, request):
     for t in list(page.sessions):
         if page.sessions[t] is s:
             del page.sessions[t]
-    s[0] = -1  # expired: a live stream on it ends (page.stream)
+    s[0] = -1  # expired: a live stream on it ends (page_stream)
     return 200, JSON, "{}", ("Set-Cookie: %s=; Path=/; Max-Age=0\r\n" % _COOKIE).encode()
 
 

@@ -528,3 +528,105 @@ def test_a_stream_client_that_never_reads_is_dropped_and_counted(parts):
         assert got.startswith(b"HTTP/1.1 200")
     n = len(sub.on("/reading"))
     sub.wait("/reading", n + 1)
+
+
+def once(frame):
+    """A few readings, then a meter that says nothing."""
+    for _ in range(3):
+        yield line_seconds(frame), frame
+        yield 0.3, b""
+    while True:
+        yield 1.0, b""
+
+
+@needs_broker
+def test_a_quiet_meter_keeps_the_stream_alive_with_comments_and_head_frees_it(parts):
+    dongle, sub, port, _ = start(parts, frames=once(FRAME))
+    st, cookie, _ = login(port)
+    # HEAD: the head alone, and the one stream's place is not taken by it.
+    st, hdrs, body = http(port, "HEAD", "/page/stream", headers=[cookie])
+    assert st == 200 and hdrs["content-type"] == "text/event-stream" and body == b""
+    with open_stream(port, cookie) as s:
+        got = rig.read_until(s, lambda g: b"\n\n" in g.partition(b"\r\n\r\n")[2], 15)
+        assert got.startswith(b"HTTP/1.1 200"), got  # the newest values at once
+        began = time.monotonic()
+        got = rig.read_until(s, lambda g: b":\n\n" in g, 25)  # 15 s without a reading
+        assert got.endswith(b":\n\n") and 13 < time.monotonic() - began < 22, got
+
+
+@needs_broker
+def test_a_client_holding_the_servers_buffer_ends_the_stream_and_the_page_polls(parts):
+    dongle, sub, port, _ = start(parts)
+    st, cookie, _ = login(port)
+    with open_stream(port, cookie) as s:
+        rig.read_until(s, lambda g: b"\n\n" in g.partition(b"\r\n\r\n")[2], 15)
+        # A client that sends its head a little at a time holds the server's kept buffer
+        # for up to 5 s (then 408): the stream's events wait 2 s at most, then it ends.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+            slow.sendall(b"GET /page/live HTTP/1.1\r\n")
+            began = time.monotonic()
+            rig.read_until(s, lambda g: False, 10)  # to the stream's close
+            assert time.monotonic() - began < 5
+    st, _, body = asked(port, "GET", "/page/live", headers=[cookie])
+    assert st == 200 and json.loads(body)["active_power_import"]
+    with open_stream(port, cookie) as again:  # its place free again
+        assert rig.read_until(again, lambda g: b"\n\n" in g, 15).startswith(b"HTTP/1.1 200")
+
+
+@needs_broker
+def test_a_save_beside_another_clients_stream_is_taken(parts):
+    dongle, sub, port, cfg = start(parts)
+    _, watcher, _ = login(port)
+    st, cookie, csrf = login(port)  # another browser, its own session
+    with open_stream(port, watcher) as s:
+        rig.read_until(s, lambda g: b"\n\n" in g.partition(b"\r\n\r\n")[2], 15)
+        csrf_h = [cookie, "X-CSRF: " + csrf]
+        st, _, body = asked(port, "GET", "/page/config", headers=csrf_h)
+        assert st == 200, body
+        new = json.loads(body)["config"]
+        new["hostname"] = "hanport-beside"
+        st, _, body = asked(port, "POST", "/page/save", new, csrf_h)
+        assert st == 200, body
+    running = "hanport: running: 1 destination(s)"  # the dongle restarted into it
+    rig.wait_for(lambda: dongle.output.count(running) == 2, 30, dongle=dongle)
+    assert json.loads((dongle.state / "config.json").read_text())["hostname"] == "hanport-beside"
+
+
+def test_a_stream_is_claimed_only_once_its_answer_is_made_and_ends_when_the_heap_is_short(
+    monkeypatch,
+):
+    """page_stream.watch() and Page.make_room, in CPython: a MemoryError while the stream's
+    answer is made leaves no claim behind (every later stream would be refused 503), and
+    the server counting `memory` anywhere asks the stream to end."""
+    import types
+
+    import httpd
+    import page
+    import page_stream
+
+    dongle = types.SimpleNamespace(
+        cfg={"page": {"session_s": 600}}, uptime=types.SimpleNamespace(seconds=lambda: 100)
+    )
+    pg = page.Page(dongle, None, False)
+    server = pg.server = httpd.Server()
+    server.on_memory = pg.make_room
+    token = b"0123456789abcdef0123456789abcdef"
+    pg.sessions[token] = [1000, "csrf"]
+    head = bytearray(b"GET /page/stream HTTP/1.1\r\nCookie: hanport=" + token + b"\r\n\r\n")
+    request = httpd.Request("GET", "/page/stream", "", head, len(head))
+
+    def no_room(*args):
+        raise MemoryError
+
+    with monkeypatch.context() as m:
+        m.setattr(page_stream.Live, "__init__", no_room)
+        with pytest.raises(MemoryError):
+            page_stream.watch(pg, request)
+    assert pg.watcher is None
+    status, ctype, live = page_stream.watch(pg, request)
+    assert (status, ctype) == (200, "text/event-stream") and pg.watcher is live
+    assert live.session is pg.sessions[token]
+    server.count("memory")  # a reading or a request found no room
+    assert live.session is None and server.counts["memory"] == 1
+    live.close()
+    assert pg.watcher is None

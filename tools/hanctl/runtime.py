@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -323,7 +324,7 @@ def short_alias(folder, name=None):
             return link
     except OSError:  # not there yet (or not a link: then replacing it fails below)
         pass
-    tmp = link.with_name(f"{link.name}.{os.getpid()}.tmp")
+    tmp = link.with_name(f"{link.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -7,8 +7,9 @@ let csrf = "";
 let setup = false;
 
 // One request at a time: the dongle serves two clients at once and closes a third at once
-// (firmware/httpd.py, CLIENTS_MAX), so the page never opens more than one itself, and
-// tries again after a close.
+// (firmware/httpd.py, _CLIENTS_MAX), so the page never has more than one request open
+// itself (besides the live stream, which holds no client place), and tries again after a
+// close.
 let queue = Promise.resolve();
 function call(path, body) {
   const run = queue.then(() => send(path, body));
@@ -83,8 +84,11 @@ $("login-form").addEventListener("submit", async (ev) => {
 });
 
 $("logout").addEventListener("click", async () => {
+  const token = csrf;
+  stop(); // first: the stream's end must not start polling into a 401
+  csrf = token; // the log-out request still carries it
   await call("/page/logout", {});
-  stop();
+  csrf = "";
   showLogin("logged out");
 });
 
@@ -123,18 +127,29 @@ async function start() {
 // every 30 s. The counters come every 5 s (which also keeps the session in use).
 let stream = null;
 let counters = null;
+let retry = null; // the one pending try of the stream again
+let saving = false; // a save is under way: no stream meanwhile
+function later() {
+  clearTimeout(retry);
+  retry = setTimeout(() => { retry = null; if (timer && csrf) watch(); }, 30000);
+}
+
 function watch() {
+  clearTimeout(retry); retry = null;
   if (stream) return;
-  stream = new EventSource("/page/stream");
-  stream.onopen = () => { if (timer) { clearInterval(timer); timer = null; } };
-  stream.onmessage = (ev) => { try { show(JSON.parse(ev.data)); } catch (e) { /* a cut event */ } };
-  stream.onerror = () => {
+  if (saving) return later();
+  const es = new EventSource("/page/stream");
+  stream = es;
+  es.onopen = () => { if (timer) { clearInterval(timer); timer = null; } };
+  es.onmessage = (ev) => { try { show(JSON.parse(ev.data)); } catch (e) { /* a cut event */ } };
+  es.onerror = () => {
     // Refused (503: another has it; 401: no session), or ended: polled instead, the
     // stream tried again later (a poll's 401 shows the login).
-    stream.close();
+    es.close();
+    if (stream !== es) return; // closed by the page itself meanwhile
     stream = null;
     if (!timer) { timer = setInterval(tick, 1000); tick(); }
-    setTimeout(() => { if (timer && csrf) watch(); }, 30000);
+    later();
   };
 }
 
@@ -149,6 +164,7 @@ function stop() {
   clearInterval(timer); timer = null;
   clearInterval(counters); counters = null;
   clearInterval(chartTimer); chartTimer = null;
+  clearTimeout(retry); retry = null;
   if (stream) { stream.close(); stream = null; }
   csrf = "";
 }
@@ -401,8 +417,10 @@ $("settings-form").addEventListener("submit", async (ev) => {
   // A save needs most of what a dongle with 96K has free: the live stream goes first (the
   // dongle sees it closed within 100 ms and drops its code), and comes back after a refusal.
   const watching = !!stream;
+  saving = true;
   if (stream) { stream.close(); stream = null; await new Promise((ok) => setTimeout(ok, 300)); }
   const r = await call("/page/save", collect());
+  saving = false;
   if (r.status === 200) {
     $("settings-ok").textContent = "Saved. The dongle checks the settings as it restarts; log in again in a few seconds (a setting it refuses is shown here, at its field).";
     return;
