@@ -181,7 +181,7 @@ class Page:
 
     def make_room(self):
         """The heap was short (httpd.Server.on_memory): the live stream, if one runs, ends
-        within a tick, its ~1.5 KB freed for the meter and the page's requests; the page
+        within a tick, its ~1.6 KB freed for the meter and the page's requests; the page
         polls and asks for it again later."""
         if self.watcher is not None:
             self.watcher.session = None

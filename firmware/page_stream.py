@@ -18,7 +18,7 @@
 #   no buffer for an event   a request held the server's buffer 2 s (a client sending
 #                            its head slowly): the page polls, and tries again later
 #   an event too large       for 4 KB (a meter of very many fields)
-# Memory first because at 96K with one destination a running stream's ~1.5 KB (its
+# Memory first because at 96K with one destination a running stream's ~1.6 KB (its
 # coroutine, streams, socket and this code) were what a settings save lacked
 # (docs/performance.md).
 

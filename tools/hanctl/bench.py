@@ -102,6 +102,11 @@ def register(subparsers):
         "reading /page/live twice a second all along, and a second one holding /page/stream",
     )
     parser.add_argument(
+        "--no-stream",
+        action="store_true",
+        help="with --page: no client holds /page/stream (what the page costs without it)",
+    )
+    parser.add_argument(
         "--page-clients",
         type=int,
         metavar="N",
@@ -315,5 +320,6 @@ def run_command(args):
         shape["tariff"] = args.tariff
         shape["page"] = args.page_clients or args.page  # True: one client
         shape["registers"] = args.registers
+        shape["stream"] = not args.no_stream
         print(bench_pipeline.report(heap=heap, tls=args.tls, **shape))
     return 0

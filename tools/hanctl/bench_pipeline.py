@@ -65,6 +65,7 @@ def report(
     tariff=False,
     page=False,
     registers=False,
+    stream=True,
 ):
     """Markdown report of one pipeline run at `heap` (default: the image's, runtime.
     default_heap; and at FALLBACK_HEAP if that fails): `frames` paced frames for latency,
@@ -76,13 +77,14 @@ def report(
     "tariff" and every 20th frame an Aidon List 3 an hour after the last (the account's code
     loaded for each, its state written) if `tariff`; the owner's page on, a logged-in
     client reading /page/live every POLL_S, if `page` (a number: that many clients at once,
-    every other one reading the page's file instead); every 20th frame a List 3 as with
-    `tariff`, without one in the config, if `registers`."""
+    every other one reading the page's file instead), and one more client holding
+    /page/stream unless `stream` is False; every 20th frame a List 3 as with `tariff`,
+    without one in the config, if `registers`."""
     missing = _missing_parts(tls)
     if missing:
         return f"# hanctl bench --pipeline\n\nNot run: {missing}."
     heap = heap or runtime.default_heap()
-    shape = (tls, destinations, discovery, ciphered, local_api, tariff, page, registers)
+    shape = (tls, destinations, discovery, ciphered, local_api, tariff, page, registers, stream)
     runs = [measure(heap, frames, burst, gap, idle, *shape)]
     if runs[0]["problem"] and _heap_bytes(heap) != _heap_bytes(FALLBACK_HEAP):
         runs.append(measure(FALLBACK_HEAP, frames, burst, gap, idle, *shape))
@@ -120,6 +122,7 @@ def measure(
     tariff=False,
     page=False,
     registers=False,
+    stream=True,
 ):
     """One run at `heap`: a dict of what was measured, `problem` None if it ran cleanly."""
     run = {"heap": heap, "problem": None, "latency": [], "latency_returned": []}
@@ -173,10 +176,10 @@ def measure(
                         poller = Poller(f"http://{http}/page/live", POLL_S, login=PAGE_PASSWORD)
                     parts.append(poller)
                     run.setdefault("pollers", []).append(poller)
-                # and one more holds the live stream, as the page in a browser does
-                watcher = Watcher(f"http://{http}/page/stream", PAGE_PASSWORD)
-                parts.append(watcher)
-                run["stream"] = watcher.answers
+                if stream:  # and one more holds the live stream, as the page in a browser
+                    watcher = Watcher(f"http://{http}/page/stream", PAGE_PASSWORD)
+                    parts.append(watcher)
+                    run["stream"] = watcher.answers
             hourly = tariff or registers
             _session(run, sub, line, dongle, frames, burst, gap, idle, ciphered, hourly)
         finally:
@@ -364,6 +367,7 @@ def _markdown(
     tariff=False,
     page=False,
     registers=False,
+    stream=True,
 ):
     last = runs[-1]
     lines = [
@@ -388,7 +392,7 @@ def _markdown(
                 if page > 1
                 else ""
             )
-            + ", and /page/stream held by one more client"
+            + (", and /page/stream held by one more client" if stream else "")
             if page
             else ""
         )
