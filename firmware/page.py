@@ -120,6 +120,8 @@ def _rare(page, name, settings=False):
 
     def handler(request):
         if name == "watch" and page.watcher is not None:  # not a second copy of its code
+            if page._session(request) is None:
+                return refusal(401, "log in")
             return refusal(503, "one live stream at a time")
         gc.collect()  # the room the code needs, in as few pieces as can be
         try:
