@@ -474,6 +474,8 @@ def test_the_live_stream_sends_each_reading_to_one_session_at_a_time(parts):
         # beside the stream, the live value as the stream has it.
         with open_stream(port, cookie) as second:
             assert rig.read_until(second, lambda g: False, 10).startswith(b"HTTP/1.1 503")
+        with open_stream(port, None) as anyone:  # without a session: told nothing of it
+            assert rig.read_until(anyone, lambda g: False, 10).startswith(b"HTTP/1.1 401")
         st, _, body = http(port, "GET", "/page/live", headers=[cookie])
         assert st == 200 and json.loads(body) == want
         assert web_counts(port, cookie)["503"] == 1
