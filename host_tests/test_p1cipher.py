@@ -279,12 +279,6 @@ def long_telegram(power):
     shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists(),
     reason="Debian's mosquitto is not installed (.ci/run installs it)",
 )
-@pytest.mark.xfail(
-    reason="heap at 96K: since the names' diet 16 runs of 16 passed here (8 beside two busy "
-    "loops; 0 of 8 before), but one failed in CI, a telegram counted `memory`: the margin "
-    "is thin (docs/performance.md)",
-    strict=False,
-)
 def test_a_dongle_at_96k_reads_every_long_ciphered_telegram(tmp_path):
     """A dongle of one destination on the owner's image at 96K (`hanctl run`), a
     Luxembourg meter sending 1,128-byte telegrams: each is published, none counted
@@ -293,7 +287,8 @@ def test_a_dongle_at_96k_reads_every_long_ciphered_telegram(tmp_path):
     room (1 run in 5 here): the 8 after it are the test. It failed in each of 8 runs
     beside two busy loops until the P1 dongle's names fit five qstr pools (docs/
     performance.md, "The names a dongle with discovery holds"); 16 of 16 here since, one
-    failure in CI."""
+    failure in an early CI run, then 10 of 10 beside the loops with module paths as short
+    as a board's (runtime.short_alias)."""
     from hanctl.broker import Mosquitto
     from hanctl.loopback import Dongle, Line, Subscriber
 
