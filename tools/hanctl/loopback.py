@@ -297,7 +297,7 @@ class Watcher(Poller):
                         if n:
                             self.answers["events"] = self.answers.get("events", 0) + n
                             got = got[got.rfind(b"\n\n") + 2 :]
-            except OSError as err:  # refused before the dongle listens, reset
+            except (OSError, ValueError) as err:  # refused before it listens, reset, garbled
                 key = type(err).__name__
                 self.answers[key] = self.answers.get(key, 0) + 1
             self._stop.wait(self.every)
