@@ -86,8 +86,9 @@ class Server:
         self._kept = bytearray(_HEAD_MAX)  # the first client's head buffer, free when set
         self.clients = 0
         self.listener = None
-        # Called when an answer or a client's buffer found no room in the heap (the owner's
-        # page ends its live stream then: Page.make_room), or None.
+        # Called when a route's answer found no room in the heap (the owner's page ends its
+        # live stream then: Page.make_room), or None. Not for a second client's buffer: two
+        # browser tabs' requests meet often, and each is asked again by its page.
         self.on_memory = None
 
     def route(self, path, handler, method="GET"):
@@ -149,8 +150,6 @@ class Server:
         """Count key (a status code, or a word such as "busy") in `counts`."""
         if key.__class__ is int:  # a status code: JSON keys are text (the stats message)
             key = "%d" % key
-        elif key == MEMORY and self.on_memory:
-            self.on_memory()
         self.counts[key] = self.counts.get(key, 0) + 1
 
     async def _client(self, reader, writer):

@@ -179,12 +179,13 @@ class Page:
             self.readings += 1
             self._chart(reading)
         except MemoryError:
-            self.server.count("memory")  # and a live stream ends (make_room)
+            self.server.count("memory")
+            self.make_room()  # the meter first
 
     def make_room(self):
-        """The heap was short (httpd.Server.on_memory): the live stream, if one runs, ends
-        within a tick, its ~1.6 KB freed for the meter and the page's requests; the page
-        polls and asks for it again later."""
+        """The heap was short for a reading or a route's answer (httpd.Server.on_memory):
+        the live stream, if one runs, ends within a tick, its ~1.6 KB freed for the meter and
+        the page's requests; the page polls and asks for it again later."""
         if self.watcher is not None:
             self.watcher.session = None
 

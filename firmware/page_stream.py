@@ -14,7 +14,8 @@
 #   the client left          it closed its end (seen within a tick), a write failed
 #                            (`gone` then), or a comment sent after 15 s without an
 #                            event was not taken (a peer gone without a word)
-#   the heap is short        a request found no room, or a reading (Page.make_room)
+#   the heap is short        a route's answer found no room, or a reading did
+#                            (Page.make_room; not a second client's buffer)
 #   no buffer for an event   a request held the server's buffer 2 s (a client sending
 #                            its head slowly): the page polls, and tries again later
 #   an event too large       for 4 KB (a meter of very many fields)

@@ -396,6 +396,12 @@ def test_two_browser_tabs_follow_the_live_reading_at_96k(parts):
         second.goto(url)
         second.wait_for_selector("#v-active_power_import")
         cookie = "Cookie: " + "; ".join(f"{c['name']}={c['value']}" for c in context.cookies())
+        polls = [0, 0]  # each tab's requests for /page/live from now on
+        for i, tab in enumerate((first, second)):
+            tab.on(
+                "request",
+                lambda r, i=i: r.url.endswith("/page/live") and polls.__setitem__(i, polls[i] + 1),
+            )
         for _ in range(3):  # three readings more, each seen by both tabs
             newest = max(power(first), power(second))
             for tab in (first, second):
@@ -407,6 +413,7 @@ def test_two_browser_tabs_follow_the_live_reading_at_96k(parts):
     # client buffer just then, counted `memory`) and polled /page/live instead.
     assert web.get("503", 0) + web.get("memory", 0) >= 1, web
     assert web.get("200", 0) >= 3, web
+    assert min(polls) == 0 and max(polls) >= 1, (polls, web)  # one by the stream, one polling
     bad = [x for x in dongle.output if "MemoryError" in x or "Traceback" in x]
     assert not bad, bad
     n = len(sub.on("/reading"))
@@ -598,8 +605,8 @@ def test_a_stream_is_claimed_only_once_its_answer_is_made_and_ends_when_the_heap
     monkeypatch,
 ):
     """page_stream.watch() and Page.make_room, in CPython: a MemoryError while the stream's
-    answer is made leaves no claim behind (every later stream would be refused 503), and
-    the server counting `memory` anywhere asks the stream to end."""
+    answer is made leaves no claim behind (every later stream would be refused 503), and a
+    reading that finds no room asks the stream to end (a second client's buffer not)."""
     import types
 
     import httpd
@@ -628,7 +635,14 @@ def test_a_stream_is_claimed_only_once_its_answer_is_made_and_ends_when_the_heap
     status, ctype, live = page_stream.watch(pg, request)
     assert (status, ctype) == (200, "text/event-stream") and pg.watcher is live
     assert live.session is pg.sessions[token]
-    server.count("memory")  # a reading or a request found no room
-    assert live.session is None and server.counts["memory"] == 1
+    server.count("memory")  # a second client's buffer not there: the stream goes on
+    assert live.session is not None
+
+    def short(reading):
+        raise MemoryError
+
+    monkeypatch.setattr(pg, "_chart", short)
+    pg.offer({"active_power_import": 1}, 0)  # a reading found no room: the meter first
+    assert live.session is None and server.counts["memory"] == 2
     live.close()
     assert pg.watcher is None

@@ -124,33 +124,47 @@ async function start() {
 // The live view: the dongle's stream (GET /page/stream, one server-sent event a reading,
 // every 2.5-10 s). It serves one browser at a time: another tab, or this one while the
 // stream is refused or gone, polls /page/live once a second and tries the stream again
-// every 30 s. The counters come every 5 s (which also keeps the session in use).
-let stream = null;
+// every 10 s. The counters come every 5 s (which also keeps the session in use).
+let stream = null; // the EventSource; true while it is waiting for its turn
 let counters = null;
 let retry = null; // the one pending try of the stream again
 let saving = false; // a save is under way: no stream meanwhile
 function later() {
   clearTimeout(retry);
-  retry = setTimeout(() => { retry = null; if (timer && csrf) watch(); }, 30000);
+  retry = setTimeout(() => { retry = null; if (timer && csrf) watch(); }, 10000);
+}
+
+function unwatch() {
+  if (stream && stream !== true) stream.close();
+  stream = null;
 }
 
 function watch() {
   clearTimeout(retry); retry = null;
   if (stream) return;
   if (saving) return later();
-  const es = new EventSource("/page/stream");
-  stream = es;
-  es.onopen = () => { if (timer) { clearInterval(timer); timer = null; } };
-  es.onmessage = (ev) => { try { show(JSON.parse(ev.data)); } catch (e) { /* a cut event */ } };
-  es.onerror = () => {
-    // Refused (503: another has it; 401: no session), or ended: polled instead, the
-    // stream tried again later (a poll's 401 shows the login).
-    es.close();
-    if (stream !== es) return; // closed by the page itself meanwhile
-    stream = null;
-    if (!timer) { timer = setInterval(tick, 1000); tick(); }
-    later();
-  };
+  stream = true;
+  // Asked for between two of the page's requests (call()'s queue), never beside one: the
+  // dongle keeps one request buffer, and a second, which a stream asked for beside
+  // another request needs, is often not there at 96K (the stream then refused, `memory`).
+  queue = queue.then(() => new Promise((done) => {
+    if (stream !== true) return done(); // stopped meanwhile
+    setTimeout(done, 5000); // the queue never waits longer on an answer that does not come
+    const es = new EventSource("/page/stream");
+    stream = es;
+    es.onopen = () => { done(); if (timer) { clearInterval(timer); timer = null; } };
+    es.onmessage = (ev) => { try { show(JSON.parse(ev.data)); } catch (e) { /* a cut event */ } };
+    es.onerror = () => {
+      // Refused (503: another has it; 401: no session), or ended: polled instead, the
+      // stream tried again later (a poll's 401 shows the login).
+      done();
+      es.close();
+      if (stream !== es) return; // closed by the page itself meanwhile
+      stream = null;
+      if (!timer) { timer = setInterval(tick, 1000); tick(); }
+      later();
+    };
+  }));
 }
 
 async function tick() {
@@ -165,7 +179,7 @@ function stop() {
   clearInterval(counters); counters = null;
   clearInterval(chartTimer); chartTimer = null;
   clearTimeout(retry); retry = null;
-  if (stream) { stream.close(); stream = null; }
+  unwatch();
   csrf = "";
 }
 
@@ -418,7 +432,7 @@ $("settings-form").addEventListener("submit", async (ev) => {
   // dongle sees it closed within 100 ms and drops its code), and comes back after a refusal.
   const watching = !!stream;
   saving = true;
-  if (stream) { stream.close(); stream = null; await new Promise((ok) => setTimeout(ok, 300)); }
+  if (stream) { unwatch(); await new Promise((ok) => setTimeout(ok, 300)); }
   const r = await call("/page/save", collect());
   saving = false;
   if (r.status === 200) {
